@@ -1,0 +1,121 @@
+"""JSON encoding of arguments and results, with round-tripping of common Python types.
+
+Values JSON has no type for (datetime, date, time, Decimal, UUID) are written as
+``{"__djqueue__": "<type>", "v": "<text>"}`` and read back as the same type. Nothing is
+ever pickled. As in any JSON, tuples come back as lists and non-string dict keys as
+strings. The key ``__djqueue__`` is reserved in dicts passed through djqueue.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+TAG = "__djqueue__"
+
+
+def _tag(kind: str, text: str) -> dict[str, str]:
+    return {TAG: kind, "v": text}
+
+
+def _default(value: object) -> object:
+    # datetime is a subclass of date: test it first.
+    if isinstance(value, datetime.datetime):
+        return _tag("datetime", value.isoformat())
+    if isinstance(value, datetime.date):
+        return _tag("date", value.isoformat())
+    if isinstance(value, datetime.time):
+        return _tag("time", value.isoformat())
+    if isinstance(value, decimal.Decimal):
+        return _tag("decimal", str(value))
+    if isinstance(value, uuid.UUID):
+        return _tag("uuid", str(value))
+    raise TypeError(f"{type(value).__module__}.{type(value).__qualname__}")
+
+
+_DECODERS: dict[str, Callable[[str], object]] = {
+    "datetime": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat,
+    "time": datetime.time.fromisoformat,
+    "decimal": decimal.Decimal,
+    "uuid": uuid.UUID,
+}
+
+
+def _object_hook(obj: dict[str, Any]) -> object:
+    kind = obj.get(TAG)
+    if kind is not None and len(obj) == 2 and kind in _DECODERS:
+        return _DECODERS[kind](obj["v"])
+    return obj
+
+
+_encoder = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+_decoder = json.JSONDecoder(object_hook=_object_hook)
+
+
+def dumps(value: object) -> str:
+    """Encode ``value``; raise ``TypeError`` for anything JSON cannot carry."""
+    try:
+        return _encoder.encode(value)
+    except ValueError as exc:  # NaN or infinity: not valid JSON, refused by jsonb
+        raise TypeError(f"{exc}; use None or a string instead") from None
+
+
+def loads(text: str | None) -> Any:
+    """Decode what :func:`dumps` wrote (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    return _decoder.decode(text)
+
+
+def describe_unencodable(value: object) -> tuple[str, str] | None:
+    """Where in ``value`` JSON fails and why: ``("['when'][0]", "has type set")``."""
+    return _find(value, "")
+
+
+def _find(value: object, path: str) -> tuple[str, str] | None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool | type(None)):
+                return path, f"has a dict key of type {_type_name(key)} (keys must be str)"
+            found = _find(item, f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    try:
+        dumps(value)
+    except TypeError:
+        return path, f"has type {_type_name(value)}"
+    return None
+
+
+def _type_name(value: object) -> str:
+    cls = type(value)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+class Encoder(json.JSONEncoder):
+    """JSON encoder for model fields that stores values as :func:`dumps` does."""
+
+    def default(self, o: object) -> object:
+        return _default(o)
+
+
+class Decoder(json.JSONDecoder):
+    """JSON decoder for model fields that reads values back as :func:`loads` does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["object_hook"] = _object_hook
+        super().__init__(*args, **kwargs)

@@ -1,0 +1,384 @@
+"""Task definitions: the ``Task`` class, the ``@task`` decorator, and sending."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import functools
+import inspect
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from djqueue import codec, conf, ids, registry
+from djqueue.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
+from djqueue.records import NewJob
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PRIORITY_RANGE = (-100, 100)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a running task knows about its own invocation (``self.request``)."""
+
+    id: uuid.UUID | None = None
+    task: str = ""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    attempt: int = 0
+    queue: str = ""
+    priority: int = 0
+    eta: datetime.datetime | None = None
+    hostname: str = ""
+    is_eager: bool = False
+
+
+_NO_REQUEST = Request()
+_request: contextvars.ContextVar[Request] = contextvars.ContextVar("djqueue_request")
+
+
+def current_request() -> Request:
+    """The request of the task running in this thread or coroutine."""
+    return _request.get(_NO_REQUEST)
+
+
+def set_request(request: Request) -> contextvars.Token[Request]:
+    """Make ``request`` current; pass the token to :func:`reset_request` afterwards."""
+    return _request.set(request)
+
+
+def reset_request(token: contextvars.Token[Request]) -> None:
+    """Restore the request that was current before :func:`set_request`."""
+    _request.reset(token)
+
+
+class Task(Generic[P, R]):
+    """A function that can run in a worker. Made by ``@djqueue.task``."""
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        bind: bool = False,
+        max_retries: int | None = 3,
+        default_retry_delay: float = 180,
+        autoretry_for: Sequence[type[BaseException]] = (),
+        retry_backoff: bool | int = False,
+        retry_backoff_max: float = 600,
+        retry_jitter: bool = True,
+        ignore_result: bool = False,
+        expires: float | datetime.timedelta | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue = queue
+        self.priority = _check_priority(priority)
+        self.bind = bind
+        self.max_retries = max_retries
+        self.default_retry_delay = default_retry_delay
+        self.autoretry_for = tuple(autoretry_for)
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.retry_jitter = retry_jitter
+        self.ignore_result = ignore_result
+        self.expires = expires
+        functools.update_wrapper(self, fn)
+        self._parameters = _parameter_names(fn, bind)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as a plain call."""
+        return self.run(*args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> R:
+        """Call the wrapped function (with the task first when ``bind=True``)."""
+        if self.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> Request:
+        """The current invocation's request (empty outside a worker)."""
+        return _request.get(_NO_REQUEST)
+
+    # Sending --------------------------------------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Enqueue with these arguments; return an ``AsyncResult``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        expires: float | datetime.timedelta | datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | uuid.UUID | None = None,
+    ) -> Any:
+        """Enqueue with options; inside ``transaction.atomic()`` the job commits with it."""
+        from djqueue import result
+
+        job = self.prepare(
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            priority=priority,
+            task_id=task_id,
+        )
+        if conf.get("EAGER"):
+            return self._run_eagerly(job)
+        from djqueue import broker
+
+        broker.enqueue([job])
+        return result.AsyncResult(job.id)
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Like :meth:`delay`, but enqueue only once the current transaction commits."""
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Like :meth:`apply_async`, run at commit; the returned result's id is final."""
+        from djqueue import result
+
+        task_id = options.pop("task_id", None) or ids.new_id()
+        # Validate and encode now, so that bad arguments fail in the caller, not at commit.
+        self.prepare(args, kwargs, task_id=task_id, **options)
+        transaction.on_commit(
+            lambda: self.apply_async(args, kwargs, task_id=task_id, **options),
+            using=conf.get("DATABASE"),
+        )
+        return result.AsyncResult(ids.parse(task_id))
+
+    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[Any]:
+        """Enqueue one job per argument tuple in ``calls``, in one round trip per chunk."""
+        return self.apply_many(((args, {}) for args in calls), **options)
+
+    def apply_many(
+        self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Any
+    ) -> list[Any]:
+        """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
+        from djqueue import broker, result
+
+        jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
+        if conf.get("EAGER"):
+            return [self._run_eagerly(job) for job in jobs]
+        broker.enqueue(jobs)
+        return [result.AsyncResult(job.id) for job in jobs]
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | uuid.UUID | None = None,
+    ) -> Any:
+        """Run here, now, as a worker would; return an ``EagerResult`` (errors kept)."""
+        from djqueue import eager
+
+        job = self.prepare(args, kwargs, task_id=task_id)
+        return eager.run(self, job)
+
+    def _run_eagerly(self, job: NewJob) -> Any:
+        from djqueue import eager
+
+        outcome = eager.run(self, job)
+        outcome.maybe_throw()
+        return outcome
+
+    # Retrying -------------------------------------------------------------------
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        max_retries: int | None = None,
+        throw: bool = True,
+    ) -> Retry:
+        """Ask for this task to run again; use as ``raise self.retry(exc=exc)``.
+
+        With no retries left, re-raises ``exc`` (or ``MaxRetriesExceededError``).
+        """
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"task {self.name}[{request.id}] has used its {limit} retries"
+            )
+        if countdown is None and eta is None:
+            countdown = self.default_retry_delay
+        signal = Retry(exc=exc, countdown=countdown, eta=_aware(eta) if eta else None)
+        if throw:
+            raise signal
+        return signal
+
+    # Building jobs --------------------------------------------------------------
+
+    def prepare(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        expires: float | datetime.timedelta | datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | uuid.UUID | None = None,
+    ) -> NewJob:
+        """Validate and encode a call into a :class:`NewJob`; raise on bad input."""
+        args = () if args is None else args
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(args, list | tuple):
+            raise TypeError(f"args of {self.name} must be a list or tuple, not {type(args)}")
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs of {self.name} must be a dict, not {type(kwargs)}")
+        args_json, kwargs_json = self._encode(args, kwargs)
+        if countdown is not None and eta is not None:
+            raise ValueError("give countdown or eta, not both")
+        expires = self.expires if expires is None else expires
+        return NewJob(
+            id=ids.new_id() if task_id is None else ids.parse(task_id),
+            task_name=self.name,
+            queue=_check_queue(queue or self.queue or conf.get("DEFAULT_QUEUE")),
+            priority=self.priority if priority is None else _check_priority(priority),
+            args=args_json,
+            kwargs=kwargs_json,
+            max_attempts=None if self.max_retries is None else self.max_retries + 1,
+            eta=_aware(eta) if eta is not None else None,
+            countdown=_seconds(countdown, "countdown") if countdown is not None else None,
+            expires_at=_aware(expires) if isinstance(expires, datetime.datetime) else None,
+            expires_in=(
+                _seconds(expires, "expires")
+                if expires is not None and not isinstance(expires, datetime.datetime)
+                else None
+            ),
+        )
+
+    def _encode(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+        try:
+            args_json, kwargs_json = codec.dumps(list(args)), codec.dumps(kwargs)
+        except TypeError as exc:
+            raise TypeError(self._unencodable(args, kwargs, exc)) from None
+        size = len(args_json) + len(kwargs_json)
+        cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+        if size > cap:
+            raise PayloadTooLarge(
+                f"arguments of {self.name} are {size} bytes as JSON, over the "
+                f"MAX_PAYLOAD_BYTES limit of {cap}; store large data elsewhere (a model "
+                "row, a file) and pass its key"
+            )
+        return args_json, kwargs_json
+
+    def _unencodable(self, args: Sequence[Any], kwargs: dict[str, Any], exc: Exception) -> str:
+        labelled = [(self._label(index), value) for index, value in enumerate(args)] + [
+            (f"argument {key!r}", value) for key, value in kwargs.items()
+        ]
+        for label, value in labelled:
+            found = codec.describe_unencodable(value)
+            if found:
+                path, problem = found
+                return (
+                    f"cannot send {self.name}: {label}{path} {problem}, which JSON cannot "
+                    "carry; pass plain data instead (ids, strings, numbers, lists, dicts, "
+                    "dates and times, Decimal, UUID)"
+                )
+        return f"cannot send {self.name}: {exc}"
+
+    def _label(self, index: int) -> str:
+        if index < len(self._parameters):
+            return f"argument {self._parameters[index]!r} (args[{index}])"
+        return f"args[{index}]"
+
+
+def _parameter_names(fn: Callable[..., Any], bind: bool) -> list[str]:
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    positional = [
+        p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return positional[1:] if bind else positional
+
+
+def _check_priority(priority: int) -> int:
+    low, high = PRIORITY_RANGE
+    if not isinstance(priority, int) or isinstance(priority, bool) or not low <= priority <= high:
+        raise ValueError(f"priority must be a whole number from {low} to {high}, not {priority!r}")
+    return priority
+
+
+def _check_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not queue or len(queue) > 100:
+        raise ValueError(f"queue must be a non-empty name of at most 100 characters: {queue!r}")
+    return queue
+
+
+def _seconds(value: float | datetime.timedelta, label: str) -> float:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{label} must be seconds (a number) or a timedelta, not {value!r}")
+    return float(value)
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    if not isinstance(moment, datetime.datetime):
+        raise TypeError(f"expected a datetime, not {moment!r}")
+    if timezone.is_naive(moment):
+        # A naive moment means local time, as in the rest of Django.
+        zone = timezone.get_current_timezone() if settings.USE_TZ else datetime.UTC
+        return timezone.make_aware(moment, zone)
+    return moment
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make ``fn`` a task: ``@task`` or ``@task(name=..., queue=..., ...)``."""
+
+    def decorate(function: Callable[P, R]) -> Task[P, R]:
+        made: Task[P, R] = Task(function, **options)
+        registry.register(made)
+        return made
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+shared_task = task

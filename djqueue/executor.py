@@ -1,0 +1,183 @@
+"""Run one claimed job and say what came of it. Never touches the database."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback as tb
+from typing import Any
+
+from djqueue import backoff, codec, conf, definition, registry, states
+from djqueue.exceptions import NotRegistered, PayloadTooLarge, Retry, qualified_name
+from djqueue.records import ClaimedJob, Outcome
+
+logger = logging.getLogger("djqueue.worker")
+
+REVOKED_TYPE = "djqueue.exceptions.TaskRevokedError"
+
+
+def execute(job: ClaimedJob, *, is_eager: bool = False) -> Outcome:
+    """Run ``job``'s task with its arguments and return the outcome."""
+    started = time.perf_counter()
+    outcome = _execute(job, is_eager)
+    outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
+    _log(outcome)
+    return outcome
+
+
+def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
+    if job.expired:
+        return _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
+    try:
+        task = registry.get(job.task_name)
+    except NotRegistered as exc:
+        return _ended(job, states.FAILURE, qualified_name(NotRegistered), str(exc))
+    args: list[Any] = codec.loads(job.args)
+    kwargs: dict[str, Any] = codec.loads(job.kwargs)
+    token = definition.set_request(_request(job, args, kwargs, is_eager))
+    try:
+        value = task.run(*args, **kwargs)
+    except Retry as signal:
+        return _retried(job, signal)
+    except Exception as exc:
+        return _failed_or_retried(task, job, exc)
+    finally:
+        definition.reset_request(token)
+    return _succeeded(task, job, value)
+
+
+def _request(
+    job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
+) -> definition.Request:
+    return definition.Request(
+        id=job.id,
+        task=job.task_name,
+        args=tuple(args),
+        kwargs=kwargs,
+        retries=job.retries,
+        attempt=job.attempt,
+        queue=job.queue,
+        priority=job.priority,
+        eta=job.eta,
+        hostname=job.worker,
+        is_eager=is_eager,
+    )
+
+
+def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
+    if task.ignore_result:
+        return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS)
+    try:
+        encoded = codec.dumps(value)
+    except TypeError as exc:
+        found = codec.describe_unencodable(value)
+        detail = f"result{found[0]} {found[1]}" if found else str(exc)
+        return _failure(job, TypeError(f"the task returned a value JSON cannot carry: {detail}"))
+    cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+    if len(encoded) > cap:
+        too_large = PayloadTooLarge(
+            f"the result is {len(encoded)} bytes as JSON, over the MAX_PAYLOAD_BYTES limit "
+            f"of {cap}; store it elsewhere and return its key"
+        )
+        return _failure(job, too_large)
+    return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, result=encoded)
+
+
+def _failed_or_retried(task: definition.Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
+    if not (task.autoretry_for and isinstance(exc, task.autoretry_for)):
+        return _failure(job, exc)
+    delay = backoff.countdown(
+        job.retries,
+        task.retry_backoff,
+        task.retry_backoff_max,
+        task.retry_jitter,
+        task.default_retry_delay,
+    )
+    try:
+        signal = task.retry(exc=exc, countdown=delay, throw=False)
+    except Exception as final:  # out of retries: retry() re-raised the error
+        return _failure(job, final)
+    return _retried(job, signal)
+
+
+def _retried(job: ClaimedJob, signal: Retry) -> Outcome:
+    error = signal.exc
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        states.RETRY,
+        error_type=qualified_name(type(error)) if error else "",
+        error_message=str(error) if error else "",
+        traceback="".join(tb.format_exception(error)) if error else "",
+        retry_in=signal.countdown if signal.eta is None else None,
+        retry_at=signal.eta,
+        exception=signal,
+    )
+
+
+def _failure(job: ClaimedJob, exc: BaseException) -> Outcome:
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        states.FAILURE,
+        error_type=qualified_name(type(exc)),
+        error_message=str(exc),
+        traceback="".join(tb.format_exception(exc)),
+        exception=exc,
+    )
+
+
+def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
+    return Outcome(
+        job.id, job.attempt, job.task_name, state, error_type=error_type, error_message=message
+    )
+
+
+def _log(outcome: Outcome) -> None:
+    if outcome.state == states.SUCCESS:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "Task %s[%s] succeeded in %.4fs: %s",
+                outcome.task_name,
+                outcome.job_id,
+                outcome.runtime,
+                _short(outcome.result),
+            )
+    elif outcome.state == states.RETRY:
+        when = (
+            f"at {outcome.retry_at.isoformat()}"
+            if outcome.retry_at
+            else (f"in {outcome.retry_in:g}s")
+        )
+        logger.warning(
+            "Task %s[%s] will retry %s: %s: %s",
+            outcome.task_name,
+            outcome.job_id,
+            when,
+            outcome.error_type,
+            outcome.error_message,
+        )
+    elif outcome.state == states.REVOKED:
+        logger.warning(
+            "Task %s[%s] revoked: %s", outcome.task_name, outcome.job_id, outcome.error_message
+        )
+    else:
+        logger.error(
+            "Task %s[%s] failed in %.4fs: %s: %s\n%s",
+            outcome.task_name,
+            outcome.job_id,
+            outcome.runtime,
+            outcome.error_type,
+            outcome.error_message,
+            outcome.traceback.rstrip(),
+        )
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    if text is None:
+        return "(result not kept)"
+    shown = repr(codec.loads(text))
+    return shown if len(shown) <= limit else shown[:limit] + "…"

@@ -1,0 +1,89 @@
+"""A dedicated connection that LISTENs for notifications, reconnecting when it drops."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from django.db import connections
+from psycopg import sql as pgsql
+
+from djqueue import conf
+
+logger = logging.getLogger("djqueue.listener")
+
+JOBS_CHANNEL = "djqueue"
+DONE_CHANNEL = "djqueue_done"
+
+
+def connect(autocommit: bool = True) -> psycopg.Connection[Any]:
+    """Open a plain psycopg connection to the queue database (``LISTEN_DSN`` if set)."""
+    dsn = conf.get("LISTEN_DSN")
+    if dsn:
+        return psycopg.connect(dsn, autocommit=autocommit)
+    params = connections[conf.get("DATABASE")].get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    return psycopg.connect(**params, autocommit=autocommit)
+
+
+class Listener:
+    """LISTEN on ``channels``; :meth:`wait` returns payloads, reconnecting on failure.
+
+    After a reconnect, :meth:`wait` returns ``[""]`` once: notifications may have been
+    missed while the connection was down, so the caller should look again.
+    """
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.channels = list(channels)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._failures = 0
+
+    def wait(self, timeout: float) -> list[str]:
+        """Payloads received within ``timeout`` seconds (empty list if none)."""
+        try:
+            fresh = self._ensure()
+            payloads = [""] if fresh else []
+            assert self._conn is not None
+            for notify in self._conn.notifies(timeout=timeout, stop_after=1):
+                payloads.append(notify.payload)
+            # Drain what arrived together with the first one, without waiting.
+            for notify in self._conn.notifies(timeout=0):
+                payloads.append(notify.payload)
+            self._failures = 0
+            return payloads
+        except psycopg.Error as exc:
+            self._drop(exc)
+            time.sleep(min(10.0, 0.25 * 2**self._failures))
+            return []
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _ensure(self) -> bool:
+        if self._conn is not None and not self._conn.closed:
+            return False
+        self._conn = connect()
+        for channel in self.channels:
+            self._conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        if self._failures:
+            logger.warning("Listening for notifications again on %s.", ", ".join(self.channels))
+        return True
+
+    def _drop(self, exc: Exception) -> None:
+        self._failures += 1
+        logger.warning(
+            "Lost the notification connection (%s); polling every %ss until it is back.",
+            str(exc).strip() or type(exc).__name__,
+            conf.get("POLL_INTERVAL_SECONDS"),
+        )
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

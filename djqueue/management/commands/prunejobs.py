@@ -1,0 +1,34 @@
+"""``manage.py prunejobs``: delete finished jobs older than the retention period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from djqueue import broker, conf
+
+
+class Command(BaseCommand):
+    help = "Delete finished jobs (and stopped workers) older than the retention period."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="Seconds since finishing (default: RESULT_RETENTION_SECONDS).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        older_than = options["older_than"]
+        if older_than is None:
+            older_than = conf.get("RESULT_RETENTION_SECONDS")
+        if older_than is None:
+            raise CommandError(
+                "RESULT_RETENTION_SECONDS is None (keep forever); pass --older-than SECONDS"
+            )
+        if older_than < 0:
+            raise CommandError("--older-than must not be negative")
+        count = broker.prune(float(older_than))
+        self.stdout.write(f"Pruned {count} finished job(s) older than {older_than:g}s.")

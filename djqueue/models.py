@@ -1,0 +1,81 @@
+"""Queue state as Django models. Only :mod:`djqueue.broker` writes these rows."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from djqueue import codec, ids, states
+
+
+class Job(models.Model):
+    """One task invocation: its arguments, where it is in its life, and its outcome."""
+
+    STATE_CHOICES = [(state, state.title()) for state in states.ALL]
+
+    id = models.UUIDField(primary_key=True, default=ids.new_id, editable=False)
+    task_name = models.CharField(max_length=255)
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    state = models.CharField(max_length=8, choices=STATE_CHOICES, default=states.PENDING)
+    args = models.JSONField(default=list, encoder=codec.Encoder, decoder=codec.Decoder)
+    kwargs = models.JSONField(default=dict, encoder=codec.Encoder, decoder=codec.Decoder)
+    attempt = models.IntegerField(default=0, help_text="Times a worker has claimed the job.")
+    retries = models.IntegerField(default=0, help_text="Retries requested so far.")
+    max_attempts = models.IntegerField(
+        null=True, blank=True, help_text="Claims allowed before a lost job fails."
+    )
+    eta = models.DateTimeField(help_text="Not run before this moment.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, encoder=codec.Encoder, decoder=codec.Decoder)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # Matches the claim query's WHERE and ORDER BY exactly (see sql.CLAIM).
+            models.Index(
+                fields=["queue", "-priority", "eta", "id"],
+                condition=Q(state__in=states.WAITING),
+                name="djqueue_job_ready",
+            ),
+            # Lease rescue and heartbeat touch only running jobs.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(state=states.STARTED),
+                name="djqueue_job_running",
+            ),
+            # Pruning deletes finished jobs oldest first.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="djqueue_job_finished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}[{self.id}] {self.state}"
+
+
+class Worker(models.Model):
+    """A running (or stopped) ``runworker`` process, kept current by its heartbeat."""
+
+    name = models.CharField(max_length=255, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    pool = models.CharField(max_length=20)
+    concurrency = models.IntegerField()
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    jobs_done = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,60 @@
+"""Frozen records that cross layers: what is sent, what is claimed, what came of it."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert. Times left as None are computed from the database's clock."""
+
+    id: uuid.UUID
+    task_name: str
+    queue: str
+    priority: int
+    args: str  # encoded JSON
+    kwargs: str  # encoded JSON
+    max_attempts: int | None
+    eta: datetime.datetime | None = None
+    countdown: float | None = None
+    expires_at: datetime.datetime | None = None
+    expires_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker now owns until its lease expires."""
+
+    id: uuid.UUID
+    task_name: str
+    args: str  # encoded JSON
+    kwargs: str  # encoded JSON
+    attempt: int
+    retries: int
+    queue: str
+    priority: int
+    eta: datetime.datetime | None
+    expired: bool
+    worker: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What running a claimed job came to; the broker writes it back in batches."""
+
+    job_id: uuid.UUID
+    attempt: int
+    task_name: str
+    state: str
+    result: str | None = None  # encoded JSON
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    retry_in: float | None = None
+    retry_at: datetime.datetime | None = None
+    runtime: float = 0.0
+    # The live exception, for eager runs that re-raise it; never stored.
+    exception: BaseException | None = field(default=None, compare=False, repr=False)

@@ -1,0 +1,47 @@
+"""The task registry: task names to task objects, filled from every app's ``tasks.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import autodiscover_modules
+
+from djqueue.exceptions import NotRegistered
+
+if TYPE_CHECKING:
+    from djqueue.definition import Task
+
+_tasks: dict[str, Task[Any, Any]] = {}
+
+
+def register(task: Task[Any, Any]) -> None:
+    """Add ``task``; a second, different task under the same name is an error."""
+    existing = _tasks.get(task.name)
+    if existing is not None and existing.fn.__qualname__ != task.fn.__qualname__:
+        raise ValueError(
+            f"two tasks are named {task.name!r} ({existing.fn.__module__}."
+            f"{existing.fn.__qualname__} and {task.fn.__module__}.{task.fn.__qualname__}); "
+            "give one of them another name=..."
+        )
+    _tasks[task.name] = task
+
+
+def get(name: str) -> Task[Any, Any]:
+    """The task registered as ``name``; a name from data is never imported."""
+    try:
+        return _tasks[name]
+    except KeyError:
+        raise NotRegistered(
+            f"unregistered task {name!r}: no installed app's tasks.py defines it "
+            "(check the name, INSTALLED_APPS, and that the worker runs the same code)"
+        ) from None
+
+
+def names() -> list[str]:
+    """All registered task names, sorted."""
+    return sorted(_tasks)
+
+
+def autodiscover() -> None:
+    """Import ``tasks`` from every installed app so their tasks register."""
+    autodiscover_modules("tasks")

@@ -1,0 +1,28 @@
+"""Sending and revoking by task name or job id, without the task object at hand."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from djqueue import broker, ids, registry
+from djqueue.result import AsyncResult
+
+
+def send_task(
+    name: str,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
+    """Enqueue the registered task ``name``; unknown names raise ``NotRegistered``."""
+    return registry.get(name).apply_async(args, kwargs, **options)
+
+
+def revoke(job_id: str | uuid.UUID) -> bool:
+    """Make a job that has not started never run; return whether it was revoked."""
+    return broker.revoke(ids.parse(job_id))
+
+
+__all__ = ["AsyncResult", "revoke", "send_task"]

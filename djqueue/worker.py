@@ -1,0 +1,377 @@
+"""The worker loop: claim jobs, run them in a pool, write outcomes back in batches.
+
+Threads: the main thread claims, submits and finishes; a listener thread turns NOTIFY
+into wake-ups; a control thread keeps leases and the worker row alive, rescues jobs of
+dead workers, prunes, and enforces the shutdown grace period. Everything the main
+thread waits for arrives on one queue, so it blocks in exactly one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TypeVar
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+from djqueue import broker, conf, executor, pools
+from djqueue.listener import JOBS_CHANNEL, Listener
+from djqueue.records import ClaimedJob, Outcome
+
+logger = logging.getLogger("djqueue.worker")
+
+T = TypeVar("T")
+WAKE = "wake"
+_DB_DOWN = (OperationalError, InterfaceError)
+
+
+@dataclass
+class Options:
+    """How a worker runs; the command line fills these in."""
+
+    queues: Sequence[str] = ("default",)
+    pool: str = "threads"
+    concurrency: int = 4
+    hostname: str = field(default_factory=lambda: f"djqueue@{socket.gethostname()}")
+    prefetch_multiplier: int | None = None
+
+
+class Worker:
+    """One worker process. ``run()`` returns when it has shut down."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.queues = list(options.queues)
+        self.name = f"{options.hostname}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.pool = pools.create(options.pool, self._run_job, options.concurrency)
+        multiplier = options.prefetch_multiplier or int(conf.get("PREFETCH_MULTIPLIER"))
+        self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
+        self.lease = float(conf.get("LEASE_SECONDS"))
+        # Read once: the loop below runs per batch and settings do not change at run time.
+        self.claim_batch = int(conf.get("CLAIM_BATCH_SIZE"))
+        self.finish_batch = int(conf.get("FINISH_BATCH_SIZE"))
+        self.flush_after = float(conf.get("FINISH_FLUSH_MS")) / 1000
+        self.poll_interval = float(conf.get("POLL_INTERVAL_SECONDS"))
+        self.grace = float(conf.get("SHUTDOWN_GRACE_SECONDS"))
+        self.events: queue.SimpleQueue[Outcome | str] = queue.SimpleQueue()
+        # job id -> [attempt, started]; guarded by _lock (read by the control thread).
+        self.held: dict[uuid.UUID, list[int | bool]] = {}
+        self._lock = threading.Lock()
+        self.buffer: list[Outcome] = []
+        self._buffered_at = 0.0
+        self.jobs_done = 0
+        self.maybe_more = True
+        # When a retry written by this worker becomes due before the next poll.
+        self.retry_due = float("inf")
+        self.stopping = threading.Event()
+        self.hard_stop = threading.Event()
+        self.stopped = threading.Event()
+        self._stop_requested_at = 0.0
+        self._db_failures = 0
+
+    # Life cycle -----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped by a signal; return the process exit code."""
+        self._install_signal_handlers()
+        self._until_db(
+            broker.register_worker,
+            self.name,
+            socket.gethostname(),
+            os.getpid(),
+            self.pool.name,
+            self.pool.concurrency,
+            self.queues,
+        )
+        self.pool.start()
+        threads = [
+            threading.Thread(target=self._listen, name="djqueue-listener", daemon=True),
+            threading.Thread(target=self._control, name="djqueue-control", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        logger.info(
+            "Worker %s ready: pool=%s concurrency=%d queues=%s",
+            self.name,
+            self.pool.name,
+            self.pool.concurrency,
+            ",".join(self.queues),
+        )
+        try:
+            while not self.stopping.is_set():
+                self._tick()
+            self._drain()
+            self._until_db(broker.worker_stopped, self.name, self.jobs_done)
+        finally:
+            self.stopped.set()
+        logger.info("Worker %s stopped after %d job(s).", self.name, self.jobs_done)
+        return 0
+
+    def stop(self, hard: bool = False) -> None:
+        """Stop claiming; running jobs finish within the grace period (``hard``: now).
+
+        Safe to call from a signal handler: the hand-back itself is done by the control
+        thread on its own connection, never on the one the main thread may be using.
+        """
+        if hard or self.stopping.is_set():
+            self.hard_stop.set()
+            return
+        self._stop_requested_at = time.monotonic()
+        self.stopping.set()
+        self.events.put(WAKE)
+        logger.warning(
+            "Warm shutdown: no new jobs; waiting up to %gs for %d running job(s). "
+            "Signal again to stop at once.",
+            self.grace,
+            len(self.held),
+        )
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def soft(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        def hard(signum: int, frame: FrameType | None) -> None:
+            self.stop(hard=True)
+
+        signal.signal(signal.SIGTERM, soft)
+        signal.signal(signal.SIGINT, soft)
+        signal.signal(signal.SIGQUIT, hard)
+
+    # The main loop --------------------------------------------------------------
+
+    def _tick(self) -> None:
+        claimed = self._claim()
+        if claimed:
+            self._submit(claimed)
+        more_now = self.maybe_more and self._free() > 0
+        self._gather(0.0 if more_now else self._wait_time())
+        self._flush(force=False)
+
+    def _free(self) -> int:
+        return self.capacity - len(self.held)
+
+    def _claim(self) -> list[ClaimedJob]:
+        want = min(self._free(), self.claim_batch)
+        if want <= 0 or not self.maybe_more:
+            return []
+        jobs = self._try_db(broker.claim, self.queues, want, self.name, self.lease)
+        if jobs is None:
+            return []
+        self.maybe_more = len(jobs) == want
+        with self._lock:
+            for job in jobs:
+                self.held[job.id] = [job.attempt, False]
+        return jobs
+
+    def _submit(self, jobs: list[ClaimedJob]) -> None:
+        for index, job in enumerate(jobs):
+            if self.stopping.is_set():
+                self._release(jobs[index:])
+                return
+            self.pool.submit(job)
+
+    def _run_job(self, job: ClaimedJob) -> None:
+        with self._lock:
+            if job.id in self.held:
+                self.held[job.id][1] = True
+        self.events.put(executor.execute(job))
+
+    def _gather(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+        except queue.Empty:
+            # Nothing arrived: poll, in case a notification was missed or a job got due.
+            if timeout > 0 or self.retry_due <= time.monotonic():
+                self.maybe_more = True
+                self.retry_due = float("inf")
+            return
+        while True:
+            self._take(event)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _take(self, event: Outcome | str) -> None:
+        if isinstance(event, str):
+            self.maybe_more = True
+            return
+        if event.retry_in is not None:
+            self.retry_due = min(self.retry_due, time.monotonic() + event.retry_in)
+        if not self.buffer:
+            self._buffered_at = time.monotonic()
+        self.buffer.append(event)
+        with self._lock:
+            self.held.pop(event.job_id, None)
+        self.jobs_done += 1
+
+    def _wait_time(self) -> float:
+        if self.buffer:
+            if not self.held:
+                return 0.0
+            return max(0.0005, self._buffered_at + self.flush_after - time.monotonic())
+        return max(0.0, min(self.poll_interval, self.retry_due - time.monotonic()))
+
+    def _flush(self, force: bool) -> None:
+        if not self.buffer:
+            return
+        due = (
+            force
+            or not self.held
+            or len(self.buffer) >= self.finish_batch
+            or time.monotonic() - self._buffered_at >= self.flush_after
+        )
+        if not due:
+            return
+        batch, self.buffer = self.buffer, []
+        if self._try_db(broker.finish, batch) is None:
+            # Keep them: written once the database is back (fencing makes it safe).
+            self.buffer = batch + self.buffer
+
+    def _drain(self) -> None:
+        """After a warm stop: hand back what never started, wait for the rest."""
+        self._release(self.pool.take_waiting())
+        while self.held:
+            self._gather(0.05)
+            self._flush(force=False)
+        self.pool.stop()
+        while self.buffer:
+            self._flush(force=True)
+            if self.buffer:
+                time.sleep(0.5)
+
+    def _release(self, jobs: Sequence[ClaimedJob]) -> None:
+        if not jobs:
+            return
+        with self._lock:
+            for job in jobs:
+                self.held.pop(job.id, None)
+        self._until_db(broker.release, self.name, [(j.id, j.attempt, False) for j in jobs])
+
+    # Other threads --------------------------------------------------------------
+
+    def _listen(self) -> None:
+        listener = Listener([JOBS_CHANNEL])
+        mine = set(self.queues)
+        try:
+            while not self.stopping.is_set():
+                payloads = listener.wait(1.0)
+                if any(not p or p in mine for p in payloads):
+                    self.events.put(WAKE)
+        finally:
+            listener.close()
+
+    def _control(self) -> None:
+        every = float(conf.get("HEARTBEAT_SECONDS"))
+        next_beat = 0.0
+        next_prune = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+        try:
+            while not self.stopped.wait(0.2):
+                now = time.monotonic()
+                if self.hard_stop.is_set():
+                    logger.warning("Cold shutdown: handing running jobs back now.")
+                    self._hand_back_and_exit()
+                if self.stopping.is_set() and now - self._stop_requested_at > self.grace:
+                    logger.warning("Grace period over: handing running jobs back.")
+                    self._hand_back_and_exit()
+                if now >= next_beat:
+                    next_beat = now + every
+                    self._beat()
+                if now >= next_prune:
+                    next_prune = now + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+                    self._prune()
+        finally:
+            connections.close_all()
+
+    def _beat(self) -> None:
+        try:
+            broker.extend_leases(self.name, self.lease)
+            broker.worker_heartbeat(self.name, self.jobs_done)
+            broker.rescue()
+        except DatabaseError as exc:
+            logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
+            _reset_connection()
+
+    def _prune(self) -> None:
+        retention = conf.get("RESULT_RETENTION_SECONDS")
+        if retention is None:
+            return
+        try:
+            count = broker.prune(float(retention))
+        except DatabaseError as exc:
+            logger.warning("Pruning failed (%s); will try again later.", _describe(exc))
+            _reset_connection()
+            return
+        if count:
+            logger.info("Pruned %d finished job(s).", count)
+
+    def _hand_back_and_exit(self) -> None:
+        with self._lock:
+            jobs = [(job_id, int(a), bool(s)) for job_id, (a, s) in self.held.items()]
+        try:
+            broker.release(self.name, jobs)
+            broker.worker_stopped(self.name, self.jobs_done)
+        except DatabaseError as exc:
+            logger.error(
+                "Could not hand %d job(s) back (%s); their leases will expire and another "
+                "worker will rescue them.",
+                len(jobs),
+                _describe(exc),
+            )
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(1)
+
+    # Database trouble -----------------------------------------------------------
+
+    def _try_db(self, fn: Callable[..., T], *args: object) -> T | None:
+        """Call ``fn``; on a lost database log it, back off, and return None."""
+        try:
+            value = fn(*args)
+        except _DB_DOWN as exc:
+            self._db_failures += 1
+            delay = min(10.0, 0.25 * 2**self._db_failures)
+            logger.error(
+                "Database unavailable (%s); retrying in %.1fs. Running jobs carry on.",
+                _describe(exc),
+                delay,
+            )
+            _reset_connection()
+            if self.stopping.is_set():
+                time.sleep(delay)
+            else:
+                self.stopping.wait(delay)
+            return None
+        if self._db_failures:
+            logger.warning("Database reachable again.")
+            self._db_failures = 0
+        return value
+
+    def _until_db(self, fn: Callable[..., T], *args: object) -> T:
+        while True:
+            value = self._try_db(fn, *args)
+            if value is not None or not self._db_failures:
+                return value  # type: ignore[return-value]
+
+
+def _reset_connection() -> None:
+    with contextlib.suppress(DatabaseError):
+        connections[conf.get("DATABASE")].close()
+
+
+def _describe(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

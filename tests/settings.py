@@ -1,0 +1,60 @@
+"""Settings for djqueue's own test suite (real PostgreSQL on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "djqueue",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        # Worker subprocesses of the acceptance tests are pointed at the test database.
+        "NAME": os.environ.get("DJQUEUE_TEST_DB_NAME", "djqueue"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "TEST": {"NAME": "test_djqueue"},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+DJQUEUE = {
+    "LEASE_SECONDS": float(os.environ.get("DJQUEUE_LEASE_SECONDS", "30")),
+    "HEARTBEAT_SECONDS": float(os.environ.get("DJQUEUE_HEARTBEAT_SECONDS", "5")),
+    "SHUTDOWN_GRACE_SECONDS": float(os.environ.get("DJQUEUE_GRACE_SECONDS", "30")),
+    "POLL_INTERVAL_SECONDS": float(os.environ.get("DJQUEUE_POLL_SECONDS", "1")),
+}

@@ -1,0 +1,116 @@
+"""Tasks the test suite sends; workers started by acceptance tests run them."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import os
+import time
+import uuid
+from typing import Any
+
+import djqueue
+
+
+@djqueue.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@djqueue.task
+def noop() -> None:
+    return None
+
+
+@djqueue.task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@djqueue.task
+def typed_roundtrip(
+    when: datetime.datetime,
+    day: datetime.date,
+    at: datetime.time,
+    amount: decimal.Decimal,
+    ref: uuid.UUID,
+) -> list[Any]:
+    assert isinstance(when, datetime.datetime) and isinstance(amount, decimal.Decimal)
+    return [when, day, at, amount, ref]
+
+
+@djqueue.task
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+class CustomError(Exception):
+    pass
+
+
+@djqueue.task
+def fail_custom() -> None:
+    raise CustomError("not rebuildable")
+
+
+@djqueue.task(bind=True, max_retries=2, default_retry_delay=0)
+def retry_then_succeed(self: djqueue.Task[Any, Any], succeed_on: int) -> int:
+    if self.request.retries < succeed_on:
+        raise self.retry(exc=ConnectionError(f"try {self.request.retries}"))
+    return self.request.retries
+
+
+@djqueue.task(
+    autoretry_for=(ConnectionError,),
+    max_retries=2,
+    retry_backoff=True,
+    retry_jitter=False,
+    retry_backoff_max=0,
+)
+def always_flaky() -> None:
+    raise ConnectionError("service down")
+
+
+@djqueue.task(bind=True)
+def whoami(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
+    request = self.request
+    return {
+        "id": str(request.id),
+        "retries": request.retries,
+        "queue": request.queue,
+        "args": list(request.args),
+        "hostname": request.hostname,
+    }
+
+
+@djqueue.task(ignore_result=True)
+def forgetful() -> str:
+    return "not kept"
+
+
+@djqueue.task(name="custom.name", queue="special", priority=5)
+def named() -> str:
+    return "named"
+
+
+@djqueue.task
+def unencodable_result() -> Any:
+    return {1, 2, 3}
+
+
+@djqueue.task
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@djqueue.task
+def record_pid(tag: str) -> int:
+    """Return the pid of the process that ran the job (acceptance tests count runs)."""
+    return os.getpid()
+
+
+@djqueue.task(max_retries=None)
+def sleep_unlimited(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
