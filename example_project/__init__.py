@@ -1,0 +1,1 @@
+"""An example Django project that uses djqueue: a small shop with background tasks."""

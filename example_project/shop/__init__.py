@@ -1,0 +1,1 @@
+"""The demo app: customers, orders, and the background tasks that serve them."""
