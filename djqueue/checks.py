@@ -18,7 +18,11 @@ def register() -> None:
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The queue's database must be PostgreSQL: claiming relies on SKIP LOCKED and NOTIFY."""
     alias = conf.get("DATABASE")
-    database = settings.DATABASES.get(alias)
+    return database_errors(alias, settings.DATABASES.get(alias))
+
+
+def database_errors(alias: str, database: dict[str, Any] | None) -> list[checks.CheckMessage]:
+    """Errors for the queue database ``alias`` configured as ``database`` (None: absent)."""
     if database is None:
         return [
             checks.Error(

@@ -1,0 +1,61 @@
+import datetime
+import decimal
+import math
+import uuid
+import zoneinfo
+
+import pytest
+
+from djqueue import codec
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 7, 1, 8, 30, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+        datetime.datetime(2026, 1, 1, 12, 0, 0, 123456),
+        datetime.date(2026, 2, 28),
+        datetime.time(23, 59, 59, 5),
+        decimal.Decimal("1234567890.000000001"),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        {"nested": [decimal.Decimal("0.1"), {"at": datetime.date(2000, 1, 1)}]},
+        None,
+        "text",
+        [1, 2.5, True],
+    ],
+)
+def test_values_round_trip_with_their_type(value: object) -> None:
+    back = codec.loads(codec.dumps(value))
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_aware_datetime_keeps_its_offset() -> None:
+    moment = datetime.datetime(2026, 7, 1, 8, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    back = codec.loads(codec.dumps(moment))
+    assert back.utcoffset() == datetime.timedelta(hours=2)
+
+
+def test_tuples_become_lists() -> None:
+    assert codec.loads(codec.dumps((1, (2, 3)))) == [1, [2, 3]]
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", float("nan"), math.inf])
+def test_values_json_cannot_carry_raise_type_error(value: object) -> None:
+    with pytest.raises(TypeError):
+        codec.dumps(value)
+
+
+def test_describe_finds_the_nested_culprit() -> None:
+    value = {"ok": 1, "bad": [1, {"when": {1, 2}}]}
+    assert codec.describe_unencodable(value) == ("['bad'][1]['when']", "has type set")
+
+
+def test_describe_reports_bad_dict_keys() -> None:
+    path, problem = codec.describe_unencodable({"a": {(1, 2): "x"}}) or ("", "")
+    assert path == "['a']"
+    assert "dict key of type tuple" in problem
+
+
+def test_describe_returns_none_for_good_values() -> None:
+    assert codec.describe_unencodable({"a": [datetime.date.today()]}) is None
