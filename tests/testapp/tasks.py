@@ -114,3 +114,29 @@ def record_pid(tag: str) -> int:
 def sleep_unlimited(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+@djqueue.task(bind=True)
+def record_run(self: djqueue.Task[Any, Any]) -> int:
+    """Write one row per execution to ``acceptance_run`` (acceptance tests count runs)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO acceptance_run (job_id, attempt, pid) VALUES (%s, %s, %s)",
+            [self.request.id, self.request.attempt, os.getpid()],
+        )
+    return os.getpid()
+
+
+@djqueue.task
+def sleep_then_pid(seconds: float) -> int:
+    """Sleep, then return the pid that ran the job (tells attempts of one job apart)."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@djqueue.task
+def exit_abruptly(code: int = 3) -> None:
+    """Raise ``SystemExit`` inside a job, as a task calling ``sys.exit()`` would."""
+    raise SystemExit(code)
