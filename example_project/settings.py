@@ -75,7 +75,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 # Emails are printed by whichever process sends them: the worker, for task emails.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# This is Django's console backend with one lock shared by the worker's threads.
+EMAIL_BACKEND = "example_project.shop.mail.ConsoleEmailBackend"
 DEFAULT_FROM_EMAIL = "shop@example.com"
 
 DJQUEUE = {

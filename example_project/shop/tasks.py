@@ -86,7 +86,6 @@ def build_sales_report() -> dict[str, Any]:
         "orders": report.order_count,
         "paid": report.paid_count,
         "revenue": report.revenue,
-        "top_customer": report.top_customer,
     }
 
 

@@ -1,0 +1,265 @@
+"""``manage.py rundemo``: set up the example database, start a worker, send it real tasks.
+
+Needs only a running PostgreSQL server: the database named in ``DATABASE_URL`` is
+created when missing and migrated, a ``runworker`` subprocess is started, a batch of
+shop tasks is sent, and a summary of their outcomes is printed before the worker is
+stopped the way an operator would stop it (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import decimal
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from psycopg import errors, sql
+
+from djqueue import exceptions, states
+from example_project.shop import signup, tasks
+from example_project.shop.models import Customer, Order
+
+WORKER_ARGS = ("runworker", "-c", "4", "-l", "info")
+CUSTOMERS = [
+    ("Alice Archer", "alice@example.com"),
+    ("Bob Baker", "bob@example.com"),
+    ("Carol Chen", "carol@example.com"),
+]
+ORDER_AMOUNTS = ["19.90", "42.00", "7.50"]
+# Seconds the worker may take to exit after SIGTERM before it is killed.
+STOP_TIMEOUT = 20.0
+RESULT_WIDTH = 70
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A job the demo sent, with a description for the summary."""
+
+    label: str
+    result: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a sent job by the end of the demo."""
+
+    label: str
+    state: str
+    value: Any
+
+
+class Command(BaseCommand):
+    help = "Run the djqueue demo: create and migrate the database, start a worker, send tasks."
+    # The database may not exist yet; checks that need it would fail before handle().
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--keep-running",
+            action="store_true",
+            help="Leave the worker running after the summary, until Ctrl-C.",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            help="Seconds to wait for all results (default: 30).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self._prepare_database()
+        _stop_on_sigterm()
+        worker = self._start_worker()
+        # The periodic task scheduler (`manage.py runbeat`) is not part of djqueue yet;
+        # once it is, start it here next to the worker and stop it in the same way.
+        outcomes: list[Outcome] | None = None
+        try:
+            outcomes = self._run_batch(worker, options["timeout"])
+            if options["keep_running"]:
+                self._wait_for_interrupt(worker)
+        except KeyboardInterrupt:
+            self._say("Interrupted.")
+        finally:
+            worker_code = self._stop(worker)
+        if outcomes is None:
+            raise CommandError("interrupted before all results were in")
+        self._judge(outcomes, worker_code)
+
+    # Steps ----------------------------------------------------------------------
+
+    def _prepare_database(self) -> None:
+        database = settings.DATABASES["default"]
+        created = create_database_if_missing(database)
+        self._say(f"Database {database['NAME']!r}: {'created' if created else 'exists'}.")
+        call_command("migrate", interactive=False, verbosity=0)
+        self._say("Migrations applied.")
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), *WORKER_ARGS]
+        self._say(f"Starting a worker: {' '.join(['python', 'manage.py', *WORKER_ARGS])}")
+        # Its own process group: Ctrl-C reaches only this command, which then stops the
+        # worker with one SIGTERM (a second signal would make the worker stop at once).
+        return subprocess.Popen(
+            command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, process_group=0
+        )
+
+    def _run_batch(self, worker: subprocess.Popen[bytes], timeout: float) -> list[Outcome]:
+        started = time.monotonic()
+        sent = self._send()
+        self._say(f"Sent {len(sent)} jobs; waiting for their results (up to {timeout:g}s)...")
+        outcomes = [wait_for(job, worker, started + timeout) for job in sent]
+        self._print_summary(outcomes, time.monotonic() - started)
+        return outcomes
+
+    def _send(self) -> list[Sent]:
+        customers = [self._sign_up(name, email) for name, email in CUSTOMERS]
+        jobs = [Sent(f"welcome email to {c.email}", r) for c, r in customers]
+        orders = [
+            Order.objects.create(customer=customer, amount=decimal.Decimal(amount))
+            for (customer, _), amount in zip(customers, ORDER_AMOUNTS, strict=True)
+        ]
+        self._say(f"Placed {len(orders)} orders.")
+        jobs.append(self._charge(orders[0]))
+        jobs.append(Sent("sales report", tasks.build_sales_report.delay()))
+        jobs.extend(self._loyalty([customer for customer, _ in customers]))
+        jobs.append(self._follow_up(customers[0][0]))
+        return jobs
+
+    def _sign_up(self, name: str, email: str) -> tuple[Customer, Any]:
+        customer, result = signup.register_customer(name, email)
+        self._say(f"Signed up {customer}; welcome email queued on commit.")
+        return customer, result
+
+    def _charge(self, order: Order) -> Sent:
+        self._say(f"Charging {order}; the gateway times out on the first tries.")
+        return Sent(f"charge order #{order.pk} (flaky gateway)", tasks.charge_order.delay(order.pk))
+
+    def _loyalty(self, customers: list[Customer]) -> list[Sent]:
+        results = tasks.update_loyalty_points.delay_many([(c.pk,) for c in customers])
+        self._say(f"Bulk-enqueued {len(results)} loyalty point updates with delay_many.")
+        return [
+            Sent(f"loyalty points of {c.email}", r) for c, r in zip(customers, results, strict=True)
+        ]
+
+    def _follow_up(self, customer: Customer) -> Sent:
+        result = tasks.send_follow_up_email.apply_async((customer.pk,), countdown=2)
+        self._say(f"Scheduled a follow-up email to {customer.email} in 2 seconds.")
+        return Sent(f"follow-up email (countdown=2) to {customer.email}", result)
+
+    def _wait_for_interrupt(self, worker: subprocess.Popen[bytes]) -> None:
+        self._say(
+            f"The worker (pid {worker.pid}) keeps running; send more tasks from "
+            "`python manage.py shell`. Press Ctrl-C to stop."
+        )
+        try:
+            worker.wait()
+        except KeyboardInterrupt:
+            self._say("Interrupted.")
+
+    def _stop(self, worker: subprocess.Popen[bytes]) -> int:
+        if worker.poll() is None:
+            self._say(f"Stopping the worker (SIGTERM to pid {worker.pid})...")
+            worker.send_signal(signal.SIGTERM)
+        try:
+            code = worker.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._say(f"The worker did not stop within {STOP_TIMEOUT:g}s; killing it.")
+            worker.kill()
+            code = worker.wait()
+        self._say(f"Worker exited with code {code}.")
+        return code
+
+    def _judge(self, outcomes: list[Outcome], worker_code: int) -> None:
+        unfinished = [o for o in outcomes if o.state != states.SUCCESS]
+        if unfinished:
+            raise CommandError(f"{len(unfinished)} of {len(outcomes)} jobs did not succeed.")
+        if worker_code != 0:
+            raise CommandError(f"the worker exited with code {worker_code}")
+        self._say(self.style.SUCCESS(f"Demo finished: all {len(outcomes)} jobs succeeded."))
+
+    # Output ---------------------------------------------------------------------
+
+    def _print_summary(self, outcomes: list[Outcome], elapsed: float) -> None:
+        width = max(len(o.label) for o in outcomes)
+        lines = [f"{'Job':<{width}}  {'State':<8}  Result", f"{'-' * width}  --------  ------"]
+        lines += [
+            f"{o.label:<{width}}  {self._styled(o.state)}  {_short(o.value)}" for o in outcomes
+        ]
+        self._say(f"Summary after {elapsed:.1f}s:")
+        for line in lines:
+            self._say(f"  {line}", prefix=False)
+
+    def _styled(self, state: str) -> str:
+        # Pad before colouring: escape codes would otherwise break the column widths.
+        padded = f"{state:<8}"
+        return self.style.SUCCESS(padded) if state == states.SUCCESS else self.style.ERROR(padded)
+
+    def _say(self, text: str, prefix: bool = True) -> None:
+        """Write a line and flush, so it interleaves in order with the worker's log."""
+        self.stdout.write(f"[demo] {text}" if prefix else text)
+        self.stdout.flush()
+
+
+def create_database_if_missing(database: dict[str, Any]) -> bool:
+    """Create the database described by a ``DATABASES`` entry; return whether it was new."""
+    params = {
+        "host": database.get("HOST") or None,
+        "port": database.get("PORT") or None,
+        "user": database.get("USER") or None,
+        "password": database.get("PASSWORD") or None,
+    }
+    # CREATE DATABASE cannot run inside a transaction, hence autocommit; it is issued from
+    # the `postgres` maintenance database, which every server has.
+    with psycopg.connect(
+        dbname="postgres", autocommit=True, **{k: v for k, v in params.items() if v}
+    ) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
+        ).fetchone()
+        if exists:
+            return False
+        try:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database["NAME"]))
+            )
+        except errors.DuplicateDatabase:
+            # Another process created it between the look and the CREATE.
+            return False
+    return True
+
+
+def wait_for(job: Sent, worker: subprocess.Popen[bytes], deadline: float) -> Outcome:
+    """Wait until ``job`` is finished, the deadline passes, or the worker dies."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or worker.poll() is not None:
+            return Outcome(job.label, job.result.state, "did not finish in time")
+        try:
+            # Short waits, so that a worker that died is noticed quickly.
+            value = job.result.get(timeout=min(left, 1.0), propagate=False)
+        except exceptions.TimeoutError:
+            continue
+        return Outcome(job.label, job.result.state, value)
+
+
+def _short(value: Any) -> str:
+    text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else repr(value)
+    return text if len(text) <= RESULT_WIDTH else text[: RESULT_WIDTH - 3] + "..."
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so that the worker is stopped on the way out."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
