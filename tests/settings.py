@@ -50,7 +50,6 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 DJQUEUE = {
     "LEASE_SECONDS": float(os.environ.get("DJQUEUE_LEASE_SECONDS", "30")),
