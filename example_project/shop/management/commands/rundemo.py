@@ -55,6 +55,8 @@ class Outcome:
     label: str
     state: str
     value: Any
+    # Why there is no value, for a job that did not finish.
+    missing: str = ""
 
 
 class Command(BaseCommand):
@@ -166,6 +168,10 @@ class Command(BaseCommand):
             self._say("Interrupted.")
 
     def _stop(self, worker: subprocess.Popen[bytes]) -> int:
+        # A second Ctrl-C (a terminal and tox both forward one) must not abandon the
+        # worker half-stopped; it is killed below if it does not exit in time.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         if worker.poll() is None:
             self._say(f"Stopping the worker (SIGTERM to pid {worker.pid})...")
             worker.send_signal(signal.SIGTERM)
@@ -192,7 +198,8 @@ class Command(BaseCommand):
         width = max(len(o.label) for o in outcomes)
         lines = [f"{'Job':<{width}}  {'State':<8}  Result", f"{'-' * width}  --------  ------"]
         lines += [
-            f"{o.label:<{width}}  {self._styled(o.state)}  {_short(o.value)}" for o in outcomes
+            f"{o.label:<{width}}  {self._styled(o.state)}  {o.missing or _short(o.value)}"
+            for o in outcomes
         ]
         self._say(f"Summary after {elapsed:.1f}s:")
         for line in lines:
@@ -241,12 +248,14 @@ def wait_for(job: Sent, worker: subprocess.Popen[bytes], deadline: float) -> Out
     """Wait until ``job`` is finished, the deadline passes, or the worker dies."""
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or worker.poll() is not None:
-            return Outcome(job.label, job.result.state, "did not finish in time")
         try:
             # Short waits, so that a worker that died is noticed quickly.
-            value = job.result.get(timeout=min(left, 1.0), propagate=False)
+            value = job.result.get(timeout=max(0.0, min(left, 1.0)), propagate=False)
         except exceptions.TimeoutError:
+            if worker.poll() is not None:
+                return Outcome(job.label, job.result.state, None, "(the worker exited)")
+            if left <= 0:
+                return Outcome(job.label, job.result.state, None, "(did not finish in time)")
             continue
         return Outcome(job.label, job.result.state, value)
 
