@@ -61,7 +61,7 @@ class Outcome:
 
 class Command(BaseCommand):
     help = "Run the djqueue demo: create and migrate the database, start a worker, send tasks."
-    # The database may not exist yet; checks that need it would fail before handle().
+    # The database may not exist yet: checks run with `migrate`, once it does.
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -102,7 +102,7 @@ class Command(BaseCommand):
         database = settings.DATABASES["default"]
         created = create_database_if_missing(database)
         self._say(f"Database {database['NAME']!r}: {'created' if created else 'exists'}.")
-        call_command("migrate", interactive=False, verbosity=0)
+        call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
         self._say("Migrations applied.")
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
