@@ -57,7 +57,7 @@ class Listener:
             return payloads
         except psycopg.Error as exc:
             self._drop(exc)
-            time.sleep(min(10.0, 0.25 * 2**self._failures))
+            time.sleep(self.backoff())
             return []
 
     def close(self) -> None:
@@ -77,13 +77,25 @@ class Listener:
 
     def _drop(self, exc: Exception) -> None:
         self._failures += 1
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if self._conn is None:
+            # Reconnecting failed: say so, not that a connection was lost again.
+            logger.warning(
+                "Cannot LISTEN (%s); retrying in %gs, polling meanwhile.",
+                reason,
+                self.backoff(),
+            )
+            return
         logger.warning(
             "Lost the notification connection (%s); polling every %ss until it is back.",
-            str(exc).strip() or type(exc).__name__,
+            reason,
             conf.get("POLL_INTERVAL_SECONDS"),
         )
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        try:
+            self._conn.close()
+        finally:
+            self._conn = None
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next connection attempt."""
+        return min(10.0, 0.25 * 2**self._failures)

@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, pools
+from djqueue import broker, conf, executor, pools, states
+from djqueue.exceptions import qualified_name
 from djqueue.listener import JOBS_CHANNEL, Listener
 from djqueue.records import ClaimedJob, Outcome
 
@@ -68,6 +70,9 @@ class Worker:
         # job id -> [attempt, started]; guarded by _lock (read by the control thread).
         self.held: dict[uuid.UUID, list[int | bool]] = {}
         self._lock = threading.Lock()
+        # Held by the main thread around a claim; a cold shutdown takes it for good so
+        # that no claim lands after the hand-back (the claimed jobs would stay STARTED).
+        self._claim_lock = threading.Lock()
         self.buffer: list[Outcome] = []
         self._buffered_at = 0.0
         self.jobs_done = 0
@@ -85,15 +90,9 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped by a signal; return the process exit code."""
         self._install_signal_handlers()
-        self._until_db(
-            broker.register_worker,
-            self.name,
-            socket.gethostname(),
-            os.getpid(),
-            self.pool.name,
-            self.pool.concurrency,
-            self.queues,
-        )
+        if not self._register():
+            logger.info("Worker %s stopped before it could register.", self.name)
+            return 0
         self.pool.start()
         threads = [
             threading.Thread(target=self._listen, name="djqueue-listener", daemon=True),
@@ -121,21 +120,36 @@ class Worker:
     def stop(self, hard: bool = False) -> None:
         """Stop claiming; running jobs finish within the grace period (``hard``: now).
 
-        Safe to call from a signal handler: the hand-back itself is done by the control
-        thread on its own connection, never on the one the main thread may be using.
+        Safe to call from a signal handler: it only sets flags. The control thread logs
+        and does the hand-back on its own connection, never on the one the main thread
+        may be using (logging here could also re-enter a stream the handler interrupted).
         """
         if hard or self.stopping.is_set():
+            # Set before ``stopping`` so that the control thread never takes a cold
+            # shutdown for a warm one.
             self.hard_stop.set()
-            return
-        self._stop_requested_at = time.monotonic()
+        else:
+            self._stop_requested_at = time.monotonic()
+        # Cold too: the main loop must stop claiming while the jobs are handed back.
         self.stopping.set()
         self.events.put(WAKE)
-        logger.warning(
-            "Warm shutdown: no new jobs; waiting up to %gs for %d running job(s). "
-            "Signal again to stop at once.",
-            self.grace,
-            len(self.held),
-        )
+
+    def _register(self) -> bool:
+        """Record this worker, waiting out a database outage; False if stopped first."""
+        while not self.stopping.is_set():
+            registered = self._try_db(
+                broker.register_worker,
+                self.name,
+                socket.gethostname(),
+                os.getpid(),
+                self.pool.name,
+                self.pool.concurrency,
+                self.queues,
+            )
+            # register_worker returns None: success is told by the failure count.
+            if registered is not None or not self._db_failures:
+                return True
+        return False
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -168,13 +182,16 @@ class Worker:
         want = min(self._free(), self.claim_batch)
         if want <= 0 or not self.maybe_more:
             return []
-        jobs = self._try_db(broker.claim, self.queues, want, self.name, self.lease)
-        if jobs is None:
-            return []
+        with self._claim_lock:
+            if self.hard_stop.is_set():
+                return []
+            jobs = self._try_db(broker.claim, self.queues, want, self.name, self.lease)
+            if jobs is None:
+                return []
+            with self._lock:
+                for job in jobs:
+                    self.held[job.id] = [job.attempt, False]
         self.maybe_more = len(jobs) == want
-        with self._lock:
-            for job in jobs:
-                self.held[job.id] = [job.attempt, False]
         return jobs
 
     def _submit(self, jobs: list[ClaimedJob]) -> None:
@@ -188,7 +205,14 @@ class Worker:
         with self._lock:
             if job.id in self.held:
                 self.held[job.id][1] = True
-        self.events.put(executor.execute(job))
+        try:
+            outcome = executor.execute(job)
+        except BaseException as exc:
+            # A task's SystemExit (sys.exit()) or a job the executor could not even
+            # decode must still end the job: otherwise it stays held, the heartbeat
+            # renews its lease forever and, in the threads pool, a slot is lost.
+            outcome = _crashed(job, exc)
+        self.events.put(outcome)
 
     def _gather(self, timeout: float) -> None:
         try:
@@ -279,12 +303,16 @@ class Worker:
         every = float(conf.get("HEARTBEAT_SECONDS"))
         next_beat = 0.0
         next_prune = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+        announced = False
         try:
             while not self.stopped.wait(0.2):
                 now = time.monotonic()
                 if self.hard_stop.is_set():
                     logger.warning("Cold shutdown: handing running jobs back now.")
                     self._hand_back_and_exit()
+                if self.stopping.is_set() and not announced:
+                    announced = True
+                    self._announce_warm_shutdown()
                 if self.stopping.is_set() and now - self._stop_requested_at > self.grace:
                     logger.warning("Grace period over: handing running jobs back.")
                     self._hand_back_and_exit()
@@ -296,6 +324,16 @@ class Worker:
                     self._prune()
         finally:
             connections.close_all()
+
+    def _announce_warm_shutdown(self) -> None:
+        with self._lock:
+            running = sum(1 for _, started in self.held.values() if started)
+        logger.warning(
+            "Warm shutdown: no new jobs; waiting up to %gs for %d running job(s). "
+            "Signal again to stop at once.",
+            self.grace,
+            running,
+        )
 
     def _beat(self) -> None:
         try:
@@ -320,9 +358,20 @@ class Worker:
             logger.info("Pruned %d finished job(s).", count)
 
     def _hand_back_and_exit(self) -> None:
+        # Wait for a claim in flight, then keep the lock: no claim may follow the
+        # hand-back. Bounded, because a claim may hang on a dead database.
+        self._claim_lock.acquire(timeout=5)
+        done = self._finished_outcomes()
         with self._lock:
-            jobs = [(job_id, int(a), bool(s)) for job_id, (a, s) in self.held.items()]
+            jobs = [
+                (job_id, int(attempt), bool(started))
+                for job_id, (attempt, started) in self.held.items()
+                if job_id not in done
+            ]
         try:
+            if done:
+                # Jobs that already finished are recorded, not run again.
+                broker.finish(list(done.values()))
             broker.release(self.name, jobs)
             broker.worker_stopped(self.name, self.jobs_done)
         except DatabaseError as exc:
@@ -335,6 +384,17 @@ class Worker:
         logging.shutdown()
         sys.stdout.flush()
         os._exit(1)
+
+    def _finished_outcomes(self) -> dict[uuid.UUID, Outcome]:
+        """Outcomes not yet written: buffered, or still queued for the main thread."""
+        found = {outcome.job_id: outcome for outcome in list(self.buffer)}
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return found
+            if isinstance(event, Outcome):
+                found[event.job_id] = event
 
     # Database trouble -----------------------------------------------------------
 
@@ -352,7 +412,8 @@ class Worker:
             )
             _reset_connection()
             if self.stopping.is_set():
-                time.sleep(delay)
+                # Draining: do not spin, but a cold shutdown must not wait for us.
+                self.hard_stop.wait(delay)
             else:
                 self.stopping.wait(delay)
             return None
@@ -366,6 +427,20 @@ class Worker:
             value = self._try_db(fn, *args)
             if value is not None or not self._db_failures:
                 return value  # type: ignore[return-value]
+
+
+def _crashed(job: ClaimedJob, exc: BaseException) -> Outcome:
+    """The outcome of a job whose run escaped the executor."""
+    logger.error("Task %s[%s] crashed: %s: %s", job.task_name, job.id, type(exc).__name__, exc)
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        states.FAILURE,
+        error_type=qualified_name(type(exc)),
+        error_message=str(exc) or repr(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )
 
 
 def _reset_connection() -> None:
