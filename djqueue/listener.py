@@ -98,4 +98,4 @@ class Listener:
 
     def backoff(self) -> float:
         """Seconds to wait before the next connection attempt."""
-        return min(10.0, 0.25 * 2**self._failures)
+        return min(10.0, 0.25 * 2.0**self._failures)
