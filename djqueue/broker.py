@@ -92,6 +92,7 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         [o.traceback for o in outcomes],
         [o.retry_in for o in outcomes],
         [o.retry_at for o in outcomes],
+        [o.worker for o in outcomes],
     ]
     with _cursor() as cursor:
         cursor.execute(sql.FINISH, columns)
@@ -170,7 +171,8 @@ def prune(older_than: float, batch: int = 10_000) -> int:
             total += deleted
             if deleted < batch:
                 break
-        cursor.execute(sql.PRUNE_WORKERS, [older_than])
+        floor = 10 * max(float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS")))
+        cursor.execute(sql.PRUNE_WORKERS, [older_than, floor])
     return total
 
 

@@ -45,8 +45,19 @@ def database_errors(alias: str, database: dict[str, Any] | None) -> list[checks.
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Unknown keys in ``DJQUEUE`` are probably typos."""
-    return [
+    """Unknown keys in ``DJQUEUE`` are probably typos; heartbeats must beat the lease."""
+    messages: list[checks.CheckMessage] = []
+    lease, beat = float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS"))
+    if beat >= lease:
+        messages.append(
+            checks.Error(
+                f"HEARTBEAT_SECONDS ({beat:g}) must be below LEASE_SECONDS ({lease:g}).",
+                hint="Otherwise leases run out between heartbeats and running jobs are "
+                "rescued and run twice; a lease of 3 heartbeats or more is safe.",
+                id="djqueue.E003",
+            )
+        )
+    return messages + [
         checks.Warning(
             f"Unknown setting DJQUEUE[{key!r}] is ignored.",
             hint=f"Known settings: {', '.join(sorted(conf.DEFAULTS))}.",

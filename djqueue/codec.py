@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 TAG = "__djqueue__"
+# An escaped NUL: "\u0000" not preceded by an odd number of backslashes.
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _tag(kind: str, text: str) -> dict[str, str]:
@@ -58,11 +61,26 @@ _decoder = json.JSONDecoder(object_hook=_object_hook)
 
 
 def dumps(value: object) -> str:
-    """Encode ``value``; raise ``TypeError`` for anything JSON cannot carry."""
+    """Encode ``value``; raise ``TypeError`` for anything JSON (or jsonb) cannot carry."""
     try:
-        return _encoder.encode(value)
-    except ValueError as exc:  # NaN or infinity: not valid JSON, refused by jsonb
-        raise TypeError(f"{exc}; use None or a string instead") from None
+        text = _encoder.encode(value)
+    except ValueError:  # NaN or infinity: not valid JSON, refused by jsonb
+        raise TypeError("NaN and infinite floats have no JSON form") from None
+    if "\\u0000" in text and _NUL.search(text):
+        raise TypeError("PostgreSQL cannot store a NUL character (\\x00) in JSON")
+    # A user dict with the reserved key would be read back as a tagged value: refuse it.
+    # The walk runs only when the key is in the text, i.e. mostly for tagged values.
+    if TAG in text and _has_reserved_key(value):
+        raise TypeError(f"the dict key {TAG!r} is reserved by djqueue")
+    return text
+
+
+def _has_reserved_key(value: object) -> bool:
+    if isinstance(value, dict):
+        return TAG in value or any(_has_reserved_key(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_reserved_key(item) for item in value)
+    return False
 
 
 def loads(text: str | None) -> Any:
@@ -82,6 +100,8 @@ def _find(value: object, path: str) -> tuple[str, str] | None:
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool | type(None)):
                 return path, f"has a dict key of type {_type_name(key)} (keys must be str)"
+            if key == TAG:
+                return path, f"has the key {TAG!r}, which djqueue reserves"
             found = _find(item, f"{path}[{key!r}]")
             if found:
                 return found
@@ -94,7 +114,9 @@ def _find(value: object, path: str) -> tuple[str, str] | None:
         return None
     try:
         dumps(value)
-    except TypeError:
+    except TypeError as exc:
+        if isinstance(value, str | float):
+            return path, f"cannot be stored: {exc}"
         return path, f"has type {_type_name(value)}"
     return None
 

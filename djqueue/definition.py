@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -185,6 +184,8 @@ class Task(Generic[P, R]):
         """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
         from djqueue import broker, result
 
+        if options.get("task_id") is not None:
+            raise ValueError("task_id names one job; apply_many cannot give it to many")
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
         if conf.get("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
@@ -267,7 +268,9 @@ class Task(Generic[P, R]):
         return NewJob(
             id=ids.new_id() if task_id is None else ids.parse(task_id),
             task_name=self.name,
-            queue=_check_queue(queue or self.queue or conf.get("DEFAULT_QUEUE")),
+            queue=_check_queue(
+                queue if queue is not None else self.queue or conf.get("DEFAULT_QUEUE")
+            ),
             priority=self.priority if priority is None else _check_priority(priority),
             args=args_json,
             kwargs=kwargs_json,
@@ -354,9 +357,8 @@ def _aware(moment: datetime.datetime) -> datetime.datetime:
     if not isinstance(moment, datetime.datetime):
         raise TypeError(f"expected a datetime, not {moment!r}")
     if timezone.is_naive(moment):
-        # A naive moment means local time, as in the rest of Django.
-        zone = timezone.get_current_timezone() if settings.USE_TZ else datetime.UTC
-        return timezone.make_aware(moment, zone)
+        # A naive moment means local time (the current time zone), as in the rest of Django.
+        return timezone.make_aware(moment, timezone.get_current_timezone())
     return moment
 
 

@@ -39,7 +39,7 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
     try:
         value = task.run(*args, **kwargs)
     except Retry as signal:
-        return _retried(job, signal)
+        return _retried(job, signal, task.default_retry_delay)
     except Exception as exc:
         return _failed_or_retried(task, job, exc)
     finally:
@@ -67,7 +67,7 @@ def _request(
 
 def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
     if task.ignore_result:
-        return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS)
+        return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, worker=job.worker)
     try:
         encoded = codec.dumps(value)
     except TypeError as exc:
@@ -81,7 +81,9 @@ def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) 
             f"of {cap}; store it elsewhere and return its key"
         )
         return _failure(job, too_large)
-    return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, result=encoded)
+    return Outcome(
+        job.id, job.attempt, job.task_name, states.SUCCESS, result=encoded, worker=job.worker
+    )
 
 
 def _failed_or_retried(task: definition.Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
@@ -98,11 +100,13 @@ def _failed_or_retried(task: definition.Task[Any, Any], job: ClaimedJob, exc: Ex
         signal = task.retry(exc=exc, countdown=delay, throw=False)
     except Exception as final:  # out of retries: retry() re-raised the error
         return _failure(job, final)
-    return _retried(job, signal)
+    return _retried(job, signal, delay)
 
 
-def _retried(job: ClaimedJob, signal: Retry) -> Outcome:
+def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
     error = signal.exc
+    # A bare ``raise Retry()`` names no moment: wait the task's default delay.
+    delay = signal.countdown if signal.countdown is not None else default_delay
     return Outcome(
         job.id,
         job.attempt,
@@ -111,8 +115,9 @@ def _retried(job: ClaimedJob, signal: Retry) -> Outcome:
         error_type=qualified_name(type(error)) if error else "",
         error_message=str(error) if error else "",
         traceback="".join(tb.format_exception(error)) if error else "",
-        retry_in=signal.countdown if signal.eta is None else None,
+        retry_in=delay if signal.eta is None else None,
         retry_at=signal.eta,
+        worker=job.worker,
         exception=signal,
     )
 
@@ -126,13 +131,20 @@ def _failure(job: ClaimedJob, exc: BaseException) -> Outcome:
         error_type=qualified_name(type(exc)),
         error_message=str(exc),
         traceback="".join(tb.format_exception(exc)),
+        worker=job.worker,
         exception=exc,
     )
 
 
 def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
     return Outcome(
-        job.id, job.attempt, job.task_name, state, error_type=error_type, error_message=message
+        job.id,
+        job.attempt,
+        job.task_name,
+        state,
+        error_type=error_type,
+        error_message=message,
+        worker=job.worker,
     )
 
 
@@ -150,15 +162,11 @@ def _log(outcome: Outcome) -> None:
         when = (
             f"at {outcome.retry_at.isoformat()}"
             if outcome.retry_at
-            else (f"in {outcome.retry_in:g}s")
+            else f"in {outcome.retry_in or 0:g}s"
         )
+        cause = f": {outcome.error_type}: {outcome.error_message}" if outcome.error_type else ""
         logger.warning(
-            "Task %s[%s] will retry %s: %s: %s",
-            outcome.task_name,
-            outcome.job_id,
-            when,
-            outcome.error_type,
-            outcome.error_message,
+            "Task %s[%s] will retry %s%s", outcome.task_name, outcome.job_id, when, cause
         )
     elif outcome.state == states.REVOKED:
         logger.warning(

@@ -56,5 +56,6 @@ class Outcome:
     retry_in: float | None = None
     retry_at: datetime.datetime | None = None
     runtime: float = 0.0
+    worker: str = ""  # who ran it: part of the fence, with the attempt
     # The live exception, for eager runs that re-raise it; never stored.
     exception: BaseException | None = field(default=None, compare=False, repr=False)

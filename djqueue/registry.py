@@ -17,13 +17,17 @@ _tasks: dict[str, Task[Any, Any]] = {}
 def register(task: Task[Any, Any]) -> None:
     """Add ``task``; a second, different task under the same name is an error."""
     existing = _tasks.get(task.name)
-    if existing is not None and existing.fn.__qualname__ != task.fn.__qualname__:
+    if existing is not None and _origin(existing) != _origin(task):
         raise ValueError(
             f"two tasks are named {task.name!r} ({existing.fn.__module__}."
             f"{existing.fn.__qualname__} and {task.fn.__module__}.{task.fn.__qualname__}); "
             "give one of them another name=..."
         )
     _tasks[task.name] = task
+
+
+def _origin(task: Task[Any, Any]) -> tuple[str, str]:
+    return task.fn.__module__, task.fn.__qualname__
 
 
 def get(name: str) -> Task[Any, Any]:

@@ -63,8 +63,9 @@ class AsyncResult:
     info = result
 
     @property
-    def traceback(self) -> str:
-        return str(self._row()["traceback"])
+    def traceback(self) -> str | None:
+        """The formatted traceback of a failed job, or None."""
+        return self._row()["traceback"] or None
 
     def ready(self) -> bool:
         return self.state in states.READY

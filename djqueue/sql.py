@@ -59,20 +59,21 @@ RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
 CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
 CLAIM_QUEUES = _CLAIM.format(queue_test="= ANY(%s::text[])", order="priority DESC, eta, id")
 
-# Write a batch of outcomes. Fencing: only a row still STARTED under the same attempt is
-# touched, so a worker presumed dead (its job rescued, maybe re-claimed) cannot
-# overwrite newer state. The ids written are announced on djqueue_done for result
-# waiters; the payload is empty when it would pass NOTIFY's 8000-byte limit, which
-# tells waiters to re-read. Asynchronous commit as for claims: a lost acknowledgement
-# only means the job runs again.
+# Write a batch of outcomes. Fencing: only a row still STARTED under the same attempt and
+# worker is touched, so a worker presumed dead (its job rescued, maybe re-claimed) cannot
+# overwrite newer state. The worker is part of the fence because an asynchronously
+# committed claim lost in a server crash lets another worker claim the same attempt.
+# The ids written are announced on djqueue_done for result waiters; the payload is empty
+# when it would pass NOTIFY's 8000-byte limit, which tells waiters to re-read.
+# Asynchronous commit as for claims: a lost acknowledgement only means the job runs again.
 FINISH = """
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 v AS (
     SELECT * FROM unnest(
         %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-        %s::float8[], %s::timestamptz[]
+        %s::float8[], %s::timestamptz[], %s::text[]
     ) AS v(id, attempt, state, result, error_type, error_message, traceback, retry_in,
-           retry_at)
+           retry_at, worker)
 ),
 done AS (
     UPDATE djqueue_job AS j
@@ -88,7 +89,8 @@ done AS (
         retries = j.retries + CASE WHEN v.state = 'RETRY' THEN 1 ELSE 0 END,
         lease_expires_at = NULL
     FROM v, sync
-    WHERE j.id = v.id AND j.attempt = v.attempt AND j.state = 'STARTED'
+    WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
+          AND j.state = 'STARTED'
     RETURNING j.id
 )
 SELECT array_agg(id),
@@ -169,9 +171,11 @@ DELETE FROM djqueue_job WHERE id IN (
 )
 """
 
+# Live workers beat every few seconds; the floor keeps their rows even when asked to
+# prune everything finished (--older-than 0).
 PRUNE_WORKERS = """
 DELETE FROM djqueue_worker
-WHERE last_heartbeat < now() - make_interval(secs => %s)
+WHERE last_heartbeat < now() - make_interval(secs => GREATEST(%s, %s))
 """
 
 REGISTER_WORKER = """

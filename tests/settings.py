@@ -46,7 +46,8 @@ DATABASES = {
         "HOST": os.environ.get("PGHOST", "127.0.0.1"),
         "PORT": os.environ.get("PGPORT", "5432"),
         "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        "TEST": {"NAME": "test_djqueue"},
+        # Separate names let several checkouts run the suite at once on one server.
+        "TEST": {"NAME": os.environ.get("DJQUEUE_TEST_DATABASE", "test_djqueue")},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

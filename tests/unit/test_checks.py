@@ -26,3 +26,9 @@ def test_unknown_setting_is_a_warning(settings: Any) -> None:
     [warning] = checks.check_settings()
     assert warning.id == "djqueue.W001"
     assert "LEASE_SECOND" in warning.msg
+
+
+def test_heartbeat_must_be_shorter_than_the_lease(settings: Any) -> None:
+    settings.DJQUEUE = {"LEASE_SECONDS": 5, "HEARTBEAT_SECONDS": 5}
+    [error] = checks.check_settings()
+    assert error.id == "djqueue.E003"

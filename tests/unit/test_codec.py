@@ -59,3 +59,25 @@ def test_describe_reports_bad_dict_keys() -> None:
 
 def test_describe_returns_none_for_good_values() -> None:
     assert codec.describe_unencodable({"a": [datetime.date.today()]}) is None
+
+
+def test_nul_characters_are_refused_but_escaped_backslashes_are_not() -> None:
+    with pytest.raises(TypeError, match="NUL character"):
+        codec.dumps({"name": "a\x00b"})
+    assert codec.loads(codec.dumps(r"a\u0000b")) == r"a\u0000b"
+
+
+def test_reserved_key_is_refused_and_described() -> None:
+    forged = {"__djqueue__": "date", "v": "2020-01-01"}
+    with pytest.raises(TypeError, match="reserved"):
+        codec.dumps([forged])
+    assert codec.describe_unencodable({"x": forged}) == (
+        "['x']",
+        "has the key '__djqueue__', which djqueue reserves",
+    )
+
+
+def test_nan_is_described_by_what_is_wrong() -> None:
+    path, problem = codec.describe_unencodable([1.0, float("nan")]) or ("", "")
+    assert path == "[1]"
+    assert "NaN" in problem

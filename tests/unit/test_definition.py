@@ -152,3 +152,43 @@ def test_retry_outside_retries_reraises_the_error() -> None:
 
 def test_request_is_empty_outside_a_worker() -> None:
     assert tasks.whoami.request.id is None
+
+
+def test_empty_queue_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="queue must be a non-empty name"):
+        tasks.add.prepare([1, 2], queue="")
+
+
+def test_apply_many_refuses_a_shared_task_id() -> None:
+    with pytest.raises(ValueError, match="task_id names one job"):
+        tasks.add.apply_many([((1, 2), {})], task_id="12345678-1234-5678-1234-567812345678")
+
+
+def test_same_name_from_another_module_is_refused() -> None:
+    def add(x: int, y: int) -> int:
+        return x - y
+
+    add.__module__ = "elsewhere.tasks"
+    add.__qualname__ = "add"
+    with pytest.raises(ValueError, match="two tasks are named"):
+        djqueue.task(name="tests.testapp.tasks.add")(add)
+
+
+def test_bare_retry_waits_the_default_delay() -> None:
+    from djqueue import executor
+    from djqueue.exceptions import Retry
+    from djqueue.records import ClaimedJob
+
+    @djqueue.task(name="tests.unit.bare_retry", default_retry_delay=42)
+    def bare() -> None:
+        raise Retry()
+
+    job = ClaimedJob(djqueue_ids_new(), bare.name, "[]", "{}", 1, 0, "default", 0, None, False)
+    outcome = executor.execute(job)
+    assert (outcome.state, outcome.retry_in) == ("RETRY", 42)
+
+
+def djqueue_ids_new() -> Any:
+    from djqueue import ids
+
+    return ids.new_id()

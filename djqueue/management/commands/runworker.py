@@ -50,7 +50,8 @@ class Command(BaseCommand):
             "--hostname",
             "-n",
             default=None,
-            help="Name of this worker (default: djqueue@<host>); the pid is appended.",
+            help="Name of this worker (default: djqueue@<host>); the pid and a short "
+            "random suffix are appended so that every process is told apart.",
         )
         parser.add_argument(
             "--prefetch-multiplier",
@@ -62,16 +63,21 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["loglevel"])
         queues = _queues(options["queues"] or conf.get("DEFAULT_QUEUE"))
-        concurrency = options["concurrency"] or os.cpu_count() or 1
+        concurrency = options["concurrency"]
+        if concurrency is None:
+            concurrency = os.cpu_count() or 1
         if concurrency < 1:
-            raise CommandError("--concurrency must be at least 1")
+            raise CommandError(f"--concurrency must be at least 1, not {concurrency}")
+        prefetch = options["prefetch_multiplier"]
+        if prefetch is not None and prefetch < 1:
+            raise CommandError(f"--prefetch-multiplier must be at least 1, not {prefetch}")
         run = worker.Worker(
             worker.Options(
                 queues=queues,
                 pool=options["pool"],
                 concurrency=concurrency,
                 hostname=options["hostname"] or f"djqueue@{socket.gethostname()}",
-                prefetch_multiplier=options["prefetch_multiplier"],
+                prefetch_multiplier=prefetch,
             )
         )
         code = run.run()

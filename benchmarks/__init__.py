@@ -1,0 +1,1 @@
+"""Throughput and latency benchmarks of djqueue, with Celery + Redis beside it."""

@@ -1,0 +1,33 @@
+"""Django settings for the benchmarks: djqueue alone, on its own database."""
+
+from __future__ import annotations
+
+import os
+
+SECRET_KEY = "benchmarks-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+INSTALLED_APPS = ["djqueue", "benchmarks.benchapp"]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("DJQUEUE_BENCH_DB", "djqueue_bench"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        # Workers keep their connection for their whole life, as in production.
+        "CONN_MAX_AGE": None,
+        # DJQUEUE_BENCH_PREPARE=1: server-side binding with prepared statements, to
+        # measure what planning each statement anew costs (Django's default: neither).
+        "OPTIONS": (
+            {"server_side_binding": True, "prepare_threshold": 2}
+            if os.environ.get("DJQUEUE_BENCH_PREPARE") == "1"
+            else {}
+        ),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Defaults everywhere else: the figures are those a user gets out of the box.
+DJQUEUE: dict[str, object] = {}
