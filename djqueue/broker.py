@@ -9,8 +9,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connections
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue import conf, sql
 from djqueue.records import ClaimedJob, NewJob, Outcome
@@ -18,34 +19,77 @@ from djqueue.records import ClaimedJob, NewJob, Outcome
 logger = logging.getLogger("djqueue.broker")
 
 
+# Automatic preparation stays off for everything else on the connection: only the
+# broker's own statements ask for it, explicitly.
+_NEVER = 2**31 - 1
+
+
+class _PreparingCursor(CursorWrapper):
+    """Django's cursor wrapper (error translation, execute wrappers) whose statements are
+    prepared on the server, so that the hot queue statements are planned once per
+    connection instead of once per call."""
+
+    def _execute(self, sql: str, params: Any, *ignored_wrapper_args: Any) -> Any:
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params, prepare=True)
+
+
+class _PreparingDebugCursor(CursorDebugWrapper, _PreparingCursor):
+    """The same, logging queries as Django does when DEBUG is on or a test counts them."""
+
+
 @contextmanager
 def _cursor() -> Iterator[CursorWrapper]:
-    with connections[conf.get("DATABASE")].cursor() as cursor:
+    """A cursor on the queue database's Django connection (so: in the caller's transaction)."""
+    db = connections[conf.get("DATABASE")]
+    if not conf.get("PREPARED_STATEMENTS"):
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _NEVER
+    wrapper = _PreparingDebugCursor if db.queries_logged else _PreparingCursor
+    cursor = wrapper(psycopg.Cursor(raw), db)
+    try:
         yield cursor
+    finally:
+        cursor.close()
 
 
 def enqueue(jobs: Sequence[NewJob]) -> None:
     """Insert ``jobs`` in the caller's transaction, in chunks of ``BULK_BATCH_SIZE``."""
+    if len(jobs) == 1:
+        with _cursor() as cursor:
+            cursor.execute(sql.ENQUEUE_ONE, _row(jobs[0]))
+        return
     size = int(conf.get("BULK_BATCH_SIZE"))
     with _cursor() as cursor:
         for start in range(0, len(jobs), size):
-            cursor.execute(sql.ENQUEUE, _columns(jobs[start : start + size]))
+            cursor.execute(sql.ENQUEUE_MANY, _columns(jobs[start : start + size]))
+
+
+def _row(job: NewJob) -> list[Any]:
+    return [
+        job.id,
+        job.task_name,
+        job.queue,
+        job.priority,
+        job.args,
+        job.kwargs,
+        job.max_attempts,
+        job.eta,
+        job.countdown,
+        job.expires_at,
+        job.expires_in,
+    ]
 
 
 def _columns(jobs: Sequence[NewJob]) -> list[list[Any]]:
-    return [
-        [job.id for job in jobs],
-        [job.task_name for job in jobs],
-        [job.queue for job in jobs],
-        [job.priority for job in jobs],
-        [job.args for job in jobs],
-        [job.kwargs for job in jobs],
-        [job.max_attempts for job in jobs],
-        [job.eta for job in jobs],
-        [job.countdown for job in jobs],
-        [job.expires_at for job in jobs],
-        [job.expires_in for job in jobs],
-    ]
+    return [list(column) for column in zip(*(_row(job) for job in jobs), strict=True)]
 
 
 def claim(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:

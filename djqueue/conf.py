@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "FINISH_FLUSH_MS": 5.0,
     # Rows per INSERT statement in bulk enqueue.
     "BULK_BATCH_SIZE": 5000,
+    # Prepare the broker's statements on the server (planned once per connection). Turn
+    # off behind a transaction-mode pooler that cannot keep prepared statements.
+    "PREPARED_STATEMENTS": True,
     # A direct (non-pooled) DSN for LISTEN, for setups behind a transaction pooler.
     "LISTEN_DSN": None,
     # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.

@@ -10,8 +10,9 @@ from __future__ import annotations
 # one NOTIFY per distinct queue. NOTIFY is transactional: listeners hear it only when the
 # caller's transaction commits, so a worker never wakes for a job it cannot see yet.
 # eta/expiry come from the database clock so that worker and web clocks never matter.
-ENQUEUE = """
-WITH inserted AS (
+_ENQUEUE = """
+WITH v AS ({source}),
+inserted AS (
     INSERT INTO djqueue_job (
         id, task_name, queue, priority, state, args, kwargs, attempt, retries,
         max_attempts, eta, expires_at, enqueued_at, worker, error_type, error_message,
@@ -22,15 +23,43 @@ WITH inserted AS (
            COALESCE(v.eta, now() + make_interval(secs => COALESCE(v.countdown, 0))),
            COALESCE(v.expires_at, now() + make_interval(secs => v.expires_in)),
            now(), '', '', '', ''
-    FROM unnest(
-        %s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[],
-        %s::timestamptz[], %s::float8[], %s::timestamptz[], %s::float8[]
-    ) AS v(id, task_name, queue, priority, args, kwargs, max_attempts, eta, countdown,
-           expires_at, expires_in)
+    FROM v
     RETURNING queue
 )
 SELECT pg_notify('djqueue', q.queue) FROM (SELECT DISTINCT queue FROM inserted) AS q
 """
+_COLUMNS = (
+    "id, task_name, queue, priority, args, kwargs, max_attempts, eta, countdown, "
+    "expires_at, expires_in"
+)
+_TYPES = (
+    "uuid",
+    "text",
+    "text",
+    "int",
+    "text",
+    "text",
+    "int",
+    "timestamptz",
+    "float8",
+    "timestamptz",
+    "float8",
+)
+# Many jobs: one array per column, unnested on the server. (Built from the constants
+# above only; every value travels as a parameter.)
+ENQUEUE_MANY = _ENQUEUE.format(
+    source="SELECT * FROM unnest({}) AS v({})".format(  # noqa: S608
+        ", ".join(f"%s::{kind}[]" for kind in _TYPES), _COLUMNS
+    )
+)
+# One job (the common delay() case): plain parameters, cheaper to send than arrays.
+ENQUEUE_ONE = _ENQUEUE.format(
+    source="SELECT {}".format(
+        ", ".join(
+            f"%s::{kind} AS {name}" for kind, name in zip(_TYPES, _COLUMNS.split(", "), strict=True)
+        )
+    )
+)
 
 # Claim a batch in one statement. SKIP LOCKED lets concurrent workers take disjoint rows
 # without waiting on each other. The WHERE and ORDER BY match the partial index
