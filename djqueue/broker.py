@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import uuid
@@ -69,7 +70,7 @@ def enqueue(jobs: Sequence[NewJob]) -> None:
     size = int(conf.get("BULK_BATCH_SIZE"))
     with _cursor() as cursor:
         for start in range(0, len(jobs), size):
-            cursor.execute(sql.ENQUEUE_MANY, _columns(jobs[start : start + size]))
+            cursor.execute(sql.ENQUEUE_MANY, [_json_rows(jobs[start : start + size])])
 
 
 def _row(job: NewJob) -> list[Any]:
@@ -88,8 +89,33 @@ def _row(job: NewJob) -> list[Any]:
     ]
 
 
-def _columns(jobs: Sequence[NewJob]) -> list[list[Any]]:
-    return [list(column) for column in zip(*(_row(job) for job in jobs), strict=True)]
+def _json_rows(jobs: Sequence[NewJob]) -> str:
+    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_MANY``'s column order."""
+    quoted: dict[str, str] = {}  # task and queue names repeat: quote each once
+
+    def text(value: str) -> str:
+        if value not in quoted:
+            quoted[value] = json.dumps(value)
+        return quoted[value]
+
+    return (
+        "["
+        + ",".join(
+            f'["{job.id}",{text(job.task_name)},{text(job.queue)},{job.priority},{job.args},'
+            f"{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},{_json(job.countdown)},"
+            f"{_json(job.expires_at)},{_json(job.expires_in)}]"
+            for job in jobs
+        )
+        + "]"
+    )
+
+
+def _json(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, datetime.datetime):
+        return f'"{value.isoformat()}"'
+    return json.dumps(value)
 
 
 def claim(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:

@@ -188,3 +188,26 @@ def test_eager_fixture(djqueue_eager: None) -> None:
 
 def test_connection_is_postgresql() -> None:
     assert connection.vendor == "postgresql"
+
+
+def test_bulk_enqueue_keeps_options_and_tricky_arguments() -> None:
+    import decimal
+
+    moment = datetime.datetime(2031, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    calls = [
+        (('quote " and \\ backslash', "snow ☃"), {"amount": decimal.Decimal("1.5")}),
+        ((None, [1, {"k": datetime.date(2030, 1, 1)}]), {}),
+    ]
+    before = timezone.now()
+    results = tasks.echo.apply_many(
+        calls, queue='bulk "q"', priority=-3, countdown=30, expires=moment
+    )
+    rows = {row.id: row for row in Job.objects.all()}
+    first, second = rows[results[0].id], rows[results[1].id]
+    assert first.args == ['quote " and \\ backslash', "snow ☃"]
+    assert first.kwargs == {"amount": decimal.Decimal("1.5")}
+    assert second.args == [None, [1, {"k": datetime.date(2030, 1, 1)}]]
+    assert (first.queue, first.priority, first.expires_at) == ('bulk "q"', -3, moment)
+    assert first.eta >= before + datetime.timedelta(seconds=29)
+    eta_results = tasks.add.apply_many([((1, 2), {})], eta=moment)
+    assert Job.objects.get(pk=eta_results[0].id).eta == moment
