@@ -440,6 +440,7 @@ def _crashed(job: ClaimedJob, exc: BaseException) -> Outcome:
         error_type=qualified_name(type(exc)),
         error_message=str(exc) or repr(exc),
         traceback="".join(traceback.format_exception(exc)),
+        worker=job.worker,
     )
 
 
