@@ -178,11 +178,11 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     return stale
 
 
-def extend_leases(worker: str, lease: float) -> int:
-    """Push back the lease of every job ``worker`` is running; return how many."""
+def extend_leases(worker: str, lease: float) -> set[uuid.UUID]:
+    """Push back the lease of every job ``worker`` holds; return the ids still held."""
     with _cursor() as cursor:
         cursor.execute(sql.EXTEND_LEASES, [lease, worker])
-        return int(cursor.rowcount)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def rescue() -> dict[str, int]:

@@ -33,8 +33,11 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
         task = registry.get(job.task_name)
     except NotRegistered as exc:
         return _ended(job, states.FAILURE, qualified_name(NotRegistered), str(exc))
-    args: list[Any] = codec.loads(job.args)
-    kwargs: dict[str, Any] = codec.loads(job.kwargs)
+    try:
+        args: list[Any] = codec.loads(job.args)
+        kwargs: dict[str, Any] = codec.loads(job.kwargs)
+    except ValueError as exc:  # a row written by hand or by another program
+        return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
     token = definition.set_request(_request(job, args, kwargs, is_eager))
     try:
         value = task.run(*args, **kwargs)
@@ -42,6 +45,9 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
         return _retried(job, signal, task.default_retry_delay)
     except Exception as exc:
         return _failed_or_retried(task, job, exc)
+    except SystemExit as exc:
+        # sys.exit() in a task ends the task, not the worker (nor a pool thread).
+        return failure(job, exc)
     finally:
         definition.reset_request(token)
     return _succeeded(task, job, value)
@@ -120,6 +126,11 @@ def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
         worker=job.worker,
         exception=signal,
     )
+
+
+def failure(job: ClaimedJob, exc: BaseException) -> Outcome:
+    """The FAILURE outcome of ``job`` for ``exc``, with its traceback."""
+    return _failure(job, exc)
 
 
 def _failure(job: ClaimedJob, exc: BaseException) -> Outcome:

@@ -45,8 +45,11 @@ class Listener:
     def wait(self, timeout: float) -> list[str]:
         """Payloads received within ``timeout`` seconds (empty list if none)."""
         try:
-            fresh = self._ensure()
-            payloads = [""] if fresh else []
+            if self._ensure():
+                # Newly listening: whatever happened before is unknown, look now.
+                self._failures = 0
+                return [""]
+            payloads: list[str] = []
             assert self._conn is not None
             for notify in self._conn.notifies(timeout=timeout, stop_after=1):
                 payloads.append(notify.payload)

@@ -139,6 +139,7 @@ FROM done
 EXTEND_LEASES = """
 UPDATE djqueue_job SET lease_expires_at = now() + make_interval(secs => %s)
 WHERE state = 'STARTED' AND worker = %s
+RETURNING id
 """
 
 # Rescue jobs whose lease ran out: their worker died or hung. SKIP LOCKED so that two

@@ -17,7 +17,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, pools, states
-from djqueue.exceptions import qualified_name
+from djqueue import broker, conf, executor, pools
 from djqueue.listener import JOBS_CHANNEL, Listener
 from djqueue.records import ClaimedJob, Outcome
 
@@ -69,6 +67,8 @@ class Worker:
         self.events: queue.SimpleQueue[Outcome | str] = queue.SimpleQueue()
         # job id -> [attempt, started]; guarded by _lock (read by the control thread).
         self.held: dict[uuid.UUID, list[int | bool]] = {}
+        # Held jobs another worker rescued while this one was unresponsive: not to run.
+        self.lost: set[uuid.UUID] = set()
         self._lock = threading.Lock()
         # Held by the main thread around a claim; a cold shutdown takes it for good so
         # that no claim lands after the hand-back (the claimed jobs would stay STARTED).
@@ -205,13 +205,21 @@ class Worker:
         with self._lock:
             if job.id in self.held:
                 self.held[job.id][1] = True
+            lost = job.id in self.lost
+            self.lost.discard(job.id)
+        if lost:
+            logger.warning(
+                "Not running job %s: it was rescued while this worker was unresponsive.",
+                job.id,
+            )
+            return
         try:
             outcome = executor.execute(job)
         except BaseException as exc:
-            # A task's SystemExit (sys.exit()) or a job the executor could not even
-            # decode must still end the job: otherwise it stays held, the heartbeat
-            # renews its lease forever and, in the threads pool, a slot is lost.
-            outcome = _crashed(job, exc)
+            # Whatever escapes the executor must still end the job: otherwise it stays
+            # held, the heartbeat renews its lease forever and a pool slot is lost.
+            logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+            outcome = executor.failure(job, exc)
         self.events.put(outcome)
 
     def _gather(self, timeout: float) -> None:
@@ -235,7 +243,10 @@ class Worker:
             self.maybe_more = True
             return
         if event.retry_in is not None:
-            self.retry_due = min(self.retry_due, time.monotonic() + event.retry_in)
+            # The database dates the retry when the outcome is written, a little later:
+            # wake a little after that, not before.
+            due = time.monotonic() + event.retry_in + 0.05
+            self.retry_due = min(self.retry_due, due)
         if not self.buffer:
             self._buffered_at = time.monotonic()
         self.buffer.append(event)
@@ -337,12 +348,29 @@ class Worker:
 
     def _beat(self) -> None:
         try:
-            broker.extend_leases(self.name, self.lease)
+            with self._lock:
+                held = set(self.held)
+            self._forget_lost(held - broker.extend_leases(self.name, self.lease))
             broker.worker_heartbeat(self.name, self.jobs_done)
             broker.rescue()
         except DatabaseError as exc:
             logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
             _reset_connection()
+
+    def _forget_lost(self, unrenewed: set[uuid.UUID]) -> None:
+        """Drop held jobs whose lease could not be renewed: they are not ours any more."""
+        with self._lock:
+            # Jobs that finished meanwhile were not renewed either; they are gone already.
+            lost = {job_id for job_id in unrenewed if job_id in self.held}
+            for job_id in lost:
+                self.held.pop(job_id)
+            self.lost |= lost
+        if lost:
+            logger.warning(
+                "%d job(s) held by this worker were rescued after their lease expired "
+                "(was the worker frozen?); those not started yet will not run here.",
+                len(lost),
+            )
 
     def _prune(self) -> None:
         retention = conf.get("RESULT_RETENTION_SECONDS")
@@ -404,7 +432,7 @@ class Worker:
             value = fn(*args)
         except _DB_DOWN as exc:
             self._db_failures += 1
-            delay = min(10.0, 0.25 * 2**self._db_failures)
+            delay = min(5.0, 0.25 * 2**self._db_failures)
             logger.error(
                 "Database unavailable (%s); retrying in %.1fs. Running jobs carry on.",
                 _describe(exc),
@@ -427,21 +455,6 @@ class Worker:
             value = self._try_db(fn, *args)
             if value is not None or not self._db_failures:
                 return value  # type: ignore[return-value]
-
-
-def _crashed(job: ClaimedJob, exc: BaseException) -> Outcome:
-    """The outcome of a job whose run escaped the executor."""
-    logger.error("Task %s[%s] crashed: %s: %s", job.task_name, job.id, type(exc).__name__, exc)
-    return Outcome(
-        job.id,
-        job.attempt,
-        job.task_name,
-        states.FAILURE,
-        error_type=qualified_name(type(exc)),
-        error_message=str(exc) or repr(exc),
-        traceback="".join(traceback.format_exception(exc)),
-        worker=job.worker,
-    )
 
 
 def _reset_connection() -> None:

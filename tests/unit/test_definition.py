@@ -192,3 +192,25 @@ def djqueue_ids_new() -> Any:
     from djqueue import ids
 
     return ids.new_id()
+
+
+def test_sys_exit_in_a_task_is_a_failure_not_an_exit() -> None:
+    @djqueue.task(name="tests.unit.exits")
+    def exits() -> None:
+        raise SystemExit(3)
+
+    result = exits.apply()
+    assert result.failed()
+    assert isinstance(result.result, SystemExit)
+
+
+def test_undecodable_arguments_fail_the_job() -> None:
+    from djqueue import executor
+    from djqueue.records import ClaimedJob
+
+    job = ClaimedJob(
+        djqueue_ids_new(), tasks.add.name, "[1,", "{}", 1, 0, "default", 0, None, False
+    )
+    outcome = executor.execute(job)
+    assert outcome.state == "FAILURE"
+    assert "arguments cannot be decoded" in outcome.error_message
