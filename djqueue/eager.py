@@ -14,19 +14,22 @@ if TYPE_CHECKING:
     from djqueue.definition import Task
 
 
-class EagerResult:
+class EagerResult(states.StateQueries):
     """The outcome of a job run in this process; shaped like ``AsyncResult``."""
 
     def __init__(self, outcome: Outcome) -> None:
         self.id: uuid.UUID = outcome.job_id
         self.task_name = outcome.task_name
-        self.state: str = outcome.state
         self.retries = outcome.attempt - 1
-        self.traceback: str = outcome.traceback
+        self.traceback: str | None = outcome.traceback or None
         self._outcome = outcome
 
     def __repr__(self) -> str:
         return f"<EagerResult {self.id} {self.state}>"
+
+    @property
+    def state(self) -> str:
+        return self._outcome.state
 
     @property
     def status(self) -> str:
@@ -40,15 +43,6 @@ class EagerResult:
         return self._outcome.exception or self._error()
 
     info = result
-
-    def ready(self) -> bool:
-        return self.state in states.READY
-
-    def successful(self) -> bool:
-        return self.state == states.SUCCESS
-
-    def failed(self) -> bool:
-        return self.state == states.FAILURE
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Return the result; re-raise the task's error when ``propagate``."""

@@ -13,7 +13,7 @@ from djqueue.models import Job
 _FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback")
 
 
-class AsyncResult:
+class AsyncResult(states.StateQueries):
     """A handle on a job by id; every read looks at the job's row."""
 
     def __init__(self, id: str | uuid.UUID) -> None:
@@ -66,15 +66,6 @@ class AsyncResult:
     def traceback(self) -> str | None:
         """The formatted traceback of a failed job, or None."""
         return self._row()["traceback"] or None
-
-    def ready(self) -> bool:
-        return self.state in states.READY
-
-    def successful(self) -> bool:
-        return self.state == states.SUCCESS
-
-    def failed(self) -> bool:
-        return self.state == states.FAILURE
 
     # Waiting --------------------------------------------------------------------
 

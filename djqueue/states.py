@@ -14,3 +14,21 @@ ALL = (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 WAITING = (PENDING, RETRY)
 # States that never change again.
 READY = frozenset({SUCCESS, FAILURE, REVOKED})
+
+
+class StateQueries:
+    """``ready()``, ``successful()`` and ``failed()`` for anything with a ``state``."""
+
+    @property
+    def state(self) -> str:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether the job has finished (and will never change again)."""
+        return self.state in READY
+
+    def successful(self) -> bool:
+        return self.state == SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == FAILURE
