@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
 
+from djqueue import charts, stats
 from djqueue.models import Job, Worker
+
+DASHBOARD_HOURS = 3
+TASK_HOURS = 1
+REFRESH_SECONDS = 10
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -44,6 +53,42 @@ class JobAdmin(ReadOnlyAdmin):
     search_fields = ("=id", "task_name")
     ordering = ("-id",)
     readonly_fields = [field.name for field in Job._meta.fields]
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="djqueue_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue depths, throughput, task figures and live workers on one page."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        minutes = stats.throughput(DASHBOARD_HOURS)
+        chart = charts.line_chart(
+            [timezone.localtime(m.at).strftime("%H:%M") for m in minutes],
+            [
+                charts.Series("succeeded", "#417690", [m.succeeded for m in minutes]),
+                charts.Series("failed", "#ba2121", [m.failed for m in minutes]),
+            ],
+            title="Jobs finished per minute",
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Task queue dashboard",
+            "opts": self.model._meta,
+            "now": timezone.now(),
+            "hours": DASHBOARD_HOURS,
+            "task_hours": TASK_HOURS,
+            "refresh_seconds": REFRESH_SECONDS,
+            "chart": chart,
+            "queues": stats.queue_depths(),
+            "tasks": stats.task_figures(TASK_HOURS),
+            "workers": stats.live_workers(),
+        }
+        return TemplateResponse(request, "djqueue/admin/dashboard.html", context)
 
 
 @admin.register(Worker)
