@@ -1,0 +1,137 @@
+"""``manage.py djqueue``: look at the queue and steer it from the command line."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from djqueue import broker, conf, ids, states, stats
+from djqueue.models import Job
+
+LIST_LIMIT = 50
+
+
+class Command(BaseCommand):
+    help = "Task queue operations: status, inspect, revoke, prune."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        commands.add_parser("status", help="workers and queues at a glance")
+        inspect = commands.add_parser("inspect", help="list jobs: active, scheduled or stats")
+        inspect.add_argument("what", choices=["active", "scheduled", "stats"])
+        inspect.add_argument("--queue", "-Q", default=None, help="only this queue")
+        revoke = commands.add_parser("revoke", help="make jobs that have not started never run")
+        revoke.add_argument("job_ids", nargs="+", metavar="ID")
+        prune = commands.add_parser("prune", help="delete old finished jobs")
+        prune.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="seconds since finishing (default: RESULT_RETENTION_SECONDS)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "status":
+            self._status()
+        elif action == "inspect":
+            self._inspect(options["what"], options["queue"])
+        elif action == "revoke":
+            self._revoke(options["job_ids"])
+        elif action == "prune":
+            self._prune(options["older_than"])
+
+    # status ---------------------------------------------------------------------
+
+    def _status(self) -> None:
+        workers = stats.live_workers()
+        self.stdout.write(f"Workers alive: {len(workers)}")
+        for worker in workers:
+            self.stdout.write(
+                f"  {worker.name}  pool={worker.pool} concurrency={worker.concurrency} "
+                f"queues={','.join(worker.queues)} jobs_done={worker.jobs_done} "
+                f"heartbeat={_ago(worker.last_heartbeat)} ago"
+            )
+        depths = stats.queue_depths()
+        self.stdout.write(f"Queues: {len(depths)}")
+        for depth in depths:
+            oldest = f"{depth.oldest_wait.total_seconds():.1f}s" if depth.oldest_wait else "-"
+            self.stdout.write(
+                f"  {depth.queue}  waiting={depth.waiting} oldest={oldest} "
+                f"scheduled={depth.scheduled} running={depth.running}"
+            )
+        if not workers and any(depth.waiting for depth in depths):
+            self.stderr.write("Jobs are waiting but no worker is alive: start `runworker`.")
+
+    # inspect --------------------------------------------------------------------
+
+    def _inspect(self, what: str, queue: str | None) -> None:
+        if what == "stats":
+            self._task_stats()
+            return
+        jobs = Job.objects.using(conf.get("DATABASE"))
+        if queue:
+            jobs = jobs.filter(queue=queue)
+        if what == "active":
+            jobs = jobs.filter(state=states.STARTED).order_by("started_at")
+        else:
+            jobs = jobs.filter(state__in=states.WAITING, eta__gt=timezone.now()).order_by("eta")
+        shown = list(jobs[: LIST_LIMIT + 1])
+        for job in shown[:LIST_LIMIT]:
+            self.stdout.write(self._job_line(job, what))
+        if len(shown) > LIST_LIMIT:
+            self.stdout.write(f"(first {LIST_LIMIT} shown)")
+        if not shown:
+            self.stdout.write(f"No {what} jobs.")
+
+    def _job_line(self, job: Job, what: str) -> str:
+        if what == "active":
+            since = _ago(job.started_at) if job.started_at else "?"
+            return f"{job.id}  {job.task_name}  queue={job.queue} worker={job.worker} for {since}"
+        return f"{job.id}  {job.task_name}  queue={job.queue} at {job.eta.isoformat()}"
+
+    def _task_stats(self) -> None:
+        figures = stats.task_figures(1.0)
+        if not figures:
+            self.stdout.write("No job finished in the last hour.")
+        for task in figures:
+            self.stdout.write(
+                f"{task.task_name}  finished={task.finished} failed={task.failed} "
+                f"({task.failure_rate:.0%}) runtime p50={_s(task.runtime_p50)} "
+                f"p95={_s(task.runtime_p95)} wait p50={_s(task.wait_p50)} p95={_s(task.wait_p95)}"
+            )
+
+    # changes --------------------------------------------------------------------
+
+    def _revoke(self, job_ids: list[str]) -> None:
+        for text in job_ids:
+            try:
+                job_id = ids.parse(text)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            if broker.revoke(job_id):
+                self.stdout.write(f"{job_id}: revoked")
+            else:
+                state = (
+                    Job.objects.using(conf.get("DATABASE"))
+                    .filter(pk=job_id)
+                    .values_list("state", flat=True)
+                    .first()
+                )
+                why = "no such job" if state is None else f"it is {state}"
+                self.stdout.write(f"{job_id}: not revoked ({why})")
+
+    def _prune(self, older_than: float | None) -> None:
+        call_command("prunejobs", older_than=older_than, stdout=self.stdout)
+
+
+def _ago(moment: datetime.datetime) -> str:
+    return f"{(timezone.now() - moment).total_seconds():.1f}s"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"

@@ -1,0 +1,77 @@
+import datetime
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from djqueue import broker, states
+from djqueue.models import Job
+from tests.factories import JobFactory, StartedJobFactory
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("djqueue", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_status_shows_workers_and_queues() -> None:
+    tasks.add.delay_many([(1, 1), (2, 2)])
+    broker.register_worker("host.7", "host", 7, "threads", 4, ["default"])
+    out, err = run("status")
+    assert "Workers alive: 1" in out
+    assert "host.7  pool=threads concurrency=4 queues=default" in out
+    assert "default  waiting=2" in out
+    assert err == ""
+
+
+def test_status_warns_when_jobs_wait_without_workers() -> None:
+    tasks.add.delay(1, 1)
+    out, err = run("status")
+    assert "Workers alive: 0" in out
+    assert "no worker is alive" in err
+
+
+def test_inspect_active_and_scheduled() -> None:
+    running = StartedJobFactory(lease_expires_at=timezone.now() + datetime.timedelta(minutes=1))
+    later = tasks.add.apply_async((1, 2), countdown=600, queue="later")
+    active, _ = run("inspect", "active")
+    assert str(running.id) in active and "worker=gone-worker" in active
+    scheduled, _ = run("inspect", "scheduled", "-Q", "later")
+    assert str(later.id) in scheduled
+    empty, _ = run("inspect", "scheduled", "-Q", "nothing-here")
+    assert "No scheduled jobs." in empty
+
+
+def test_inspect_stats() -> None:
+    now = timezone.now()
+    JobFactory(
+        state=states.SUCCESS,
+        started_at=now - datetime.timedelta(seconds=2),
+        finished_at=now,
+        eta=now - datetime.timedelta(seconds=3),
+    )
+    out, _ = run("inspect", "stats")
+    assert "tests.testapp.tasks.add  finished=1 failed=0 (0%)" in out
+
+
+def test_revoke_by_id_says_what_happened() -> None:
+    pending = tasks.add.delay(1, 2)
+    done = JobFactory(state=states.SUCCESS, finished_at=timezone.now())
+    out, _ = run("revoke", str(pending.id), str(done.id))
+    assert f"{pending.id}: revoked" in out
+    assert f"{done.id}: not revoked (it is SUCCESS)" in out
+    assert Job.objects.get(pk=pending.id).state == states.REVOKED
+    with pytest.raises(CommandError, match="is not a UUID"):
+        run("revoke", "nope")
+
+
+def test_prune(capsys: Any) -> None:
+    JobFactory(state=states.SUCCESS, finished_at=timezone.now() - datetime.timedelta(days=3))
+    out, _ = run("prune")
+    assert "Pruned 1 finished job(s)" in out
