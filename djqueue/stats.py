@@ -110,8 +110,13 @@ def queue_depths() -> list[QueueDepth]:
 
 
 def throughput(hours: float = 3.0) -> list[Minute]:
-    """Jobs finished per minute over the last ``hours``, oldest minute first."""
-    since = timezone.now() - datetime.timedelta(hours=hours)
+    """Jobs finished per minute over the last ``hours``, oldest minute first.
+
+    Every minute of the window is listed, with zeros where nothing finished, so that a
+    chart of it has a true time axis.
+    """
+    now = timezone.now().replace(second=0, microsecond=0)
+    since = now - datetime.timedelta(hours=hours)
     rows = (
         _jobs()
         .filter(finished_at__gte=since)
@@ -123,7 +128,12 @@ def throughput(hours: float = 3.0) -> list[Minute]:
         )
         .order_by("minute")
     )
-    return [Minute(row["minute"], row["succeeded"], row["failed"]) for row in rows]
+    counts = {row["minute"]: (row["succeeded"], row["failed"]) for row in rows}
+    minutes = int(hours * 60)
+    return [
+        Minute(at, *counts.get(at, (0, 0)))
+        for at in (since + datetime.timedelta(minutes=n) for n in range(minutes + 1))
+    ]
 
 
 def task_figures(hours: float = 1.0) -> list[TaskFigures]:

@@ -1,3 +1,4 @@
+import itertools
 from typing import Any
 
 import pytest
@@ -92,3 +93,18 @@ def test_dashboard_needs_view_permission(client: Any, django_user_model: Any) ->
 def test_job_list_links_to_the_dashboard(admin_client: Any) -> None:
     page = admin_client.get(reverse("admin:djqueue_job_changelist")).content.decode()
     assert reverse("admin:djqueue_dashboard") in page
+
+
+def test_throughput_lists_every_minute_of_the_window() -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    from djqueue import stats
+
+    JobFactory(state="SUCCESS", finished_at=timezone.now() - datetime.timedelta(minutes=30))
+    minutes = stats.throughput(hours=1)
+    assert len(minutes) == 61
+    assert sum(m.succeeded for m in minutes) == 1
+    steps = {later.at - earlier.at for earlier, later in itertools.pairwise(minutes)}
+    assert steps == {datetime.timedelta(minutes=1)}
