@@ -140,3 +140,15 @@ def sleep_then_pid(seconds: float) -> int:
 def exit_abruptly(code: int = 3) -> None:
     """Raise ``SystemExit`` inside a job, as a task calling ``sys.exit()`` would."""
     raise SystemExit(code)
+
+
+@djqueue.task(bind=True)
+def database_sleep(self: djqueue.Task[Any, Any], seconds: float) -> str:
+    """Hold a query on the server for ``seconds``, then read this job's state via the ORM."""
+    from django.db import connection
+
+    from djqueue.models import Job
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [seconds])
+    return Job.objects.get(id=self.request.id).state

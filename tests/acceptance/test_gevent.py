@@ -1,0 +1,121 @@
+"""The gevent pool with real worker processes: patched early, many greenlets at once,
+cooperative database access, warm shutdown, and the error when patching came too late."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from djqueue.models import Job
+from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, wait_until
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gevent") is None,
+    reason="gevent is not installed (pip install 'djqueue[gevent]'; tox -e gevent)",
+)
+
+# The two documented ways of patching before Django starts.
+MANAGE_PY = (str(REPO_ROOT / "manage.py"), "runworker", "--pool", "gevent")
+GEVENT_WORKER = ("-m", "djqueue.gevent_worker")
+
+
+def start(
+    workers: Workers, entry: tuple[str, ...], *args: str, wait_ready: bool = True
+) -> WorkerProcess:
+    """Start a worker through ``entry`` (not ``django runworker``), as ``workers`` would."""
+    hostname = f"w{len(workers.started) + 1}"
+    log_path = workers.log_dir / f"{hostname}.log"
+    command = [
+        sys.executable,
+        *entry,
+        "--settings=tests.settings",
+        "-l",
+        "info",
+        "-n",
+        hostname,
+        *args,
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=workers._env({}),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    worker = WorkerProcess(hostname, process, log_path)
+    workers.started.append(worker)
+    if wait_ready:
+        worker.wait_for_log(" ready: pool=gevent")
+    return worker
+
+
+def _finished(count: int) -> bool:
+    return Job.objects.filter(state="SUCCESS").count() >= count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_hundred_sleeping_tasks_run_at_once(workers: Workers) -> None:
+    results = tasks.sleep.delay_many([(1,)] * 200)
+    worker = start(workers, MANAGE_PY, "-c", "200", "--prefetch-multiplier", "1")
+    began = time.monotonic()
+
+    wait_until(lambda: _finished(200), timeout=20, what="200 sleeping jobs to finish")
+
+    # One after another they would take 200 s; side by side about 1 s, plus start-up.
+    assert time.monotonic() - began < 8
+    jobs = Job.objects.filter(id__in=[result.id for result in results])
+    assert {(job.state, job.attempt) for job in jobs} == {("SUCCESS", 1)}
+    assert "pool=gevent concurrency=200" in worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tasks_use_the_orm_without_blocking_each_other(workers: Workers) -> None:
+    # pg_sleep holds each job on the server: only cooperative waits let them overlap.
+    results = tasks.database_sleep.delay_many([(1,)] * 20)
+    start(workers, GEVENT_WORKER, "-c", "20")
+    began = time.monotonic()
+
+    wait_until(lambda: _finished(20), timeout=15, what="20 database jobs to finish")
+
+    assert time.monotonic() - began < 6
+    values = {result.get(timeout=1) for result in results}
+    # Each job saw its own row in djqueue_job through the ORM, on its own connection.
+    assert values == {"STARTED"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_the_running_job_finish(workers: Workers) -> None:
+    running = tasks.sleep.delay(2)
+    worker = start(workers, GEVENT_WORKER, "-c", "10")
+    wait_until(
+        lambda: Job.objects.filter(id=running.id, state="STARTED").exists(),
+        timeout=10,
+        what="the job to start",
+    )
+    time.sleep(0.3)
+
+    worker.send(signal.SIGTERM)
+    assert worker.wait_exit(timeout=8) == 0
+
+    assert Job.objects.get(id=running.id).state == "SUCCESS"
+    assert "Warm shutdown" in worker.log()
+    assert "stopped after 1 job(s)" in worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refuses_to_start_when_patching_came_too_late(workers: Workers) -> None:
+    worker = workers.start("--pool", "gevent", wait_ready=False)
+
+    assert worker.wait_exit(timeout=20) == 1
+    log = worker.log()
+    assert "needs gevent's monkey-patching" in log
+    assert "python -m djqueue.gevent_worker" in log
+    assert "gevent_patch.patch_if_requested()" in log
+    assert "Traceback" not in log
