@@ -8,9 +8,10 @@ import time
 import traceback as tb
 from typing import Any
 
-from djqueue import backoff, codec, conf, definition, registry, states
+from djqueue import backoff, codec, conf, definition, registry, signals, states
 from djqueue.exceptions import NotRegistered, PayloadTooLarge, Retry, qualified_name
 from djqueue.records import ClaimedJob, Outcome
+from djqueue.signals import emit
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -23,6 +24,7 @@ def execute(job: ClaimedJob, *, is_eager: bool = False) -> Outcome:
     outcome = _execute(job, is_eager)
     outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
     _log(outcome)
+    _announce(outcome)
     return outcome
 
 
@@ -38,19 +40,31 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
         kwargs: dict[str, Any] = codec.loads(job.kwargs)
     except ValueError as exc:  # a row written by hand or by another program
         return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
-    token = definition.set_request(_request(job, args, kwargs, is_eager))
+    request = _request(job, args, kwargs, is_eager)
+    token = definition.set_request(request)
+    try:
+        emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
+        outcome, retval = _run(task, job, args, kwargs)
+        emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
+    finally:
+        definition.reset_request(token)
+    return outcome
+
+
+def _run(
+    task: definition.Task[Any, Any], job: ClaimedJob, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[Outcome, object]:
+    """Call the task; return the outcome and what the call returned or raised."""
     try:
         value = task.run(*args, **kwargs)
     except Retry as signal:
-        return _retried(job, signal, task.default_retry_delay)
+        return _retried(job, signal, task.default_retry_delay), signal
     except Exception as exc:
-        return _failed_or_retried(task, job, exc)
+        return _failed_or_retried(task, job, exc), exc
     except SystemExit as exc:
         # sys.exit() in a task ends the task, not the worker (nor a pool thread).
-        return failure(job, exc)
-    finally:
-        definition.reset_request(token)
-    return _succeeded(task, job, value)
+        return failure(job, exc), exc
+    return _succeeded(task, job, value), value
 
 
 def _request(
@@ -157,6 +171,37 @@ def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcom
         error_message=message,
         worker=job.worker,
     )
+
+
+def _announce(outcome: Outcome) -> None:
+    """Send the signal that matches ``outcome``'s state (nothing when none listen)."""
+    try:
+        task: Any = registry.get(outcome.task_name)
+    except NotRegistered:
+        task = None
+    if outcome.state == states.SUCCESS:
+        result = codec.loads(outcome.result) if outcome.result is not None else None
+        emit(signals.task_success, task, task_id=outcome.job_id, result=result)
+    elif outcome.state == states.FAILURE:
+        emit(
+            signals.task_failure,
+            task,
+            task_id=outcome.job_id,
+            exception=outcome.exception,
+            traceback=outcome.traceback,
+        )
+    elif outcome.state == states.RETRY:
+        signal = outcome.exception
+        emit(
+            signals.task_retry,
+            task,
+            task_id=outcome.job_id,
+            reason=getattr(signal, "exc", None),
+            countdown=outcome.retry_in,
+            eta=outcome.retry_at,
+        )
+    elif outcome.state == states.REVOKED:
+        emit(signals.task_revoked, task, task_id=outcome.job_id, reason=outcome.error_message)
 
 
 def _log(outcome: Outcome) -> None:
