@@ -1,0 +1,71 @@
+import datetime
+import uuid
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from djqueue import broker, states
+from tests.factories import JobFactory
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_job_status_of_a_pending_job(client: Any) -> None:
+    result = tasks.add.delay(1, 2)
+    body = client.get(f"/tasks/jobs/{result.id}/").json()
+    assert body == {
+        "id": str(result.id),
+        "task": "tests.testapp.tasks.add",
+        "state": "PENDING",
+        "ready": False,
+        "retries": 0,
+        "attempt": 0,
+    }
+
+
+def test_job_status_shows_result_or_error(client: Any) -> None:
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    done = JobFactory(state=states.SUCCESS, result={"at": when}, finished_at=timezone.now())
+    failed = JobFactory(
+        state=states.FAILURE,
+        error_type="ValueError",
+        error_message="bad",
+        traceback="secret frames",
+    )
+    assert client.get(f"/tasks/jobs/{done.id}/").json()["result"] == {"at": "2026-01-02T03:04:05Z"}
+    body = client.get(f"/tasks/jobs/{failed.id}/").json()
+    assert body["error"] == {"type": "ValueError", "message": "bad"}
+    assert "secret frames" not in str(body)
+
+
+def test_job_status_unknown_and_wrong_method(client: Any) -> None:
+    missing = uuid.uuid4()
+    response = client.get(f"/tasks/jobs/{missing}/")
+    assert response.status_code == 404
+    assert response.json()["error"] == "no such job"
+    assert client.post(f"/tasks/jobs/{missing}/").status_code == 405
+    assert client.get("/tasks/jobs/not-a-uuid/").status_code == 404
+
+
+def test_metrics_exposition(client: Any) -> None:
+    now = timezone.now()
+    tasks.add.delay_many([(1, 1), (2, 2)])
+    JobFactory(
+        task_name="tests.testapp.tasks.fail",
+        state=states.FAILURE,
+        started_at=now - datetime.timedelta(seconds=2),
+        finished_at=now,
+        eta=now - datetime.timedelta(seconds=3),
+    )
+    broker.register_worker("host.1", "host", 1, "threads", 4, ["default"])
+    response = client.get("/tasks/metrics/")
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert 'djqueue_jobs{queue="default",state="waiting"} 2.0' in text
+    assert 'djqueue_task_finished{state="FAILURE",task="tests.testapp.tasks.fail"} 1.0' in text
+    assert 'djqueue_task_runtime_seconds{quantile="0.5",task="tests.testapp.tasks.fail"}' in text
+    assert "djqueue_workers 1.0" in text
+    assert "djqueue_oldest_waiting_seconds" in text
