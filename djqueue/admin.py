@@ -2,21 +2,74 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import uuid
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from djqueue import charts, stats
+from djqueue import charts, conf, registry, states, stats
 from djqueue.models import Job, Worker
 
 DASHBOARD_HOURS = 3
 TASK_HOURS = 1
 REFRESH_SECONDS = 10
+
+
+STATE_COLOURS = {
+    states.PENDING: "#79aec8",
+    states.STARTED: "#e0a800",
+    states.RETRY: "#d98c00",
+    states.SUCCESS: "#3a7d44",
+    states.FAILURE: "#ba2121",
+    states.REVOKED: "#777777",
+}
+
+
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
+    """Counts an unfiltered job list from the planner's estimate instead of COUNT(*)."""
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and not queryset.query.where:
+            with connections[queryset.db].cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [queryset.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            # Below a few thousand rows the estimate is poor and COUNT(*) is cheap.
+            if row and row[0] > 10_000:
+                return int(row[0])
+        return super().count
+
+
+class TaskNameFilter(admin.SimpleListFilter):
+    """Filter by task, offering registered task names (no DISTINCT over the table)."""
+
+    title = "task"
+    parameter_name = "task"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in registry.names()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        value = self.value()
+        return queryset.filter(task_name=value) if value else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -40,19 +93,89 @@ class JobAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "task_name",
-        "state",
+        "coloured_state",
         "queue",
         "priority",
         "attempt",
         "enqueued_at",
         "started_at",
         "finished_at",
+        "runtime",
         "worker",
     )
-    list_filter = ("state", "queue")
+    list_filter = ("state", "queue", TaskNameFilter, ("enqueued_at", admin.DateFieldListFilter))
     search_fields = ("=id", "task_name")
     ordering = ("-id",)
-    readonly_fields = [field.name for field in Job._meta.fields]
+    paginator = EstimatedCountPaginator
+    fieldsets = [
+        (None, {"fields": ["id", "task_name", "coloured_state", "queue", "priority"]}),
+        ("Call", {"fields": ["arguments", "keyword_arguments"]}),
+        ("Outcome", {"fields": ["outcome", "error_type", "error_message", "formatted_traceback"]}),
+        (
+            "Timing and attempts",
+            {
+                "fields": [
+                    "enqueued_at",
+                    "eta",
+                    "expires_at",
+                    "started_at",
+                    "finished_at",
+                    "runtime",
+                    "attempt",
+                    "retries",
+                    "max_attempts",
+                    "worker",
+                    "lease_expires_at",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        *(field.name for field in Job._meta.fields),
+        "coloured_state",
+        "runtime",
+        "arguments",
+        "keyword_arguments",
+        "outcome",
+        "formatted_traceback",
+    ]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        # "=id" on a UUID column fails on text that is no UUID: search task names only then.
+        term = search_term.strip()
+        if term and not _is_uuid(term):
+            return queryset.filter(task_name__icontains=term), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="state", ordering="state")
+    def coloured_state(self, job: Job) -> SafeString:
+        return _coloured(STATE_COLOURS.get(job.state, "#000000"), job.state)
+
+    @admin.display(description="runtime")
+    def runtime(self, job: Job) -> str:
+        if job.started_at is None or job.finished_at is None:
+            return "-"
+        return f"{(job.finished_at - job.started_at).total_seconds():.3f} s"
+
+    @admin.display(description="args")
+    def arguments(self, job: Job) -> SafeString:
+        return _pretty(job.args)
+
+    @admin.display(description="kwargs")
+    def keyword_arguments(self, job: Job) -> SafeString:
+        return _pretty(job.kwargs)
+
+    @admin.display(description="result")
+    def outcome(self, job: Job) -> SafeString:
+        return _pretty(job.result) if job.state == states.SUCCESS else format_html("{}", "-")
+
+    @admin.display(description="traceback")
+    def formatted_traceback(self, job: Job) -> SafeString:
+        return (
+            format_html("<pre>{}</pre>", job.traceback) if job.traceback else format_html("{}", "-")
+        )
 
     def get_urls(self) -> list[URLPattern]:
         dashboard = path(
@@ -95,13 +218,57 @@ class JobAdmin(ReadOnlyAdmin):
 class WorkerAdmin(ReadOnlyAdmin):
     list_display = (
         "name",
+        "hostname",
+        "pid",
         "pool",
         "concurrency",
         "queues",
         "started_at",
         "last_heartbeat",
-        "stopped_at",
+        "status",
+        "running_now",
         "jobs_done",
     )
     ordering = ("-last_heartbeat",)
     readonly_fields = [field.name for field in Worker._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
+        running = (
+            Job.objects.filter(state=states.STARTED, worker=OuterRef("name"))
+            .values("worker")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        queryset: QuerySet[Worker] = super().get_queryset(request)
+        return queryset.annotate(running=Coalesce(Subquery(running), 0))
+
+    @admin.display(description="status")
+    def status(self, worker: Worker) -> SafeString:
+        if worker.stopped_at is not None:
+            return _coloured("#777777", "stopped")
+        silent = timezone.now() - worker.last_heartbeat
+        limit = datetime.timedelta(seconds=3 * float(conf.get("HEARTBEAT_SECONDS")))
+        if silent > limit:
+            return _coloured(STATE_COLOURS[states.FAILURE], "lost")
+        return _coloured(STATE_COLOURS[states.SUCCESS], "alive")
+
+    @admin.display(description="jobs running now", ordering="running")
+    def running_now(self, worker: Worker) -> int:
+        return int(getattr(worker, "running", 0))
+
+
+def _coloured(colour: str, text: str) -> SafeString:
+    return format_html('<strong style="color: {}">{}</strong>', colour, text)
+
+
+def _pretty(value: object) -> SafeString:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+    return format_html("<pre>{}</pre>", text)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

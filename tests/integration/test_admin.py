@@ -108,3 +108,68 @@ def test_throughput_lists_every_minute_of_the_window() -> None:
     assert sum(m.succeeded for m in minutes) == 1
     steps = {later.at - earlier.at for earlier, later in itertools.pairwise(minutes)}
     assert steps == {datetime.timedelta(minutes=1)}
+
+
+def test_job_list_colours_states_and_filters_by_task(admin_client: Any) -> None:
+    JobFactory(task_name="tests.testapp.tasks.fail", state="FAILURE")
+    JobFactory(task_name="tests.testapp.tasks.add")
+    url = reverse("admin:djqueue_job_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "color: #ba2121" in page and ">FAILURE<" in page
+    filtered = admin_client.get(url, {"task": "tests.testapp.tasks.fail"}).content.decode()
+    assert "tests.testapp.tasks.add</td>" not in filtered
+    assert "tests.testapp.tasks.fail" in filtered
+
+
+def test_search_by_id_or_by_words(admin_client: Any) -> None:
+    job = JobFactory(task_name="tests.testapp.tasks.echo")
+    url = reverse("admin:djqueue_job_changelist")
+    assert str(job.id) in admin_client.get(url, {"q": str(job.id)}).content.decode()
+    by_words = admin_client.get(url, {"q": "echo"})
+    assert by_words.status_code == 200
+    assert str(job.id) in by_words.content.decode()
+
+
+def test_job_detail_shows_call_and_outcome(admin_client: Any) -> None:
+    job = JobFactory(state="SUCCESS", args=[1, "<i>two</i>"], kwargs={"k": 3}, result={"ok": True})
+    page = admin_client.get(reverse("admin:djqueue_job_change", args=[job.id])).content.decode()
+    assert "&lt;i&gt;two&lt;/i&gt;" in page
+    assert "&quot;ok&quot;: true" in page
+    assert '"k": 3' in page.replace("&quot;", '"')
+
+
+def test_worker_page_shows_status_and_running_jobs(admin_client: Any) -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    from djqueue import broker
+    from djqueue.models import Worker
+    from tests.factories import StartedJobFactory
+
+    broker.register_worker("alive.1", "host", 1, "threads", 4, ["default"])
+    broker.register_worker("lost.2", "host", 2, "threads", 4, ["default"])
+    Worker.objects.filter(name="lost.2").update(
+        last_heartbeat=timezone.now() - datetime.timedelta(hours=1)
+    )
+    StartedJobFactory.create_batch(2, worker="alive.1")
+    page = admin_client.get(reverse("admin:djqueue_worker_changelist")).content.decode()
+    assert ">alive<" in page and ">lost<" in page
+    assert '<td class="field-running_now">2</td>' in page
+
+
+def test_unfiltered_job_list_does_not_count_the_table(admin_client: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.testapp import tasks
+
+    tasks.noop.delay_many([() for _ in range(12_000)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE djqueue_job")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("admin:djqueue_job_changelist"))
+    assert response.status_code == 200
+    counts = [q["sql"] for q in queries if "COUNT(*)" in q["sql"] and "djqueue_job" in q["sql"]]
+    assert all("WHERE" in sql for sql in counts), counts
+    assert "12" in response.content.decode()  # the estimate is shown ("12000 jobs" or so)
