@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
-from djqueue import conf, sql
+from djqueue import conf, gates, sql
 from djqueue.records import ClaimedJob, NewJob, Outcome
 
 logger = logging.getLogger("djqueue.broker")
@@ -61,16 +61,118 @@ def _cursor() -> Iterator[CursorWrapper]:
         cursor.close()
 
 
-def enqueue(jobs: Sequence[NewJob]) -> None:
-    """Insert ``jobs`` in the caller's transaction, in chunks of ``BULK_BATCH_SIZE``."""
+def enqueue(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    """Insert ``jobs`` in the caller's transaction, in chunks of ``BULK_BATCH_SIZE``.
+
+    Returns each job's id, in order; for a duplicate of a unique job that is waiting
+    (not inserted), the id of that waiting job instead.
+    """
+    if any(job.limited for job in jobs):
+        return limits_enqueue(jobs)
     if len(jobs) == 1:
         with _cursor() as cursor:
             cursor.execute(sql.ENQUEUE_ONE, _row(jobs[0]))
-        return
+        return [jobs[0].id]
     size = int(conf.get("BULK_BATCH_SIZE"))
     with _cursor() as cursor:
         for start in range(0, len(jobs), size):
             cursor.execute(sql.ENQUEUE_MANY, [_json_rows(jobs[start : start + size])])
+    return [job.id for job in jobs]
+
+
+# How often a unique enqueue looks again when the holder it conflicted with changed
+# state in between (it started, or its window lapsed). Each round needs another
+# concurrent change to go round again, so a few rounds settle it.
+_UNIQUE_ROUNDS = 5
+
+
+def limits_enqueue(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    """Insert jobs some of which have limits or unique keys; see :func:`enqueue`."""
+    chosen: dict[uuid.UUID, uuid.UUID] = {}  # job id -> id that stands for it
+    pending = list(jobs)
+    with _cursor() as cursor:
+        for _ in range(_UNIQUE_ROUNDS):
+            inserted = _insert_limited(cursor, pending)
+            chosen.update((job_id, job_id) for job_id in inserted)
+            pending = [job for job in pending if job.id not in inserted]
+            if not pending:
+                break
+            pending = _resolve_duplicates(cursor, pending, chosen)
+            if not pending:
+                break
+        else:
+            raise RuntimeError(
+                f"could not settle {len(pending)} unique job(s) after {_UNIQUE_ROUNDS} "
+                "rounds: their keys kept changing hands"
+            )
+    return [chosen[job.id] for job in jobs]
+
+
+def _insert_limited(cursor: CursorWrapper, jobs: Sequence[NewJob]) -> set[uuid.UUID]:
+    """Insert ``jobs`` (duplicates of waiting unique jobs are skipped); return the ids."""
+    inserted: set[uuid.UUID] = set()
+    if len(jobs) == 1:
+        cursor.execute(sql.ENQUEUE_LIMITED_ONE, [*_row(jobs[0]), *_limits_row(jobs[0])])
+        inserted.update(row[0] for row in cursor.fetchall())
+        return inserted
+    size = int(conf.get("BULK_BATCH_SIZE"))
+    for start in range(0, len(jobs), size):
+        cursor.execute(sql.ENQUEUE_LIMITED_MANY, [_json_limited_rows(jobs[start : start + size])])
+        inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def _resolve_duplicates(
+    cursor: CursorWrapper, jobs: Sequence[NewJob], chosen: dict[uuid.UUID, uuid.UUID]
+) -> list[NewJob]:
+    """Point duplicates at their key's waiting holder; return the jobs to insert again.
+
+    Those are jobs whose holder is gone by now (it started or finished) and jobs whose
+    holder's ``unique_for`` window is over (it gives up the key here).
+    """
+    keys = sorted({job.unique_key for job in jobs if job.unique_key is not None})
+    cursor.execute(sql.UNIQUE_HOLDERS, [keys])
+    holders = {key: (job_id, lapsed) for key, job_id, lapsed in cursor.fetchall()}
+    lapsed_keys = [key for key, (_, lapsed) in holders.items() if lapsed]
+    if lapsed_keys:
+        cursor.execute(sql.UNIQUE_RELEASE, [lapsed_keys])
+    again = []
+    for job in jobs:
+        holder = holders.get(job.unique_key) if job.unique_key is not None else None
+        if holder is None or holder[1]:
+            again.append(job)
+        else:
+            chosen[job.id] = holder[0]
+    # Two duplicates of one lapsed or vanished key in this batch: the first is inserted
+    # next round and the second then finds it as the holder.
+    return again
+
+
+def _limits_row(job: NewJob) -> list[Any]:
+    return [
+        job.rate_limit,
+        job.rate_period,
+        job.concurrency_key,
+        job.concurrency_limit,
+        job.unique_key,
+        job.unique_for,
+    ]
+
+
+def _json_limited_rows(jobs: Sequence[NewJob]) -> str:
+    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_LIMITED_MANY``'s order."""
+    return (
+        "["
+        + ",".join(
+            f'["{job.id}",{json.dumps(job.task_name)},{json.dumps(job.queue)},{job.priority},'
+            f"{job.args},{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},"
+            f"{_json(job.countdown)},{_json(job.expires_at)},{_json(job.expires_in)},"
+            + ",".join(_json(value) for value in _limits_row(job))
+            + "]"
+            for job in jobs
+        )
+        + "]"
+    )
 
 
 def _row(job: NewJob) -> list[Any]:
@@ -119,15 +221,69 @@ def _json(value: object) -> str:
 
 
 def claim(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:
-    """Take up to ``limit`` due jobs from ``queues`` for ``worker``, highest priority first."""
+    """Take up to ``limit`` due jobs from ``queues`` for ``worker``, highest priority first.
+
+    Jobs with rate or concurrency limits are claimed only as far as their limits allow,
+    across all workers (see :func:`claim_limited`); they are looked for when the plain
+    claim comes up short, and at least every ``gates.INTERVAL`` seconds in any case, so
+    that a backlog of plain jobs cannot starve them. A process whose registry holds no
+    limited task never looks.
+    """
+    jobs: list[ClaimedJob] = []
+    limited_first = gates.due()
+    if limited_first:
+        jobs = claim_limited(queues, limit, worker, lease)
+    if len(jobs) < limit:
+        jobs += _claim_plain(queues, limit - len(jobs), worker, lease)
+    if len(jobs) < limit and not limited_first and gates.wanted():
+        jobs += claim_limited(queues, limit - len(jobs), worker, lease)
+    # RETURNING gives no order: restore the claim order for fairness within the batch.
+    jobs.sort(key=lambda job: (-job.priority, job.eta, job.id))
+    return jobs
+
+
+def _claim_plain(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:
+    """The hot path: jobs without limits, in one statement on the ready index."""
     if len(queues) == 1:
         query, queue_param = sql.CLAIM_ONE_QUEUE, queues[0]
     else:
         query, queue_param = sql.CLAIM_QUEUES, list(queues)  # type: ignore[assignment]
     with _cursor() as cursor:
         cursor.execute(query, [queue_param, limit, worker, lease])
-        rows = cursor.fetchall()
-    jobs = [
+        return _claimed(cursor.fetchall(), worker)
+
+
+# Limits locked by one limited claim at most: bounds its locks and the size of its query.
+_MAX_GATES = 1000
+
+
+def claim_limited(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:
+    """Take up to ``limit`` due jobs with rate or concurrency limits, within the limits.
+
+    One short transaction of two statements (see ``sql.LOCK_GATES``): lock the limits
+    of the waiting jobs, then claim what they allow and record the starts.
+    """
+    gates.looked()
+    with transaction.atomic(using=conf.get("DATABASE")), _cursor() as cursor:
+        cursor.execute(sql.LOCK_GATES, [list(queues), _MAX_GATES])
+        keys = [row[0] for row in cursor.fetchall()]
+        if not keys:
+            return []
+        cursor.execute(
+            sql.CLAIM_GATED,
+            {
+                "queues": list(queues),
+                "keys": keys,
+                "limit": limit,
+                "worker": worker,
+                "lease": lease,
+            },
+        )
+        return _claimed(cursor.fetchall(), worker)
+
+
+def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
+    return [
         ClaimedJob(
             id=row[0],
             task_name=row[1],
@@ -143,9 +299,6 @@ def claim(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[
         )
         for row in rows
     ]
-    # RETURNING gives no order: restore the claim order for fairness within the batch.
-    jobs.sort(key=lambda job: (-job.priority, job.eta, job.id))
-    return jobs
 
 
 def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime
 import functools
 import inspect
@@ -14,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue import codec, conf, ids, registry
+from djqueue import codec, conf, ids, limits, registry
 from djqueue.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.records import NewJob
 
@@ -79,6 +80,11 @@ class Task(Generic[P, R]):
         retry_jitter: bool = True,
         ignore_result: bool = False,
         expires: float | datetime.timedelta | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: limits.KeySource | None = None,
+        unique_key: limits.KeySource | None = None,
+        unique_for: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -93,8 +99,16 @@ class Task(Generic[P, R]):
         self.retry_jitter = retry_jitter
         self.ignore_result = ignore_result
         self.expires = expires
+        # Limits are checked here, so that a bad option fails at import, not at send.
+        self.rate_limit = rate_limit
+        self.rate = None if rate_limit is None else limits.parse_rate(rate_limit)
+        self.concurrency_limit = limits.check_concurrency(concurrency_limit, concurrency_key)
+        self.concurrency_key = concurrency_key
+        self.unique_key = unique_key
+        self.unique_for = limits.check_unique(unique_key, unique_for)
         functools.update_wrapper(self, fn)
         self._parameters = _parameter_names(fn, bind)
+        self._signature = _call_signature(fn, bind)
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -132,7 +146,11 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         task_id: str | uuid.UUID | None = None,
     ) -> Any:
-        """Enqueue with options; inside ``transaction.atomic()`` the job commits with it."""
+        """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
+
+        For a task with ``unique_key``/``unique_for``, a duplicate of a waiting job
+        returns that job's result instead of enqueueing a second one.
+        """
         from djqueue import result
 
         job = self.prepare(
@@ -149,8 +167,8 @@ class Task(Generic[P, R]):
             return self._run_eagerly(job)
         from djqueue import broker
 
-        broker.enqueue([job])
-        return result.AsyncResult(job.id)
+        [job_id] = broker.enqueue([job])
+        return result.AsyncResult(job_id)
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Like :meth:`delay`, but enqueue only once the current transaction commits."""
@@ -189,8 +207,7 @@ class Task(Generic[P, R]):
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
         if conf.get("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
-        broker.enqueue(jobs)
-        return [result.AsyncResult(job.id) for job in jobs]
+        return [result.AsyncResult(job_id) for job_id in broker.enqueue(jobs)]
 
     def apply(
         self,
@@ -265,7 +282,7 @@ class Task(Generic[P, R]):
         if countdown is not None and eta is not None:
             raise ValueError("give countdown or eta, not both")
         expires = self.expires if expires is None else expires
-        return NewJob(
+        job = NewJob(
             id=ids.new_id() if task_id is None else ids.parse(task_id),
             task_name=self.name,
             queue=_check_queue(
@@ -284,6 +301,50 @@ class Task(Generic[P, R]):
                 else None
             ),
         )
+        return self._limit(job, args, kwargs) if self._limited else job
+
+    @property
+    def gated(self) -> bool:
+        """Whether jobs of this task wait for a rate or concurrency limit."""
+        return self.rate is not None or self.concurrency_limit is not None
+
+    @property
+    def _limited(self) -> bool:
+        return (
+            self.rate is not None
+            or self.concurrency_limit is not None
+            or self.unique_key is not None
+            or self.unique_for is not None
+        )
+
+    def _limit(self, job: NewJob, args: Sequence[Any], kwargs: dict[str, Any]) -> NewJob:
+        """``job`` with this task's limits and this call's keys filled in."""
+        concurrency_key = None
+        if self.concurrency_limit is not None:
+            concurrency_key = (
+                self.name
+                if self.concurrency_key is None
+                else self._key(self.concurrency_key, "concurrency_key", args, kwargs)
+            )
+        unique_key = None
+        if self.unique_key is not None:
+            unique_key = self._key(self.unique_key, "unique_key", args, kwargs)
+        elif self.unique_for is not None:
+            unique_key = limits.call_key(self.name, job.args, job.kwargs)
+        return dataclasses.replace(
+            job,
+            rate_limit=None if self.rate is None else self.rate.count,
+            rate_period=None if self.rate is None else self.rate.period,
+            concurrency_key=concurrency_key,
+            concurrency_limit=self.concurrency_limit,
+            unique_key=unique_key,
+            unique_for=self.unique_for,
+        )
+
+    def _key(
+        self, source: limits.KeySource, label: str, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> str:
+        return limits.compute_key(source, label, self.name, self._signature, args, kwargs)
 
     def _encode(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
         try:
@@ -330,6 +391,17 @@ def _parameter_names(fn: Callable[..., Any], bind: bool) -> list[str]:
         p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     return positional[1:] if bind else positional
+
+
+def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | None:
+    """``fn``'s signature as callers see it (without the task itself when bound)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if not bind:
+        return signature
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
 def _check_priority(priority: int) -> int:

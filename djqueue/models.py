@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -36,14 +37,47 @@ class Job(models.Model):
     error_type = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # Limits (see docs/limits.md). ``gated`` is true when the job has a rate or
+    # concurrency limit: such jobs are claimed by a separate, locking path, so that the
+    # plain claim never looks at them (its index leaves them out).
+    gated = models.BooleanField(default=False, db_default=False)
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Starts allowed per rate period, cluster-wide."
+    )
+    rate_period = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    # NULL, not "", means "none": the partial indexes below test IS NOT NULL.
+    concurrency_key = models.TextField(  # noqa: DJ001
+        null=True, blank=True, help_text="Jobs sharing this key count toward one limit."
+    )
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs with the key allowed to run at once."
+    )
+    unique_key = models.TextField(  # noqa: DJ001
+        null=True, blank=True, help_text="At most one waiting job holds this key."
+    )
+    unique_until = models.DateTimeField(
+        null=True, blank=True, help_text="The key is given up to a duplicate after this."
+    )
 
     class Meta:
         indexes = [
             # Matches the claim query's WHERE and ORDER BY exactly (see sql.CLAIM).
             models.Index(
                 fields=["queue", "-priority", "eta", "id"],
-                condition=Q(state__in=states.WAITING),
+                condition=Q(state__in=states.WAITING, gated=False),
                 name="djqueue_job_ready",
+            ),
+            # The same for limited jobs, read only by the limited claim (sql.LOCK_GATES).
+            models.Index(
+                fields=["queue", "-priority", "eta", "id"],
+                condition=Q(state__in=states.WAITING, gated=True),
+                name="djqueue_job_gated",
+            ),
+            # Counting the running jobs of a concurrency key.
+            models.Index(
+                fields=["concurrency_key"],
+                condition=Q(state=states.STARTED, concurrency_key__isnull=False),
+                name="djqueue_job_concurrency",
             ),
             # Lease rescue and heartbeat touch only running jobs.
             models.Index(
@@ -56,6 +90,15 @@ class Job(models.Model):
                 fields=["finished_at"],
                 condition=Q(finished_at__isnull=False),
                 name="djqueue_job_finished",
+            ),
+        ]
+        constraints = [
+            # Unique jobs: the arbiter of enqueue's INSERT ... ON CONFLICT. Only waiting
+            # jobs hold their key, so a running or finished one never blocks a new one.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(unique_key__isnull=False, state__in=states.WAITING),
+                name="djqueue_job_unique",
             ),
         ]
 
@@ -79,3 +122,17 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Limit(models.Model):
+    """The shared state of one rate or concurrency limit, and the row its claims lock.
+
+    Keys are ``rate:<task name>`` and ``concurrency:<key>``. Rows are created by the
+    first claim that needs them; ``starts`` is the sliding log of a rate limit.
+    """
+
+    key = models.TextField(primary_key=True)
+    starts = ArrayField(models.DateTimeField(), default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.key

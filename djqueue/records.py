@@ -22,6 +22,22 @@ class NewJob:
     countdown: float | None = None
     expires_at: datetime.datetime | None = None
     expires_in: float | None = None
+    # Limits and uniqueness (docs/limits.md); None when the task has none.
+    rate_limit: int | None = None  # starts allowed per rate_period, cluster-wide
+    rate_period: float | None = None  # seconds
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    unique_key: str | None = None
+    unique_for: float | None = None  # seconds the key is held at most
+
+    @property
+    def limited(self) -> bool:
+        """Whether the job needs the limited insert (limits or a unique key)."""
+        return (
+            self.rate_limit is not None
+            or self.concurrency_limit is not None
+            or self.unique_key is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Every SQL statement of the broker, with why each lock or trick is there.
 
-Table names are fixed by the models (``djqueue_job``, ``djqueue_worker``). Parameters
+Table names are fixed by the models (``djqueue_job``, ``djqueue_worker``,
+``djqueue_limit``). Parameters
 use ``%s`` placeholders as Django cursors expect.
 """
 
@@ -67,16 +68,95 @@ ENQUEUE_ONE = _ENQUEUE.format(
     )
 )
 
+# Jobs with limits or a unique key. A separate statement, so that plain jobs keep the
+# statements above (and their byte-for-byte rows) and pay nothing for these columns.
+# ON CONFLICT names the partial unique index djqueue_job_unique as its arbiter: a job
+# whose key a waiting job holds is not inserted (the caller then looks the holder up);
+# any other conflict, a reused id say, still raises. A conflict with a row another
+# transaction inserted and has not committed yet waits for that transaction, so the
+# database, not a read-then-write in Python, decides which of two duplicates wins.
+# RETURNING lists the jobs actually inserted.
+_ENQUEUE_LIMITED = """
+WITH v AS ({source}),
+inserted AS (
+    INSERT INTO djqueue_job (
+        id, task_name, queue, priority, state, args, kwargs, attempt, retries,
+        max_attempts, eta, expires_at, enqueued_at, worker, error_type, error_message,
+        traceback, gated, rate_limit, rate_period, concurrency_key, concurrency_limit,
+        unique_key, unique_until
+    )
+    SELECT v.id, v.task_name, v.queue, v.priority, 'PENDING', v.args::jsonb,
+           v.kwargs::jsonb, 0, 0, v.max_attempts,
+           COALESCE(v.eta, now() + make_interval(secs => COALESCE(v.countdown, 0))),
+           COALESCE(v.expires_at, now() + make_interval(secs => v.expires_in)),
+           now(), '', '', '', '',
+           v.rate_limit IS NOT NULL OR v.concurrency_limit IS NOT NULL,
+           v.rate_limit, v.rate_period, v.concurrency_key, v.concurrency_limit,
+           v.unique_key, now() + make_interval(secs => v.unique_for)
+    FROM v
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('PENDING', 'RETRY')
+    DO NOTHING
+    RETURNING id, queue
+),
+notified AS (
+    SELECT pg_notify('djqueue', q.queue) FROM (SELECT DISTINCT queue FROM inserted) AS q
+)
+SELECT i.id, (SELECT count(*) FROM notified) FROM inserted AS i
+"""
+_LIMITED_COLUMNS = (
+    _COLUMNS
+    + ", rate_limit, rate_period, concurrency_key, concurrency_limit, unique_key, unique_for"
+)
+_LIMITED_TYPES = (*_TYPES, "int", "float8", "text", "int", "text", "float8")
+ENQUEUE_LIMITED_MANY = _ENQUEUE_LIMITED.format(
+    source="SELECT {} FROM jsonb_array_elements(%s::jsonb) AS e".format(  # noqa: S608
+        ", ".join(
+            f"e->{index} AS {name}"
+            if name in ("args", "kwargs")
+            else f"(e->>{index})::{kind} AS {name}"
+            for index, (kind, name) in enumerate(
+                zip(_LIMITED_TYPES, _LIMITED_COLUMNS.split(", "), strict=True)
+            )
+        )
+    )
+)
+ENQUEUE_LIMITED_ONE = _ENQUEUE_LIMITED.format(
+    source="SELECT {}".format(
+        ", ".join(
+            f"%s::{kind} AS {name}"
+            for kind, name in zip(_LIMITED_TYPES, _LIMITED_COLUMNS.split(", "), strict=True)
+        )
+    )
+)
+
+# The waiting holders of unique keys, through the unique index. Read in a new snapshot
+# after the INSERT above, so a holder committed while the INSERT waited is seen.
+# ``lapsed``: its unique_for window is over, and a duplicate may take the key.
+UNIQUE_HOLDERS = """
+SELECT unique_key, id, COALESCE(unique_until <= now(), false)
+FROM djqueue_job
+WHERE unique_key = ANY(%s::text[]) AND state IN ('PENDING', 'RETRY')
+"""
+
+# Take the key away from holders whose unique_for window is over, so that the duplicate
+# can be inserted. The row lock taken here lasts until the caller's transaction ends;
+# meanwhile claims skip that job (SKIP LOCKED), which only delays it.
+UNIQUE_RELEASE = """
+UPDATE djqueue_job SET unique_key = NULL
+WHERE unique_key = ANY(%s::text[]) AND state IN ('PENDING', 'RETRY') AND unique_until <= now()
+"""
+
 # Claim a batch in one statement. SKIP LOCKED lets concurrent workers take disjoint rows
 # without waiting on each other. The WHERE and ORDER BY match the partial index
-# djqueue_job_ready exactly (no OR: an OR makes the planner leave the index).
+# djqueue_job_ready exactly (no OR: an OR makes the planner leave the index); "NOT gated"
+# is part of that index's predicate, so limited jobs are not even in it.
 # synchronous_commit is off for this transaction only: losing a claim in a server crash
 # just leaves the job PENDING, which is safe for at-least-once delivery.
 _CLAIM = """
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 picked AS (
     SELECT id FROM djqueue_job
-    WHERE state IN ('PENDING', 'RETRY') AND queue {queue_test} AND eta <= now()
+    WHERE state IN ('PENDING', 'RETRY') AND NOT gated AND queue {queue_test} AND eta <= now()
     ORDER BY {order}
     LIMIT %s
     FOR UPDATE SKIP LOCKED
@@ -93,6 +173,142 @@ RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
 # With one queue the equality lets the index deliver rows already in order.
 CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
 CLAIM_QUEUES = _CLAIM.format(queue_test="= ANY(%s::text[])", order="priority DESC, eta, id")
+
+# Limited jobs (rate or concurrency limit) are claimed in a transaction of two statements:
+# LOCK_GATES, then CLAIM_GATED. Two statements because under READ COMMITTED a statement
+# sees the database as it was when the statement began: had one statement both waited
+# for a limit's lock and counted the jobs running under it, it could count from before
+# the previous lock holder committed its claims, and overshoot the limit. Locking first
+# and counting in the next statement (a fresh snapshot, taken while we hold the lock)
+# sees every claim made under that limit.
+#
+# LOCK_GATES: the limits of waiting limited jobs in these queues (at most %s of them),
+# their djqueue_limit rows created on first use, and locked FOR UPDATE for the rest of
+# the transaction. Every claim of a limited job holds the locks of all its limits, so
+# claims under one limit are serialised. SKIP LOCKED: a limit another worker is claiming
+# under right now is left to that worker rather than waited for; our claim simply takes
+# no jobs of it this time. The INSERT takes keys in sorted order, so two claimers that
+# both create rows wait for each other (on the uncommitted insert) in the same order
+# and cannot deadlock; ON CONFLICT DO NOTHING takes no lock on a row that exists.
+# Rows this statement inserts are ours until commit but invisible to its own SELECT
+# FOR UPDATE, hence the UNION of both.
+LOCK_GATES = """
+WITH waiting AS (
+    SELECT task_name, rate_limit, concurrency_key FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND gated AND queue = ANY(%s::text[])
+          AND eta <= now()
+),
+keys AS (
+    SELECT DISTINCT k.key
+    FROM waiting AS w,
+         LATERAL (VALUES (CASE WHEN w.rate_limit IS NOT NULL THEN 'rate:' || w.task_name END),
+                         ('concurrency:' || w.concurrency_key)) AS k(key)
+    WHERE k.key IS NOT NULL
+    ORDER BY k.key
+    LIMIT %s
+),
+created AS (
+    INSERT INTO djqueue_limit (key, starts)
+    SELECT key, '{}' FROM keys ORDER BY key
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+),
+locked AS (
+    SELECT l.key FROM djqueue_limit AS l
+    WHERE l.key IN (SELECT key FROM keys)
+    FOR UPDATE SKIP LOCKED
+)
+SELECT key FROM created UNION ALL SELECT key FROM locked
+"""
+
+# CLAIM_GATED: claim limited jobs whose every limit we locked, no more than each allows.
+# - Concurrency: a key's jobs in state STARTED are counted (index djqueue_job_concurrency);
+#   counting the jobs themselves cannot drift the way a separate counter could when a
+#   job is rescued, revoked or released.
+# - Rate: djqueue_limit.starts is a sliding log of start times. A start is allowed while
+#   fewer than rate_limit starts lie within the last rate_period seconds, which bounds
+#   starts in *every* window of that length (a token bucket would let twice as many
+#   through across a refill). The log is trimmed to the window on every write.
+# Within a limit, jobs are ranked in claim order; a job is taken when its rank fits in
+# what its limits allow. A job held back by one of its limits still uses a rank in the
+# other: that can only under-claim, never overshoot.
+# Times come from statement_timestamp(): taken after LOCK_GATES got the locks, they grow
+# in lock order, which the sliding window relies on (now() is the transaction's start).
+# The jobs themselves are locked FOR UPDATE SKIP LOCKED (a revoke in progress, say) and
+# the state is checked again on the locked row.
+CLAIM_GATED = """
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
+waiting AS (
+    SELECT id, priority, eta, task_name, rate_limit, rate_period, concurrency_key,
+           concurrency_limit
+    FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND gated AND queue = ANY(%(queues)s::text[])
+          AND eta <= now()
+          AND (rate_limit IS NULL OR 'rate:' || task_name = ANY(%(keys)s::text[]))
+          AND (concurrency_key IS NULL
+               OR 'concurrency:' || concurrency_key = ANY(%(keys)s::text[]))
+),
+ranked AS (
+    SELECT w.*,
+           row_number() OVER (PARTITION BY w.task_name, w.rate_limit IS NULL
+                              ORDER BY w.priority DESC, w.eta, w.id) AS rate_rank,
+           row_number() OVER (PARTITION BY w.concurrency_key
+                              ORDER BY w.priority DESC, w.eta, w.id) AS concurrency_rank
+    FROM waiting AS w
+),
+rate_used AS (
+    SELECT p.task_name, p.rate_period,
+           (SELECT count(*) FROM unnest(l.starts) AS s(at)
+            WHERE s.at > statement_timestamp() - make_interval(secs => p.rate_period)) AS used
+    FROM (SELECT DISTINCT task_name, rate_period FROM waiting WHERE rate_limit IS NOT NULL) AS p
+    JOIN djqueue_limit AS l ON l.key = 'rate:' || p.task_name
+),
+running AS (
+    SELECT concurrency_key, count(*) AS used FROM djqueue_job
+    WHERE state = 'STARTED'
+          AND concurrency_key IN (SELECT concurrency_key FROM waiting)
+    GROUP BY concurrency_key
+),
+allowed AS (
+    SELECT r.id FROM ranked AS r
+    LEFT JOIN rate_used AS u ON u.task_name = r.task_name AND u.rate_period = r.rate_period
+    LEFT JOIN running AS c ON c.concurrency_key = r.concurrency_key
+    WHERE (r.rate_limit IS NULL OR r.rate_rank <= r.rate_limit - COALESCE(u.used, 0))
+      AND (r.concurrency_key IS NULL
+           OR r.concurrency_rank <= r.concurrency_limit - COALESCE(c.used, 0))
+    ORDER BY r.priority DESC, r.eta, r.id
+    LIMIT %(limit)s
+),
+picked AS (
+    SELECT id FROM djqueue_job
+    WHERE id IN (SELECT id FROM allowed) AND state IN ('PENDING', 'RETRY')
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE djqueue_job AS j
+    SET state = 'STARTED', attempt = j.attempt + 1, worker = %(worker)s,
+        started_at = statement_timestamp(),
+        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s)
+    FROM picked, sync
+    WHERE j.id = picked.id
+    RETURNING j.id, j.task_name, j.args::text AS args, j.kwargs::text AS kwargs, j.attempt,
+              j.retries, j.queue, j.priority, j.eta,
+              (j.expires_at IS NOT NULL AND j.expires_at <= now()) AS expired,
+              j.rate_limit, j.rate_period
+),
+logged AS (
+    UPDATE djqueue_limit AS l
+    SET starts = ARRAY(
+            SELECT s.at FROM unnest(l.starts) AS s(at)
+            WHERE s.at > statement_timestamp() - make_interval(secs => c.period)
+        ) || array_fill(statement_timestamp(), ARRAY[c.n])
+    FROM (SELECT 'rate:' || task_name AS key, max(rate_period) AS period, count(*)::int AS n
+          FROM claimed WHERE rate_limit IS NOT NULL GROUP BY 1) AS c
+    WHERE l.key = c.key
+)
+SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired
+FROM claimed
+"""
 
 # Write a batch of outcomes. Fencing: only a row still STARTED under the same attempt and
 # worker is touched, so a worker presumed dead (its job rescued, maybe re-claimed) cannot
@@ -126,11 +342,15 @@ done AS (
     FROM v, sync
     WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
           AND j.state = 'STARTED'
-    RETURNING j.id
+    RETURNING j.id, j.queue, j.concurrency_key
 )
 SELECT array_agg(id),
        pg_notify('djqueue_done',
-                 CASE WHEN count(*) <= 200 THEN string_agg(id::text, ' ') ELSE '' END)
+                 CASE WHEN count(*) <= 200 THEN string_agg(id::text, ' ') ELSE '' END),
+       -- A job under a concurrency limit freed a slot: wake the queue's workers now
+       -- rather than at their next poll. Plain jobs never match.
+       (SELECT count(pg_notify('djqueue', q.queue))
+        FROM (SELECT DISTINCT queue FROM done WHERE concurrency_key IS NOT NULL) AS q)
 FROM done
 """
 

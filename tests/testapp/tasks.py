@@ -152,3 +152,76 @@ def database_sleep(self: djqueue.Task[Any, Any], seconds: float) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(%s)", [seconds])
     return Job.objects.get(id=self.request.id).state
+
+
+# Limits and unique jobs (tests/integration/test_limits.py, test_unique.py,
+# tests/acceptance/test_limits.py).
+
+
+@djqueue.task(rate_limit="5/s", max_retries=None)
+def rate_limited(tag: int) -> int:
+    """At most 5 starts per second across all workers."""
+    return tag
+
+
+@djqueue.task(concurrency_limit=1, max_retries=None)
+def one_at_a_time(seconds: float) -> float:
+    """Never two running at once, cluster-wide."""
+    time.sleep(seconds)
+    return seconds
+
+
+@djqueue.task(concurrency_limit=2, concurrency_key=lambda account, seconds=0.0: str(account))
+def per_account(account: int, seconds: float = 0.0) -> int:
+    """At most two running at once per account."""
+    time.sleep(seconds)
+    return account
+
+
+@djqueue.task(rate_limit="2/m", concurrency_limit=1)
+def doubly_limited(tag: int) -> int:
+    return tag
+
+
+@djqueue.task(unique_key="report:{user_id}")
+def unique_report(user_id: int, full: bool = False) -> int:
+    return user_id
+
+
+@djqueue.task(unique_key=lambda user_id, **kwargs: f"sync:{user_id}", unique_for=1)
+def unique_for_a_second(user_id: int, **kwargs: Any) -> int:
+    return user_id
+
+
+@djqueue.task(unique_for=60)
+def unique_call(x: int) -> int:
+    return x
+
+
+@djqueue.task(rate_limit="5/s", max_retries=None)
+def rate_limited_nap(seconds: float) -> float:
+    """At most 5 starts per second across all workers; each run takes ``seconds``."""
+    time.sleep(seconds)
+    return seconds
+
+
+# Tasks written with Django's own Tasks framework (Django 6.0+), run by djqueue through
+# djqueue.backends.DjqueueBackend (see TASKS in tests/settings.py).
+try:
+    from django.tasks import task as django_task
+except ImportError:  # Django 5.2
+    django_task = None
+
+if django_task is not None:
+
+    @django_task
+    def django_add(x: int, y: int) -> int:
+        return x + y
+
+    @django_task(takes_context=True, priority=10, queue_name="django")
+    def django_attempt(context: Any, label: str) -> dict[str, Any]:
+        return {"label": label, "attempt": context.attempt, "id": context.task_result.id}
+
+    @django_task
+    def django_fail() -> None:
+        raise KeyError("missing")
