@@ -9,8 +9,10 @@ and the worker's own threads are greenlets too.
 from __future__ import annotations
 
 import collections
+import logging
 import selectors
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -19,9 +21,13 @@ import gevent.pool
 from django.core.management.base import CommandError
 from django.db import close_old_connections, connections
 
-from djqueue import gevent_patch
+from djqueue import executor, gevent_patch
 from djqueue.pools.base import Runner
-from djqueue.records import ClaimedJob
+from djqueue.records import ClaimedJob, Outcome
+
+logger = logging.getLogger("djqueue.worker")
+
+_NOT_STOPPED = object()
 
 HOW_TO_PATCH = (
     "Start the worker with\n"
@@ -51,7 +57,11 @@ class GeventPool:
         self.runner = runner
         self.concurrency = max(1, concurrency)
         self._waiting: collections.deque[ClaimedJob] = collections.deque()
-        self._running: dict[uuid.UUID, Any] = {}
+        # job id -> (greenlet, time.monotonic() when it started)
+        self._running: dict[uuid.UUID, tuple[Any, float]] = {}
+        # Outcomes given to terminate(), reported instead of the killed job's own.
+        self._endings: dict[uuid.UUID, Outcome | None] = {}
+        self._killed = False
         # Counted here, not by the group: a greenlet leaves the group a moment after it
         # ends, and a job submitted meanwhile would wait for a greenlet that is gone.
         self._serving = 0
@@ -77,17 +87,27 @@ class GeventPool:
     def stop(self) -> None:
         self._group.join()
 
-    def terminate(self, job_id: uuid.UUID) -> bool:
+    def terminate(self, job_id: uuid.UUID, outcome: Outcome | None = None) -> bool:
         """Kill the greenlet running ``job_id`` at its next switch; False if not running.
 
-        ``GreenletExit`` is raised where the task waits, and the runner sees it as the
-        job's end. A task that computes without ever yielding cannot be stopped.
+        ``GreenletExit`` is raised where the task waits. The job ends with ``outcome``
+        when given and the runner reports in two halves (``begin``/``report``);
+        otherwise as a job whose greenlet died. A task that computes without ever
+        yielding cannot be stopped.
         """
-        greenlet = self._running.get(job_id)
-        if greenlet is None:
+        found = self._running.get(job_id)
+        if found is None:
             return False
-        greenlet.kill(block=False)
+        self._endings[job_id] = outcome
+        found[0].kill(block=False)
         return True
+
+    def kill(self) -> None:
+        """Kill every running greenlet and report nothing (a cold shutdown hands back)."""
+        self._killed = True
+        self._waiting.clear()
+        for greenlet, _ in list(self._running.values()):
+            greenlet.kill(block=False)
 
     def _serve(self, job: ClaimedJob) -> None:
         next_job: ClaimedJob | None = job
@@ -102,17 +122,43 @@ class GeventPool:
             connections.close_all()
 
     def _run(self, job: ClaimedJob) -> None:
-        self._running[job.id] = gevent.getcurrent()
+        self._running[job.id] = (gevent.getcurrent(), time.monotonic())
         try:
-            self.runner(job)
+            self._call_runner(job)
         except gevent.GreenletExit:
-            # Terminated outside the task itself; the caller owns the job's outcome. A
-            # query may have been cut short: its connection cannot be trusted.
-            connections.close_all()
+            # Stopped outside the task itself: the caller owns the job's outcome.
+            pass
         finally:
             del self._running[job.id]
+            if self._endings.pop(job.id, _NOT_STOPPED) is not _NOT_STOPPED:
+                # A query may have been cut short: the connection cannot be trusted.
+                connections.close_all()
             # Tasks may use the ORM: let Django retire stale connections, as threads do.
             close_old_connections()
+
+    def _call_runner(self, job: ClaimedJob) -> None:
+        begin = getattr(self.runner, "begin", None)
+        report = getattr(self.runner, "report", None)
+        if begin is None or report is None:
+            self.runner(job)
+        elif begin(job):
+            outcome = self._execute(job)
+            if outcome is not None:
+                report(outcome)
+
+    def _execute(self, job: ClaimedJob) -> Outcome | None:
+        """The job's outcome; when it was stopped, the one asked for (None: report none)."""
+        try:
+            return executor.execute(job)
+        except gevent.GreenletExit as exc:
+            if self._killed:
+                return None
+            given = self._endings.get(job.id)
+            return given if given is not None else executor.failure(job, exc)
+        except BaseException as exc:
+            # Whatever escapes the executor must still end the job, or it stays held.
+            logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+            return executor.failure(job, exc)
 
 
 def require_patching() -> None:

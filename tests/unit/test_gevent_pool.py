@@ -139,6 +139,73 @@ def test_pool_runs_up_to_concurrency_and_terminates_a_job() -> None:
     assert sorted(seen["ended"]) == [["a", "GreenletExit"], ["b", "done"], ["c", "done"]]
 
 
+HOST_SCRIPT = textwrap.dedent(
+    """
+    import json, os, time, uuid
+
+    from djqueue import gevent_patch
+
+    gevent_patch.patch()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    import django
+
+    django.setup()
+    from djqueue import pools
+    from djqueue.records import ClaimedJob, Outcome
+
+    class Host:
+        reported = []
+
+        def __call__(self, job):
+            raise AssertionError("a host's jobs run in two halves")
+
+        def begin(self, job):
+            return job.queue != "lost"
+
+        def report(self, outcome):
+            self.reported.append([names[outcome.job_id], outcome.state, outcome.error_type])
+
+    def job(seconds, queue="q"):
+        made = ClaimedJob(
+            uuid.uuid4(), "tests.testapp.tasks.sleep", json.dumps([seconds]), "{}",
+            1, 0, queue, 0, None, False,
+        )
+        return made
+
+    host = Host()
+    pool = pools.create("gevent", host, 10)
+    jobs = {"a": job(30), "b": job(30), "c": job(0.05), "lost": job(0, "lost")}
+    names = {each.id: name for name, each in jobs.items()}
+    for each in jobs.values():
+        pool.submit(each)
+    time.sleep(0.02)
+    a = jobs["a"]
+    pool.terminate(a.id, Outcome(a.id, a.attempt, a.task_name, "REVOKED"))
+    pool.terminate(jobs["b"].id)
+    time.sleep(0.2)
+    late = job(30)
+    names[late.id] = "late"
+    pool.submit(late)
+    time.sleep(0.02)
+    pool.kill()
+    pool.stop()
+    print(json.dumps(sorted(host.reported)))
+    """
+)
+
+
+@needs_gevent
+def test_terminated_jobs_end_as_asked_and_killed_ones_report_nothing() -> None:
+    done = _run(HOST_SCRIPT)
+    assert done.returncode == 0, done.stderr
+    reported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert reported == [
+        ["a", "REVOKED", ""],
+        ["b", "FAILURE", "greenlet.GreenletExit"],
+        ["c", "SUCCESS", ""],
+    ]
+
+
 CREATE_SCRIPT = textwrap.dedent(
     """
     import os
