@@ -47,5 +47,14 @@ def names() -> list[str]:
 
 
 def autodiscover() -> None:
-    """Import ``tasks`` from every installed app so their tasks register."""
+    """Import ``tasks`` from every installed app so their tasks register.
+
+    With Django 6's Tasks framework, ``@django.tasks.task`` functions that use the djqueue
+    backend register too.
+    """
     autodiscover_modules("tasks")
+    try:
+        from djqueue import backends
+    except ImportError:  # Django without django.tasks
+        return
+    backends.discover()

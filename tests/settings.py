@@ -58,3 +58,11 @@ DJQUEUE = {
     "SHUTDOWN_GRACE_SECONDS": float(os.environ.get("DJQUEUE_GRACE_SECONDS", "30")),
     "POLL_INTERVAL_SECONDS": float(os.environ.get("DJQUEUE_POLL_SECONDS", "1")),
 }
+
+# Django 6's Tasks framework, backed by djqueue (ignored by Django 5.2).
+TASKS = {
+    "default": {
+        "BACKEND": "djqueue.backends.DjqueueBackend",
+        "QUEUES": ["default", "django"],
+    }
+}
