@@ -27,6 +27,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from djqueue import broker, conf, executor, pools
 from djqueue.listener import JOBS_CHANNEL, Listener
+from djqueue.pools.autoscale import Autoscaler
+from djqueue.pools.base import Scalable
+from djqueue.pools.child import Limits
 from djqueue.records import ClaimedJob, Outcome
 
 logger = logging.getLogger("djqueue.worker")
@@ -41,10 +44,38 @@ class Options:
     """How a worker runs; the command line fills these in."""
 
     queues: Sequence[str] = ("default",)
-    pool: str = "threads"
+    pool: str = pools.DEFAULT
     concurrency: int = 4
     hostname: str = field(default_factory=lambda: f"djqueue@{socket.gethostname()}")
     prefetch_multiplier: int | None = None
+    # prefork: a child is replaced after the job that reaches either limit.
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None  # KB
+    # (MAX, MIN) slots; the pool starts at MIN and concurrency is MAX.
+    autoscale: tuple[int, int] | None = None
+    # Seconds the pool stays larger than needed before it shrinks.
+    autoscale_keepalive: float = 30.0
+
+
+class JobRunner:
+    """How a pool runs a job for the worker: all at once in-process (a call), or in two
+    halves around another process (``begin``, then ``report``)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def __call__(self, job: ClaimedJob) -> None:
+        """Run ``job`` here and report its outcome."""
+        if self.begin(job):
+            self.report(_execute(job))
+
+    def begin(self, job: ClaimedJob) -> bool:
+        """Mark ``job`` started; False (and a warning) if it was rescued from this worker."""
+        return self.worker.begin(job)
+
+    def report(self, outcome: Outcome) -> None:
+        """Queue ``outcome`` for the main thread to write (any thread may call this)."""
+        self.worker.events.put(outcome)
 
 
 class Worker:
@@ -54,7 +85,12 @@ class Worker:
         self.options = options
         self.queues = list(options.queues)
         self.name = f"{options.hostname}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-        self.pool = pools.create(options.pool, self._run_job, options.concurrency)
+        concurrency = options.autoscale[0] if options.autoscale else options.concurrency
+        limits = Limits(options.max_tasks_per_child, options.max_memory_per_child)
+        self.pool = pools.create(
+            options.pool, JobRunner(self), concurrency, limits if limits != Limits() else None
+        )
+        self.autoscaler = self._autoscaler(options)
         multiplier = options.prefetch_multiplier or int(conf.get("PREFETCH_MULTIPLIER"))
         self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
         self.lease = float(conf.get("LEASE_SECONDS"))
@@ -134,6 +170,15 @@ class Worker:
         self.stopping.set()
         self.events.put(WAKE)
 
+    def _autoscaler(self, options: Options) -> Autoscaler | None:
+        if options.autoscale is None:
+            return None
+        if not isinstance(self.pool, Scalable):
+            raise ValueError(f"the {self.pool.name} pool cannot autoscale")
+        high, low = options.autoscale
+        self.pool.resize(low)
+        return Autoscaler(self.pool, low, high, options.autoscale_keepalive)
+
     def _register(self) -> bool:
         """Record this worker, waiting out a database outage; False if stopped first."""
         while not self.stopping.is_set():
@@ -201,7 +246,8 @@ class Worker:
                 return
             self.pool.submit(job)
 
-    def _run_job(self, job: ClaimedJob) -> None:
+    def begin(self, job: ClaimedJob) -> bool:
+        """Mark ``job`` started; False if it was rescued meanwhile and must not run here."""
         with self._lock:
             if job.id in self.held:
                 self.held[job.id][1] = True
@@ -212,15 +258,7 @@ class Worker:
                 "Not running job %s: it was rescued while this worker was unresponsive.",
                 job.id,
             )
-            return
-        try:
-            outcome = executor.execute(job)
-        except BaseException as exc:
-            # Whatever escapes the executor must still end the job: otherwise it stays
-            # held, the heartbeat renews its lease forever and a pool slot is lost.
-            logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
-            outcome = executor.failure(job, exc)
-        self.events.put(outcome)
+        return not lost
 
     def _gather(self, timeout: float) -> None:
         try:
@@ -327,6 +365,8 @@ class Worker:
                 if self.stopping.is_set() and now - self._stop_requested_at > self.grace:
                     logger.warning("Grace period over: handing running jobs back.")
                     self._hand_back_and_exit()
+                if self.autoscaler is not None and not self.stopping.is_set():
+                    self.autoscaler.tick(now)
                 if now >= next_beat:
                     next_beat = now + every
                     self._beat()
@@ -389,6 +429,8 @@ class Worker:
         # Wait for a claim in flight, then keep the lock: no claim may follow the
         # hand-back. Bounded, because a claim may hang on a dead database.
         self._claim_lock.acquire(timeout=5)
+        # Child processes first: none may go on with a job handed back below.
+        pools.kill(self.pool)
         done = self._finished_outcomes()
         with self._lock:
             jobs = [
@@ -455,6 +497,16 @@ class Worker:
             value = self._try_db(fn, *args)
             if value is not None or not self._db_failures:
                 return value  # type: ignore[return-value]
+
+
+def _execute(job: ClaimedJob) -> Outcome:
+    try:
+        return executor.execute(job)
+    except BaseException as exc:
+        # Whatever escapes the executor must still end the job: otherwise it stays
+        # held, the heartbeat renews its lease forever and a pool slot is lost.
+        logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+        return executor.failure(job, exc)
 
 
 def _reset_connection() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from djqueue.pools.base import Pool, Runner
+from djqueue.pools.base import Pool, Runner, Terminating
+from djqueue.pools.child import Limits
+from djqueue.pools.prefork import PreforkPool
 from djqueue.pools.solo import SoloPool
 from djqueue.pools.threads import ThreadPool
 
@@ -23,18 +25,32 @@ def _gevent(runner: Runner, concurrency: int) -> Pool:
 
 
 POOLS: dict[str, Callable[[Runner, int], Pool]] = {
+    "prefork": PreforkPool,
     "solo": SoloPool,
     "threads": ThreadPool,
     "gevent": _gevent,
 }
 
 
-def create(name: str, runner: Runner, concurrency: int) -> Pool:
-    """Build the pool called ``name``."""
+DEFAULT = "threads"
+
+
+def create(name: str, runner: Runner, concurrency: int, limits: Limits | None = None) -> Pool:
+    """Build the pool called ``name``; ``limits`` (when to replace a child) need prefork."""
     try:
         factory = POOLS[name]
     except KeyError:
         raise ValueError(
             f"unknown pool {name!r}; choose one of: {', '.join(sorted(POOLS))}"
         ) from None
+    if name == "prefork":
+        return PreforkPool(runner, concurrency, limits)
+    if limits is not None and limits != Limits():
+        raise ValueError(f"child limits apply to the prefork pool only, not to {name}")
     return factory(runner, concurrency)
+
+
+def kill(pool: Pool) -> None:
+    """Stop every running job of ``pool`` now, if it can (cold shutdown)."""
+    if isinstance(pool, Terminating):
+        pool.kill()

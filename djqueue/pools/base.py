@@ -1,14 +1,41 @@
-"""The interface every pool offers the worker loop."""
+"""The interface every pool offers the worker loop, and the optional extras some offer.
+
+Every pool is built as ``factory(runner, concurrency)`` and offers :class:`Pool`. A pool
+that runs jobs in this process calls the ``runner`` for each job: it runs the job to its
+end and reports the outcome. A pool that runs jobs in other processes (prefork) is given a
+:class:`Host` instead, whose ``begin`` and ``report`` are the two halves of the runner's
+work that stay in the worker process.
+
+Optional extras, checked with ``isinstance`` by the worker:
+
+- :class:`Terminating`: ``terminate(job_id)`` stops one running job now (hard time
+  limits, ``revoke(terminate=True)``); ``kill()`` stops every running job now (cold
+  shutdown).
+- :class:`Scalable`: ``resize(size)`` and ``load()`` for ``--autoscale``.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from djqueue.records import ClaimedJob
+from djqueue.records import ClaimedJob, Outcome
 
 # Runs one job to its end and reports the outcome; supplied by the worker.
 Runner = Callable[[ClaimedJob], None]
+
+
+@runtime_checkable
+class Host(Protocol):
+    """The worker's side of a job run out of process, in two halves."""
+
+    def begin(self, job: ClaimedJob) -> bool:
+        """Mark ``job`` as running; False if it must not run (it is not ours any more)."""
+
+    def report(self, outcome: Outcome) -> None:
+        """Hand the outcome of a job to the worker loop (thread-safe)."""
 
 
 class Pool(Protocol):
@@ -28,3 +55,50 @@ class Pool(Protocol):
 
     def stop(self) -> None:
         """Stop after the running jobs; jobs not started must be taken first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A job running in a pool: where, and since when (``time.monotonic()``)."""
+
+    job_id: uuid.UUID
+    started: float
+    pid: int
+
+
+@runtime_checkable
+class Terminating(Protocol):
+    """A pool that can stop a running job without stopping the worker."""
+
+    def terminate(self, job_id: uuid.UUID, outcome: Outcome | None = None) -> bool:
+        """Stop job ``job_id`` now; False if this pool cannot or does not run it.
+
+        The job ends with ``outcome`` when given (for example ``REVOKED`` or
+        ``TimeLimitExceeded``), otherwise as a job whose process died.
+        """
+
+    def running(self) -> list[Running]:
+        """The jobs running now, with their start time (for hard time limits)."""
+
+    def kill(self) -> None:
+        """Stop every running job now, reporting nothing (cold shutdown hands them back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """How busy a pool is: slots, jobs running, jobs submitted and waiting for a slot."""
+
+    size: int
+    busy: int
+    waiting: int
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """A pool whose number of slots can change while it runs (``--autoscale``)."""
+
+    def resize(self, size: int) -> None:
+        """Aim for ``size`` slots; slots busy with a job leave after it."""
+
+    def load(self) -> Load:
+        """Slots, busy slots and waiting jobs right now."""

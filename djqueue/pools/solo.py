@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from djqueue.pools.base import Runner
-from djqueue.records import ClaimedJob
+import uuid
+
+from djqueue.pools.base import Runner, Running
+from djqueue.records import ClaimedJob, Outcome
 
 
 class SoloPool:
@@ -26,3 +28,14 @@ class SoloPool:
 
     def stop(self) -> None:
         pass
+
+    def terminate(self, job_id: uuid.UUID, outcome: Outcome | None = None) -> bool:
+        """The job runs in the worker's own thread and cannot be stopped: always False."""
+        return False
+
+    def running(self) -> list[Running]:
+        """Not tracked: nothing could stop the job anyway."""
+        return []
+
+    def kill(self) -> None:
+        """Nothing to do: the job ends with the process."""

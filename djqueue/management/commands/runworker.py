@@ -22,8 +22,8 @@ class Command(BaseCommand):
             "--pool",
             "-P",
             choices=sorted(pools.POOLS),
-            default="threads",
-            help="Where jobs run (default: threads).",
+            default=pools.DEFAULT,
+            help=f"Where jobs run (default: {pools.DEFAULT}).",
         )
         parser.add_argument(
             "--concurrency",
@@ -59,6 +59,34 @@ class Command(BaseCommand):
             default=None,
             help="Jobs held per slot (default: PREFETCH_MULTIPLIER setting).",
         )
+        parser.add_argument(
+            "--max-tasks-per-child",
+            type=int,
+            default=None,
+            help="prefork: replace a child process after it has run this many jobs.",
+        )
+        parser.add_argument(
+            "--max-memory-per-child",
+            type=int,
+            default=None,
+            metavar="KB",
+            help="prefork: replace a child process after a job leaves it using more than "
+            "this much resident memory, in kilobytes.",
+        )
+        parser.add_argument(
+            "--autoscale",
+            default=None,
+            metavar="MAX,MIN",
+            help="prefork and threads: grow the pool toward MAX while jobs wait, shrink it "
+            "toward MIN when idle (replaces --concurrency).",
+        )
+        parser.add_argument(
+            "--autoscale-keepalive",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="With --autoscale: seconds of low demand before the pool shrinks (default: 30).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["loglevel"])
@@ -71,18 +99,63 @@ class Command(BaseCommand):
         prefetch = options["prefetch_multiplier"]
         if prefetch is not None and prefetch < 1:
             raise CommandError(f"--prefetch-multiplier must be at least 1, not {prefetch}")
-        run = worker.Worker(
-            worker.Options(
-                queues=queues,
-                pool=options["pool"],
-                concurrency=concurrency,
-                hostname=options["hostname"] or f"djqueue@{socket.gethostname()}",
-                prefetch_multiplier=prefetch,
+        pool = options["pool"]
+        try:
+            run = worker.Worker(
+                worker.Options(
+                    queues=queues,
+                    pool=pool,
+                    concurrency=concurrency,
+                    hostname=options["hostname"] or f"djqueue@{socket.gethostname()}",
+                    prefetch_multiplier=prefetch,
+                    max_tasks_per_child=_child_limit(options, "max_tasks_per_child", pool),
+                    max_memory_per_child=_child_limit(options, "max_memory_per_child", pool),
+                    autoscale=_autoscale(options["autoscale"], pool),
+                    autoscale_keepalive=_keepalive(options["autoscale_keepalive"]),
+                )
             )
-        )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         code = run.run()
         if code:
             raise SystemExit(code)
+
+
+def _child_limit(options: dict[str, Any], key: str, pool: str) -> int | None:
+    value: int | None = options[key]
+    flag = "--" + key.replace("_", "-")
+    if value is None:
+        return None
+    if value < 1:
+        raise CommandError(f"{flag} must be at least 1, not {value}")
+    if pool != "prefork":
+        raise CommandError(f"{flag} applies to --pool prefork only, not {pool}")
+    return value
+
+
+def _autoscale(text: str | None, pool: str) -> tuple[int, int] | None:
+    """``MAX,MIN`` (or just ``MAX``, with MIN 1) as ``(MAX, MIN)``."""
+    if text is None:
+        return None
+    if pool not in ("prefork", "threads"):
+        raise CommandError(f"--autoscale applies to the prefork and threads pools, not {pool}")
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2):
+        raise CommandError(f"--autoscale takes MAX,MIN (two whole numbers), not {text!r}")
+    high, low = numbers[0], numbers[1] if len(numbers) == 2 else 1
+    if not 1 <= low <= high:
+        raise CommandError(f"--autoscale needs 1 <= MIN <= MAX, not MAX={high} MIN={low}")
+    return high, low
+
+
+def _keepalive(seconds: float) -> float:
+    if seconds < 0:
+        raise CommandError(f"--autoscale-keepalive cannot be negative, not {seconds:g}")
+    return seconds
 
 
 def _queues(text: str) -> list[str]:

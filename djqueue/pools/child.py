@@ -1,0 +1,133 @@
+"""A prefork child: runs the jobs its parent sends, one at a time, until it leaves.
+
+The child leaves when its job pipe reaches end of file (the parent stopped or shrank the
+pool), after the job that crosses ``--max-tasks-per-child`` or ``--max-memory-per-child``,
+or when its parent dies. It never touches the parent's database connections: it opens
+its own when a task first needs one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import resource
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO, NoReturn
+
+from django.db import close_old_connections, connections
+
+from djqueue import executor
+from djqueue.pools import messages
+from djqueue.records import ClaimedJob, Outcome
+
+logger = logging.getLogger("djqueue.worker")
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """When a child is replaced: after this many jobs, or above this resident memory."""
+
+    max_tasks: int | None = None
+    max_memory_kb: int | None = None
+
+
+def retire_reason(limits: Limits, jobs_done: int, memory_kb: int) -> str:
+    """Why a child that ran ``jobs_done`` jobs and holds ``memory_kb`` leaves ("": stays)."""
+    if limits.max_tasks is not None and jobs_done >= limits.max_tasks:
+        return f"it ran {jobs_done} job(s), the --max-tasks-per-child limit"
+    if limits.max_memory_kb is not None and memory_kb > limits.max_memory_kb:
+        return (
+            f"it uses {memory_kb} KB of memory, over the --max-memory-per-child limit of "
+            f"{limits.max_memory_kb} KB"
+        )
+    return ""
+
+
+def memory_kb() -> int:
+    """This process's resident memory in KB (its peak where the current size is unknown)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        # ru_maxrss is in KB on Linux and in bytes on macOS.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def serve(
+    jobs_fd: int, outcomes_fd: int, limits: Limits, index: int, inherited: Iterable[int]
+) -> NoReturn:
+    """The whole life of a freshly forked child; ends the process, never returns."""
+    code = 0
+    try:
+        parent = os.getppid()
+        _detach(index, parent, inherited)
+        with open(jobs_fd, "rb") as jobs, open(outcomes_fd, "wb") as outcomes:
+            _serve(jobs, outcomes, limits, parent)
+    except BaseException:
+        logger.exception("Child process %d failed", os.getpid())
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            connections.close_all()  # its own connections only: it never had the parent's
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    os._exit(code)
+
+
+def _detach(index: int, parent: int, inherited: Iterable[int]) -> None:
+    """Leave the parent's signals and pipes to the parent; die with it."""
+    # The parent decides when a child stops: a SIGTERM or Ctrl-C sent to the whole
+    # process group must not interrupt the job of a warm shutdown.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    for fd in inherited:
+        # The other children's pipe ends: holding them would hide their end of file.
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.current_thread().name = f"djqueue-child-{index}"
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (elsewhere: checked per job)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _serve(jobs: BinaryIO, outcomes: BinaryIO, limits: Limits, parent: int) -> None:
+    for done, line in enumerate(jobs, start=1):
+        job = messages.read_job(line)
+        outcome = _run(job)
+        reason = retire_reason(limits, done, memory_kb())
+        outcomes.write(messages.outcome_line(outcome, reason))
+        outcomes.flush()
+        if reason or os.getppid() != parent:
+            return
+
+
+def _run(job: ClaimedJob) -> Outcome:
+    try:
+        return executor.execute(job)
+    except BaseException as exc:
+        # Whatever escapes the executor must still end the job, as in the worker.
+        logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+        return executor.failure(job, exc)
+    finally:
+        # Tasks may use the ORM: let Django retire stale connections between jobs.
+        close_old_connections()
