@@ -87,6 +87,26 @@ class AsyncResult(states.StateQueries):
             raise value
         return value
 
+    async def aget(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
+    ) -> Any:
+        """:meth:`get` for async code: waits in a worker thread, not on the event loop."""
+        from asgiref.sync import sync_to_async
+
+        # Not thread-sensitive: a long wait must not hold the thread other sync code
+        # of this request runs in.
+        wait = sync_to_async(self._get_and_close, thread_sensitive=False)
+        return await wait(timeout, propagate, interval)
+
+    def _get_and_close(self, timeout: float | None, propagate: bool, interval: float) -> Any:
+        from django.db import connections
+
+        try:
+            return self.get(timeout, propagate, interval)
+        finally:
+            # The thread is asgiref's: do not leave a connection open in it.
+            connections.close_all()
+
     def _wait(self, deadline: float | None, interval: float) -> dict[str, Any]:
         listener = Listener([DONE_CHANNEL])
         wanted = str(self.id)

@@ -143,3 +143,38 @@ def test_task_result_types_round_trip_through_the_database(settings: Any) -> Non
     result = tasks.typed_roundtrip.delay(*values)
     run_all()
     assert result.get() == values
+
+
+@pytest.mark.django_db(transaction=True)
+def test_aget_waits_without_blocking_the_event_loop() -> None:
+    import asyncio
+
+    result = tasks.add.delay(20, 1)
+
+    async def main() -> tuple[Any, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beating = asyncio.create_task(ticker())
+        finisher = asyncio.get_running_loop().run_in_executor(None, _finish_later)
+        value = await result.aget(timeout=10, interval=30)
+        await finisher
+        beating.cancel()
+        return value, ticks
+
+    value, ticks = asyncio.run(main())
+    assert value == 21
+    assert ticks >= 10  # the loop kept running while aget() waited
+
+
+def _finish_later() -> None:
+    try:
+        time.sleep(0.3)
+        run_all()
+    finally:
+        connections.close_all()
