@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from django.db import close_old_connections, connections
 
 from djqueue import executor, gevent_patch
-from djqueue.pools.base import Runner
+from djqueue.pools.base import Load, Runner, Running
 from djqueue.records import ClaimedJob, Outcome
 
 logger = logging.getLogger("djqueue.worker")
@@ -65,6 +65,8 @@ class GeventPool:
         # Counted here, not by the group: a greenlet leaves the group a moment after it
         # ends, and a job submitted meanwhile would wait for a greenlet that is gone.
         self._serving = 0
+        # Greenlets aimed for: --autoscale moves it between its bounds.
+        self._size = self.concurrency
         self._group: Any = gevent.pool.Group()
 
     def start(self) -> None:
@@ -73,9 +75,8 @@ class GeventPool:
     def submit(self, job: ClaimedJob) -> None:
         # All greenlets share one OS thread and switch only when they block: no lock is
         # needed between this check and the spawn.
-        if self._serving < self.concurrency:
-            self._serving += 1
-            self._group.spawn(self._serve, job)
+        if self._serving < self._size:
+            self._spawn(job)
         else:
             self._waiting.append(job)
 
@@ -102,6 +103,20 @@ class GeventPool:
         found[0].kill(block=False)
         return True
 
+    def running(self) -> list[Running]:
+        """The jobs the greenlets run now, with their start time (``time.monotonic()``)."""
+        return [Running(job_id, started, 0) for job_id, (_, started) in self._running.items()]
+
+    def resize(self, size: int) -> None:
+        """Aim for ``size`` greenlets: waiting jobs start now; surplus ones end when idle."""
+        self._size = max(1, size)
+        while self._waiting and self._serving < self._size:
+            self._spawn(self._waiting.popleft())
+
+    def load(self) -> Load:
+        """Greenlets aimed for, jobs running, jobs waiting for a greenlet."""
+        return Load(self._size, len(self._running), len(self._waiting))
+
     def kill(self) -> None:
         """Kill every running greenlet and report nothing (a cold shutdown hands back)."""
         self._killed = True
@@ -109,12 +124,17 @@ class GeventPool:
         for greenlet, _ in list(self._running.values()):
             greenlet.kill(block=False)
 
+    def _spawn(self, job: ClaimedJob) -> None:
+        self._serving += 1
+        self._group.spawn(self._serve, job)
+
     def _serve(self, job: ClaimedJob) -> None:
         next_job: ClaimedJob | None = job
         try:
             while next_job is not None:
                 self._run(next_job)
-                next_job = self._waiting.popleft() if self._waiting else None
+                more = self._waiting and self._serving <= self._size
+                next_job = self._waiting.popleft() if more else None
         finally:
             # Before anything that may switch: from now on, submit() must spawn anew.
             self._serving -= 1

@@ -113,13 +113,16 @@ POOL_SCRIPT = textwrap.dedent(
         pool.submit(each)
     time.sleep(0.05)
     first = list(started)
+    load = pool.load()
+    running = sorted(r.job_id for r in pool.running()) == sorted(j.id for j in jobs[:2])
     killed = pool.terminate(jobs[0].id)
     unknown = pool.terminate(uuid.uuid4())
     time.sleep(0.1)
     waiting = [j.task_name for j in pool.take_waiting()]
     pool.stop()
     print(json.dumps({
-        "first": first, "killed": killed, "unknown": unknown, "waiting": waiting,
+        "first": first, "load": [load.size, load.busy, load.waiting], "running": running,
+        "killed": killed, "unknown": unknown, "waiting": waiting,
         "started": started, "ended": ended, "again": pool.terminate(jobs[0].id),
     }))
     """
@@ -132,6 +135,7 @@ def test_pool_runs_up_to_concurrency_and_terminates_a_job() -> None:
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["first"] == ["a", "b"]
+    assert (seen["load"], seen["running"]) == ([2, 2, 2], True)
     assert (seen["killed"], seen["unknown"], seen["again"]) == (True, False, False)
     # "a" was killed: its greenlet went on with "c"; "d" was still waiting.
     assert seen["waiting"] == ["d"]
