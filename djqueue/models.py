@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.postgres.fields import ArrayField
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -124,6 +125,17 @@ class Worker(models.Model):
         return self.name
 
 
+class TimestampArrayField(models.Field):  # type: ignore[type-arg]
+    """A ``timestamptz[]`` column. Only the broker's SQL reads and writes it.
+
+    A plain column type rather than ``django.contrib.postgres``' ArrayField, which would
+    make every project add ``django.contrib.postgres`` to ``INSTALLED_APPS``.
+    """
+
+    def db_type(self, connection: Any) -> str:
+        return "timestamp with time zone[]"
+
+
 class Limit(models.Model):
     """The shared state of one rate or concurrency limit, and the row its claims lock.
 
@@ -132,7 +144,7 @@ class Limit(models.Model):
     """
 
     key = models.TextField(primary_key=True)
-    starts = ArrayField(models.DateTimeField(), default=list, blank=True)
+    starts = TimestampArrayField(default=list, blank=True)
 
     def __str__(self) -> str:
         return self.key
