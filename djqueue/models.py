@@ -38,6 +38,9 @@ class Job(models.Model):
     error_type = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # Set by revoke(terminate=True) on a running job: its worker stops it. Kept in the
+    # row so that a worker (re)started later, or a rescue, still honours it.
+    revoke_requested_at = models.DateTimeField(null=True, blank=True)
     # Limits (see docs/limits.md). ``gated`` is true when the job has a rate or
     # concurrency limit: such jobs are claimed by a separate, locking path, so that the
     # plain claim never looks at them (its index leaves them out).
