@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue import codec, conf, ids, limits, registry
+from djqueue import codec, conf, ids, limits, registry, signals
 from djqueue.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.records import NewJob
 
@@ -168,7 +168,24 @@ class Task(Generic[P, R]):
         from djqueue import broker
 
         [job_id] = broker.enqueue([job])
+        signals.emit(signals.task_enqueued, self, job_ids=[job_id])
         return result.AsyncResult(job_id)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`delay` for async code (runs in the thread of the request's sync work,
+        so it joins the same transaction as other database work done there)."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`apply_async` for async code."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.apply_async, thread_sensitive=True)(args, kwargs, **options)
 
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Like :meth:`delay`, but enqueue only once the current transaction commits."""
@@ -207,7 +224,9 @@ class Task(Generic[P, R]):
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
         if conf.get("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
-        return [result.AsyncResult(job_id) for job_id in broker.enqueue(jobs)]
+        job_ids = broker.enqueue(jobs)
+        signals.emit(signals.task_enqueued, self, job_ids=job_ids)
+        return [result.AsyncResult(job_id) for job_id in job_ids]
 
     def apply(
         self,

@@ -211,3 +211,37 @@ def test_bulk_enqueue_keeps_options_and_tricky_arguments() -> None:
     assert first.eta >= before + datetime.timedelta(seconds=29)
     eta_results = tasks.add.apply_many([((1, 2), {})], eta=moment)
     assert Job.objects.get(pk=eta_results[0].id).eta == moment
+
+
+def test_task_enqueued_signal_names_the_new_jobs() -> None:
+    from djqueue import signals
+
+    heard: list[Any] = []
+
+    def receiver(sender: Any, job_ids: list[Any], **kwargs: Any) -> None:
+        heard.append((sender, job_ids))
+
+    signals.task_enqueued.connect(receiver, weak=False)
+    try:
+        one = tasks.add.delay(1, 2)
+        many = tasks.add.delay_many([(1, 1), (2, 2)])
+    finally:
+        signals.task_enqueued.disconnect(receiver)
+    assert heard == [(tasks.add, [one.id]), (tasks.add, [r.id for r in many])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adelay_from_async_code() -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def send() -> Any:
+        try:
+            return await tasks.add.adelay(3, 4)
+        finally:
+            await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+    result = asyncio.run(send())
+    assert Job.objects.get(pk=result.id).args == [3, 4]
