@@ -32,7 +32,7 @@ POOLS: dict[str, Callable[[Runner, int], Pool]] = {
 }
 
 
-DEFAULT = "threads"
+DEFAULT = "prefork"
 
 
 def create(name: str, runner: Runner, concurrency: int, limits: Limits | None = None) -> Pool:

@@ -15,8 +15,9 @@ JOBS = 2000
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_run_each_job_exactly_once(workers: Workers, run_table: str) -> None:
     tasks.record_run.delay_many([()] * JOBS)
-    first = workers.start("-c", "4")
-    second = workers.start("-c", "4")
+    # threads: the pid a job records is its worker's (prefork records the child's).
+    first = workers.start("-P", "threads", "-c", "4")
+    second = workers.start("-P", "threads", "-c", "4")
 
     wait_until(
         lambda: Job.objects.filter(state="SUCCESS").count() == JOBS,

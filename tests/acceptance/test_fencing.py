@@ -14,7 +14,8 @@ from tests.testapp import tasks
 @pytest.mark.django_db(transaction=True)
 def test_late_outcome_of_a_frozen_worker_is_ignored(workers: Workers) -> None:
     result = tasks.sleep_then_pid.delay(3)
-    frozen = workers.start("-c", "1", "--prefetch-multiplier", "1")
+    # threads: SIGSTOP freezes the job too, and the result names the worker's pid.
+    frozen = workers.start("-P", "threads", "-c", "1", "--prefetch-multiplier", "1")
     wait_until(
         lambda: Job.objects.filter(
             id=result.id, state="STARTED", worker__startswith=frozen.name_prefix
@@ -23,7 +24,7 @@ def test_late_outcome_of_a_frozen_worker_is_ignored(workers: Workers) -> None:
         what="the first worker to start the job",
     )
     frozen.send(signal.SIGSTOP)  # no heartbeat: its lease runs out
-    rescuer = workers.start("-c", "1", "--prefetch-multiplier", "1")
+    rescuer = workers.start("-P", "threads", "-c", "1", "--prefetch-multiplier", "1")
     wait_until(
         lambda: Job.objects.filter(id=result.id, state="SUCCESS").exists(),
         timeout=20,

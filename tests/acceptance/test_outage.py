@@ -72,7 +72,10 @@ def test_worker_rides_out_a_database_outage(workers: Workers, proxy: TcpProxy) -
 def test_worker_started_during_an_outage_waits_for_the_database(
     workers: Workers, proxy: TcpProxy
 ) -> None:
-    worker = workers.start("-c", "2", env={"PGPORT": str(proxy.port)}, wait_ready=False)
+    # threads: the result is the pid of the worker itself, not of a prefork child.
+    worker = workers.start(
+        "-P", "threads", "-c", "2", env={"PGPORT": str(proxy.port)}, wait_ready=False
+    )
     worker.wait_for_log("Database unavailable")
     time.sleep(2)
     log = worker.log()
