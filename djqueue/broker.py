@@ -295,6 +295,7 @@ def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
             priority=row[7],
             eta=row[8],
             expired=row[9],
+            revoked=row[10],
             worker=worker,
         )
         for row in rows
@@ -331,11 +332,15 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     return stale
 
 
-def extend_leases(worker: str, lease: float) -> set[uuid.UUID]:
-    """Push back the lease of every job ``worker`` holds; return the ids still held."""
+def extend_leases(worker: str, lease: float) -> dict[uuid.UUID, bool]:
+    """Push back the lease of every job ``worker`` holds.
+
+    Returns the ids still held, each with whether ``revoke(terminate=True)`` asked to
+    stop it.
+    """
     with _cursor() as cursor:
         cursor.execute(sql.EXTEND_LEASES, [lease, worker])
-        return {row[0] for row in cursor.fetchall()}
+        return {row[0]: row[1] for row in cursor.fetchall()}
 
 
 def rescue() -> dict[str, int]:
@@ -370,10 +375,20 @@ def release(worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
     return count
 
 
-def revoke(job_id: uuid.UUID, reason: str = "revoked") -> bool:
-    """Make a job that has not started never run; return whether it was revoked."""
+def revoke(job_id: uuid.UUID, terminate: bool = False, reason: str = "revoked") -> bool:
+    """Revoke a job; return whether anything was done.
+
+    A job that has not started ends REVOKED at once and never runs. With ``terminate``,
+    a running job is asked to stop: its worker stops it (killing its process or greenlet
+    where the pool allows) and it ends REVOKED.
+    """
     with _cursor() as cursor:
         cursor.execute(sql.REVOKE, [reason, job_id])
+        if cursor.fetchone() is not None:
+            return True
+        if not terminate:
+            return False
+        cursor.execute(sql.REQUEST_REVOKE, [job_id])
         return bool(cursor.fetchone() is not None)
 
 

@@ -80,6 +80,8 @@ class Task(Generic[P, R]):
         retry_jitter: bool = True,
         ignore_result: bool = False,
         expires: float | datetime.timedelta | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
         rate_limit: str | None = None,
         concurrency_limit: int | None = None,
         concurrency_key: limits.KeySource | None = None,
@@ -99,6 +101,9 @@ class Task(Generic[P, R]):
         self.retry_jitter = retry_jitter
         self.ignore_result = ignore_result
         self.expires = expires
+        self.time_limit, self.soft_time_limit = check_time_limits(
+            time_limit, soft_time_limit, self.name
+        )
         # Limits are checked here, so that a bad option fails at import, not at send.
         self.rate_limit = rate_limit
         self.rate = None if rate_limit is None else limits.parse_rate(rate_limit)
@@ -421,6 +426,28 @@ def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | N
     if not bind:
         return signature
     return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+def check_time_limits(
+    hard: float | None, soft: float | None, owner: str
+) -> tuple[float | None, float | None]:
+    """Validate a hard and a soft time limit (seconds); return them as floats."""
+    for label, value in (("time_limit", hard), ("soft_time_limit", soft)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise ValueError(
+                f"{label} of {owner} must be a positive number of seconds, not {value!r}"
+            )
+    if hard is not None and soft is not None and soft >= hard:
+        raise ValueError(
+            f"soft_time_limit of {owner} ({soft}s) must be below its time_limit ({hard}s), "
+            "so that the task can clean up before it is stopped"
+        )
+    return (
+        None if hard is None else float(hard),
+        None if soft is None else float(soft),
+    )
 
 
 def _check_priority(priority: int) -> int:

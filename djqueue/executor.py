@@ -9,7 +9,13 @@ import traceback as tb
 from typing import Any
 
 from djqueue import backoff, codec, conf, definition, registry, signals, states
-from djqueue.exceptions import NotRegistered, PayloadTooLarge, Retry, qualified_name
+from djqueue.exceptions import (
+    NotRegistered,
+    PayloadTooLarge,
+    Retry,
+    TaskRevokedError,
+    qualified_name,
+)
 from djqueue.records import ClaimedJob, Outcome
 from djqueue.signals import emit
 
@@ -31,6 +37,8 @@ def execute(job: ClaimedJob, *, is_eager: bool = False) -> Outcome:
 def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
     if job.expired:
         return _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
+    if job.revoked:
+        return revoked(job, "revoked before it started")
     try:
         task = registry.get(job.task_name)
     except NotRegistered as exc:
@@ -59,6 +67,9 @@ def _run(
         value = task.run(*args, **kwargs)
     except Retry as signal:
         return _retried(job, signal, task.default_retry_delay), signal
+    except TaskRevokedError as exc:
+        # Raised into the running task by revoke(terminate=True) (threads, solo).
+        return revoked(job, str(exc) or "revoked while running"), exc
     except Exception as exc:
         return _failed_or_retried(task, job, exc), exc
     except SystemExit as exc:
@@ -140,6 +151,11 @@ def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
         worker=job.worker,
         exception=signal,
     )
+
+
+def revoked(job: ClaimedJob, reason: str) -> Outcome:
+    """The REVOKED outcome of ``job``."""
+    return _ended(job, states.REVOKED, REVOKED_TYPE, reason)
 
 
 def failure(job: ClaimedJob, exc: BaseException) -> Outcome:

@@ -17,6 +17,8 @@ logger = logging.getLogger("djqueue.listener")
 
 JOBS_CHANNEL = "djqueue"
 DONE_CHANNEL = "djqueue_done"
+# Payload: the id of a running job that revoke(terminate=True) asks to stop.
+REVOKE_CHANNEL = "djqueue_revoke"
 
 
 def connect(autocommit: bool = True) -> psycopg.Connection[Any]:
@@ -44,20 +46,27 @@ class Listener:
 
     def wait(self, timeout: float) -> list[str]:
         """Payloads received within ``timeout`` seconds (empty list if none)."""
+        return [payload for _, payload in self.wait_channels(timeout)]
+
+    def wait_channels(self, timeout: float) -> list[tuple[str, str]]:
+        """``(channel, payload)`` pairs received within ``timeout`` seconds.
+
+        After (re)connecting it returns ``("", "")`` at once: whatever happened before is
+        unknown, so the caller should look again.
+        """
         try:
             if self._ensure():
-                # Newly listening: whatever happened before is unknown, look now.
                 self._failures = 0
-                return [""]
-            payloads: list[str] = []
+                return [("", "")]
+            received: list[tuple[str, str]] = []
             assert self._conn is not None
             for notify in self._conn.notifies(timeout=timeout, stop_after=1):
-                payloads.append(notify.payload)
+                received.append((notify.channel, notify.payload))
             # Drain what arrived together with the first one, without waiting.
             for notify in self._conn.notifies(timeout=0):
-                payloads.append(notify.payload)
+                received.append((notify.channel, notify.payload))
             self._failures = 0
-            return payloads
+            return received
         except psycopg.Error as exc:
             self._drop(exc)
             time.sleep(self.backoff())

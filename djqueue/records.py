@@ -55,6 +55,7 @@ class ClaimedJob:
     eta: datetime.datetime | None
     expired: bool
     worker: str = ""
+    revoked: bool = False  # revoke(terminate=True) reached it before it ran
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,9 +131,13 @@ class AsyncResult(states.StateQueries):
 
     # Changing -------------------------------------------------------------------
 
-    def revoke(self) -> bool:
-        """Make a job that has not started never run; return whether it was revoked."""
-        return broker.revoke(self.id)
+    def revoke(self, terminate: bool = False) -> bool:
+        """Revoke the job: one not started never runs; with ``terminate``, a running one
+        is stopped by its worker (within about a second) and ends REVOKED.
+
+        Returns whether anything was done (False for a finished job).
+        """
+        return broker.revoke(self.id, terminate=terminate)
 
     def forget(self) -> None:
         """Delete a finished job's row and result."""

@@ -20,9 +20,9 @@ def send_task(
     return registry.get(name).apply_async(args, kwargs, **options)
 
 
-def revoke(job_id: str | uuid.UUID) -> bool:
-    """Make a job that has not started never run; return whether it was revoked."""
-    return broker.revoke(ids.parse(job_id))
+def revoke(job_id: str | uuid.UUID, terminate: bool = False) -> bool:
+    """Revoke a job by id; see :meth:`djqueue.AsyncResult.revoke`."""
+    return broker.revoke(ids.parse(job_id), terminate=terminate)
 
 
 __all__ = ["AsyncResult", "revoke", "send_task"]

@@ -168,7 +168,8 @@ FROM picked, sync
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
           j.queue, j.priority, j.eta,
-          (j.expires_at IS NOT NULL AND j.expires_at <= now())
+          (j.expires_at IS NOT NULL AND j.expires_at <= now()),
+          j.revoke_requested_at IS NOT NULL
 """
 # With one queue the equality lets the index deliver rows already in order.
 CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
@@ -294,6 +295,7 @@ claimed AS (
     RETURNING j.id, j.task_name, j.args::text AS args, j.kwargs::text AS kwargs, j.attempt,
               j.retries, j.queue, j.priority, j.eta,
               (j.expires_at IS NOT NULL AND j.expires_at <= now()) AS expired,
+              j.revoke_requested_at IS NOT NULL AS revoked,
               j.rate_limit, j.rate_period
 ),
 logged AS (
@@ -306,7 +308,7 @@ logged AS (
           FROM claimed WHERE rate_limit IS NOT NULL GROUP BY 1) AS c
     WHERE l.key = c.key
 )
-SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired
+SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked
 FROM claimed
 """
 
@@ -359,7 +361,7 @@ FROM done
 EXTEND_LEASES = """
 UPDATE djqueue_job SET lease_expires_at = now() + make_interval(secs => %s)
 WHERE state = 'STARTED' AND worker = %s
-RETURNING id
+RETURNING id, revoke_requested_at IS NOT NULL
 """
 
 # Rescue jobs whose lease ran out: their worker died or hung. SKIP LOCKED so that two
@@ -408,6 +410,18 @@ SET state = 'REVOKED', finished_at = now(), lease_expires_at = NULL,
     error_type = 'djqueue.exceptions.TaskRevokedError', error_message = %s
 WHERE id = %s AND state IN ('PENDING', 'RETRY')
 RETURNING id
+"""
+
+# revoke(terminate=True) of a running job: the request is kept in the row (so that a
+# worker that missed the notification sees it at its next heartbeat, and a claim after
+# a rescue does not run the job) and announced to workers on djqueue_revoke.
+REQUEST_REVOKE = """
+WITH requested AS (
+    UPDATE djqueue_job SET revoke_requested_at = now()
+    WHERE id = %s AND state = 'STARTED'
+    RETURNING id
+)
+SELECT pg_notify('djqueue_revoke', id::text) FROM requested
 """
 
 FORGET = """

@@ -25,12 +25,13 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, pools
-from djqueue.listener import JOBS_CHANNEL, Listener
+from djqueue import broker, conf, executor, pools, registry
+from djqueue.listener import JOBS_CHANNEL, REVOKE_CHANNEL, Listener
 from djqueue.pools.autoscale import Autoscaler
 from djqueue.pools.base import Scalable
 from djqueue.pools.child import Limits
 from djqueue.records import ClaimedJob, Outcome
+from djqueue.supervisor import Supervisor
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -55,6 +56,17 @@ class Options:
     autoscale: tuple[int, int] | None = None
     # Seconds the pool stays larger than needed before it shrinks.
     autoscale_keepalive: float = 30.0
+    # Time limits for tasks that set none of their own (seconds; None: no limit).
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+
+
+@dataclass(slots=True)
+class Held:
+    """A job this worker claimed, and whether a pool has started it."""
+
+    job: ClaimedJob
+    started: bool = False
 
 
 class JobRunner:
@@ -101,10 +113,16 @@ class Worker:
         self.poll_interval = float(conf.get("POLL_INTERVAL_SECONDS"))
         self.grace = float(conf.get("SHUTDOWN_GRACE_SECONDS"))
         self.events: queue.SimpleQueue[Outcome | str] = queue.SimpleQueue()
-        # job id -> [attempt, started]; guarded by _lock (read by the control thread).
-        self.held: dict[uuid.UUID, list[int | bool]] = {}
+        # Guarded by _lock (read by the control and listener threads).
+        self.held: dict[uuid.UUID, Held] = {}
         # Held jobs another worker rescued while this one was unresponsive: not to run.
         self.lost: set[uuid.UUID] = set()
+        # Held jobs revoke(terminate=True) reached before they started: not to run.
+        self.revoked: set[uuid.UUID] = set()
+        # Revocations already acted on (notifications and heartbeats both report them).
+        self._revoking: set[uuid.UUID] = set()
+        self.supervisor = Supervisor(self.pool, options.soft_time_limit, options.time_limit)
+        self._timed = _any_time_limit(options)
         self._lock = threading.Lock()
         # Held by the main thread around a claim; a cold shutdown takes it for good so
         # that no claim lands after the hand-back (the claimed jobs would stay STARTED).
@@ -235,7 +253,10 @@ class Worker:
                 return []
             with self._lock:
                 for job in jobs:
-                    self.held[job.id] = [job.attempt, False]
+                    self.held[job.id] = Held(job)
+            if self._timed:
+                for job in jobs:
+                    self.supervisor.watch(job)
         self.maybe_more = len(jobs) == want
         return jobs
 
@@ -249,10 +270,17 @@ class Worker:
     def begin(self, job: ClaimedJob) -> bool:
         """Mark ``job`` started; False if it was rescued meanwhile and must not run here."""
         with self._lock:
-            if job.id in self.held:
-                self.held[job.id][1] = True
+            held = self.held.get(job.id)
+            if held is not None:
+                held.started = True
             lost = job.id in self.lost
             self.lost.discard(job.id)
+            revoked = job.id in self.revoked
+            self.revoked.discard(job.id)
+        if revoked:
+            logger.warning("Task %s[%s] revoked before it started.", job.task_name, job.id)
+            self.events.put(executor.revoked(job, "revoked before it started"))
+            return False
         if lost:
             logger.warning(
                 "Not running job %s: it was rescued while this worker was unresponsive.",
@@ -290,6 +318,9 @@ class Worker:
         self.buffer.append(event)
         with self._lock:
             self.held.pop(event.job_id, None)
+            self._revoking.discard(event.job_id)
+        if self._timed:
+            self.supervisor.done(event.job_id)
         self.jobs_done += 1
 
     def _wait_time(self) -> float:
@@ -338,15 +369,34 @@ class Worker:
     # Other threads --------------------------------------------------------------
 
     def _listen(self) -> None:
-        listener = Listener([JOBS_CHANNEL])
+        listener = Listener([JOBS_CHANNEL, REVOKE_CHANNEL])
         mine = set(self.queues)
         try:
             while not self.stopping.is_set():
-                payloads = listener.wait(1.0)
-                if any(not p or p in mine for p in payloads):
+                wake = False
+                for channel, payload in listener.wait_channels(1.0):
+                    if channel == REVOKE_CHANNEL:
+                        self._revoke_requested(uuid.UUID(payload))
+                    elif not channel or payload in mine:
+                        wake = True
+                if wake:
                     self.events.put(WAKE)
         finally:
             listener.close()
+
+    def _revoke_requested(self, job_id: uuid.UUID) -> None:
+        """Act on revoke(terminate=True) of a job this worker may hold (any thread)."""
+        with self._lock:
+            held = self.held.get(job_id)
+            if held is None or job_id in self._revoking:
+                return
+            self._revoking.add(job_id)
+            if not held.started:
+                # begin() sees this under the same lock: the job will not run.
+                self.revoked.add(job_id)
+                return
+            job = held.job
+        self.supervisor.revoke_running(job)
 
     def _control(self) -> None:
         every = float(conf.get("HEARTBEAT_SECONDS"))
@@ -367,6 +417,8 @@ class Worker:
                     self._hand_back_and_exit()
                 if self.autoscaler is not None and not self.stopping.is_set():
                     self.autoscaler.tick(now)
+                if self._timed:
+                    self.supervisor.tick(now)
                 if now >= next_beat:
                     next_beat = now + every
                     self._beat()
@@ -378,7 +430,7 @@ class Worker:
 
     def _announce_warm_shutdown(self) -> None:
         with self._lock:
-            running = sum(1 for _, started in self.held.values() if started)
+            running = sum(1 for held in self.held.values() if held.started)
         logger.warning(
             "Warm shutdown: no new jobs; waiting up to %gs for %d running job(s). "
             "Signal again to stop at once.",
@@ -390,7 +442,11 @@ class Worker:
         try:
             with self._lock:
                 held = set(self.held)
-            self._forget_lost(held - broker.extend_leases(self.name, self.lease))
+            renewed = broker.extend_leases(self.name, self.lease)
+            self._forget_lost(held - renewed.keys())
+            # Revocations whose notification this worker missed (it was reconnecting).
+            for job_id in [job_id for job_id, asked in renewed.items() if asked]:
+                self._revoke_requested(job_id)
             broker.worker_heartbeat(self.name, self.jobs_done)
             broker.rescue()
         except DatabaseError as exc:
@@ -434,8 +490,8 @@ class Worker:
         done = self._finished_outcomes()
         with self._lock:
             jobs = [
-                (job_id, int(attempt), bool(started))
-                for job_id, (attempt, started) in self.held.items()
+                (job_id, held.job.attempt, held.started)
+                for job_id, held in self.held.items()
                 if job_id not in done
             ]
         try:
@@ -507,6 +563,14 @@ def _execute(job: ClaimedJob) -> Outcome:
         # held, the heartbeat renews its lease forever and a pool slot is lost.
         logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
         return executor.failure(job, exc)
+
+
+def _any_time_limit(options: Options) -> bool:
+    """Whether any job may have a time limit (else the loop skips all the bookkeeping)."""
+    if options.soft_time_limit is not None or options.time_limit is not None:
+        return True
+    tasks = (registry.get(name) for name in registry.names())
+    return any(t.time_limit is not None or t.soft_time_limit is not None for t in tasks)
 
 
 def _reset_connection() -> None:

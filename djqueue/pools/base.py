@@ -12,6 +12,8 @@ Optional extras, checked with ``isinstance`` by the worker:
   limits, ``revoke(terminate=True)``); ``kill()`` stops every running job now (cold
   shutdown).
 - :class:`Scalable`: ``resize(size)`` and ``load()`` for ``--autoscale``.
+- :class:`Interrupting`: ``interrupt(job_id, error)`` raises an exception inside a
+  running job (soft time limits; revocation where a job cannot be killed).
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ class Terminating(Protocol):
 
     def kill(self) -> None:
         """Stop every running job now, reporting nothing (cold shutdown hands them back)."""
+
+
+@runtime_checkable
+class Interrupting(Protocol):
+    """A pool that can raise an exception inside a running job."""
+
+    def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
+        """Raise ``error`` in job ``job_id`` where it runs; False if it does not run here."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,17 @@ from typing import BinaryIO, NoReturn
 from django.db import close_old_connections, connections
 
 from djqueue import executor
+from djqueue.exceptions import SoftTimeLimitExceeded
 from djqueue.pools import messages
 from djqueue.records import ClaimedJob, Outcome
 
 logger = logging.getLogger("djqueue.worker")
 
 _PR_SET_PDEATHSIG = 1
+# The parent sends this to raise SoftTimeLimitExceeded in the running task.
+SOFT_LIMIT_SIGNAL = signal.SIGUSR1
+# True while a task runs: a late signal must not break the loop between jobs.
+_in_job = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,7 @@ def _detach(index: int, parent: int, inherited: Iterable[int]) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
     threading.current_thread().name = f"djqueue-child-{index}"
 
 
@@ -121,7 +127,14 @@ def _serve(jobs: BinaryIO, outcomes: BinaryIO, limits: Limits, parent: int) -> N
             return
 
 
+def _soft_limit(signum: int, frame: object) -> None:
+    if _in_job:
+        raise SoftTimeLimitExceeded("the soft time limit passed")
+
+
 def _run(job: ClaimedJob) -> Outcome:
+    global _in_job
+    _in_job = True
     try:
         return executor.execute(job)
     except BaseException as exc:
@@ -129,5 +142,6 @@ def _run(job: ClaimedJob) -> Outcome:
         logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
         return executor.failure(job, exc)
     finally:
+        _in_job = False
         # Tasks may use the ORM: let Django retire stale connections between jobs.
         close_old_connections()

@@ -103,6 +103,14 @@ class GeventPool:
         found[0].kill(block=False)
         return True
 
+    def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
+        """Raise ``error`` in the greenlet running ``job_id`` where it next waits."""
+        found = self._running.get(job_id)
+        if found is None:
+            return False
+        found[0].kill(error, block=False)
+        return True
+
     def running(self) -> list[Running]:
         """The jobs the greenlets run now, with their start time (``time.monotonic()``)."""
         return [Running(job_id, started, 0) for job_id, (_, started) in self._running.items()]

@@ -29,6 +29,7 @@ def job_line(job: ClaimedJob) -> bytes:
             "eta": _time(job.eta),
             "expired": job.expired,
             "worker": job.worker,
+            "revoked": job.revoked,
         }
     )
 
@@ -48,6 +49,7 @@ def read_job(line: bytes) -> ClaimedJob:
         eta=_read_time(data["eta"]),
         expired=data["expired"],
         worker=data["worker"],
+        revoked=data.get("revoked", False),
     )
 
 

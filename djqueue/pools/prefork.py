@@ -24,7 +24,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from djqueue import registry, states
-from djqueue.exceptions import NotRegistered, WorkerLostError, qualified_name
+from djqueue.exceptions import (
+    NotRegistered,
+    SoftTimeLimitExceeded,
+    WorkerLostError,
+    qualified_name,
+)
 from djqueue.pools import child as child_process
 from djqueue.pools import messages
 from djqueue.pools.base import Host, Load, Runner, Running
@@ -168,6 +173,20 @@ class PreforkPool:
             found.leaving = True
             _signal(found.pid, signal.SIGKILL)
         logger.warning("Killed child process %d to stop job %s.", found.pid, job_id)
+        return True
+
+    def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
+        """Raise ``SoftTimeLimitExceeded`` in the child running ``job_id`` (by SIGUSR1).
+
+        Only that error can be sent to a child; other stops kill it (:meth:`terminate`).
+        """
+        if error is not SoftTimeLimitExceeded:
+            return False
+        with self._lock:
+            found = next((c for c in self._children.values() if _runs(c, job_id)), None)
+            if found is None:
+                return False
+            _signal(found.pid, child_process.SOFT_LIMIT_SIGNAL)
         return True
 
     def running(self) -> list[Running]:

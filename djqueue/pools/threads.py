@@ -9,6 +9,7 @@ import uuid
 
 from django.db import close_old_connections
 
+from djqueue import interrupt
 from djqueue.pools.base import Load, Runner, Running
 from djqueue.records import ClaimedJob, Outcome
 
@@ -26,7 +27,8 @@ class ThreadPool:
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._size = self.concurrency
-        self._busy: dict[uuid.UUID, float] = {}
+        # job id -> (start, thread ident), guarded by _ready.
+        self._busy: dict[uuid.UUID, tuple[float, int]] = {}
         self._started = False
         self._made = 0
 
@@ -66,7 +68,13 @@ class ThreadPool:
     def running(self) -> list[Running]:
         """The jobs the threads run now, with their start time."""
         with self._ready:
-            return [Running(job_id, started, 0) for job_id, started in self._busy.items()]
+            return [Running(job_id, started, 0) for job_id, (started, _) in self._busy.items()]
+
+    def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
+        """Raise ``error`` in the thread running ``job_id`` (at its next Python bytecode)."""
+        with self._ready:
+            found = self._busy.get(job_id)
+            return found is not None and interrupt.raise_in(found[1], error)
 
     def kill(self) -> None:
         """Nothing to do: the threads end with the process."""
@@ -113,7 +121,7 @@ class ThreadPool:
                 if job is None:
                     self._threads.remove(threading.current_thread())
                 else:
-                    self._busy[job.id] = time.monotonic()
+                    self._busy[job.id] = (time.monotonic(), threading.get_ident())
             if job is None:
                 close_old_connections()
                 return
@@ -122,5 +130,8 @@ class ThreadPool:
             finally:
                 with self._ready:
                     self._busy.pop(job.id, None)
+                    # An interrupt that came too late to land in the job must not
+                    # land in this loop.
+                    interrupt.clear(threading.get_ident())
                 # Tasks may use the ORM: let Django retire stale connections per thread.
                 close_old_connections()

@@ -119,3 +119,38 @@ def test_refuses_to_start_when_patching_came_too_late(workers: Workers) -> None:
     assert "python -m djqueue.gevent_worker" in log
     assert "gevent_patch.patch_if_requested()" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_terminate_kills_the_greenlet(workers: Workers) -> None:
+    start(workers, GEVENT_WORKER, "-c", "10")
+    long_job = tasks.sleep.delay(60)
+    neighbour = tasks.sleep.delay(1)
+    wait_until(
+        lambda: Job.objects.filter(id=long_job.id, state="STARTED").exists(),
+        timeout=10,
+        what="the long job to start",
+    )
+    time.sleep(0.3)
+    asked = time.monotonic()
+    long_job.revoke(terminate=True)
+    wait_until(
+        lambda: Job.objects.filter(id=long_job.id, state="REVOKED").exists(),
+        timeout=5,
+        what="the long job to be revoked",
+    )
+    assert time.monotonic() - asked < 2
+    assert neighbour.get(timeout=10) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hard_time_limit_kills_the_greenlet(workers: Workers) -> None:
+    start(workers, GEVENT_WORKER, "-c", "10", "--time-limit", "1")
+    sleeper = tasks.sleep.delay(60)
+    wait_until(
+        lambda: Job.objects.filter(id=sleeper.id, state="FAILURE").exists(),
+        timeout=6,
+        what="the sleeping job to fail on its time limit",
+    )
+    job = Job.objects.get(id=sleeper.id)
+    assert job.error_type == "djqueue.exceptions.TimeLimitExceeded"

@@ -188,7 +188,7 @@ def test_rescue_requeues_lost_jobs_and_fails_those_out_of_attempts() -> None:
 def test_extend_leases_only_touches_this_workers_running_jobs() -> None:
     mine = StartedJobFactory(worker="me")
     theirs = StartedJobFactory(worker="them")
-    assert broker.extend_leases("me", 60) == {mine.id}
+    assert broker.extend_leases("me", 60) == {mine.id: False}
     assert Job.objects.get(pk=mine.id).lease_expires_at > timezone.now()
     assert Job.objects.get(pk=theirs.id).lease_expires_at < timezone.now()
 

@@ -205,6 +205,49 @@ def rate_limited_nap(seconds: float) -> float:
     return seconds
 
 
+# Time limits and revocation of running jobs.
+def _spin(seconds: float) -> None:
+    """Busy Python code: an exception raised into the thread lands at once."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@djqueue.task
+def spin(seconds: float) -> float:
+    _spin(seconds)
+    return seconds
+
+
+@djqueue.task(time_limit=2)
+def spin_forever() -> None:
+    while True:
+        pass
+
+
+@djqueue.task(soft_time_limit=1, time_limit=10)
+def clean_up_on_soft_limit(seconds: float) -> str:
+    from djqueue.exceptions import SoftTimeLimitExceeded
+
+    try:
+        _spin(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@djqueue.task(soft_time_limit=1, time_limit=10)
+def sleep_through_soft_limit(seconds: float) -> str:
+    """Blocked in a C call: in a prefork child the signal interrupts the sleep."""
+    from djqueue.exceptions import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
 # Tasks written with Django's own Tasks framework (Django 6.0+), run by djqueue through
 # djqueue.backends.DjqueueBackend (see TASKS in tests/settings.py).
 try:

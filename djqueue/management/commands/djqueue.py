@@ -24,8 +24,14 @@ class Command(BaseCommand):
         inspect = commands.add_parser("inspect", help="list jobs: active, scheduled or stats")
         inspect.add_argument("what", choices=["active", "scheduled", "stats"])
         inspect.add_argument("--queue", "-Q", default=None, help="only this queue")
-        revoke = commands.add_parser("revoke", help="make jobs that have not started never run")
+        revoke = commands.add_parser(
+            "revoke",
+            help="make jobs that have not started never run (--terminate: stop running ones too)",
+        )
         revoke.add_argument("job_ids", nargs="+", metavar="ID")
+        revoke.add_argument(
+            "--terminate", action="store_true", help="also stop jobs that are running"
+        )
         prune = commands.add_parser("prune", help="delete old finished jobs")
         prune.add_argument(
             "--older-than",
@@ -41,7 +47,7 @@ class Command(BaseCommand):
         elif action == "inspect":
             self._inspect(options["what"], options["queue"])
         elif action == "revoke":
-            self._revoke(options["job_ids"])
+            self._revoke(options["job_ids"], options["terminate"])
         elif action == "prune":
             self._prune(options["older_than"])
 
@@ -107,23 +113,26 @@ class Command(BaseCommand):
 
     # changes --------------------------------------------------------------------
 
-    def _revoke(self, job_ids: list[str]) -> None:
+    def _revoke(self, job_ids: list[str], terminate: bool) -> None:
         for text in job_ids:
             try:
                 job_id = ids.parse(text)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
-            if broker.revoke(job_id):
-                self.stdout.write(f"{job_id}: revoked")
+            done = broker.revoke(job_id, terminate=terminate)
+            state = (
+                Job.objects.using(conf.get("DATABASE"))
+                .filter(pk=job_id)
+                .values_list("state", flat=True)
+                .first()
+            )
+            if done:
+                running = state == states.STARTED
+                self.stdout.write(f"{job_id}: {'asked to stop' if running else 'revoked'}")
             else:
-                state = (
-                    Job.objects.using(conf.get("DATABASE"))
-                    .filter(pk=job_id)
-                    .values_list("state", flat=True)
-                    .first()
-                )
                 why = "no such job" if state is None else f"it is {state}"
-                self.stdout.write(f"{job_id}: not revoked ({why})")
+                hint = "; add --terminate to stop it" if state == states.STARTED else ""
+                self.stdout.write(f"{job_id}: not revoked ({why}{hint})")
 
     def _prune(self, older_than: float | None) -> None:
         call_command("prunejobs", older_than=older_than, stdout=self.stdout)

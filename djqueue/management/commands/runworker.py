@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djqueue import conf, pools, worker
+from djqueue.definition import check_time_limits
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -87,6 +88,22 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="With --autoscale: seconds of low demand before the pool shrinks (default: 30).",
         )
+        parser.add_argument(
+            "--time-limit",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Hard time limit for tasks that set none: the job is stopped and ends "
+            "FAILURE with TimeLimitExceeded (prefork kills the child; see the pools docs).",
+        )
+        parser.add_argument(
+            "--soft-time-limit",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Soft time limit for tasks that set none: SoftTimeLimitExceeded is raised "
+            "inside the task so that it can clean up.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["loglevel"])
@@ -101,6 +118,12 @@ class Command(BaseCommand):
             raise CommandError(f"--prefetch-multiplier must be at least 1, not {prefetch}")
         pool = options["pool"]
         try:
+            hard, soft = check_time_limits(
+                options["time_limit"], options["soft_time_limit"], "the worker"
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc).replace("_limit", "-limit")) from exc
+        try:
             run = worker.Worker(
                 worker.Options(
                     queues=queues,
@@ -112,6 +135,8 @@ class Command(BaseCommand):
                     max_memory_per_child=_child_limit(options, "max_memory_per_child", pool),
                     autoscale=_autoscale(options["autoscale"], pool),
                     autoscale_keepalive=_keepalive(options["autoscale_keepalive"]),
+                    time_limit=hard,
+                    soft_time_limit=soft,
                 )
             )
         except ValueError as exc:

@@ -1,0 +1,101 @@
+"""Time limits and revoke(terminate=True) with real worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import djqueue
+from djqueue.models import Job
+from tests.acceptance.conftest import Workers, wait_until
+from tests.testapp import tasks
+
+
+def _state(result: djqueue.AsyncResult, state: str, timeout: float) -> Job:
+    return wait_until(
+        lambda: (job := Job.objects.get(pk=result.id)).state == state and job,
+        timeout=timeout,
+        what=f"job {result.id} to be {state}",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prefork_hard_limit_kills_a_task_that_loops_forever(workers: Workers) -> None:
+    workers.start("-P", "prefork", "-c", "1")
+    looping = tasks.spin_forever.delay()  # time_limit=2
+    started = time.monotonic()
+    job = _state(looping, "FAILURE", timeout=10)
+    assert time.monotonic() - started < 2 + 1.5
+    assert job.error_type == "djqueue.exceptions.TimeLimitExceeded"
+    assert "time limit of 2s" in job.error_message
+    # The pool keeps serving: a new child takes the next job.
+    assert tasks.add.delay(2, 2).get(timeout=10) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_soft_limit_lets_the_task_clean_up(workers: Workers, pool: str) -> None:
+    workers.start("-P", pool, "-c", "1")
+    result = tasks.clean_up_on_soft_limit.delay(30)  # soft_time_limit=1
+    assert result.get(timeout=10) == "cleaned up"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prefork_soft_limit_interrupts_a_blocking_call(workers: Workers) -> None:
+    workers.start("-P", "prefork", "-c", "1")
+    result = tasks.sleep_through_soft_limit.delay(30)
+    assert result.get(timeout=10) == "cleaned up"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_time_limit_applies_to_tasks_without_one(workers: Workers) -> None:
+    workers.start("-P", "threads", "-c", "1", "--time-limit", "1")
+    result = tasks.spin.delay(60)
+    job = _state(result, "FAILURE", timeout=10)
+    assert job.error_type == "djqueue.exceptions.TimeLimitExceeded"
+    assert tasks.add.delay(1, 1).get(timeout=10) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_terminate_stops_a_running_prefork_job_quickly(workers: Workers) -> None:
+    worker = workers.start("-P", "prefork", "-c", "2")
+    long_job = tasks.sleep.delay(60)
+    neighbour = tasks.sleep.delay(1)
+    _state(long_job, "STARTED", timeout=10)
+    time.sleep(0.3)
+    asked = time.monotonic()
+    assert long_job.revoke(terminate=True) is True
+    job = _state(long_job, "REVOKED", timeout=5)
+    assert time.monotonic() - asked < 2
+    assert job.error_type == "djqueue.exceptions.TaskRevokedError"
+    assert neighbour.get(timeout=10) == 1
+    assert tasks.add.delay(3, 3).get(timeout=10) == 6
+    worker.wait_for_log("revoked: stopped")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_terminate_in_threads_is_cooperative(workers: Workers) -> None:
+    workers.start("-P", "threads", "-c", "2")
+    busy = tasks.spin.delay(60)
+    _state(busy, "STARTED", timeout=10)
+    time.sleep(0.3)
+    busy.revoke(terminate=True)
+    _state(busy, "REVOKED", timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_terminate_reaches_a_prefetched_job_before_it_starts(workers: Workers) -> None:
+    workers.start("-P", "solo", "--prefetch-multiplier", "4")
+    first = tasks.sleep.delay(2)
+    waiting = tasks.record_pid.delay("never")
+    wait_until(
+        lambda: Job.objects.filter(state="STARTED").count() == 2,
+        timeout=10,
+        what="both jobs claimed by the solo worker",
+    )
+    assert waiting.revoke(terminate=True) is True
+    assert first.get(timeout=10) == 2
+    job = _state(waiting, "REVOKED", timeout=5)
+    assert job.error_message == "revoked before it started"
+    assert job.result is None

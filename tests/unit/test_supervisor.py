@@ -1,0 +1,173 @@
+"""Time limits and stopping jobs in the in-process pools (threads, solo)."""
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+import djqueue
+from djqueue import definition, exceptions
+from djqueue.pools.solo import SoloPool
+from djqueue.pools.threads import ThreadPool
+from djqueue.records import ClaimedJob
+from djqueue.supervisor import Supervisor
+from tests.testapp import tasks
+
+
+def claimed(task: Any, *args: Any) -> ClaimedJob:
+    import json
+
+    return ClaimedJob(
+        uuid.uuid4(),
+        task.name,
+        json.dumps(list(args)),
+        "{}",
+        1,
+        0,
+        "default",
+        0,
+        None,
+        False,
+        worker="w",
+    )
+
+
+def test_task_limits_override_worker_defaults() -> None:
+    supervisor = Supervisor(object(), soft_default=5, hard_default=50)
+    assert supervisor.limits(tasks.spin_forever.name) == (5, 2)
+    assert supervisor.limits(tasks.clean_up_on_soft_limit.name) == (1, 10)
+    assert supervisor.limits(tasks.add.name) == (5, 50)
+    assert supervisor.limits("unknown.task") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("hard", "soft", "message"),
+    [
+        (0, None, "time_limit of t must be a positive number"),
+        (None, -1, "soft_time_limit of t must be a positive number"),
+        (5, 5, "soft_time_limit of t .5s. must be below its time_limit"),
+        ("10", None, "must be a positive number of seconds"),
+    ],
+)
+def test_bad_limits_are_refused(hard: Any, soft: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        definition.check_time_limits(hard, soft, "t")
+
+
+def test_task_option_validation_at_decoration() -> None:
+    with pytest.raises(ValueError, match="must be below its time_limit"):
+
+        @djqueue.task(name="tests.unit.bad_limits", time_limit=1, soft_time_limit=2)
+        def bad() -> None:
+            return None
+
+
+def test_threads_pool_raises_a_soft_limit_inside_the_task() -> None:
+    from djqueue import executor
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 2)
+    pool.start()
+    job = claimed(tasks.clean_up_on_soft_limit, 30)
+    pool.submit(job)
+    deadline = time.monotonic() + 5
+    while not pool.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    supervisor = Supervisor(pool, None, None)
+    supervisor.watch(job)
+    supervisor.tick(time.monotonic() + 1.5)  # as if 1.5 s had passed
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    assert [o.result for o in outcomes] == ['"cleaned up"']
+
+
+def test_threads_pool_hard_limit_raises_time_limit_exceeded() -> None:
+    from djqueue import executor
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
+    pool.start()
+    job = claimed(tasks.spin_forever)
+    pool.submit(job)
+    deadline = time.monotonic() + 5
+    while not pool.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    supervisor = Supervisor(pool, None, None)
+    supervisor.watch(job)
+    supervisor.tick(time.monotonic() + 3)
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    [outcome] = outcomes
+    assert (outcome.state, outcome.error_type) == (
+        "FAILURE",
+        "djqueue.exceptions.TimeLimitExceeded",
+    )
+
+
+def test_threads_pool_revoke_raises_task_revoked_error() -> None:
+    from djqueue import executor
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
+    pool.start()
+    job = claimed(tasks.spin, 30)
+    pool.submit(job)
+    deadline = time.monotonic() + 5
+    while not pool.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Supervisor(pool, None, None).revoke_running(job)
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    [outcome] = outcomes
+    assert outcome.state == "REVOKED"
+    assert outcome.error_type == "djqueue.exceptions.TaskRevokedError"
+
+
+def test_a_late_interrupt_never_reaches_the_pool_thread() -> None:
+    from djqueue import executor
+
+    outcomes: list[Any] = []
+    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
+    pool.start()
+    job = claimed(tasks.add, 1, 2)
+    pool.submit(job)
+    deadline = time.monotonic() + 5
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.interrupt(job.id, exceptions.TaskRevokedError) is False  # not running
+    second = claimed(tasks.add, 2, 3)
+    pool.submit(second)
+    while len(outcomes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    assert [o.state for o in outcomes] == ["SUCCESS", "SUCCESS"]
+
+
+def test_solo_pool_reports_its_running_job_and_interrupts_it() -> None:
+    from djqueue import executor
+
+    seen: dict[str, Any] = {}
+    pool = SoloPool(lambda job: None)
+
+    def control_thread(job: ClaimedJob) -> None:
+        # What the worker's control thread does while the solo job runs.
+        time.sleep(0.2)
+        seen["running"] = [r.job_id for r in pool.running()]
+        seen["interrupted"] = pool.interrupt(job.id, exceptions.SoftTimeLimitExceeded)
+
+    def runner(job: ClaimedJob) -> None:
+        threading.Thread(target=control_thread, args=(job,)).start()
+        seen["outcome"] = executor.execute(job)
+
+    pool.runner = runner
+    job = claimed(tasks.clean_up_on_soft_limit, 5)
+    pool.submit(job)
+    assert seen["running"] == [job.id]
+    assert seen["interrupted"] is True
+    assert seen["outcome"].result == '"cleaned up"'
+    assert pool.running() == []
