@@ -272,3 +272,6 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+from djqueue import periodic_admin  # noqa: E402, F401  (registers the periodic task pages)

@@ -44,6 +44,16 @@ DEFAULTS: dict[str, Any] = {
     "LISTEN_DSN": None,
     # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.
     "RESULT_EXCEPTIONS": [],
+    # Periodic tasks declared in code: name -> {"task", "schedule", "args", "kwargs",
+    # "options"}; runbeat syncs them into the PeriodicTask table when it starts.
+    "BEAT_SCHEDULE": {},
+    # Longest time runbeat sleeps without looking at the periodic tasks again (the
+    # fallback when a change notification is missed).
+    "BEAT_MAX_INTERVAL_SECONDS": 5.0,
+    # Seconds a follower waits between attempts to become the leader.
+    "BEAT_FOLLOWER_RETRY_SECONDS": 1.0,
+    # Seconds run records (one per enqueued slot) are kept.
+    "BEAT_RUN_RETENTION_SECONDS": 7 * 86400.0,
 }
 
 

@@ -143,7 +143,7 @@ class Every:
         return (self.anchor + ((moment - self.anchor) // self.step) * self.step).astimezone(UTC)
 
     def describe(self) -> str:
-        return f"every {_duration(self.seconds)}"
+        return f"every {duration(self.seconds)}"
 
 
 @dataclass(frozen=True)
@@ -249,14 +249,17 @@ def due(
         return None
     if catch_up == CATCH_UP_ALL:
         return Decision(upcoming, run=True)
-    latest = schedule.last_at_or_before(now) or upcoming
+    # Never before ``upcoming``: in a skipped DST hour, cron runs the missing time just
+    # after the jump, which a backward search from ``now`` does not find.
+    latest = max(upcoming, schedule.last_at_or_before(now) or upcoming)
     if catch_up == CATCH_UP_ONCE:
         return Decision(latest, run=True)
     # Skip: only a slot that is due now runs; older ones are passed over.
     return Decision(latest, run=(now - latest).total_seconds() <= grace)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``seconds`` in words: "10 seconds", "1 hour", "2 days"."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
             count = int(seconds // size)

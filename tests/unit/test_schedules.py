@@ -133,3 +133,13 @@ def test_solar_sunrise_in_paris() -> None:
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="time-zone aware"):
         schedules.crontab().next_after(datetime.datetime(2026, 1, 1))
+
+
+def test_catch_up_never_goes_back_before_the_slot_after_a_spring_jump() -> None:
+    half_past_two = schedules.crontab(minute=30, hour=2, timezone="Europe/Paris")
+    last = paris(2026, 3, 28, 2, 30)
+    # Just after 03:00 on the day the clock jumps from 02:00 to 03:00: the 02:30 run
+    # happens now, and a backward search from now would find yesterday's slot instead.
+    now = paris(2026, 3, 29, 3, 0, 5)
+    decision = schedules.due(half_past_two, last, now)
+    assert decision == schedules.Decision(paris(2026, 3, 29, 3).astimezone(UTC), run=True)

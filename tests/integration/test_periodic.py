@@ -1,0 +1,259 @@
+"""Periodic tasks on real PostgreSQL: firing, the unique slot, BEAT_SCHEDULE sync."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connections, transaction
+from django.test import override_settings
+
+from djqueue import broker, periodic, schedules
+from djqueue.models import CrontabSchedule, IntervalSchedule, Job, PeriodicRun, PeriodicTask
+
+UTC = datetime.UTC
+NOOP = "tests.testapp.tasks.noop"
+ADD = "tests.testapp.tasks.add"
+
+
+def every(seconds: int = 1, **fields: Any) -> PeriodicTask:
+    interval = IntervalSchedule.objects.create(every=seconds, period=IntervalSchedule.SECONDS)
+    fields.setdefault("name", f"every-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("task", ADD)
+    fields.setdefault("args", [1, 2])
+    return PeriodicTask.objects.create(interval=interval, **fields)
+
+
+def first_slot(row: PeriodicTask) -> schedules.Decision:
+    slot = periodic.entry(row).next_slot()
+    assert slot is not None
+    return schedules.Decision(slot, run=True)
+
+
+@pytest.mark.django_db
+def test_firing_a_slot_enqueues_its_job_and_moves_the_task_on() -> None:
+    row = every(10, queue="reports", priority=5)
+    item = periodic.entry(row)
+    decision = first_slot(row)
+    assert periodic.fire(item, decision, finish=False) is True
+    job = Job.objects.get()
+    assert (job.task_name, job.args, job.queue, job.priority) == (ADD, [1, 2], "reports", 5)
+    run = PeriodicRun.objects.get()
+    assert (run.periodic_task_id, run.slot, run.job_id) == (row.pk, decision.slot, job.id)
+    row.refresh_from_db()
+    assert (row.last_run_at, row.total_run_count, row.enabled) == (decision.slot, 1, True)
+    # The same slot again (a stale leader): nothing more is enqueued.
+    assert periodic.fire(item, decision, finish=False) is False
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_older_slot_never_moves_last_run_at_back() -> None:
+    row = every(1)
+    item = periodic.entry(row)
+    later = first_slot(row).slot + datetime.timedelta(seconds=5)
+    periodic.fire(item, schedules.Decision(later, run=True), finish=False)
+    periodic.fire(item, first_slot(row), finish=False)
+    row.refresh_from_db()
+    assert row.last_run_at == later
+    assert row.total_run_count == 2
+
+
+@pytest.mark.django_db
+def test_a_one_off_disables_itself_when_it_fires() -> None:
+    row = every(1, one_off=True)
+    periodic.fire(periodic.entry(row), first_slot(row), finish=True)
+    row.refresh_from_db()
+    assert not row.enabled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_leaders_firing_the_same_slot_at_once_enqueue_one_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = every(1)
+    item, decision = periodic.entry(row), first_slot(row)
+    real_enqueue = broker.enqueue
+
+    def slow_enqueue(jobs: Any) -> Any:
+        # Keep the winner's transaction open, so that the other insert meets an
+        # uncommitted run row and has to wait for it.
+        ids = real_enqueue(jobs)
+        time.sleep(0.3)
+        return ids
+
+    monkeypatch.setattr(broker, "enqueue", slow_enqueue)
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def leader() -> None:
+        try:
+            barrier.wait()
+            results.append(periodic.fire(item, decision, finish=False))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=leader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    assert sorted(results) == [False, True]
+    assert Job.objects.count() == 1
+    assert PeriodicRun.objects.count() == 1
+    row.refresh_from_db()
+    assert row.total_run_count == 1
+
+
+@pytest.mark.django_db
+def test_exactly_one_schedule_is_enforced_by_the_database() -> None:
+    interval = IntervalSchedule.objects.create(every=1, period="seconds")
+    crontab = CrontabSchedule.objects.create(minute="0")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PeriodicTask.objects.create(name="two", task=NOOP, interval=interval, crontab=crontab)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PeriodicTask.objects.create(name="none", task=NOOP)
+
+
+@pytest.mark.django_db
+def test_an_unregistered_task_cannot_be_sent() -> None:
+    row = every(1, task="nowhere.missing")
+    with pytest.raises(periodic.EntryError, match=r"'nowhere\.missing'"):
+        periodic.fire(periodic.entry(row), first_slot(row), finish=False)
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_load_reads_enabled_tasks_and_reports_invalid_rows() -> None:
+    good = every(1)
+    every(1, enabled=False)
+    bad_cron = CrontabSchedule.objects.create(minute="99")  # saved without validation
+    bad = PeriodicTask.objects.create(name="bad", task=NOOP, crontab=bad_cron)
+    entries, invalid = periodic.load()
+    assert [item.id for item in entries] == [good.pk]
+    assert list(invalid) == [bad.pk]
+    assert "invalid crontab" in invalid[bad.pk][1]
+
+
+@pytest.mark.django_db
+def test_next_run_is_the_slot_after_the_last_one() -> None:
+    row = every(60)
+    assert periodic.next_run(row) == row.date_created + datetime.timedelta(seconds=60)
+    row.last_run_at = row.date_created + datetime.timedelta(minutes=5)
+    assert periodic.next_run(row) == row.date_created + datetime.timedelta(minutes=6)
+    row.enabled = False
+    assert periodic.next_run(row) is None
+
+
+# BEAT_SCHEDULE sync ----------------------------------------------------------------
+
+
+def beat_schedule(**entries: Any) -> Any:
+    return override_settings(DJQUEUE={"BEAT_SCHEDULE": entries})
+
+
+@pytest.mark.django_db
+def test_sync_creates_updates_and_disables_never_duplicating() -> None:
+    spec = {
+        "report": {
+            "task": ADD,
+            "schedule": schedules.crontab(minute=0, hour=8, timezone="Europe/Paris"),
+            "args": [1, 2],
+            "options": {"queue": "reports", "priority": 3, "expires": 60},
+        },
+        "tick": {"task": NOOP, "schedule": datetime.timedelta(minutes=5)},
+        "sun": {"task": NOOP, "schedule": schedules.solar("sunrise", 48.8566, 2.3522)},
+    }
+    first = periodic.sync(spec)
+    assert sorted(first.created) == ["report", "sun", "tick"]
+    report = PeriodicTask.objects.get(name="report")
+    assert report.from_settings and report.enabled
+    assert report.schedule().describe() == "At 08:00 every day, Europe/Paris"
+    assert (report.queue, report.priority, report.expire_seconds) == ("reports", 3, 60)
+    assert str(PeriodicTask.objects.get(name="tick").interval) == "every 5 minutes"
+
+    again = periodic.sync(spec)
+    assert (again.created, again.updated, again.disabled) == ([], [], [])
+    assert PeriodicTask.objects.count() == 3
+
+    spec["report"]["args"] = [5, 6]
+    del spec["sun"]
+    changed = periodic.sync(spec)
+    assert (changed.updated, changed.disabled) == (["report"], ["sun"])
+    assert PeriodicTask.objects.get(name="report").args == [5, 6]
+    assert not PeriodicTask.objects.get(name="sun").enabled
+    assert PeriodicTask.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_sync_never_touches_rows_made_in_the_admin() -> None:
+    mine = every(30, name="made-by-hand")
+    report = periodic.sync({"made-by-hand": {"task": NOOP, "schedule": 10}})
+    assert "was made in the admin" in report.errors["made-by-hand"]
+    mine.refresh_from_db()
+    assert (mine.task, mine.enabled, mine.interval.every) == (ADD, True, 30)  # type: ignore[union-attr]
+    assert periodic.sync({}).disabled == []
+
+
+@pytest.mark.django_db
+def test_sync_reports_bad_entries_by_name_and_sends_nothing_for_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    periodic.sync({"nightly": {"task": NOOP, "schedule": 60}})
+    report = periodic.sync(
+        {
+            "nightly": {"task": "nowhere.missing", "schedule": 60},
+            "cron": {"task": NOOP, "schedule": "0 8 * * *"},
+            "args": {"task": ADD, "schedule": 60, "args": [object()]},
+            "typo": {"task": NOOP, "schedule": 60, "kwarg": {}},
+        }
+    )
+    assert "unregistered task 'nowhere.missing'" in report.errors["nightly"]
+    assert "schedule must be crontab(...)" in report.errors["cron"]
+    assert "JSON cannot carry" in report.errors["args"]
+    assert "unknown key(s) ['kwarg']" in report.errors["typo"]
+    # The row an earlier, valid version made is disabled: nothing runs for the entry.
+    assert report.disabled == ["nightly"]
+    assert list(PeriodicTask.objects.values_list("name", "enabled")) == [("nightly", False)]
+    assert "BEAT_SCHEDULE entry 'nightly' is invalid" in caplog.text
+
+
+@pytest.mark.django_db
+def test_sync_reads_the_setting() -> None:
+    with beat_schedule(tick={"task": NOOP, "schedule": 2}):
+        assert periodic.sync().created == ["tick"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_a_periodic_task_wakes_the_scheduler() -> None:
+    link = periodic.Link()
+    try:
+        assert link.try_lead()
+        assert not link.wait(0)
+        row = every(5)
+        assert link.wait(2)
+        row.delete()
+        assert link.wait(2)
+    finally:
+        link.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_leader_at_a_time_and_a_follower_takes_over() -> None:
+    first, second = periodic.Link(), periodic.Link()
+    try:
+        assert first.try_lead()
+        assert not second.try_lead()
+        first.close()  # as when the leader's process dies: its session ends
+        assert second.try_lead()
+    finally:
+        first.close()
+        second.close()
