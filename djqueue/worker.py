@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, pools, registry
+from djqueue import broker, conf, executor, pools, registry, signals
 from djqueue.listener import JOBS_CHANNEL, REVOKE_CHANNEL, Listener
 from djqueue.pools.autoscale import Autoscaler
 from djqueue.pools.base import Scalable
@@ -161,6 +161,7 @@ class Worker:
             self.pool.concurrency,
             ",".join(self.queues),
         )
+        signals.emit(signals.worker_ready, self)
         try:
             while not self.stopping.is_set():
                 self._tick()
@@ -169,6 +170,7 @@ class Worker:
         finally:
             self.stopped.set()
         logger.info("Worker %s stopped after %d job(s).", self.name, self.jobs_done)
+        signals.emit(signals.worker_shutdown, self)
         return 0
 
     def stop(self, hard: bool = False) -> None:

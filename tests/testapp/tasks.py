@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import djqueue
+from djqueue import signals
 
 
 @djqueue.task
@@ -268,3 +269,15 @@ if django_task is not None:
     @django_task
     def django_fail() -> None:
         raise KeyError("missing")
+
+
+# Worker signals, logged so that acceptance tests can see them in a worker's log.
+def _log_worker_signal(sender: Any, signal: Any = None, **kwargs: Any) -> None:
+    import logging
+
+    name = "worker_ready" if signal is signals.worker_ready else "worker_shutdown"
+    logging.getLogger("djqueue.worker").info("signal %s from %s", name, sender.name)
+
+
+signals.worker_ready.connect(_log_worker_signal, weak=False)
+signals.worker_shutdown.connect(_log_worker_signal, weak=False)
