@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +115,19 @@ class Workers:
         *args: str,
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
+        entry: Sequence[str] = ("-m", "django", "runworker"),
+        prefix: str = "w",
+        ready: str = " ready: pool=",
     ) -> WorkerProcess:
-        """Start ``runworker`` with ``args``; by default wait until it says it is ready."""
-        hostname = f"w{len(self.started) + 1}"
+        """Start ``python <entry>`` (``runworker`` by default) with ``args``.
+
+        By default this waits until the process logs ``ready``.
+        """
+        hostname = f"{prefix}{len(self.started) + 1}"
         log_path = self.log_dir / f"{hostname}.log"
         command = [
             sys.executable,
-            "-m",
-            "django",
-            "runworker",
+            *entry,
             "--settings=tests.settings",
             "-l",
             "info",
@@ -142,7 +146,7 @@ class Workers:
         worker = WorkerProcess(hostname, process, log_path)
         self.started.append(worker)
         if wait_ready:
-            worker.wait_for_log(" ready: pool=")
+            worker.wait_for_log(ready)
         return worker
 
     def _env(self, overrides: dict[str, str]) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -29,31 +27,7 @@ def start(
     workers: Workers, entry: tuple[str, ...], *args: str, wait_ready: bool = True
 ) -> WorkerProcess:
     """Start a worker through ``entry`` (not ``django runworker``), as ``workers`` would."""
-    hostname = f"w{len(workers.started) + 1}"
-    log_path = workers.log_dir / f"{hostname}.log"
-    command = [
-        sys.executable,
-        *entry,
-        "--settings=tests.settings",
-        "-l",
-        "info",
-        "-n",
-        hostname,
-        *args,
-    ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=workers._env({}),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    worker = WorkerProcess(hostname, process, log_path)
-    workers.started.append(worker)
-    if wait_ready:
-        worker.wait_for_log(" ready: pool=gevent")
-    return worker
+    return workers.start(*args, entry=entry, wait_ready=wait_ready, ready=" ready: pool=gevent")
 
 
 def _finished(count: int) -> bool:

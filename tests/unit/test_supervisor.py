@@ -64,44 +64,43 @@ def test_task_option_validation_at_decoration() -> None:
             return None
 
 
-def test_threads_pool_raises_a_soft_limit_inside_the_task() -> None:
+def _in_thread_pool(job: ClaimedJob, act: Any) -> Any:
+    """Run ``job`` in a one-thread pool, call ``act(pool)`` once it runs; its outcome."""
     from djqueue import executor
 
     outcomes: list[Any] = []
-    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 2)
+    pool = ThreadPool(lambda claimed_job: outcomes.append(executor.execute(claimed_job)), 1)
     pool.start()
-    job = claimed(tasks.clean_up_on_soft_limit, 30)
     pool.submit(job)
     deadline = time.monotonic() + 5
     while not pool.running() and time.monotonic() < deadline:
         time.sleep(0.01)
-    supervisor = Supervisor(pool, None, None)
-    supervisor.watch(job)
-    supervisor.tick(time.monotonic() + 1.5)  # as if 1.5 s had passed
-    while not outcomes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    pool.stop()
-    assert [o.result for o in outcomes] == ['"cleaned up"']
-
-
-def test_threads_pool_hard_limit_raises_time_limit_exceeded() -> None:
-    from djqueue import executor
-
-    outcomes: list[Any] = []
-    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
-    pool.start()
-    job = claimed(tasks.spin_forever)
-    pool.submit(job)
-    deadline = time.monotonic() + 5
-    while not pool.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    supervisor = Supervisor(pool, None, None)
-    supervisor.watch(job)
-    supervisor.tick(time.monotonic() + 3)
+    act(pool)
     while not outcomes and time.monotonic() < deadline:
         time.sleep(0.01)
     pool.stop()
     [outcome] = outcomes
+    return outcome
+
+
+def _as_if_later(job: ClaimedJob, seconds: float) -> Any:
+    def act(pool: ThreadPool) -> None:
+        supervisor = Supervisor(pool, None, None)
+        supervisor.watch(job)
+        supervisor.tick(time.monotonic() + seconds)
+
+    return act
+
+
+def test_threads_pool_raises_a_soft_limit_inside_the_task() -> None:
+    job = claimed(tasks.clean_up_on_soft_limit, 30)
+    outcome = _in_thread_pool(job, _as_if_later(job, 1.5))
+    assert outcome.result == '"cleaned up"'
+
+
+def test_threads_pool_hard_limit_raises_time_limit_exceeded() -> None:
+    job = claimed(tasks.spin_forever)
+    outcome = _in_thread_pool(job, _as_if_later(job, 3))
     assert (outcome.state, outcome.error_type) == (
         "FAILURE",
         "djqueue.exceptions.TimeLimitExceeded",
@@ -109,21 +108,8 @@ def test_threads_pool_hard_limit_raises_time_limit_exceeded() -> None:
 
 
 def test_threads_pool_revoke_raises_task_revoked_error() -> None:
-    from djqueue import executor
-
-    outcomes: list[Any] = []
-    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
-    pool.start()
     job = claimed(tasks.spin, 30)
-    pool.submit(job)
-    deadline = time.monotonic() + 5
-    while not pool.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    Supervisor(pool, None, None).revoke_running(job)
-    while not outcomes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    pool.stop()
-    [outcome] = outcomes
+    outcome = _in_thread_pool(job, lambda pool: Supervisor(pool, None, None).revoke_running(job))
     assert outcome.state == "REVOKED"
     assert outcome.error_type == "djqueue.exceptions.TaskRevokedError"
 
