@@ -86,9 +86,11 @@ def test_revoke_terminate_in_threads_is_cooperative(workers: Workers) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_revoke_terminate_reaches_a_prefetched_job_before_it_starts(workers: Workers) -> None:
-    workers.start("-P", "solo", "--prefetch-multiplier", "4")
+    # Both sent before the worker starts, so that its first claim takes both: the solo
+    # worker then runs the first while the second waits in its hands.
     first = tasks.sleep.delay(2)
     waiting = tasks.record_pid.delay("never")
+    workers.start("-P", "solo", "--prefetch-multiplier", "4")
     wait_until(
         lambda: Job.objects.filter(state="STARTED").count() == 2,
         timeout=10,
