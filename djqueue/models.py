@@ -390,8 +390,11 @@ class PeriodicTask(models.Model):
 
     @property
     def anchor(self) -> datetime.datetime:
-        """Where the task's slots start: its start time, or else its creation."""
-        return aware(self.start_time or self.date_created)
+        """Where the task's slots start: its start time, or else its creation.
+
+        Whole seconds, so that an interval's runs fall on whole seconds too.
+        """
+        return aware(self.start_time or self.date_created).replace(microsecond=0)
 
 
 class PeriodicRun(models.Model):

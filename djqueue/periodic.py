@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from djqueue import broker, conf, listener, registry, schedules
 from djqueue.exceptions import DjqueueError
@@ -188,9 +188,15 @@ def fire(item: Entry, decision: schedules.Decision, finish: bool) -> bool:
     """
     made = job(item) if decision.run else None
     alias = _alias()
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        inserted = made is not None and _insert_run(cursor, item, decision.slot, made)
-        cursor.execute(ADVANCE, [decision.slot, int(inserted), finish, item.id])
+    try:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            inserted = made is not None and _insert_run(cursor, item, decision.slot, made)
+            cursor.execute(ADVANCE, [decision.slot, int(inserted), finish, item.id])
+    except IntegrityError:
+        # The task was deleted since it was read (its deletion's notification will
+        # make the scheduler read the tasks again): the run's foreign key fails.
+        logger.info("Periodic task %r was deleted; nothing sent for it.", item.name)
+        return False
     return inserted
 
 

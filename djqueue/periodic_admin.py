@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -177,7 +178,11 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Next run")
     def next_run(self, obj: PeriodicTask) -> datetime.datetime | None:
-        return periodic.next_run(obj)
+        moment = periodic.next_run(obj)
+        if moment is not None and not settings.USE_TZ:
+            # Shown as the other (naive, local) times are.
+            return timezone.make_naive(moment, timezone.get_default_timezone())
+        return moment
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.{RUN_PERMISSION}")

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from djqueue.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
-from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, wait_until
+from tests.acceptance.conftest import REPO_ROOT, TcpProxy, WorkerProcess, Workers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +29,7 @@ SECOND = datetime.timedelta(seconds=1)
 class Beats(Workers):
     """Starts ``runbeat`` processes for one test; every one is killed at teardown."""
 
-    def start_beat(self, *args: str) -> WorkerProcess:
+    def start_beat(self, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
         hostname = f"b{len(self.started) + 1}"
         log_path = self.log_dir / f"{hostname}.log"
         command = [
@@ -48,7 +48,7 @@ class Beats(Workers):
             process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
-                env=self._env({}),
+                env=self._env(env or {}),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
@@ -111,7 +111,7 @@ def test_three_schedulers_fire_every_slot_once_across_a_leader_kill(beats: Beats
     # every slot since, so the whole window has one run per second: no gap, no double.
     found = slots(every_all)
     assert len(found) >= 15
-    assert found[0] == every_all.date_created + SECOND
+    assert found[0] == every_all.anchor + SECOND
     assert set(gaps(found)) == {SECOND}, found
     # "once": the seconds missed while nobody led (the takeover: the followers' retry
     # interval of 1 s plus process scheduling) are caught up by one run, so one gap of at
@@ -155,3 +155,34 @@ def test_edits_reach_a_running_scheduler_within_two_seconds(
     wait_until(lambda: len(slots(row)) > stopped_at, 2, "runs after re-enabling")
     assert time.monotonic() - resumed <= 2
     assert beat.process.poll() is None
+
+
+def test_a_worker_started_with_beat_sends_and_runs_periodic_tasks(workers: Workers) -> None:
+    worker = workers.start("--beat", "-P", "threads", "-c", "2")
+    worker.wait_for_log(LEADER)
+    row = every_second("in-worker", "once")
+    wait_until(
+        lambda: Job.objects.filter(task_name=NOOP, state="SUCCESS").count() >= 2,
+        5,
+        "two runs sent and run by the same process",
+    )
+    assert len(set(slots(row))) == len(slots(row)) >= 2
+
+
+def test_a_scheduler_rides_out_a_database_outage(beats: Beats, proxy: TcpProxy) -> None:
+    proxy.restore()
+    row = every_second("outage", "all")
+    beat = beats.start_beat(env={"PGPORT": str(proxy.port)})
+    beat.wait_for_log(LEADER)
+    wait_until(lambda: len(slots(row)) >= 2, 5, "runs before the outage")
+    proxy.cut()
+    time.sleep(3)
+    proxy.restore()
+    beat.wait_for_log("database reachable again", timeout=20)
+    restored = datetime.datetime.now(datetime.UTC)
+    wait_until(lambda: slots(row)[-1] >= restored, 10, "runs after the outage")
+    log = beat.log()
+    assert "database unavailable" in log and "no longer leading" in log
+    assert log.count(LEADER) == 2  # it took the lead again
+    # Under "all", the slots of the outage were sent once it was over: none is missing.
+    assert set(gaps(slots(row))) == {SECOND}

@@ -146,9 +146,11 @@ def test_load_reads_enabled_tasks_and_reports_invalid_rows() -> None:
 @pytest.mark.django_db
 def test_next_run_is_the_slot_after_the_last_one() -> None:
     row = every(60)
-    assert periodic.next_run(row) == row.date_created + datetime.timedelta(seconds=60)
-    row.last_run_at = row.date_created + datetime.timedelta(minutes=5)
-    assert periodic.next_run(row) == row.date_created + datetime.timedelta(minutes=6)
+    # Counted from the creation, in whole seconds.
+    assert row.anchor == row.date_created.replace(microsecond=0)
+    assert periodic.next_run(row) == row.anchor + datetime.timedelta(seconds=60)
+    row.last_run_at = row.anchor + datetime.timedelta(minutes=5)
+    assert periodic.next_run(row) == row.anchor + datetime.timedelta(minutes=6)
     row.enabled = False
     assert periodic.next_run(row) is None
 
@@ -257,3 +259,29 @@ def test_one_leader_at_a_time_and_a_follower_takes_over() -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.django_db
+@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
+def test_with_use_tz_off_naive_times_are_local_time() -> None:
+    from djqueue.models import aware
+
+    row = every(60)
+    assert row.date_created.tzinfo is None
+    item = periodic.entry(row)
+    assert abs(item.after - datetime.datetime.now(UTC)) < datetime.timedelta(seconds=5)
+    decision = first_slot(row)
+    assert periodic.fire(item, decision, finish=False)
+    row.refresh_from_db()
+    assert row.last_run_at is not None and row.last_run_at.tzinfo is None
+    assert aware(row.last_run_at) == decision.slot
+
+
+# Django's foreign keys are checked at commit: the test needs real commits.
+@pytest.mark.django_db(transaction=True)
+def test_a_task_deleted_since_it_was_read_is_not_sent() -> None:
+    row = every(1)
+    item, decision = periodic.entry(row), first_slot(row)
+    row.delete()
+    assert periodic.fire(item, decision, finish=False) is False
+    assert not Job.objects.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
@@ -186,3 +187,18 @@ def test_an_entry_that_cannot_be_sent_is_reported_once_until_it_changes(
     made.load()
     made.tick(START + datetime.timedelta(seconds=3, milliseconds=1))
     assert store.ran() == [START + datetime.timedelta(seconds=3)]
+
+
+def test_an_hourly_crontab_runs_every_hour_in_real_time_across_both_changes() -> None:
+    half_past = schedules.crontab(minute=30, timezone="Europe/Paris")
+    for start in (
+        datetime.datetime(2026, 3, 28, 23, tzinfo=PARIS),
+        datetime.datetime(2026, 10, 24, 23, tzinfo=PARIS),
+    ):
+        start = start.astimezone(UTC)  # so that the window is six real hours
+        made, store = scheduler(make(half_past, start))
+        end = start + datetime.timedelta(hours=6)
+        tick_every(made, start, end, datetime.timedelta(minutes=1))
+        ran = store.ran()
+        assert len(ran) == 6
+        assert {b - a for a, b in itertools.pairwise(ran)} == {datetime.timedelta(hours=1)}

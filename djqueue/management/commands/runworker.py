@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from djqueue import conf, pools, worker
+from djqueue import beat, conf, pools, worker
 from djqueue.definition import check_time_limits
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -104,6 +104,13 @@ class Command(BaseCommand):
             help="Soft time limit for tasks that set none: SoftTimeLimitExceeded is raised "
             "inside the task so that it can clean up.",
         )
+        parser.add_argument(
+            "--beat",
+            "-B",
+            action="store_true",
+            help="Also run the periodic task scheduler (as runbeat does) in a thread of "
+            "this worker; for small deployments.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["loglevel"])
@@ -141,6 +148,8 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if options["beat"]:
+            beat.start_thread(f"{run.name}-beat")
         code = run.run()
         if code:
             raise SystemExit(code)
