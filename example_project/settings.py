@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from djqueue.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env(
@@ -85,4 +87,18 @@ DJQUEUE = {
     "SHUTDOWN_GRACE_SECONDS": 10.0,
     # Keep finished jobs for a week, so that results can be browsed in the admin.
     "RESULT_RETENTION_SECONDS": 7 * 86400.0,
+    # Periodic tasks, sent by `python manage.py runbeat` (rundemo starts one). They show
+    # up, and can be edited, under "Periodic tasks" in the admin.
+    "BEAT_SCHEDULE": {
+        "sales-report": {
+            "task": "example_project.shop.tasks.build_sales_report",
+            "schedule": 10,  # seconds
+            "description": "A fresh sales report every ten seconds, for the demo.",
+        },
+        "morning-sales-report": {
+            "task": "example_project.shop.tasks.build_sales_report",
+            "schedule": crontab(minute=0, hour=8, timezone="Europe/Paris"),
+            "description": "The report the shop owner reads with breakfast.",
+        },
+    },
 }

@@ -87,3 +87,13 @@ def test_rundemo_creates_the_database_and_every_job_succeeds(demo_database_url: 
     # The worker really ran them: its log shows the flaky payment being retried.
     assert "charge_order" in completed.stderr and "will retry" in completed.stderr, output
     assert "Worker exited with code 0." in completed.stdout, output
+    # The scheduler sent the periodic task of BEAT_SCHEDULE, and the worker ran it.
+    assert (
+        "Sent example_project.shop.tasks.build_sales_report (periodic task 'sales-report')"
+        in completed.stderr
+    ), output
+    assert (
+        "Periodic task 'sales-report': sent by the scheduler and run by the worker."
+        in completed.stdout
+    ), output
+    assert "Scheduler exited with code 0." in completed.stdout, output

@@ -1,9 +1,10 @@
 """``manage.py rundemo``: set up the example database, start a worker, send it real tasks.
 
 Needs only a running PostgreSQL server: the database named in ``DATABASE_URL`` is
-created when missing and migrated, a ``runworker`` subprocess is started, a batch of
-shop tasks is sent, and a summary of their outcomes is printed before the worker is
-stopped the way an operator would stop it (SIGTERM).
+created when missing and migrated, a ``runworker`` and a ``runbeat`` subprocess are
+started, a batch of shop tasks is sent, the scheduler sends the periodic tasks of
+``BEAT_SCHEDULE``, and a summary of the outcomes is printed before both processes are
+stopped the way an operator would stop them (SIGTERM).
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from psycopg import errors, sql
 
 from djqueue import exceptions, states
+from djqueue.models import PeriodicRun
+from djqueue.result import AsyncResult
 from example_project.shop import signup, tasks
 from example_project.shop.models import Customer, Order
 
 WORKER_ARGS = ("runworker", "-c", "4", "-l", "info")
+BEAT_ARGS = ("runbeat", "-l", "info")
+# The periodic task (from BEAT_SCHEDULE in settings) whose runs the demo waits for.
+SCHEDULED = "sales-report"
 CUSTOMERS = [
     ("Alice Archer", "alice@example.com"),
     ("Bob Baker", "bob@example.com"),
@@ -81,19 +87,23 @@ class Command(BaseCommand):
         self._prepare_database()
         _stop_on_sigterm()
         worker = self._start_worker()
-        # The periodic task scheduler (`manage.py runbeat`) is not part of djqueue yet;
-        # once it is, start it here next to the worker and stop it in the same way.
+        scheduler = self._start("the scheduler", BEAT_ARGS)
         outcomes: list[Outcome] | None = None
+        scheduled: Outcome | None = None
         try:
+            deadline = time.monotonic() + options["timeout"]
             outcomes = self._run_batch(worker, options["timeout"])
+            scheduled = self._wait_for_scheduled_run(worker, deadline)
             if options["keep_running"]:
                 self._wait_for_interrupt(worker)
         except KeyboardInterrupt:
             self._say("Interrupted.")
         finally:
             worker_code = self._stop(worker)
-        if outcomes is None:
+            self._stop_scheduler(scheduler)
+        if outcomes is None or scheduled is None:
             raise CommandError("interrupted before all results were in")
+        self._judge_scheduled(scheduled)
         self._judge(outcomes, worker_code)
 
     # Steps ----------------------------------------------------------------------
@@ -106,8 +116,11 @@ class Command(BaseCommand):
         self._say("Migrations applied.")
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), *WORKER_ARGS]
-        self._say(f"Starting a worker: {' '.join(['python', 'manage.py', *WORKER_ARGS])}")
+        return self._start("a worker", WORKER_ARGS)
+
+    def _start(self, what: str, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        command = [sys.executable, str(settings.BASE_DIR / "manage.py"), *args]
+        self._say(f"Starting {what}: {' '.join(['python', 'manage.py', *args])}")
         # Its own process group: Ctrl-C reaches only this command, which then stops the
         # worker with one SIGTERM (a second signal would make the worker stop at once).
         return subprocess.Popen(
@@ -135,6 +148,26 @@ class Command(BaseCommand):
         jobs.extend(self._loyalty([customer for customer, _ in customers]))
         jobs.append(self._follow_up(customers[0][0]))
         return jobs
+
+    def _wait_for_scheduled_run(self, worker: subprocess.Popen[bytes], deadline: float) -> Outcome:
+        """Wait for the first run the scheduler sent of the SCHEDULED periodic task."""
+        self._say(f"Waiting for the scheduler to send the periodic task {SCHEDULED!r}...")
+        while True:
+            # The scheduler made the row from BEAT_SCHEDULE when it started.
+            runs = PeriodicRun.objects.filter(periodic_task__name=SCHEDULED)
+            run = runs.order_by("slot").first()
+            if run is not None or time.monotonic() > deadline or worker.poll() is not None:
+                break
+            time.sleep(0.2)
+        label = f"{SCHEDULED} (sent by the scheduler)"
+        if run is None:
+            return Outcome(label, states.PENDING, None, "(the scheduler sent nothing in time)")
+        outcome = wait_for(Sent(label, AsyncResult(run.job_id)), worker, deadline)
+        self._say(
+            f"The scheduler sent {SCHEDULED!r} for {run.slot:%H:%M:%S}: "
+            f"{outcome.state} {outcome.missing or _short(outcome.value)}"
+        )
+        return outcome
 
     def _sign_up(self, name: str, email: str) -> tuple[Customer, Any]:
         customer, result = signup.register_customer(name, email)
@@ -183,6 +216,22 @@ class Command(BaseCommand):
             code = worker.wait()
         self._say(f"Worker exited with code {code}.")
         return code
+
+    def _stop_scheduler(self, scheduler: subprocess.Popen[bytes]) -> None:
+        if scheduler.poll() is None:
+            self._say(f"Stopping the scheduler (SIGTERM to pid {scheduler.pid})...")
+            scheduler.send_signal(signal.SIGTERM)
+        try:
+            code = scheduler.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+            code = scheduler.wait()
+        self._say(f"Scheduler exited with code {code}.")
+
+    def _judge_scheduled(self, scheduled: Outcome) -> None:
+        if scheduled.state != states.SUCCESS:
+            raise CommandError(f"the scheduler's run of {SCHEDULED!r} did not succeed")
+        self._say(f"Periodic task {SCHEDULED!r}: sent by the scheduler and run by the worker.")
 
     def _judge(self, outcomes: list[Outcome], worker_code: int) -> None:
         unfinished = [o for o in outcomes if o.state != states.SUCCESS]
