@@ -117,10 +117,12 @@ def _die_with_parent() -> None:
 
 
 def _serve(jobs: BinaryIO, outcomes: BinaryIO, limits: Limits, parent: int) -> None:
+    # Reading /proc costs three system calls a job: only when there is a limit to check.
+    measure = limits.max_memory_kb is not None
     for done, line in enumerate(jobs, start=1):
         job = messages.read_job(line)
         outcome = _run(job)
-        reason = retire_reason(limits, done, memory_kb())
+        reason = retire_reason(limits, done, memory_kb() if measure else 0)
         outcomes.write(messages.outcome_line(outcome, reason))
         outcomes.flush()
         if reason or os.getppid() != parent:

@@ -45,6 +45,12 @@ _TICK = 0.2
 # A child that dies before running any job is replaced only after this many seconds, so
 # that a broken environment does not turn into a fork loop.
 _RESPAWN_PAUSE = 1.0
+# Seconds an outcome may wait for others to be handed to the worker with it, while other
+# jobs are in flight. Each hand-over wakes the worker's main thread, which then claims
+# as many jobs as slots came free: one outcome at a time means one claim per job.
+_REPORT_WINDOW = 0.002
+# Outcomes handed over at once at most, whatever the window.
+_REPORT_BATCH = 64
 
 
 def lost_outcome(job: ClaimedJob, why: str) -> Outcome:
@@ -123,6 +129,9 @@ class PreforkPool:
         self._spawned = 0
         self._respawn_at = 0.0
         self._ready = threading.Event()
+        # Outcomes read from children, not yet handed to the worker (guarded by _lock).
+        self._reports: list[Outcome] = []
+        self._reports_due = 0.0
         self._thread = threading.Thread(target=self._supervise, name="djqueue-prefork", daemon=True)
 
     # The Pool interface ----------------------------------------------------------
@@ -204,6 +213,10 @@ class PreforkPool:
             self._killed = self._closing = True
             for each in self._children.values():
                 _signal(each.pid, signal.SIGKILL)
+            # Jobs that finished are recorded, not handed back to run again.
+            held, self._reports = self._reports, []
+        for outcome in held:
+            self.host.report(outcome)
         self._wake()
 
     def resize(self, size: int) -> None:
@@ -265,15 +278,17 @@ class PreforkPool:
             while True:
                 self._spawn_missing()
                 self._ready.set()
-                for key, _ in self._selector.select(_TICK):
+                for key, _ in self._selector.select(self._select_timeout()):
                     if key.data is None:
                         _drain(self._wake_r)
                     else:
                         self._read(key.data)
                 self._reap()
+                self._hand_over(force=False)
                 with self._lock:
                     if self._closing and not self._children:
-                        return
+                        break
+            self._hand_over(force=True)
         except Exception:
             logger.exception("The prefork supervisor failed; the worker cannot go on.")
             raise
@@ -342,12 +357,40 @@ class PreforkPool:
                 source.leaving = True
             if self._killed:
                 return
-        self.host.report(outcome)
-        if retire:
-            logger.info("Child process %d retires: %s.", source.pid, retire)
-        with self._lock:
+            if not self._reports:
+                self._reports_due = time.monotonic() + _REPORT_WINDOW
+            self._reports.append(outcome)
             self._close_idle()
             self._dispatch()
+        if retire:
+            logger.info("Child process %d retires: %s.", source.pid, retire)
+
+    def _select_timeout(self) -> float:
+        with self._lock:
+            if not self._reports:
+                return _TICK
+            return max(0.0, min(_TICK, self._reports_due - time.monotonic()))
+
+    def _hand_over(self, force: bool) -> None:
+        """Hand the outcomes read so far to the worker, when they have waited long enough.
+
+        At once when no other job is in flight: nothing would join them, and an idle
+        worker writes an outcome as soon as it has it.
+        """
+        with self._lock:
+            if not self._reports:
+                return
+            due = (
+                force
+                or len(self._reports) >= _REPORT_BATCH
+                or time.monotonic() >= self._reports_due
+                or not (self._waiting or any(c.job is not None for c in self._children.values()))
+            )
+            if not due:
+                return
+            batch, self._reports = self._reports, []
+        for outcome in batch:
+            self.host.report(outcome)
 
     def _reap(self) -> None:
         for each in list(self._children.values()):
