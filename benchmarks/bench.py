@@ -5,6 +5,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench.py --jobs 20000 --workers 2 --pool threads \
         --concurrency 4 --celery
 
+or, for every pool in one run, each beside Celery's pool of the same name::
+
+    .venv/bin/python benchmarks/bench.py --jobs 20000 --pools solo,threads,prefork,gevent \
+        --celery
+
 See benchmarks/README.md for what each figure means.
 """
 
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import venv
@@ -29,7 +35,13 @@ if str(ROOT) not in sys.path:
 from benchmarks import common  # noqa: E402
 
 CELERY_VENV = ROOT / "benchmarks" / ".venv-celery"
-CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6"]
+CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6", "gevent"]
+# Modules the Celery virtualenv must import; a missing one means (re)installing.
+CELERY_MODULES = ("celery", "redis", "gevent")
+
+# Slots per worker process for each pool in the per-pool mode (--pools): solo has one;
+# prefork one child per core here; threads and gevent as many as keep a no-op drain busy.
+POOL_CONCURRENCY = {"solo": 1, "threads": 4, "prefork": 2, "gevent": 20}
 
 # Figure key -> (threshold, how it is shown). Keys ending in _ms: lower is better.
 TARGETS: dict[str, tuple[float, str]] = {
@@ -47,6 +59,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool", default="threads", help="djqueue pool (threads)")
     parser.add_argument("--concurrency", type=int, default=4, help="slots per worker (4)")
     parser.add_argument(
+        "--pools",
+        type=_pool_list,
+        help="per-pool mode: comma-separated pools (solo,threads,prefork,gevent), each "
+        "drained with --workers processes at its own concurrency (see --pool-concurrency)",
+    )
+    parser.add_argument(
+        "--pool-concurrency",
+        type=_concurrencies,
+        default={},
+        help="per-pool mode: override concurrencies, e.g. gevent=50,threads=8",
+    )
+    parser.add_argument(
         "--latency-jobs", type=int, default=200, help="jobs sent one at a time (200)"
     )
     parser.add_argument("--timeout", type=float, default=300, help="seconds per phase (300)")
@@ -58,16 +82,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _pool_list(text: str) -> list[str]:
+    pools = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(pools) - POOL_CONCURRENCY.keys())
+    if unknown or not pools:
+        raise argparse.ArgumentTypeError(f"unknown pool(s): {', '.join(unknown) or '(none)'}")
+    return list(dict.fromkeys(pools))
+
+
+def _concurrencies(text: str) -> dict[str, int]:
+    try:
+        return {name: int(count) for name, _, count in (p.partition("=") for p in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected pool=N[,pool=N...]") from None
+
+
+def pool_specs(options: argparse.Namespace) -> dict[str, int]:
+    """Pool name -> concurrency per worker process, for the per-pool mode."""
+    return {
+        pool: options.pool_concurrency.get(pool, POOL_CONCURRENCY[pool]) for pool in options.pools
+    }
+
+
 def setup_celery(force: bool = False) -> Path:
-    """Create ``benchmarks/.venv-celery`` with Celery and the Redis client; its Python."""
+    """Create ``benchmarks/.venv-celery`` with Celery, the Redis client and gevent; its Python."""
     python = CELERY_VENV / "bin" / "python"
-    if force or not (CELERY_VENV / "bin" / "celery").exists():
+    if force or not _celery_ready(python):
         print(f"Installing {', '.join(CELERY_REQUIREMENTS)} into {CELERY_VENV} ...", flush=True)
-        venv.create(CELERY_VENV, with_pip=True, clear=force)
+        if force or not python.exists():
+            venv.create(CELERY_VENV, with_pip=True, clear=force)
         subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", *CELERY_REQUIREMENTS], check=True
         )
     return python
+
+
+def _celery_ready(python: Path) -> bool:
+    """Whether the Celery virtualenv exists and imports everything the run needs."""
+    if not (CELERY_VENV / "bin" / "celery").exists():
+        return False
+    imports = "; ".join(f"import {module}" for module in CELERY_MODULES)
+    return subprocess.run([str(python), "-c", imports], capture_output=True).returncode == 0
 
 
 def run_djqueue(options: argparse.Namespace) -> dict[str, Any]:
@@ -93,6 +148,36 @@ def run_djqueue(options: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+def run_djqueue_pools(options: argparse.Namespace) -> dict[str, Any]:
+    """Enqueue phases once, then a drain and a pick-up latency phase per pool."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+    import django
+
+    django.setup()
+    from benchmarks import djqueue_side as side
+
+    side.prepare_database()
+    figures: dict[str, Any] = {}
+    _phase("djqueue: enqueue one by one")
+    figures.update(side.enqueue_one_by_one(options.jobs))
+    figures["pools"] = {}
+    for pool, concurrency in pool_specs(options).items():
+        spec = side.WorkerSpec(options.workers, pool, concurrency)
+        label = f"{spec.count} x {pool} c={concurrency}"
+        _phase(f"djqueue: bulk enqueue, drain with {label}, pick-up latency")
+        found = side.enqueue_bulk(options.jobs)
+        found.update(side.drain(options.jobs, spec, options.timeout))
+        found.update(side.pick_up_latency(options.latency_jobs, spec, options.timeout))
+        found["spec"] = label
+        figures["pools"][pool] = found
+    # Each pool's drain starts with a bulk enqueue: the median of those is the figure.
+    figures["enqueue_bulk"] = statistics.median(
+        found["enqueue_bulk"] for found in figures["pools"].values()
+    )
+    side.clean()
+    return figures
+
+
 def run_celery(options: argparse.Namespace) -> dict[str, Any]:
     """All Celery phases, in a subprocess running the Celery virtualenv's Python."""
     python = setup_celery()
@@ -114,16 +199,26 @@ def run_celery(options: argparse.Namespace) -> dict[str, Any]:
         "--timeout",
         str(options.timeout),
     ]
+    phases = 3
+    if options.pools:
+        specs = pool_specs(options)
+        command += ["--pools", ",".join(f"{pool}={c}" for pool, c in specs.items())]
+        phases += 2 * len(specs)
+    env = common.child_env()
+    # Set for the djqueue side; Celery would warn that it cannot apply its Django fix-ups.
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env=common.child_env(),
-        capture_output=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=None if options.pools else subprocess.PIPE,
         text=True,
-        timeout=options.timeout * 6,
+        # Each phase is bounded on its own; this bounds the whole in case one hangs.
+        timeout=options.timeout * (phases + 3),
     )
     if done.returncode:
-        raise RuntimeError(f"the Celery side failed:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"the Celery side failed:\n{done.stdout}\n{done.stderr or ''}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -163,6 +258,90 @@ def table(dj: dict[str, Any], cel: dict[str, Any] | None, options: argparse.Name
     return "\n".join(line.rstrip() for line in lines)
 
 
+Row = tuple[str, str, str, str, str]
+
+
+def pools_table(dj: dict[str, Any], cel: dict[str, Any] | None) -> str:
+    """The per-pool figures as a plain-text table: djqueue beside Celery's same pool."""
+    rows: list[Row] = [("figure", "djqueue", "Celery+Redis", "djqueue/Celery", "target")]
+    mine_one, theirs_one = dj["enqueue_one"], (cel or {}).get("enqueue_one")
+    rows.append(
+        _row(
+            "enqueue one by one, delay() (jobs/s)",
+            mine_one,
+            theirs_one,
+            "/s",
+            _versus(mine_one, theirs_one, "≥ Celery"),
+        )
+    )
+    bulk = dj["enqueue_bulk"]
+    rows.append(
+        _row(
+            "bulk enqueue, delay_many() (jobs/s)", bulk, None, "/s", _verdict(bulk, "enqueue_bulk")
+        )
+    )
+    for pool, mine in dj["pools"].items():
+        theirs = ((cel or {}).get("pools") or {}).get(pool, {})
+        drain, their_drain = mine["drain"], theirs.get("drain")
+        rows.append(
+            _row(
+                f"{pool}: drain, {mine['spec']} (jobs/s)",
+                drain,
+                their_drain,
+                "/s",
+                _verdict(drain, "drain"),
+            )
+        )
+        if pool == "prefork" and cel is not None:
+            reference = cel.get("drain_prefork")
+            rows.append(
+                _row(
+                    f"{pool}: drain vs Celery 1 x prefork c=2",
+                    drain,
+                    reference,
+                    "/s",
+                    _versus(drain, reference, "beats Celery prefork"),
+                )
+            )
+        for key, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
+            rows.append(
+                _row(
+                    f"{pool}: pick-up latency {label} (ms)",
+                    mine[key],
+                    theirs.get(key),
+                    "ms",
+                    _verdict(mine[key], key),
+                )
+            )
+    return _render(rows)
+
+
+def _row(label: str, mine: float | None, theirs: float | None, unit: str, verdict: str) -> Row:
+    ratio = f"{mine / theirs:.2f}x" if mine is not None and theirs else "-"
+    return (label, _fmt(mine, unit), _fmt(theirs, unit), ratio, verdict)
+
+
+def _verdict(value: float | None, key: str) -> str:
+    target = TARGETS.get(key)
+    if target is None or value is None:
+        return ""
+    met = value <= target[0] if key.endswith("_ms") else value >= target[0]
+    return f"{target[1]} {'MET' if met else 'MISSED'}"
+
+
+def _versus(mine: float | None, theirs: float | None, what: str) -> str:
+    if mine is None or not theirs:
+        return ""
+    return f"{what} {'MET' if mine >= theirs else 'MISSED'}"
+
+
+def _render(rows: list[Row]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -179,23 +358,47 @@ def main(argv: list[str] | None = None) -> int:
     if options.setup:
         setup_celery(force=True)
         return 0
-    djq = run_djqueue(options)
+    if options.celery:
+        setup_celery()  # before any phase: a failed install must not waste a djqueue run
+    djq = run_pools(options) if options.pools else run_djqueue(options)
     cel = run_celery(options) if options.celery else None
     print(
         f"\n{options.jobs} jobs per phase, {options.latency_jobs} latency samples; "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n"
     )
-    print(table(djq, cel, options))
-    checks = [f"djqueue drain: {djq['drain_success']} SUCCESS, {djq['drain_exactly_once']} once"]
-    if cel:
-        checks += [
-            f"Celery {k}: {'ok' if v else 'FAILED'}" for k, v in cel.items() if k[-3:] == "_ok"
-        ]
-    print("\nchecks: " + "; ".join(checks))
+    print(pools_table(djq, cel) if options.pools else table(djq, cel, options))
+    print("\nRatios: above 1 is djqueue faster for rates, below 1 for latencies.")
+    checks = _checks(djq, cel)
+    print("\nchecks: " + "; ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in checks))
     if options.json:
         options.json.write_text(json.dumps({"djqueue": djq, "celery": cel}, indent=2) + "\n")
-    ok = djq["drain_ok"] and all(v for k, v in (cel or {}).items() if k.endswith("_ok"))
-    return 0 if ok else 1
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+def run_pools(options: argparse.Namespace) -> dict[str, Any]:
+    """The per-pool mode's djqueue side, with the concurrency chosen for each pool shown."""
+    specs = ", ".join(f"{pool} c={c}" for pool, c in pool_specs(options).items())
+    _phase(f"pools: {options.workers} worker processes each; {specs}")
+    return run_djqueue_pools(options)
+
+
+def _checks(djq: dict[str, Any], cel: dict[str, Any] | None) -> list[tuple[str, bool]]:
+    """Every drain ran each job exactly once: (what, whether it held)."""
+    drains = {"": djq, **{f" {pool}": found for pool, found in djq.get("pools", {}).items()}}
+    checks = [
+        (f"djqueue{name} drain, all SUCCESS with attempt 1", bool(found["drain_ok"]))
+        for name, found in drains.items()
+        if "drain_ok" in found
+    ]
+    if cel:
+        found_cel = {"": cel, **{f" {p}": f for p, f in (cel.get("pools") or {}).items()}}
+        checks += [
+            (f"Celery{name} {key}", bool(value))
+            for name, figures in found_cel.items()
+            for key, value in figures.items()
+            if key.endswith("_ok")
+        ]
+    return checks
 
 
 if __name__ == "__main__":

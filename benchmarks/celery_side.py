@@ -90,6 +90,32 @@ def pick_up_latency(samples: int, pool: str, concurrency: int, timeout: float) -
     }
 
 
+def enqueue_for_drain(jobs: int) -> None:
+    """Queue ``jobs`` no-op jobs for the next drain (Celery has no bulk send)."""
+    clean()
+    for index in range(jobs):
+        noop.delay(index)
+
+
+def per_pool(
+    jobs: int, workers: int, pools: dict[str, int], samples: int, timeout: float
+) -> dict[str, Any]:
+    """Drain and pick-up latency for each of ``pools`` (name -> concurrency)."""
+    figures: dict[str, Any] = {}
+    for pool, concurrency in pools.items():
+        _phase(f"Celery: {workers} x {pool} c={concurrency}")
+        enqueue_for_drain(jobs)
+        found = drain(jobs, workers, pool, concurrency, timeout, "drain")
+        found.update(pick_up_latency(samples, pool, concurrency, timeout))
+        found["spec"] = f"{workers} x {pool} c={concurrency}"
+        figures[pool] = found
+    return figures
+
+
+def _phase(name: str) -> None:
+    print(f"-- {name}", file=sys.stderr, flush=True)
+
+
 def _worker_command(pool: str, concurrency: int, name: str) -> list[str]:
     # Gossip, mingle and heartbeats are cluster chatter a single-host drain does not need.
     return [
@@ -124,11 +150,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--latency-jobs", type=int, required=True)
     parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument(
+        "--pools", help="per-pool mode: pool=concurrency,... each drained by --workers workers"
+    )
     options = parser.parse_args()
     figures: dict[str, Any] = {}
     # Prefork with 2 children: Celery's default pool, one child per core here.
     figures.update(enqueue_one_by_one(options.jobs))
     figures.update(drain(options.jobs, 1, "prefork", 2, options.timeout, "drain_prefork"))
+    if options.pools:
+        pools = {
+            name: int(c) for name, _, c in (p.partition("=") for p in options.pools.split(","))
+        }
+        figures["pools"] = per_pool(
+            options.jobs, options.workers, pools, options.latency_jobs, options.timeout
+        )
+        clean()
+        app.close()
+        print(json.dumps(figures))
+        return
     match = {"threads": "threads", "solo": "solo"}.get(options.pool)
     if match:
         clean()
