@@ -16,7 +16,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from djqueue import codec, periodic, registry
 from djqueue.exceptions import DjqueueError
@@ -29,6 +33,8 @@ from djqueue.models import (
 )
 
 RUN_PERMISSION = "run_periodictask"
+# Runs listed on a periodic task's page.
+RECENT_RUNS = 10
 
 
 def _task_choices() -> list[tuple[str, str]]:
@@ -71,6 +77,14 @@ class PeriodicTaskForm(forms.ModelForm):  # type: ignore[type-arg]
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text='Keyword arguments as a JSON object, such as {"report": "daily"}.',
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.from_settings:
+            self.fields["name"].help_text = (
+                "Made from BEAT_SCHEDULE in settings: runbeat puts the settings back "
+                "when it starts, so change them there."
+            )
 
     class Meta:
         model = PeriodicTask
@@ -150,7 +164,13 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("enabled", "from_settings", "catch_up")
     list_select_related = ("interval", "crontab", "solar", "clocked")
     search_fields = ("name", "task", "description")
-    readonly_fields = ("last_run_at", "total_run_count", "from_settings", "date_changed")
+    readonly_fields = (
+        "last_run_at",
+        "total_run_count",
+        "from_settings",
+        "date_changed",
+        "recent_runs",
+    )
     actions = ["run_now", "enable", "disable"]
     fieldsets = (
         (None, {"fields": ("name", "task", "enabled", "description")}),
@@ -165,7 +185,15 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
         (
             "Runs",
-            {"fields": ("last_run_at", "total_run_count", "from_settings", "date_changed")},
+            {
+                "fields": (
+                    "last_run_at",
+                    "total_run_count",
+                    "recent_runs",
+                    "from_settings",
+                    "date_changed",
+                )
+            },
         ),
     )
 
@@ -179,10 +207,25 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="Next run")
     def next_run(self, obj: PeriodicTask) -> datetime.datetime | None:
         moment = periodic.next_run(obj)
-        if moment is not None and not settings.USE_TZ:
-            # Shown as the other (naive, local) times are.
-            return timezone.make_naive(moment, timezone.get_default_timezone())
-        return moment
+        return None if moment is None else _shown(moment)
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, obj: PeriodicTask) -> str:
+        runs = list(obj.runs.order_by("-slot")[:RECENT_RUNS]) if obj.pk else []
+        if not runs:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            '{} <a href="{}">{}</a>',
+            (
+                (
+                    date_format(_shown(run.slot), "DATETIME_FORMAT"),
+                    reverse("admin:djqueue_job_change", args=[run.job_id]),
+                    run.job_id,
+                )
+                for run in runs
+            ),
+        )
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.{RUN_PERMISSION}")
@@ -222,6 +265,13 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.log_change(request, row, [{"changed": {"fields": ["Enabled"]}}])
         word = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{word} {len(rows)} periodic task(s).", messages.SUCCESS)
+
+
+def _shown(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as the admin shows times: local, and naive when USE_TZ is off."""
+    if not settings.USE_TZ:
+        return timezone.make_naive(moment, timezone.get_default_timezone())
+    return timezone.localtime(moment)
 
 
 @admin.register(IntervalSchedule)

@@ -167,3 +167,21 @@ def test_enable_and_disable_actions_are_logged(
     action(admin_client, "enable", rows[:1])
     assert list(PeriodicTask.objects.filter(enabled=True)) == rows[:1]
     assert LogEntry.objects.count() == 3
+
+
+def test_a_task_page_lists_its_recent_runs_with_links_to_their_jobs(
+    admin_client: Client, interval: IntervalSchedule
+) -> None:
+    from djqueue import periodic, schedules
+
+    row = PeriodicTask.objects.create(
+        name="adder", task=ADD, args=[1, 1], interval=interval, from_settings=True
+    )
+    slot = periodic.entry(row).next_slot()
+    assert slot is not None
+    periodic.fire(periodic.entry(row), schedules.Decision(slot, run=True), finish=False)
+    job = Job.objects.get()
+    page = admin_client.get(reverse("admin:djqueue_periodictask_change", args=[row.pk]))
+    html = page.content.decode()
+    assert reverse("admin:djqueue_job_change", args=[job.id]) in html
+    assert "runbeat puts the settings back when it starts" in html
