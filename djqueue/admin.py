@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
@@ -21,8 +22,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from djqueue import charts, conf, registry, states, stats
-from djqueue.models import Job, Worker
+from djqueue import broker, charts, conf, registry, states, stats
+from djqueue.models import Job, Queue, Worker
 
 DASHBOARD_HOURS = 3
 TASK_HOURS = 1
@@ -101,14 +102,19 @@ class JobAdmin(ReadOnlyAdmin):
         "started_at",
         "finished_at",
         "runtime",
+        "progress_bar",
         "worker",
     )
     list_filter = ("state", "queue", TaskNameFilter, ("enqueued_at", admin.DateFieldListFilter))
+    actions = ["revoke_jobs", "retry_failed_jobs", "delete_finished_jobs"]
     search_fields = ("=id", "task_name")
     ordering = ("-id",)
     paginator = EstimatedCountPaginator
     fieldsets = [
-        (None, {"fields": ["id", "task_name", "coloured_state", "queue", "priority"]}),
+        (
+            None,
+            {"fields": ["id", "task_name", "coloured_state", "progress_bar", "queue", "priority"]},
+        ),
         ("Call", {"fields": ["arguments", "keyword_arguments"]}),
         ("Outcome", {"fields": ["outcome", "error_type", "error_message", "formatted_traceback"]}),
         (
@@ -138,7 +144,66 @@ class JobAdmin(ReadOnlyAdmin):
         "keyword_arguments",
         "outcome",
         "formatted_traceback",
+        "progress_bar",
     ]
+
+    # Actions: each has its own permission; the admin sends them as CSRF-protected POSTs.
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("djqueue.revoke_job"))
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("djqueue.retry_job"))
+
+    def has_delete_finished_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("djqueue.delete_job"))
+
+    @admin.action(description="Revoke selected jobs (stop running ones)", permissions=["revoke"])
+    def revoke_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        done = [job_id for job_id in ids if broker.revoke(job_id, terminate=True)]
+        self._log(request, done, "Revoked")
+        self.message_user(request, f"Revoked {len(done)} of {len(ids)} selected job(s).")
+
+    @admin.action(description="Retry selected failed jobs", permissions=["retry"])
+    def retry_failed_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        ids = list(queryset.filter(state=states.FAILURE).values_list("id", flat=True))
+        count = broker.retry_failed(ids)
+        self._log(request, ids, "Queued again as a new attempt")
+        self.message_user(request, f"Queued {count} failed job(s) again.")
+
+    @admin.action(description="Delete selected finished jobs", permissions=["delete_finished"])
+    def delete_finished_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        finished = queryset.filter(state__in=states.READY)
+        ids = list(finished.values_list("id", flat=True))
+        self._log(request, ids, "Deleted", flag=DELETION)
+        count = broker.delete_finished(ids)
+        self.message_user(request, f"Deleted {count} finished job(s).")
+
+    def _log(
+        self, request: HttpRequest, job_ids: list[uuid.UUID], message: str, flag: int = CHANGE
+    ) -> None:
+        """One admin log entry per job, written in bulk."""
+        if job_ids:
+            jobs = Job.objects.using(conf.get("DATABASE")).filter(pk__in=job_ids)
+            _log_entries(request, jobs, flag, message)
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: Job) -> SafeString:
+        progress = job.progress or {}
+        current, total = progress.get("current"), progress.get("total")
+        if job.state != states.STARTED or current is None:
+            return format_html("{}", "-")
+        if total:
+            return format_html(
+                '<progress value="{}" max="{}"></progress> {} / {} {}',
+                current,
+                total,
+                current,
+                total,
+                progress.get("message", ""),
+            )
+        return format_html("{} {}", current, progress.get("message", ""))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
@@ -228,9 +293,10 @@ class WorkerAdmin(ReadOnlyAdmin):
         "status",
         "running_now",
         "jobs_done",
+        "child_processes",
     )
     ordering = ("-last_heartbeat",)
-    readonly_fields = [field.name for field in Worker._meta.fields]
+    readonly_fields = [*(field.name for field in Worker._meta.fields), "child_processes"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         running = (
@@ -252,9 +318,62 @@ class WorkerAdmin(ReadOnlyAdmin):
             return _coloured(STATE_COLOURS[states.FAILURE], "lost")
         return _coloured(STATE_COLOURS[states.SUCCESS], "alive")
 
+    @admin.display(description="children")
+    def child_processes(self, worker: Worker) -> str:
+        return (
+            ", ".join(
+                f"{child['pid']}" + (f" ({child['job']})" if child.get("job") else "")
+                for child in worker.children or []
+            )
+            or "-"
+        )
+
     @admin.display(description="jobs running now", ordering="running")
     def running_now(self, worker: Worker) -> int:
         return int(getattr(worker, "running", 0))
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Pause and resume queues. Saving goes through the broker, which tells the workers."""
+
+    list_display = ("name", "paused", "changed_at")
+    fields = ("name", "paused")
+    actions = ["pause", "resume"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("name",) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Queue, form: Any, change: bool) -> None:
+        broker.set_paused(obj.name, obj.paused)
+
+    @admin.action(description="Pause selected queues", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._set(request, queryset, paused=True)
+
+    @admin.action(description="Resume selected queues", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._set(request, queryset, paused=False)
+
+    def _set(self, request: HttpRequest, queryset: QuerySet[Queue], paused: bool) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            broker.set_paused(name, paused)
+        _log_entries(
+            request, Queue.objects.filter(pk__in=names), CHANGE, "Paused" if paused else "Resumed"
+        )
+        verb = "Paused" if paused else "Resumed"
+        self.message_user(request, f"{verb} {len(names)} queue(s): {', '.join(names)}.")
+
+
+def _log_entries(request: HttpRequest, rows: QuerySet[Any], flag: int, message: str) -> None:
+    """Admin log entries (one per row, in bulk) for an action ``request.user`` took."""
+    user_id = request.user.pk
+    assert user_id is not None  # admin actions run for logged-in staff only
+    LogEntry.objects.log_actions(user_id, rows, flag, change_message=message)
 
 
 def _coloured(colour: str, text: str) -> SafeString:

@@ -6,7 +6,7 @@ import datetime
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -399,14 +399,23 @@ def forget(job_id: uuid.UUID) -> bool:
         return bool(cursor.rowcount > 0)
 
 
-def prune(older_than: float, batch: int = 10_000) -> int:
-    """Delete jobs finished more than ``older_than`` seconds ago; return how many."""
+def prune(
+    older_than: float,
+    batch: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete jobs finished more than ``older_than`` seconds ago; return how many.
+
+    ``progress`` is called with the running total after each batch.
+    """
     total = 0
     with _cursor() as cursor:
         while True:
             cursor.execute(sql.PRUNE, [older_than, batch])
             deleted = int(cursor.rowcount)
             total += deleted
+            if progress is not None:
+                progress(total)
             if deleted < batch:
                 break
         floor = 10 * max(float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS")))
@@ -425,10 +434,62 @@ def register_worker(
         )
 
 
-def worker_heartbeat(name: str, jobs_done: int) -> None:
-    """Record that ``name`` is alive and how many jobs it has done."""
+def worker_heartbeat(name: str, jobs_done: int, children: Sequence[Any] = ()) -> None:
+    """Record that ``name`` is alive, how many jobs it has done, and its children."""
     with _cursor() as cursor:
-        cursor.execute(sql.WORKER_HEARTBEAT, [jobs_done, name])
+        cursor.execute(sql.WORKER_HEARTBEAT, [jobs_done, json.dumps(list(children)), name])
+
+
+def retry_failed(job_ids: Sequence[uuid.UUID]) -> int:
+    """Queue failed jobs again (same ids and arguments, a new attempt); return how many."""
+    total = 0
+    with _cursor() as cursor:
+        for chunk in _chunks(job_ids):
+            cursor.execute(sql.RETRY_FAILED, [chunk])
+            total += sum(row[1] for row in cursor.fetchall())
+    return total
+
+
+def delete_finished(job_ids: Sequence[uuid.UUID]) -> int:
+    """Delete finished jobs among ``job_ids``; return how many."""
+    total = 0
+    with _cursor() as cursor:
+        for chunk in _chunks(job_ids):
+            cursor.execute(sql.DELETE_FINISHED, [chunk])
+            total += int(cursor.rowcount)
+    return total
+
+
+def purge(queue: str) -> int:
+    """Delete the waiting jobs of ``queue``; return how many."""
+    with _cursor() as cursor:
+        cursor.execute(sql.PURGE, [queue])
+        return int(cursor.rowcount)
+
+
+def set_paused(queue: str, paused: bool) -> None:
+    """Pause or resume ``queue``: workers stop or start claiming from it."""
+    with _cursor() as cursor:
+        cursor.execute(sql.SET_PAUSED, [queue, paused])
+
+
+def paused_queues() -> set[str]:
+    """The queues paused now."""
+    with _cursor() as cursor:
+        cursor.execute(sql.PAUSED_QUEUES)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def update_progress(job_id: uuid.UUID, attempt: int, progress: dict[str, Any]) -> bool:
+    """Record a running job's progress; False if the job is no longer that run."""
+    with _cursor() as cursor:
+        cursor.execute(sql.UPDATE_PROGRESS, [json.dumps(progress), job_id, attempt])
+        return bool(cursor.rowcount)
+
+
+def _chunks(job_ids: Sequence[uuid.UUID], size: int = 5000) -> list[list[uuid.UUID]]:
+    ids = list(job_ids)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def worker_stopped(name: str, jobs_done: int) -> None:

@@ -252,6 +252,33 @@ class Task(Generic[P, R]):
         outcome.maybe_throw()
         return outcome
 
+    # Progress ---------------------------------------------------------------------
+
+    def update_progress(
+        self, current: float, total: float | None = None, message: str = ""
+    ) -> None:
+        """Report how far the running job is (``bind=True`` tasks: ``self.update_progress``).
+
+        Stored in the job's row at once (outside any transaction the task holds open, it
+        is seen by others right away) and shown by the admin, ``AsyncResult.progress``
+        and ``AsyncResult.info``. Does nothing outside a worker (plain calls, eager runs).
+        """
+        for label, value in (("current", current), ("total", total)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise TypeError(f"progress {label} must be a number, not {value!r}")
+        request = self.request
+        if request.id is None or request.is_eager:
+            return
+        from djqueue import broker
+
+        broker.update_progress(
+            request.id,
+            request.attempt,
+            {"current": current, "total": total, "message": str(message)},
+        )
+
     # Retrying -------------------------------------------------------------------
 
     def retry(

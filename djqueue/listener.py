@@ -19,6 +19,8 @@ JOBS_CHANNEL = "djqueue"
 DONE_CHANNEL = "djqueue_done"
 # Payload: the id of a running job that revoke(terminate=True) asks to stop.
 REVOKE_CHANNEL = "djqueue_revoke"
+# Payload: a queue that was paused or resumed.
+PAUSE_CHANNEL = "djqueue_pause"
 
 
 def connect(autocommit: bool = True) -> psycopg.Connection[Any]:

@@ -71,8 +71,14 @@ class Job(models.Model):
     unique_until = models.DateTimeField(
         null=True, blank=True, help_text="The key is given up to a duplicate after this."
     )
+    # Reported by the running task (self.update_progress): current, total, message.
+    progress = models.JSONField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("revoke_job", "Can revoke jobs (and stop running ones)"),
+            ("retry_job", "Can retry failed jobs"),
+        ]
         indexes = [
             # Matches the claim query's WHERE and ORDER BY exactly (see sql.CLAIM).
             models.Index(
@@ -104,6 +110,13 @@ class Job(models.Model):
                 condition=Q(finished_at__isnull=False),
                 name="djqueue_job_finished",
             ),
+            # The admin's "failed" and "revoked" filters, newest first, on a big table.
+            # Partial: only jobs that end badly pay for it.
+            models.Index(
+                fields=["-id"],
+                condition=Q(state__in=[states.FAILURE, states.REVOKED]),
+                name="djqueue_job_failed",
+            ),
         ]
         constraints = [
             # Unique jobs: the arbiter of enqueue's INSERT ... ON CONFLICT. Only waiting
@@ -132,9 +145,24 @@ class Worker(models.Model):
     last_heartbeat = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
     jobs_done = models.BigIntegerField(default=0)
+    # prefork: the child processes, as the last heartbeat saw them:
+    # [{"pid": 123, "job": "<id>" or None}].
+    children = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+
+class Queue(models.Model):
+    """A queue workers must not take jobs from while it is paused. Rows exist only for
+    queues that were ever paused; jobs name their queue directly."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (paused)" if self.paused else self.name
 
 
 class TimestampArrayField(models.Field):  # type: ignore[type-arg]

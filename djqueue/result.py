@@ -10,7 +10,7 @@ from djqueue import broker, conf, exceptions, ids, states
 from djqueue.listener import DONE_CHANNEL, Listener
 from djqueue.models import Job
 
-_FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback")
+_FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback", "progress")
 
 
 class AsyncResult(states.StateQueries):
@@ -60,7 +60,19 @@ class AsyncResult(states.StateQueries):
         """The return value; for a failed job the error (not raised)."""
         return _value(self._row())
 
-    info = result
+    @property
+    def info(self) -> Any:
+        """The result once finished; while running, the progress the task reported."""
+        row = self._row()
+        if row["state"] == states.STARTED:
+            return row["progress"]
+        return _value(row)
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """``{"current", "total", "message"}`` as last reported by the task, or None."""
+        progress: dict[str, Any] | None = self._row()["progress"]
+        return progress
 
     @property
     def traceback(self) -> str | None:

@@ -450,15 +450,66 @@ WHERE last_heartbeat < now() - make_interval(secs => GREATEST(%s, %s))
 
 REGISTER_WORKER = """
 INSERT INTO djqueue_worker (
-    name, hostname, pid, pool, concurrency, queues, started_at, last_heartbeat, jobs_done
+    name, hostname, pid, pool, concurrency, queues, started_at, last_heartbeat, jobs_done,
+    children
 )
-VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(), now(), 0)
+VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(), now(), 0, '[]'::jsonb)
 ON CONFLICT (name) DO UPDATE
-SET started_at = now(), last_heartbeat = now(), stopped_at = NULL, jobs_done = 0
+SET started_at = now(), last_heartbeat = now(), stopped_at = NULL, jobs_done = 0,
+    children = '[]'::jsonb
 """
 
 WORKER_HEARTBEAT = """
-UPDATE djqueue_worker SET last_heartbeat = now(), jobs_done = %s WHERE name = %s
+UPDATE djqueue_worker SET last_heartbeat = now(), jobs_done = %s, children = %s::jsonb
+WHERE name = %s
+"""
+
+# Operations (admin actions and manage.py djqueue) -------------------------------------
+
+# Run failed jobs again as a new attempt with the same arguments, keeping their ids (so
+# that result handles stay valid). The attempt budget starts over from here.
+RETRY_FAILED = """
+WITH again AS (
+    UPDATE djqueue_job
+    SET state = 'PENDING', eta = now(), started_at = NULL, finished_at = NULL,
+        worker = '', lease_expires_at = NULL, result = NULL, error_type = '',
+        error_message = '', traceback = '', retries = 0, progress = NULL,
+        revoke_requested_at = NULL,
+        max_attempts = CASE WHEN max_attempts IS NULL THEN NULL
+                            ELSE attempt + GREATEST(max_attempts - attempt, 1) END
+    WHERE id = ANY(%s::uuid[]) AND state = 'FAILURE'
+    RETURNING queue
+)
+SELECT q.queue, q.n, pg_notify('djqueue', q.queue)
+FROM (SELECT queue, count(*) AS n FROM again GROUP BY queue) AS q
+"""
+
+DELETE_FINISHED = """
+DELETE FROM djqueue_job
+WHERE id = ANY(%s::uuid[]) AND state IN ('SUCCESS', 'FAILURE', 'REVOKED')
+"""
+
+# Purge takes waiting jobs only: running ones belong to their workers.
+PURGE = """
+DELETE FROM djqueue_job WHERE queue = %s AND state IN ('PENDING', 'RETRY')
+"""
+
+# Pausing is stored (it outlives workers) and announced so that workers react at once.
+SET_PAUSED = """
+WITH changed AS (
+    INSERT INTO djqueue_queue (name, paused, changed_at) VALUES (%s, %s, now())
+    ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, changed_at = now()
+    RETURNING name
+)
+SELECT pg_notify('djqueue_pause', name) FROM changed
+"""
+
+PAUSED_QUEUES = "SELECT name FROM djqueue_queue WHERE paused"
+
+# Progress of a running job, fenced like a finish: a stale run cannot overwrite it.
+UPDATE_PROGRESS = """
+UPDATE djqueue_job SET progress = %s::jsonb
+WHERE id = %s AND attempt = %s AND state = 'STARTED'
 """
 
 WORKER_STOPPED = """

@@ -15,7 +15,16 @@ from django.views.decorators.http import require_GET
 from djqueue import conf, states
 from djqueue.models import Job
 
-FIELDS = ("state", "task_name", "result", "error_type", "error_message", "retries", "attempt")
+FIELDS = (
+    "state",
+    "task_name",
+    "result",
+    "error_type",
+    "error_message",
+    "retries",
+    "attempt",
+    "progress",
+)
 
 
 @require_GET
@@ -31,6 +40,7 @@ def job_status(request: HttpRequest, job_id: uuid.UUID) -> JsonResponse:
         "ready": row["state"] in states.READY,
         "retries": row["retries"],
         "attempt": row["attempt"],
+        "progress": row["progress"],
     }
     if row["state"] == states.SUCCESS:
         body["result"] = row["result"]

@@ -26,7 +26,7 @@ from typing import TypeVar
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from djqueue import broker, conf, executor, pools, registry, signals
-from djqueue.listener import JOBS_CHANNEL, REVOKE_CHANNEL, Listener
+from djqueue.listener import JOBS_CHANNEL, PAUSE_CHANNEL, REVOKE_CHANNEL, Listener
 from djqueue.pools.autoscale import Autoscaler
 from djqueue.pools.base import Scalable
 from djqueue.pools.child import Limits
@@ -96,6 +96,8 @@ class Worker:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.queues = list(options.queues)
+        # The queues not paused: the ones claims take from (replaced, never mutated).
+        self.active_queues = list(self.queues)
         self.name = f"{options.hostname}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         concurrency = options.autoscale[0] if options.autoscale else options.concurrency
         limits = Limits(options.max_tasks_per_child, options.max_memory_per_child)
@@ -147,6 +149,7 @@ class Worker:
         if not self._register():
             logger.info("Worker %s stopped before it could register.", self.name)
             return 0
+        self._refresh_paused()
         self.pool.start()
         threads = [
             threading.Thread(target=self._listen, name="djqueue-listener", daemon=True),
@@ -250,7 +253,11 @@ class Worker:
         with self._claim_lock:
             if self.hard_stop.is_set():
                 return []
-            jobs = self._try_db(broker.claim, self.queues, want, self.name, self.lease)
+            queues = self.active_queues
+            if not queues:  # every queue of this worker is paused
+                self.maybe_more = False
+                return []
+            jobs = self._try_db(broker.claim, queues, want, self.name, self.lease)
             if jobs is None:
                 return []
             with self._lock:
@@ -371,7 +378,7 @@ class Worker:
     # Other threads --------------------------------------------------------------
 
     def _listen(self) -> None:
-        listener = Listener([JOBS_CHANNEL, REVOKE_CHANNEL])
+        listener = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
         mine = set(self.queues)
         try:
             while not self.stopping.is_set():
@@ -379,12 +386,31 @@ class Worker:
                 for channel, payload in listener.wait_channels(1.0):
                     if channel == REVOKE_CHANNEL:
                         self._revoke_requested(uuid.UUID(payload))
+                    elif channel == PAUSE_CHANNEL and payload in mine:
+                        # A resumed queue may have jobs waiting: look at once.
+                        wake = self._refresh_paused() or wake
                     elif not channel or payload in mine:
                         wake = True
                 if wake:
                     self.events.put(WAKE)
         finally:
             listener.close()
+
+    def _refresh_paused(self) -> bool:
+        """Read which queues are paused; return whether this worker's set changed."""
+        try:
+            paused = broker.paused_queues()
+        except DatabaseError as exc:
+            logger.warning("Could not read paused queues (%s).", _describe(exc))
+            _reset_connection()
+            return False
+        active = [queue for queue in self.queues if queue not in paused]
+        if active == self.active_queues:
+            return False
+        stopped = sorted(set(self.queues) - set(active))
+        logger.warning("Paused queues: %s.", ", ".join(stopped) if stopped else "none")
+        self.active_queues = active  # one assignment: the main thread reads it as is
+        return True
 
     def _revoke_requested(self, job_id: uuid.UUID) -> None:
         """Act on revoke(terminate=True) of a job this worker may hold (any thread)."""
@@ -449,8 +475,9 @@ class Worker:
             # Revocations whose notification this worker missed (it was reconnecting).
             for job_id in [job_id for job_id, asked in renewed.items() if asked]:
                 self._revoke_requested(job_id)
-            broker.worker_heartbeat(self.name, self.jobs_done)
+            broker.worker_heartbeat(self.name, self.jobs_done, _children(self.pool))
             broker.rescue()
+            self._refresh_paused()
         except DatabaseError as exc:
             logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
             _reset_connection()
@@ -565,6 +592,15 @@ def _execute(job: ClaimedJob) -> Outcome:
         # held, the heartbeat renews its lease forever and a pool slot is lost.
         logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
         return executor.failure(job, exc)
+
+
+def _children(pool: object) -> list[dict[str, object]]:
+    """A prefork pool's children and the job each runs, for the worker's row."""
+    pids = getattr(pool, "pids", None)
+    if pids is None:
+        return []
+    running = {r.pid: str(r.job_id) for r in getattr(pool, "running", list)()}
+    return [{"pid": pid, "job": running.get(pid)} for pid in pids()]
 
 
 def _any_time_limit(options: Options) -> bool:

@@ -22,6 +22,7 @@ def test_job_status_of_a_pending_job(client: Any) -> None:
         "ready": False,
         "retries": 0,
         "attempt": 0,
+        "progress": None,
     }
 
 

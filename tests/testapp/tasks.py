@@ -281,3 +281,11 @@ def _log_worker_signal(sender: Any, signal: Any = None, **kwargs: Any) -> None:
 
 signals.worker_ready.connect(_log_worker_signal, weak=False)
 signals.worker_shutdown.connect(_log_worker_signal, weak=False)
+
+
+@djqueue.task(bind=True)
+def with_progress(self: djqueue.Task[Any, Any], steps: int, pause: float = 0.0) -> int:
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        self.update_progress(step, steps, f"step {step}")
+    return steps

@@ -16,7 +16,7 @@ LIST_LIMIT = 50
 
 
 class Command(BaseCommand):
-    help = "Task queue operations: status, inspect, revoke, prune."
+    help = "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -32,6 +32,25 @@ class Command(BaseCommand):
         revoke.add_argument(
             "--terminate", action="store_true", help="also stop jobs that are running"
         )
+        retry = commands.add_parser("retry", help="queue failed jobs again (--failed)")
+        retry.add_argument(
+            "--failed", action="store_true", required=True, help="the failed jobs (required)"
+        )
+        retry.add_argument("--task", default=None, help="only jobs of this task")
+        retry.add_argument("--queue", "-Q", default=None, help="only jobs of this queue")
+        retry.add_argument(
+            "--since",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="only jobs that failed within the last SECONDS",
+        )
+        purge = commands.add_parser("purge", help="delete the waiting jobs of a queue")
+        purge.add_argument("--queue", "-Q", required=True, help="the queue to empty")
+        purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        for name, verb in (("pause", "stop"), ("resume", "start again")):
+            toggle = commands.add_parser(name, help=f"workers {verb} taking jobs from queues")
+            toggle.add_argument("queues", nargs="+", metavar="QUEUE")
         prune = commands.add_parser("prune", help="delete old finished jobs")
         prune.add_argument(
             "--older-than",
@@ -48,6 +67,14 @@ class Command(BaseCommand):
             self._inspect(options["what"], options["queue"])
         elif action == "revoke":
             self._revoke(options["job_ids"], options["terminate"])
+        elif action == "retry":
+            self._retry(options["task"], options["queue"], options["since"])
+        elif action == "purge":
+            self._purge(options["queue"], options["yes"])
+        elif action in ("pause", "resume"):
+            for queue in options["queues"]:
+                broker.set_paused(queue, action == "pause")
+                self.stdout.write(f"{queue}: {'paused' if action == 'pause' else 'resumed'}")
         elif action == "prune":
             self._prune(options["older_than"])
 
@@ -133,6 +160,34 @@ class Command(BaseCommand):
                 why = "no such job" if state is None else f"it is {state}"
                 hint = "; add --terminate to stop it" if state == states.STARTED else ""
                 self.stdout.write(f"{job_id}: not revoked ({why}{hint})")
+
+    def _retry(self, task: str | None, queue: str | None, since: float | None) -> None:
+        failed = Job.objects.using(conf.get("DATABASE")).filter(state=states.FAILURE)
+        if task:
+            failed = failed.filter(task_name=task)
+        if queue:
+            failed = failed.filter(queue=queue)
+        if since is not None:
+            failed = failed.filter(
+                finished_at__gte=timezone.now() - datetime.timedelta(seconds=since)
+            )
+        count = broker.retry_failed(list(failed.values_list("id", flat=True)))
+        self.stdout.write(f"Queued {count} failed job(s) again.")
+
+    def _purge(self, queue: str, yes: bool) -> None:
+        waiting = (
+            Job.objects.using(conf.get("DATABASE"))
+            .filter(queue=queue, state__in=states.WAITING)
+            .count()
+        )
+        if not waiting:
+            self.stdout.write(f"Queue {queue!r} has no waiting jobs.")
+            return
+        if not yes:
+            answer = input(f"Delete {waiting} waiting job(s) of queue {queue!r}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise CommandError("Nothing deleted.")
+        self.stdout.write(f"Deleted {broker.purge(queue)} waiting job(s) of queue {queue!r}.")
 
     def _prune(self, older_than: float | None) -> None:
         call_command("prunejobs", older_than=older_than, stdout=self.stdout)

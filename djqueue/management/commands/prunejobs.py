@@ -30,5 +30,13 @@ class Command(BaseCommand):
             )
         if older_than < 0:
             raise CommandError("--older-than must not be negative")
-        count = broker.prune(float(older_than))
+        on_terminal = self.stderr.isatty()
+        count = broker.prune(float(older_than), progress=self._progress if on_terminal else None)
+        if on_terminal:
+            self.stderr.write("")
         self.stdout.write(f"Pruned {count} finished job(s) older than {older_than:g}s.")
+
+    def _progress(self, total: int) -> None:
+        # One growing line on a terminal: the count of jobs deleted so far.
+        self.stderr.write(f"\rdeleting... {total} job(s)", ending="")
+        self.stderr.flush()
