@@ -107,7 +107,7 @@ class JobAdmin(ReadOnlyAdmin):
     )
     list_filter = ("state", "queue", TaskNameFilter, ("enqueued_at", admin.DateFieldListFilter))
     actions = ["revoke_jobs", "retry_failed_jobs", "delete_finished_jobs"]
-    search_fields = ("=id", "task_name")
+    search_fields = ("id", "task_name")  # see get_search_results
     ordering = ("-id",)
     paginator = EstimatedCountPaginator
     fieldsets = [
@@ -208,11 +208,14 @@ class JobAdmin(ReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        # "=id" on a UUID column fails on text that is no UUID: search task names only then.
+        # A job id is looked up by primary key (the admin's own "=id" search compares
+        # text and reads the whole table); other words search task names.
         term = search_term.strip()
-        if term and not _is_uuid(term):
-            return queryset.filter(task_name__icontains=term), False
-        return super().get_search_results(request, queryset, search_term)
+        if not term:
+            return queryset, False
+        if _is_uuid(term):
+            return queryset.filter(pk=uuid.UUID(term)), False
+        return queryset.filter(task_name__icontains=term), False
 
     @admin.display(description="state", ordering="state")
     def coloured_state(self, job: Job) -> SafeString:
