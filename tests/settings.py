@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "djqueue",
     "tests.testapp",
 ]
@@ -51,6 +52,8 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The browser tests' live server serves the admin's styles.
+STATIC_URL = "/static/"
 
 DJQUEUE = {
     "LEASE_SECONDS": float(os.environ.get("DJQUEUE_LEASE_SECONDS", "30")),

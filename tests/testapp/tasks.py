@@ -289,3 +289,11 @@ def with_progress(self: djqueue.Task[Any, Any], steps: int, pause: float = 0.0) 
         time.sleep(pause)
         self.update_progress(step, steps, f"step {step}")
     return steps
+
+
+@djqueue.task(max_retries=0)
+def fail_until_marker(marker: str) -> str:
+    """Fails until the file ``marker`` exists (a job to retry from the admin)."""
+    if not os.path.exists(marker):
+        raise RuntimeError(f"{marker} does not exist yet")
+    return "done"
