@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import time
 import traceback as tb
 from typing import Any
 
-from djqueue import backoff, codec, conf, definition, registry, signals, states
+from djqueue import aio, backoff, codec, conf, definition, registry, signals, states
 from djqueue.exceptions import (
     NotRegistered,
     PayloadTooLarge,
@@ -65,6 +66,8 @@ def _run(
     """Call the task; return the outcome and what the call returned or raised."""
     try:
         value = task.run(*args, **kwargs)
+        if inspect.iscoroutine(value):  # an ``async def`` task
+            value = aio.run(value)
     except Retry as signal:
         return _retried(job, signal, task.default_retry_delay), signal
     except TaskRevokedError as exc:

@@ -297,3 +297,41 @@ def fail_until_marker(marker: str) -> str:
     if not os.path.exists(marker):
         raise RuntimeError(f"{marker} does not exist yet")
     return "done"
+
+
+# Async tasks: run on the worker process's event loop.
+@djqueue.task
+async def async_add(x: int, y: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0)
+    return x + y
+
+
+@djqueue.task
+async def async_nap(seconds: float) -> float:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@djqueue.task
+async def async_gather(count: int) -> int:
+    """``count`` concurrent one-second sleeps: a few seconds, not ``count``."""
+    import asyncio
+
+    await asyncio.gather(*(asyncio.sleep(1) for _ in range(count)))
+    return count
+
+
+@djqueue.task(bind=True)
+async def async_whoami(self: djqueue.Task[Any, Any]) -> str:
+    return str(self.request.id)
+
+
+@djqueue.task(bind=True, max_retries=1, default_retry_delay=0)
+async def async_retry_once(self: djqueue.Task[Any, Any]) -> int:
+    if self.request.retries == 0:
+        raise self.retry(exc=ConnectionError("first try"))
+    return self.request.retries
