@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from djqueue.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
-from tests.acceptance.conftest import REPO_ROOT, TcpProxy, WorkerProcess, Workers, wait_until
+from tests.acceptance.conftest import TcpProxy, WorkerProcess, Workers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,31 +28,10 @@ class Beats(Workers):
     """Starts ``runbeat`` processes for one test; every one is killed at teardown."""
 
     def start_beat(self, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        hostname = f"b{len(self.started) + 1}"
-        log_path = self.log_dir / f"{hostname}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "django",
-            "runbeat",
-            "--settings=tests.settings",
-            "-l",
-            "info",
-            "-n",
-            hostname,
-            *args,
-        ]
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=self._env(env or {}),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        beat = WorkerProcess(hostname, process, log_path)
-        self.started.append(beat)
-        return beat
+        """Start ``runbeat`` with ``args`` (it is not waited for: it may not lead)."""
+        return self.start(
+            *args, env=env, entry=("-m", "django", "runbeat"), prefix="b", wait_ready=False
+        )
 
     def leaders(self) -> list[WorkerProcess]:
         """Processes alive whose log says they lead (the last one to say so leads)."""

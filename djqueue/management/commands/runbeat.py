@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -13,8 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djqueue import beat
-
-LEVELS = ("debug", "info", "warning", "error", "critical")
+from djqueue.management import logs
 
 
 class Command(BaseCommand):
@@ -24,14 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--loglevel",
-            "-l",
-            choices=LEVELS,
-            type=str.lower,
-            default="info",
-            help="Logging level of djqueue's loggers (default: info).",
-        )
+        logs.add_loglevel_argument(parser)
         parser.add_argument(
             "--max-interval",
             type=float,
@@ -48,7 +39,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _configure_logging(options["loglevel"])
+        logs.configure(options["loglevel"], source="beat")
         max_interval = options["max_interval"]
         if max_interval is not None and max_interval <= 0:
             raise CommandError(f"--max-interval must be positive, not {max_interval:g}")
@@ -64,13 +55,3 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
-
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("djqueue")
-    logger.setLevel(level.upper())
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s/beat] %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False

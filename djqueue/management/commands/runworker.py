@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from typing import Any
@@ -11,8 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djqueue import beat, conf, pools, worker
 from djqueue.definition import check_time_limits
-
-LEVELS = ("debug", "info", "warning", "error", "critical")
+from djqueue.management import logs
 
 
 class Command(BaseCommand):
@@ -39,14 +37,7 @@ class Command(BaseCommand):
             default=None,
             help="Comma-separated queues to take jobs from (default: DEFAULT_QUEUE).",
         )
-        parser.add_argument(
-            "--loglevel",
-            "-l",
-            choices=LEVELS,
-            type=str.lower,
-            default="info",
-            help="Logging level of djqueue's loggers (default: info).",
-        )
+        logs.add_loglevel_argument(parser)
         parser.add_argument(
             "--hostname",
             "-n",
@@ -113,7 +104,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _configure_logging(options["loglevel"])
+        logs.configure(options["loglevel"])
         queues = _queues(options["queues"] or conf.get("DEFAULT_QUEUE"))
         concurrency = options["concurrency"]
         if concurrency is None:
@@ -197,15 +188,3 @@ def _queues(text: str) -> list[str]:
     if not queues:
         raise CommandError("--queues needs at least one queue name")
     return queues
-
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("djqueue")
-    logger.setLevel(level.upper())
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s")
-        )
-        logger.addHandler(handler)
-        logger.propagate = False
