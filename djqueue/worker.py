@@ -107,6 +107,10 @@ class Worker:
         self.autoscaler = self._autoscaler(options)
         multiplier = options.prefetch_multiplier or int(conf.get("PREFETCH_MULTIPLIER"))
         self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
+        # While jobs are held, claim again only once this many places are free: one
+        # round trip then fetches several jobs instead of one per finished job. (With
+        # nothing held a claim goes out at once, so pick-up latency is unchanged.)
+        self.claim_threshold = max(1, self.capacity // 4)
         self.lease = float(conf.get("LEASE_SECONDS"))
         # Read once: the loop below runs per batch and settings do not change at run time.
         self.claim_batch = int(conf.get("CLAIM_BATCH_SIZE"))
@@ -239,16 +243,20 @@ class Worker:
         claimed = self._claim()
         if claimed:
             self._submit(claimed)
-        more_now = self.maybe_more and self._free() > 0
+        more_now = self.maybe_more and self._may_claim()
         self._gather(0.0 if more_now else self._wait_time())
         self._flush(force=False)
 
     def _free(self) -> int:
         return self.capacity - len(self.held)
 
+    def _may_claim(self) -> bool:
+        free = self._free()
+        return free > 0 and (free >= self.claim_threshold or not self.held)
+
     def _claim(self) -> list[ClaimedJob]:
         want = min(self._free(), self.claim_batch)
-        if want <= 0 or not self.maybe_more:
+        if not self._may_claim() or not self.maybe_more:
             return []
         with self._claim_lock:
             if self.hard_stop.is_set():
