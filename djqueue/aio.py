@@ -68,8 +68,6 @@ def _running_loop() -> asyncio.AbstractEventLoop:
         if _loop is None or _loop_pid != os.getpid():
             _loop = asyncio.new_event_loop()
             _loop_pid = os.getpid()
-            thread = threading.Thread(
-                target=_loop.run_forever, name="djqueue-asyncio", daemon=True
-            )
+            thread = threading.Thread(target=_loop.run_forever, name="djqueue-asyncio", daemon=True)
             thread.start()
         return _loop
