@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from djqueue.canvas import ChordError, Signature, chain, chord, group, signature
     from djqueue.definition import Task, shared_task, task
     from djqueue.eager import EagerResult
-    from djqueue.result import AsyncResult
+    from djqueue.result import AsyncResult, GroupResult
     from djqueue.sending import revoke, send_task
 
 _PUBLIC = {
@@ -25,9 +26,31 @@ _PUBLIC = {
     "EagerResult": "djqueue.eager",
     "send_task": "djqueue.sending",
     "revoke": "djqueue.sending",
+    "GroupResult": "djqueue.result",
+    "Signature": "djqueue.canvas",
+    "signature": "djqueue.canvas",
+    "chain": "djqueue.canvas",
+    "group": "djqueue.canvas",
+    "chord": "djqueue.canvas",
+    "ChordError": "djqueue.canvas",
 }
 
-__all__ = ["AsyncResult", "EagerResult", "Task", "revoke", "send_task", "shared_task", "task"]
+__all__ = [
+    "AsyncResult",
+    "ChordError",
+    "EagerResult",
+    "GroupResult",
+    "Signature",
+    "Task",
+    "chain",
+    "chord",
+    "group",
+    "revoke",
+    "send_task",
+    "shared_task",
+    "signature",
+    "task",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -115,7 +115,7 @@ class JobAdmin(ReadOnlyAdmin):
             None,
             {"fields": ["id", "task_name", "coloured_state", "progress_bar", "queue", "priority"]},
         ),
-        ("Call", {"fields": ["arguments", "keyword_arguments"]}),
+        ("Call", {"fields": ["arguments", "keyword_arguments", "workflow_links"]}),
         ("Outcome", {"fields": ["outcome", "error_type", "error_message", "formatted_traceback"]}),
         (
             "Timing and attempts",
@@ -145,6 +145,7 @@ class JobAdmin(ReadOnlyAdmin):
         "outcome",
         "formatted_traceback",
         "progress_bar",
+        "workflow_links",
     ]
 
     # Actions: each has its own permission; the admin sends them as CSRF-protected POSTs.
@@ -187,6 +188,28 @@ class JobAdmin(ReadOnlyAdmin):
         if job_ids:
             jobs = Job.objects.using(conf.get("DATABASE")).filter(pk__in=job_ids)
             _log_entries(request, jobs, flag, message)
+
+    @admin.display(description="workflow")
+    def workflow_links(self, job: Job) -> SafeString:
+        """The workflow the job belongs to (docs/canvas.md): its parent, the jobs it
+        starts next, its group and chord; "-" for a plain job."""
+        from django.urls import reverse
+        from django.utils.html import format_html_join
+
+        flow = job.workflow or {}
+        links = [("parent", flow.get("parent"))]
+        links += [("next", step.get("id")) for step in flow.get("next", [])]
+        shown = [
+            (label, reverse("admin:djqueue_job_change", args=[value]), value)
+            for label, value in links
+            if value
+        ]
+        rows = format_html_join(" ", '{} <a href="{}">{}</a>', shown)
+        labels = {"group": "in group", "chord": "header of chord", "body_of": "body of chord"}
+        groups = [(label, flow[key]) for key, label in labels.items() if flow.get(key)]
+        if not shown and not groups:
+            return format_html("{}", "-")
+        return format_html("{} {}", rows, format_html_join(" ", "{} {}", groups))
 
     @admin.display(description="progress")
     def progress_bar(self, job: Job) -> SafeString:

@@ -148,6 +148,35 @@ def _resolve_duplicates(
     return again
 
 
+def enqueue_workflow(jobs: Sequence[NewJob], groups: Sequence[dict[str, Any]]) -> None:
+    """Insert a workflow: its groups (chord counters) and jobs, all or nothing.
+
+    Jobs carry their continuation (``NewJob.workflow``); ``waiting`` ones are not due
+    until the job before them ends (see ``sql.ENQUEUE_WORKFLOW``).
+    """
+    size = int(conf.get("BULK_BATCH_SIZE"))
+    with transaction.atomic(using=conf.get("DATABASE")), _cursor() as cursor:
+        if groups:
+            cursor.execute(sql.INSERT_GROUPS, [json.dumps(list(groups))])
+        for start in range(0, len(jobs), size):
+            cursor.execute(sql.ENQUEUE_WORKFLOW, [_json_workflow_rows(jobs[start : start + size])])
+
+
+def _json_workflow_rows(jobs: Sequence[NewJob]) -> str:
+    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_WORKFLOW``'s order."""
+    return (
+        "["
+        + ",".join(
+            f'["{job.id}",{json.dumps(job.task_name)},{json.dumps(job.queue)},{job.priority},'
+            f"{job.args},{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},"
+            f"{_json(job.countdown)},{_json(job.expires_at)},{_json(job.expires_in)},"
+            f"{job.workflow or 'null'},{_json(job.waiting)}]"
+            for job in jobs
+        )
+        + "]"
+    )
+
+
 def _limits_row(job: NewJob) -> list[Any]:
     return [
         job.rate_limit,
@@ -303,9 +332,29 @@ def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
 
 
 def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
-    """Record ``outcomes``; return the ids whose write was fenced off as stale."""
+    """Record ``outcomes``; return the ids whose write was fenced off as stale.
+
+    Jobs of a workflow are left out by the hot statement and written by a second one
+    that also starts what follows them (see ``sql.FINISH_WORKFLOW``).
+    """
     if not outcomes:
         return set()
+    written = _finish(sql.FINISH, outcomes)
+    if len(written) < len(outcomes):
+        rest = [o for o in outcomes if o.job_id not in written]
+        written |= _finish(sql.FINISH_WORKFLOW, rest)
+    stale = {o.job_id for o in outcomes} - written
+    for job_id in stale:
+        logger.warning(
+            "Ignored a late outcome for job %s: it was rescued after its lease expired "
+            "and belongs to a newer attempt now.",
+            job_id,
+        )
+    return stale
+
+
+def _finish(statement: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+    """Run a finish statement for ``outcomes``; return the ids it wrote."""
     columns: list[list[Any]] = [
         [o.job_id for o in outcomes],
         [o.attempt for o in outcomes],
@@ -319,17 +368,9 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         [o.worker for o in outcomes],
     ]
     with _cursor() as cursor:
-        cursor.execute(sql.FINISH, columns)
+        cursor.execute(statement, columns)
         row = cursor.fetchone()
-    written = set(row[0] or []) if row else set()
-    stale = {o.job_id for o in outcomes} - written
-    for job_id in stale:
-        logger.warning(
-            "Ignored a late outcome for job %s: it was rescued after its lease expired "
-            "and belongs to a newer attempt now.",
-            job_id,
-        )
-    return stale
+    return set(row[0] or []) if row else set()
 
 
 def extend_leases(worker: str, lease: float) -> dict[uuid.UUID, bool]:
@@ -349,7 +390,7 @@ def rescue() -> dict[str, int]:
     woken: set[str] = set()
     with _cursor() as cursor:
         cursor.execute(sql.RESCUE)
-        for state, queue, count in cursor.fetchall():
+        for state, queue, count, _ in cursor.fetchall():
             counts[state] = counts.get(state, 0) + count
             if state == "PENDING":
                 woken.add(queue)

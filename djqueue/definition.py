@@ -133,6 +133,30 @@ class Task(Generic[P, R]):
         """The current invocation's request (empty outside a worker)."""
         return _request.get(_NO_REQUEST)
 
+    # Signatures (docs/canvas.md) -------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature of this task with (some of) its arguments, for workflows."""
+        from djqueue import canvas
+
+        return canvas.Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Any:
+        """An immutable signature: it ignores the result of the task before it."""
+        from djqueue import canvas
+
+        return canvas.Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """A signature with sending options: ``task.signature((2,), countdown=10)``."""
+        from djqueue import canvas
+
+        return canvas.signature(self, args, kwargs, **options)
+
+    subtask = signature
+
     # Sending --------------------------------------------------------------------
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -150,13 +174,31 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | uuid.UUID | None = None,
+        link: Any = None,
+        link_error: Any = None,
     ) -> Any:
         """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
 
         For a task with ``unique_key``/``unique_for``, a duplicate of a waiting job
-        returns that job's result instead of enqueueing a second one.
+        returns that job's result instead of enqueueing a second one. ``link`` and
+        ``link_error`` take signatures to run with the result on success, or with the
+        job's id on failure (see docs/canvas.md).
         """
         from djqueue import result
+
+        if link is not None or link_error is not None:
+            return self._apply_linked(
+                args,
+                kwargs,
+                link,
+                link_error,
+                countdown=countdown,
+                eta=eta,
+                expires=expires,
+                queue=queue,
+                priority=priority,
+                task_id=task_id,
+            )
 
         job = self.prepare(
             args,
@@ -175,6 +217,21 @@ class Task(Generic[P, R]):
         [job_id] = broker.enqueue([job])
         signals.emit(signals.task_enqueued, self, job_ids=[job_id])
         return result.AsyncResult(job_id)
+
+    def _apply_linked(
+        self,
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        link: Any,
+        link_error: Any,
+        **options: Any,
+    ) -> Any:
+        """Send as a one-task workflow carrying its callbacks."""
+        from djqueue import canvas
+
+        given = {name: value for name, value in options.items() if value is not None}
+        sig = canvas.Signature(self, args or (), kwargs, given)
+        return sig.apply_async(link=link, link_error=link_error)
 
     async def adelay(self, *args: Any, **kwargs: Any) -> Any:
         """:meth:`delay` for async code (runs in the thread of the request's sync work,

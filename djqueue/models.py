@@ -73,6 +73,10 @@ class Job(models.Model):
     )
     # Reported by the running task (self.update_progress): current, total, message.
     progress = models.JSONField(null=True, blank=True)
+    # The job's place in a workflow (docs/canvas.md): what to start, insert or revoke when
+    # it ends, the chord it counts toward, its parent and group. NULL for a plain job,
+    # which the finish statement then passes over at no cost.
+    workflow = models.JSONField(null=True, blank=True)
 
     class Meta:
         permissions = [
@@ -130,6 +134,30 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}[{self.id}] {self.state}"
+
+
+class Group(models.Model):
+    """A group of jobs, restorable by id; for a chord, also the counter of its header.
+
+    Written only by the broker. A chord's header jobs decrement ``remaining`` in the
+    statement that records their outcome; the one that brings it to zero starts the body.
+    """
+
+    id = models.UUIDField(primary_key=True, default=ids.new_id, editable=False)
+    # The result ids of the members, in order (the last job of a member that is a chain).
+    job_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    # Chords only: header members not ended yet, their results by position, the body's
+    # first jobs (released with the results), and the first header failure, if any.
+    remaining = models.IntegerField(null=True, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    release = models.JSONField(null=True, blank=True)
+    body_id = models.UUIDField(null=True, blank=True)
+    failed = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        kind = "chord" if self.remaining is not None else "group"
+        return f"{kind} {self.id} ({len(self.job_ids)} jobs)"
 
 
 class Worker(models.Model):

@@ -29,6 +29,10 @@ class NewJob:
     concurrency_limit: int | None = None
     unique_key: str | None = None
     unique_for: float | None = None  # seconds the key is held at most
+    # Workflows (docs/canvas.md): the continuation as encoded JSON, and whether the job
+    # waits for the job before it. Only broker.enqueue_workflow reads these.
+    workflow: str | None = None
+    waiting: bool = False
 
     @property
     def limited(self) -> bool:

@@ -10,14 +10,19 @@ from djqueue import broker, conf, exceptions, ids, states
 from djqueue.listener import DONE_CHANNEL, Listener
 from djqueue.models import Job
 
+# Written by the finish statement for a chord body whose header failed (sql._FOLLOW_UP).
+_CHORD_ERROR = "djqueue.canvas.ChordError"
 _FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback", "progress")
 
 
 class AsyncResult(states.StateQueries):
     """A handle on a job by id; every read looks at the job's row."""
 
-    def __init__(self, id: str | uuid.UUID) -> None:
+    def __init__(self, id: str | uuid.UUID, parent: Any = None) -> None:
         self.id: uuid.UUID = ids.parse(id)
+        # In a workflow: the result of what ran before (a chain's previous task, a
+        # chord's header GroupResult). Set when the workflow is sent.
+        self.parent: Any = parent
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -162,6 +167,167 @@ def _value(row: dict[str, Any]) -> Any:
         return row["result"]
     if state == states.REVOKED:
         return exceptions.TaskRevokedError(row["error_message"] or "revoked")
+    if row["error_type"] == _CHORD_ERROR:
+        from djqueue import canvas
+
+        return canvas.ChordError(row["error_message"])
     if state in (states.FAILURE, states.RETRY) and row["error_type"]:
         return exceptions.rebuild(row["error_type"], row["error_message"])
     return None
+
+
+class GroupResult:
+    """The results of a group's jobs, in the group's order; restorable by id.
+
+    Reads every job of the group in one query; waiting listens for finishes as
+    ``AsyncResult.get`` does.
+    """
+
+    def __init__(self, id: str | uuid.UUID, results: list[Any], parent: Any = None) -> None:
+        self.id: uuid.UUID = ids.parse(id)
+        self.results: list[Any] = list(results)
+        self.parent: Any = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult {self.id} ({len(self.results)} jobs)>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GroupResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    @property
+    def children(self) -> list[Any]:
+        return self.results
+
+    @classmethod
+    def restore(cls, id: str | uuid.UUID) -> GroupResult | None:
+        """The group with this id, or None if there is none (it was never sent)."""
+        from djqueue.models import Group
+
+        row = Group.objects.using(conf.get("DATABASE")).filter(pk=ids.parse(id)).first()
+        if row is None:
+            return None
+        return cls(row.id, [AsyncResult(job_id) for job_id in row.job_ids])
+
+    def save(self) -> GroupResult:
+        """Groups are stored when sent; kept for Celery compatibility."""
+        return self
+
+    # Reading --------------------------------------------------------------------
+
+    def _stored(self) -> bool:
+        return all(isinstance(result, AsyncResult) for result in self.results)
+
+    def _rows(self, ids_: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, Any]]:
+        wanted = [r.id for r in self.results] if ids_ is None else ids_
+        found: dict[uuid.UUID, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 5000):
+            rows = Job.objects.using(conf.get("DATABASE")).filter(
+                pk__in=wanted[start : start + 5000]
+            )
+            found.update({row["id"]: row for row in rows.values("id", *_FIELDS)})
+        missing = set(wanted) - set(found)
+        if missing:
+            raise exceptions.JobNotFound(
+                f"{len(missing)} job(s) of group {self.id} are gone (forgotten or pruned), "
+                f"for example {next(iter(missing))}"
+            )
+        return found
+
+    def _states(self) -> list[str]:
+        if not self._stored():
+            return [str(result.state) for result in self.results]
+        rows = self._rows()
+        return [str(rows[result.id]["state"]) for result in self.results]
+
+    def ready(self) -> bool:
+        """Whether every job has finished."""
+        return all(state in states.READY for state in self._states())
+
+    def successful(self) -> bool:
+        """Whether every job succeeded."""
+        return all(state == states.SUCCESS for state in self._states())
+
+    def failed(self) -> bool:
+        """Whether any job failed."""
+        return any(state == states.FAILURE for state in self._states())
+
+    def waiting(self) -> bool:
+        """Whether any job has not finished yet."""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many jobs succeeded."""
+        return sum(state == states.SUCCESS for state in self._states())
+
+    # Waiting --------------------------------------------------------------------
+
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
+    ) -> list[Any]:
+        """Wait for every job; return their results in the group's order.
+
+        With ``propagate``, the first failed job (in order) raises its error.
+        """
+        if not self._stored():
+            return [result.get(propagate=propagate) for result in self.results]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        rows = self._wait(deadline, interval)
+        values = [_value(rows[result.id]) for result in self.results]
+        if propagate:
+            for result, value in zip(self.results, values, strict=True):
+                if rows[result.id]["state"] != states.SUCCESS:
+                    raise value
+        return values
+
+    join = get
+
+    def _wait(self, deadline: float | None, interval: float) -> dict[uuid.UUID, dict[str, Any]]:
+        done: dict[uuid.UUID, dict[str, Any]] = {}
+        pending = [result.id for result in self.results]
+        listener: Listener | None = None
+        try:
+            while True:
+                # Only jobs not finished at the last look are read again.
+                for job_id, row in self._rows(pending).items():
+                    if row["state"] in states.READY:
+                        done[job_id] = row
+                pending = [job_id for job_id in pending if job_id not in done]
+                if not pending:
+                    return done
+                if listener is None:
+                    # Listen, then look again, so that no finish is missed in between.
+                    listener = Listener([DONE_CHANNEL])
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise exceptions.TimeoutError(
+                        f"{len(pending)} of the {len(self.results)} jobs of group {self.id} "
+                        "are not finished after the timeout"
+                    )
+                listener.wait(interval if left is None else min(interval, left))
+        finally:
+            if listener is not None:
+                listener.close()
+
+    # Changing -------------------------------------------------------------------
+
+    def revoke(self, terminate: bool = False) -> int:
+        """Revoke every job of the group (and what follows each); return how many."""
+        return sum(bool(result.revoke(terminate=terminate)) for result in self.results)
+
+    def forget(self) -> None:
+        """Delete the finished jobs' rows."""
+        for result in self.results:
+            result.forget()

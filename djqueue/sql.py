@@ -68,6 +68,52 @@ ENQUEUE_ONE = _ENQUEUE.format(
     )
 )
 
+# The eta of a job that waits for another in a workflow: far enough never to come, and
+# unlike 'infinity' a moment Python can read (a model or the admin shows the row).
+WAITING_ETA = "9999-01-01 00:00:00+00"
+
+# Jobs of a workflow (docs/canvas.md): plain jobs plus their continuation (``workflow``)
+# and whether they wait for an upstream job. A separate statement so that plain jobs keep
+# theirs. A waiting job is PENDING with eta = WAITING_ETA: never due, so no claim takes it
+# (and the ready index still serves the claim unchanged) until the statement that records
+# its upstream job's outcome sets a real eta. Only queues with a job due are notified.
+ENQUEUE_WORKFLOW = """
+WITH v AS (
+    SELECT (e->>0)::uuid AS id, e->>1 AS task_name, e->>2 AS queue, (e->>3)::int AS priority,
+           e->4 AS args, e->5 AS kwargs, (e->>6)::int AS max_attempts,
+           (e->>7)::timestamptz AS eta, (e->>8)::float8 AS countdown,
+           (e->>9)::timestamptz AS expires_at, (e->>10)::float8 AS expires_in,
+           NULLIF(e->11, 'null'::jsonb) AS workflow, (e->>12)::bool AS waiting
+    FROM jsonb_array_elements(%s::jsonb) AS e
+),
+inserted AS (
+    INSERT INTO djqueue_job (
+        id, task_name, queue, priority, state, args, kwargs, attempt, retries,
+        max_attempts, eta, expires_at, enqueued_at, worker, error_type, error_message,
+        traceback, workflow
+    )
+    SELECT v.id, v.task_name, v.queue, v.priority, 'PENDING', v.args, v.kwargs, 0, 0,
+           v.max_attempts,
+           CASE WHEN v.waiting THEN '9999-01-01 00:00:00+00'::timestamptz
+                ELSE COALESCE(v.eta, now() + make_interval(secs => COALESCE(v.countdown, 0)))
+           END,
+           COALESCE(v.expires_at, now() + make_interval(secs => v.expires_in)),
+           now(), '', '', '', '', v.workflow
+    FROM v
+    RETURNING queue, eta
+)
+SELECT pg_notify('djqueue', q.queue)
+FROM (SELECT DISTINCT queue FROM inserted WHERE eta <> '9999-01-01 00:00:00+00') AS q
+"""
+
+# Groups and chord counters of a workflow, inserted in the transaction of its jobs.
+INSERT_GROUPS = """
+INSERT INTO djqueue_group (id, job_ids, created_at, remaining, results, release, body_id, failed)
+SELECT (e->>'id')::uuid, e->'job_ids', now(), (e->>'remaining')::int, '{}'::jsonb,
+       NULLIF(e->'release', 'null'::jsonb), (e->>'body_id')::uuid, ''
+FROM jsonb_array_elements(%s::jsonb) AS e
+"""
+
 # Jobs with limits or a unique key. A separate statement, so that plain jobs keep the
 # statements above (and their byte-for-byte rows) and pay nothing for these columns.
 # ON CONFLICT names the partial unique index djqueue_job_unique as its arbiter: a job
@@ -312,14 +358,167 @@ SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expi
 FROM claimed
 """
 
+# What follows the end of jobs that belong to a workflow (docs/canvas.md), as CTEs to
+# append to a statement that ends jobs: ``{source}`` names its CTE of ended rows (id,
+# task_name, state, result, error_type, error_message, workflow). Being part of that same
+# statement, a follow-up is written exactly when the outcome is: a crash can neither lose
+# it nor, since fencing writes an outcome once, start it twice. Plain jobs (workflow NULL)
+# leave ``ended`` empty, and every CTE below then joins nothing.
+# - ``released``: waiting next steps of succeeded jobs get a due eta, and the result as
+#   their first argument unless immutable ("pass"). The state and eta = WAITING_ETA test
+#   makes a release happen once and never revive a revoked step.
+# - ``callbacks``: link (on success, with the result) and link_error (on failure, with
+#   the failed job's id) callbacks are inserted; their ids were fixed when the workflow
+#   was sent, so ON CONFLICT DO NOTHING runs an errback shared by several jobs once.
+# - ``cancelled``: on failure or revocation, the waiting parts downstream end REVOKED.
+# - chords: a header member's end decrements its chord's counter row. UPDATE under READ
+#   COMMITTED waits for a concurrent decrement to commit and then recomputes SET from the
+#   row as that transaction left it, so decrements and results never get lost, and
+#   exactly one statement sees remaining reach 0: that one releases the body, with the
+#   header results in header order. chord_locks takes the counter rows in id order first,
+#   so that two batches that share several chords cannot deadlock. A failed or revoked
+#   member ends the body at once (FAILURE with ChordError naming it, or REVOKED).
+# - ``woken``: one NOTIFY per queue given a due job, and a djqueue_done NOTIFY for jobs
+#   ended here (result waiters); the statement must read it for it to run.
+_FOLLOW_UP = """
+ended AS (
+    SELECT s.id, s.state, s.result, s.workflow,
+           s.task_name || '[' || s.id || '] '
+           || CASE WHEN s.state = 'REVOKED' THEN 'was revoked: ' || s.error_message
+                   ELSE 'raised ' || regexp_replace(s.error_type, '^.*[.]', '') || ': '
+                        || s.error_message END AS what
+    FROM {source} AS s
+    WHERE s.workflow IS NOT NULL AND s.state IN ('SUCCESS', 'FAILURE', 'REVOKED')
+),
+released AS (
+    UPDATE djqueue_job AS n
+    SET eta = COALESCE((r.step->>'eta')::timestamptz,
+                       now() + make_interval(secs => COALESCE((r.step->>'countdown')::float8, 0))),
+        args = CASE WHEN (r.step->>'pass')::bool THEN jsonb_build_array(r.value) || n.args
+                    ELSE n.args END
+    FROM (SELECT jsonb_array_elements(e.workflow->'next') AS step, e.result AS value
+          FROM ended AS e WHERE e.state = 'SUCCESS') AS r
+    WHERE n.id = (r.step->>'id')::uuid AND n.state = 'PENDING' AND n.eta = '9999-01-01 00:00:00+00'
+    RETURNING n.queue
+),
+callbacks AS (
+    INSERT INTO djqueue_job (
+        id, task_name, queue, priority, state, args, kwargs, attempt, retries,
+        max_attempts, eta, expires_at, enqueued_at, worker, error_type, error_message,
+        traceback
+    )
+    SELECT DISTINCT ON ((c.sig->>'id')::uuid)
+           (c.sig->>'id')::uuid, c.sig->>'task_name', c.sig->>'queue',
+           (c.sig->>'priority')::int, 'PENDING',
+           CASE WHEN (c.sig->>'pass')::bool THEN jsonb_build_array(c.value) || (c.sig->'args')
+                ELSE c.sig->'args' END,
+           c.sig->'kwargs', 0, 0, (c.sig->>'max_attempts')::int,
+           now() + make_interval(secs => COALESCE((c.sig->>'countdown')::float8, 0)),
+           now() + make_interval(secs => (c.sig->>'expires_in')::float8),
+           now(), '', '', '', ''
+    FROM (SELECT jsonb_array_elements(e.workflow->'link') AS sig, e.result AS value
+          FROM ended AS e WHERE e.state = 'SUCCESS'
+          UNION ALL
+          SELECT jsonb_array_elements(e.workflow->'link_error'), to_jsonb(e.id::text)
+          FROM ended AS e WHERE e.state = 'FAILURE') AS c
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue
+),
+cancelled AS (
+    UPDATE djqueue_job AS n
+    SET state = 'REVOKED', finished_at = now(),
+        error_type = 'djqueue.exceptions.TaskRevokedError',
+        error_message = 'upstream failed: ' || x.what
+    FROM (SELECT jsonb_array_elements_text(e.workflow->'cancel')::uuid AS id, e.what
+          FROM ended AS e WHERE e.state <> 'SUCCESS') AS x
+    WHERE n.id = x.id AND n.state = 'PENDING' AND n.eta = '9999-01-01 00:00:00+00'
+    RETURNING n.id
+),
+counted AS (
+    SELECT (e.workflow->>'chord')::uuid AS id, count(*)::int AS n,
+           COALESCE(jsonb_object_agg(e.workflow->>'slot', e.result)
+                    FILTER (WHERE e.state = 'SUCCESS'), '{{}}'::jsonb) AS results,
+           COALESCE(min(e.what) FILTER (WHERE e.state <> 'SUCCESS'), '') AS failed,
+           bool_or(e.state = 'FAILURE') AS errored
+    FROM ended AS e
+    -- A member's last job counts; an earlier job of a member chain counts when it does
+    -- not succeed, since the member then ends there.
+    WHERE e.workflow ? 'chord' AND (e.state <> 'SUCCESS' OR e.workflow ? 'slot')
+    GROUP BY 1
+),
+chord_locks AS (
+    SELECT g.id FROM djqueue_group AS g
+    WHERE g.id IN (SELECT id FROM counted)
+    ORDER BY g.id
+    FOR UPDATE
+),
+chords AS (
+    UPDATE djqueue_group AS g
+    SET remaining = g.remaining - c.n,
+        results = g.results || c.results,
+        failed = CASE WHEN g.failed = '' THEN c.failed ELSE g.failed END
+    FROM counted AS c
+    WHERE g.id = c.id AND g.remaining IS NOT NULL AND g.id IN (SELECT id FROM chord_locks)
+    RETURNING g.remaining, g.results, g.job_ids, g.release, g.failed,
+              c.failed <> '' AS failing, c.errored
+),
+bodies AS (
+    UPDATE djqueue_job AS n
+    SET eta = COALESCE((b.step->>'eta')::timestamptz,
+                       now() + make_interval(secs => COALESCE((b.step->>'countdown')::float8, 0))),
+        args = CASE WHEN (b.step->>'pass')::bool THEN jsonb_build_array(b.value) || n.args
+                    ELSE n.args END
+    FROM (SELECT jsonb_array_elements(c.release) AS step,
+                 (SELECT COALESCE(jsonb_agg(c.results->(t.slot::text) ORDER BY t.slot), '[]')
+                  FROM generate_series(0, jsonb_array_length(c.job_ids) - 1) AS t(slot)) AS value
+          FROM chords AS c WHERE c.remaining = 0 AND c.failed = '') AS b
+    WHERE n.id = (b.step->>'id')::uuid AND n.state = 'PENDING' AND n.eta = '9999-01-01 00:00:00+00'
+    RETURNING n.queue
+),
+failed_bodies AS (
+    UPDATE djqueue_job AS n
+    SET state = CASE WHEN b.errored THEN 'FAILURE' ELSE 'REVOKED' END, finished_at = now(),
+        error_type = CASE WHEN b.errored THEN 'djqueue.canvas.ChordError'
+                          ELSE 'djqueue.exceptions.TaskRevokedError' END,
+        error_message = 'chord header task ' || b.failed
+    FROM (SELECT (jsonb_array_elements(c.release)->>'id')::uuid AS id, c.failed, c.errored
+          FROM chords AS c WHERE c.failing) AS b
+    WHERE n.id = b.id AND n.state = 'PENDING' AND n.eta = '9999-01-01 00:00:00+00'
+    RETURNING n.id
+),
+woken AS (
+    SELECT pg_notify('djqueue', q.queue)
+    FROM (SELECT queue FROM released UNION SELECT queue FROM callbacks
+          UNION SELECT queue FROM bodies) AS q
+    UNION ALL
+    SELECT pg_notify('djqueue_done',
+                     CASE WHEN count(*) <= 200 THEN string_agg(f.id::text, ' ') ELSE '' END)
+    FROM (SELECT id FROM cancelled UNION ALL SELECT id FROM failed_bodies) AS f
+    HAVING count(*) > 0
+)
+"""
+
+
+def _follow_up(source: str) -> str:
+    """The follow-up CTEs reading ended rows from the CTE named ``source``."""
+    return _FOLLOW_UP.format(source=source)
+
+
 # Write a batch of outcomes. Fencing: only a row still STARTED under the same attempt and
 # worker is touched, so a worker presumed dead (its job rescued, maybe re-claimed) cannot
 # overwrite newer state. The worker is part of the fence because an asynchronously
 # committed claim lost in a server crash lets another worker claim the same attempt.
 # The ids written are announced on djqueue_done for result waiters; the payload is empty
 # when it would pass NOTIFY's 8000-byte limit, which tells waiters to re-read.
-# Asynchronous commit as for claims: a lost acknowledgement only means the job runs again.
-FINISH = """
+# Asynchronous commit as for claims: a lost acknowledgement only means the job runs again
+# (and a workflow's follow-ups, written in the same statement, are lost with it).
+#
+# Two statements share this shape. FINISH, the hot one, leaves jobs of a workflow alone
+# ("workflow IS NULL"): it stays as small to plan and run as it was before workflows, and
+# the broker writes the outcomes it skipped with FINISH_WORKFLOW, which adds the
+# follow-ups (_FOLLOW_UP) in the same statement. A job's outcome is written by exactly
+# one of them, and the fence makes that write happen once.
+_FINISH = """
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 v AS (
     SELECT * FROM unnest(
@@ -343,18 +542,33 @@ done AS (
         lease_expires_at = NULL
     FROM v, sync
     WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
-          AND j.state = 'STARTED'
-    RETURNING j.id, j.queue, j.concurrency_key
-)
+          AND j.state = 'STARTED' {which}
+    RETURNING {returning}
+){follow_up}
 SELECT array_agg(id),
        pg_notify('djqueue_done',
                  CASE WHEN count(*) <= 200 THEN string_agg(id::text, ' ') ELSE '' END),
        -- A job under a concurrency limit freed a slot: wake the queue's workers now
        -- rather than at their next poll. Plain jobs never match.
        (SELECT count(pg_notify('djqueue', q.queue))
-        FROM (SELECT DISTINCT queue FROM done WHERE concurrency_key IS NOT NULL) AS q)
+        FROM (SELECT DISTINCT queue FROM done WHERE concurrency_key IS NOT NULL) AS q){woken}
 FROM done
 """
+FINISH = _FINISH.format(
+    which="AND j.workflow IS NULL",
+    returning="j.id, j.queue, j.concurrency_key",
+    follow_up="",
+    woken="",
+)
+FINISH_WORKFLOW = _FINISH.format(
+    which="AND j.workflow IS NOT NULL",
+    returning=(
+        "j.id, j.queue, j.concurrency_key, j.task_name, j.state, j.result, j.error_type,\n"
+        "              j.error_message, j.workflow"
+    ),
+    follow_up=",\n" + _follow_up("done").rstrip().rstrip(","),
+    woken=",\n       (SELECT count(*) FROM woken)",
+)
 
 # Heartbeat: keep this worker's running jobs owned. Jobs rescued from it meanwhile have
 # another state or worker and are left alone.
@@ -387,10 +601,12 @@ moved AS (
         lease_expires_at = NULL
     FROM lost
     WHERE j.id = lost.id
-    RETURNING j.state, j.queue
-)
-SELECT state, queue, count(*) FROM moved GROUP BY state, queue
-"""
+    RETURNING j.id, j.state, j.queue, j.task_name, j.result, j.error_type, j.error_message,
+              j.workflow
+),
+{follow_up}
+SELECT state, queue, count(*), (SELECT count(*) FROM woken) FROM moved GROUP BY state, queue
+""".format(follow_up=_follow_up("moved"))  # noqa: S608
 
 # Hand jobs back at shutdown. A job that never started gives its attempt back.
 RELEASE = """
@@ -404,13 +620,18 @@ RETURNING j.queue
 
 NOTIFY = "SELECT pg_notify('djqueue', %s)"
 
+# Revoking a waiting job also revokes what follows it in a workflow, as a failure would.
 REVOKE = """
-UPDATE djqueue_job
-SET state = 'REVOKED', finished_at = now(), lease_expires_at = NULL,
-    error_type = 'djqueue.exceptions.TaskRevokedError', error_message = %s
-WHERE id = %s AND state IN ('PENDING', 'RETRY')
-RETURNING id
-"""
+WITH revoked AS (
+    UPDATE djqueue_job
+    SET state = 'REVOKED', finished_at = now(), lease_expires_at = NULL,
+        error_type = 'djqueue.exceptions.TaskRevokedError', error_message = %s
+    WHERE id = %s AND state IN ('PENDING', 'RETRY')
+    RETURNING id, task_name, state, result, error_type, error_message, workflow
+),
+{follow_up}
+SELECT id, (SELECT count(*) FROM woken) FROM revoked
+""".format(follow_up=_follow_up("revoked"))  # noqa: S608
 
 # revoke(terminate=True) of a running job: the request is kept in the row (so that a
 # worker that missed the notification sees it at its next heartbeat, and a claim after

@@ -335,3 +335,53 @@ async def async_retry_once(self: djqueue.Task[Any, Any]) -> int:
     if self.request.retries == 0:
         raise self.retry(exc=ConnectionError("first try"))
     return self.request.retries
+
+
+# Workflows (docs/canvas.md): the tasks of Celery's canvas examples. -----------------
+
+
+@djqueue.task
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
+@djqueue.task
+def xsum(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
+@djqueue.task
+def show(value: Any) -> str:
+    return f"result: {value}"
+
+
+@djqueue.task
+def thumbnail(name: str) -> str:
+    """Pretend to make a thumbnail; return its file name."""
+    return f"thumbs/{name}.jpg"
+
+
+@djqueue.task
+def index_thumbnails(paths: list[str]) -> dict[str, Any]:
+    """The chord body of the thumbnail example: index every thumbnail made."""
+    return {"count": len(paths), "first": paths[0] if paths else None}
+
+
+@djqueue.task
+def on_chain_error(task_id: str) -> str:
+    """An errback: read the failed job's error through its id, as Celery's old style."""
+    error = djqueue.AsyncResult(task_id).get(propagate=False)
+    return f"{task_id} failed: {type(error).__name__}: {error}"
+
+
+@djqueue.task(bind=True)
+def record_chord_body(self: djqueue.Task[Any, Any], results: list[Any]) -> int:
+    """A chord body that writes one row per run to ``acceptance_run`` (counted by tests)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO acceptance_run (job_id, attempt, pid) VALUES (%s, %s, %s)",
+            [self.request.id, self.request.attempt, os.getpid()],
+        )
+    return len(results)

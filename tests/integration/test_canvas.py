@@ -1,0 +1,226 @@
+"""Workflows against PostgreSQL, run in this process with ``djqueue.testing.run_pending``.
+
+The examples are those of Celery's canvas documentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+
+import djqueue
+from djqueue import states
+from djqueue.models import Group, Job
+from djqueue.testing import run_pending
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(result: Any) -> Job:
+    return Job.objects.get(pk=result.id)
+
+
+def test_a_chain_passes_each_result_on() -> None:
+    result = djqueue.chain(tasks.add.s(5), tasks.mul.s(10), tasks.show.s()).apply_async((2,))
+
+    assert result.state == states.PENDING  # its row exists before anything ran
+    run_pending()
+
+    assert result.get(timeout=1) == "result: 70"
+    assert result.parent.get(timeout=1) == 70
+    assert result.parent.parent.get(timeout=1) == 7
+    assert result.parent.parent.parent is None
+
+
+def test_the_pipe_makes_a_chain_and_si_ignores_the_result() -> None:
+    result = (tasks.add.s(2, 2) | tasks.add.si(10, 10) | tasks.mul.s(3)).delay()
+    run_pending()
+    assert result.get(timeout=1) == 60
+
+
+def test_later_steps_wait_until_their_turn() -> None:
+    result = djqueue.chain(tasks.add.s(1, 1), tasks.mul.s(3)).apply_async()
+    first = result.parent
+    assert _job(result).eta.year == 9999 or _job(result).eta > _job(first).eta
+    # Only the first step can be claimed.
+    claimed = run_pending(limit=1)
+    assert [outcome.job_id for outcome in claimed] == [first.id]
+    assert _job(result).args == [2, 3]
+    assert _job(result).workflow["parent"] == str(first.id)
+
+
+def test_a_group_of_1000_returns_results_in_order() -> None:
+    result = djqueue.group(tasks.add.s(i, i) for i in range(1000)).apply_async()
+
+    assert isinstance(result, djqueue.GroupResult)
+    assert not result.ready()
+    run_pending()
+
+    assert result.get(timeout=5) == [2 * i for i in range(1000)]
+    assert result.ready() and result.successful()
+    assert result.completed_count() == 1000
+    restored = djqueue.GroupResult.restore(result.id)
+    assert restored is not None and restored.get(timeout=5)[:3] == [0, 2, 4]
+    assert djqueue.GroupResult.restore(djqueue.AsyncResult(result.results[0].id).id) is None
+
+
+def test_a_chord_of_100_thumbnails_feeds_the_index_task() -> None:
+    header = djqueue.group(tasks.thumbnail.s(f"photo{i}") for i in range(100))
+    result = djqueue.chord(header)(tasks.index_thumbnails.s())
+
+    run_pending()
+
+    assert result.get(timeout=5) == {"count": 100, "first": "thumbs/photo0.jpg"}
+    assert isinstance(result.parent, djqueue.GroupResult)
+    assert result.parent.get(timeout=5)[99] == "thumbs/photo99.jpg"
+    counter = Group.objects.get(pk=result.parent.id)
+    assert counter.remaining == 0 and counter.body_id == result.id
+    assert _job(result).attempt == 1
+
+
+def test_a_group_piped_into_a_task_is_a_chord() -> None:
+    result = (djqueue.group(tasks.add.s(i, i) for i in range(10)) | tasks.xsum.s()).delay()
+    run_pending()
+    assert result.get(timeout=1) == 90
+
+
+def test_a_chord_in_a_chain() -> None:
+    workflow = djqueue.chain(
+        tasks.add.s(1, 1),
+        djqueue.group(tasks.mul.s(i) for i in range(1, 4)),
+        tasks.xsum.s(),
+        tasks.show.s(),
+    )
+    result = workflow.apply_async()
+    run_pending()
+    assert result.get(timeout=1) == "result: 12"  # 2*1 + 2*2 + 2*3
+
+
+def test_a_failing_step_stops_the_chain_and_runs_link_error() -> None:
+    result = djqueue.chain(
+        tasks.add.s(1, 1), tasks.fail.si("bad input"), tasks.mul.s(2), tasks.show.s()
+    ).apply_async(link_error=tasks.on_chain_error.s())
+
+    run_pending()
+
+    show, mul, failed, first = (
+        result,
+        result.parent,
+        result.parent.parent,
+        result.parent.parent.parent,
+    )
+    assert first.state == states.SUCCESS
+    assert failed.state == states.FAILURE
+    for later in (mul, show):
+        row = _job(later)
+        assert row.state == states.REVOKED and row.attempt == 0
+        assert row.error_message.startswith(
+            f"upstream failed: tests.testapp.tasks.fail[{failed.id}]"
+        )
+        assert "ValueError: bad input" in row.error_message
+    with pytest.raises(djqueue.exceptions.TaskRevokedError, match="upstream failed"):
+        result.get(timeout=1)
+    errbacks = Job.objects.filter(task_name="tests.testapp.tasks.on_chain_error")
+    assert [job.result for job in errbacks] == [f"{failed.id} failed: ValueError: bad input"]
+
+
+def test_link_runs_with_the_result() -> None:
+    tasks.add.apply_async((2, 2), link=tasks.mul.s(10), link_error=tasks.on_chain_error.s())
+    run_pending()
+    linked = Job.objects.get(task_name="tests.testapp.tasks.mul")
+    assert (linked.args, linked.result) == ([4, 10], 40)
+    assert not Job.objects.filter(task_name="tests.testapp.tasks.on_chain_error").exists()
+
+
+def test_a_chord_with_a_failed_header_never_runs_its_body() -> None:
+    header = [tasks.add.s(1, 1), tasks.fail.si("header broke"), tasks.add.s(2, 2)]
+    result = djqueue.chord(header, tasks.xsum.s()).apply_async()
+
+    run_pending()
+
+    body = _job(result)
+    assert body.state == states.FAILURE and body.attempt == 0
+    failed = result.parent.results[1]
+    with pytest.raises(djqueue.ChordError, match=rf"fail\[{failed.id}\] raised ValueError"):
+        result.get(timeout=1)
+    assert result.parent.completed_count() == 2
+    assert Group.objects.get(pk=result.parent.id).remaining == 0
+
+
+def test_retries_inside_a_step_are_transparent() -> None:
+    result = (tasks.retry_then_succeed.si(2) | tasks.show.s()).delay()
+    run_pending()
+    assert result.get(timeout=1) == "result: 2"
+    assert result.parent.job.retries == 2
+
+
+def test_revoking_the_first_step_revokes_the_rest() -> None:
+    result = djqueue.chain(tasks.add.s(1, 1), tasks.mul.s(2), tasks.show.s()).apply_async()
+    assert result.parent.parent.revoke()
+
+    assert run_pending() == []
+    assert {_job(r).state for r in (result, result.parent)} == {states.REVOKED}
+    assert "was revoked" in _job(result).error_message
+
+
+def test_revoking_a_chord_header_revokes_the_body() -> None:
+    result = djqueue.chord([tasks.add.s(1, 1), tasks.add.s(2, 2)], tasks.xsum.s()).apply_async()
+    assert result.parent.revoke() == 2
+    assert run_pending() == []
+    assert _job(result).state == states.REVOKED
+    assert "chord header task" in _job(result).error_message
+
+
+def test_plain_jobs_carry_no_workflow() -> None:
+    tasks.add.delay(1, 2)
+    run_pending()
+    assert Job.objects.get().workflow is None
+
+
+def test_signature_options_and_calls() -> None:
+    sig = tasks.add.s(2).set(queue="canvas", priority=7)
+    assert sig(3) == 5  # a local call with the partial arguments
+    result = sig.delay(40)
+    row = _job(result)
+    assert (row.queue, row.priority, row.args) == ("canvas", 7, [40, 2])
+    later = tasks.add.s(1, 1).set(countdown=60).apply_async()
+    assert run_pending() == [] or _job(later).state == states.PENDING
+    with pytest.raises(TypeError, match="unknown signature option"):
+        tasks.add.s().set(colour="red")
+
+
+def test_eager_workflows_run_at_once(settings: Any) -> None:
+    settings.DJQUEUE = {"EAGER": True}
+    assert djqueue.chain(tasks.add.s(5), tasks.mul.s(10), tasks.show.s()).delay(2).get() == (
+        "result: 70"
+    )
+    assert djqueue.group(tasks.add.s(i, i) for i in range(5)).delay().get() == [0, 2, 4, 6, 8]
+    assert djqueue.chord(tasks.add.s(i, i) for i in range(5))(tasks.xsum.s()).get() == 20
+    with pytest.raises(ValueError, match="eager"):
+        (tasks.add.s(1, 1) | tasks.fail.si("eager")).delay()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM djqueue_job")
+        assert cursor.fetchone() == (0,)
+
+
+def test_the_admin_job_page_shows_the_workflow(admin_client: Any) -> None:
+    from django.urls import reverse
+
+    result = djqueue.chain(
+        tasks.add.s(1, 1), djqueue.chord([tasks.mul.s(2), tasks.mul.s(3)], tasks.xsum.s())
+    ).apply_async()
+    first = result.parent.parent
+    member = result.parent.results[0]
+
+    page = admin_client.get(reverse("admin:djqueue_job_change", args=[member.id]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f'parent <a href="{reverse("admin:djqueue_job_change", args=[first.id])}">' in text
+    assert f"header of chord {result.parent.id}" in text
+    body = admin_client.get(reverse("admin:djqueue_job_change", args=[result.id])).content
+    assert f"body of chord {result.parent.id}" in body.decode()
+    plain = tasks.add.delay(1, 1)
+    assert admin_client.get(reverse("admin:djqueue_job_change", args=[plain.id])).status_code == 200
