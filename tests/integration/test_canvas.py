@@ -147,6 +147,10 @@ def test_a_chord_with_a_failed_header_never_runs_its_body() -> None:
     with pytest.raises(djqueue.ChordError, match=rf"fail\[{failed.id}\] raised ValueError"):
         result.get(timeout=1)
     assert result.parent.completed_count() == 2
+    assert result.parent.failed() and result.parent.ready()
+    with pytest.raises(ValueError, match="header broke"):
+        result.parent.get(timeout=1)
+    assert isinstance(result.parent.get(timeout=1, propagate=False)[1], ValueError)
     assert Group.objects.get(pk=result.parent.id).remaining == 0
 
 
@@ -224,3 +228,23 @@ def test_the_admin_job_page_shows_the_workflow(admin_client: Any) -> None:
     assert f"body of chord {result.parent.id}" in body.decode()
     plain = tasks.add.delay(1, 1)
     assert admin_client.get(reverse("admin:djqueue_job_change", args=[plain.id])).status_code == 200
+
+
+def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
+    from djqueue import broker
+
+    result = djqueue.chain(tasks.fail_until_marker.si("never-set"), tasks.add.s(1)).apply_async(
+        link_error=tasks.on_chain_error.s()
+    )
+    # Claimed with a lease that has already run out, by a worker that never reports.
+    [claimed] = broker.claim(["default"], 10, "lost-worker", -1.0)
+    assert claimed.id == result.parent.id
+
+    assert broker.rescue() == {"FAILURE": 1}  # its only attempt is used up
+
+    row = _job(result)
+    assert row.state == states.REVOKED
+    assert "raised WorkerLostError: worker lost" in row.error_message
+    run_pending()
+    errback = Job.objects.get(task_name="tests.testapp.tasks.on_chain_error")
+    assert errback.args == [str(result.parent.id)] and errback.state == states.SUCCESS
