@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue import broker, charts, conf, registry, states, stats
@@ -132,6 +132,7 @@ class JobAdmin(ReadOnlyAdmin):
                     "max_attempts",
                     "worker",
                     "lease_expires_at",
+                    "attempts",
                 ]
             },
         ),
@@ -146,6 +147,7 @@ class JobAdmin(ReadOnlyAdmin):
         "formatted_traceback",
         "progress_bar",
         "workflow_links",
+        "attempts",
     ]
 
     # Actions: each has its own permission; the admin sends them as CSRF-protected POSTs.
@@ -262,6 +264,43 @@ class JobAdmin(ReadOnlyAdmin):
     def outcome(self, job: Job) -> SafeString:
         return _pretty(job.result) if job.state == states.SUCCESS else format_html("{}", "-")
 
+    @admin.display(description="attempts")
+    def attempts(self, job: Job) -> SafeString:
+        """Every attempt: the earlier ones from the history, then the current one."""
+        rows = [
+            (
+                entry.get("attempt", "?"),
+                entry.get("outcome", ""),
+                entry.get("worker", ""),
+                entry.get("started_at") or "",
+                entry.get("ended_at") or "",
+                " ".join(filter(None, [entry.get("error_type"), entry.get("error_message")])),
+            )
+            for entry in job.history or []
+        ]
+        if job.attempt:
+            error = " ".join(filter(None, [job.error_type, job.error_message]))
+            rows.append(
+                (
+                    job.attempt,
+                    job.state,
+                    job.worker,
+                    job.started_at or "",
+                    job.finished_at or "",
+                    error if job.state != states.SUCCESS else "",
+                )
+            )
+        if not rows:
+            return format_html("{}", "not run yet")
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
+        return format_html(
+            "<table><thead><tr><th>attempt</th><th>outcome</th><th>worker</th><th>started</th>"
+            "<th>ended</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
     @admin.display(description="traceback")
     def formatted_traceback(self, job: Job) -> SafeString:
         return (
@@ -286,6 +325,7 @@ class JobAdmin(ReadOnlyAdmin):
             [
                 charts.Series("succeeded", "#417690", [m.succeeded for m in minutes]),
                 charts.Series("failed", "#ba2121", [m.failed for m in minutes]),
+                charts.Series("retried", "#d98c00", [m.retried for m in minutes]),
             ],
             title="Jobs finished per minute",
         )

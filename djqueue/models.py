@@ -73,6 +73,11 @@ class Job(models.Model):
     )
     # Reported by the running task (self.update_progress): current, total, message.
     progress = models.JSONField(null=True, blank=True)
+    # Earlier attempts that did not end the job (retried, or lost with their worker),
+    # oldest first; the row's own columns describe the latest one.
+    history = models.JSONField(null=True, blank=True)
+    # When the job last asked to be retried (the dashboard counts retries per minute).
+    retried_at = models.DateTimeField(null=True, blank=True)
     # The job's place in a workflow (docs/canvas.md): what to start, insert or revoke when
     # it ends, the chord it counts toward, its parent and group. NULL for a plain job,
     # which the finish statement then passes over at no cost.
@@ -113,6 +118,12 @@ class Job(models.Model):
                 fields=["finished_at"],
                 condition=Q(finished_at__isnull=False),
                 name="djqueue_job_finished",
+            ),
+            # Retries per minute on the dashboard: only jobs that were retried.
+            models.Index(
+                fields=["retried_at"],
+                condition=Q(retried_at__isnull=False),
+                name="djqueue_job_retried",
             ),
             # The admin's "failed" and "revoked" filters, newest first, on a big table.
             # Partial: only jobs that end badly pay for it.

@@ -539,7 +539,18 @@ done AS (
                    THEN COALESCE(v.retry_at, now() + make_interval(secs => v.retry_in))
                    ELSE j.eta END,
         retries = j.retries + CASE WHEN v.state = 'RETRY' THEN 1 ELSE 0 END,
-        lease_expires_at = NULL
+        lease_expires_at = NULL,
+        -- A retry keeps the attempt that asked for it; other outcomes leave both as
+        -- they are (the common SUCCESS row pays for a CASE, nothing more).
+        history = CASE WHEN v.state = 'RETRY'
+                       THEN COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(
+                           jsonb_build_object(
+                               'attempt', j.attempt, 'worker', j.worker,
+                               'started_at', j.started_at, 'ended_at', now(),
+                               'outcome', 'RETRY', 'error_type', v.error_type,
+                               'error_message', v.error_message))
+                       ELSE j.history END,
+        retried_at = CASE WHEN v.state = 'RETRY' THEN now() ELSE j.retried_at END
     FROM v, sync
     WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
           AND j.state = 'STARTED' {which}
@@ -597,6 +608,10 @@ moved AS (
                                   || j.attempt || ' of ' || j.max_attempts
                              ELSE j.error_message END,
         finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() ELSE NULL END,
+        history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
+            'ended_at', now(), 'outcome', 'LOST',
+            'error_message', 'the worker stopped renewing its lease')),
         worker = '',
         lease_expires_at = NULL
     FROM lost
@@ -697,7 +712,12 @@ WITH again AS (
         error_message = '', traceback = '', retries = 0, progress = NULL,
         revoke_requested_at = NULL,
         max_attempts = CASE WHEN max_attempts IS NULL THEN NULL
-                            ELSE attempt + GREATEST(max_attempts - attempt, 1) END
+                            ELSE attempt + GREATEST(max_attempts - attempt, 1) END,
+        -- The failed attempt goes into the history before its columns are cleared.
+        history = COALESCE(history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'attempt', attempt, 'worker', worker, 'started_at', started_at,
+            'ended_at', finished_at, 'outcome', 'FAILURE', 'error_type', error_type,
+            'error_message', error_message))
     WHERE id = ANY(%s::uuid[]) AND state = 'FAILURE'
     RETURNING queue
 )

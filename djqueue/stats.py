@@ -53,6 +53,7 @@ class Minute:
     at: datetime.datetime
     succeeded: int
     failed: int
+    retried: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,17 @@ def throughput(hours: float = 3.0) -> list[Minute]:
         .order_by("minute")
     )
     counts = {row["minute"]: (row["succeeded"], row["failed"]) for row in rows}
+    retried = dict(
+        _jobs()
+        .filter(retried_at__gte=since)
+        .annotate(minute=TruncMinute("retried_at"))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .values_list("minute", "n")
+    )
     minutes = int(hours * 60)
     return [
-        Minute(at, *counts.get(at, (0, 0)))
+        Minute(at, *counts.get(at, (0, 0)), retried=retried.get(at, 0))
         for at in (since + datetime.timedelta(minutes=n) for n in range(minutes + 1))
     ]
 
