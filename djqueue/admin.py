@@ -327,7 +327,7 @@ class JobAdmin(ReadOnlyAdmin):
                 charts.Series("failed", "#ba2121", [m.failed for m in minutes]),
                 charts.Series("retried", "#d98c00", [m.retried for m in minutes]),
             ],
-            title="Jobs finished per minute",
+            title="Jobs per minute",
         )
         context = {
             **self.admin_site.each_context(request),

@@ -111,7 +111,7 @@ def queue_depths() -> list[QueueDepth]:
 
 
 def throughput(hours: float = 3.0) -> list[Minute]:
-    """Jobs finished per minute over the last ``hours``, oldest minute first.
+    """Jobs finished (succeeded, failed) and retried per minute over the last ``hours``.
 
     Every minute of the window is listed, with zeros where nothing finished, so that a
     chart of it has a true time axis.
