@@ -117,7 +117,9 @@ def _insert_limited(cursor: CursorWrapper, jobs: Sequence[NewJob]) -> set[uuid.U
         return inserted
     size = int(conf.get("BULK_BATCH_SIZE"))
     for start in range(0, len(jobs), size):
-        cursor.execute(sql.ENQUEUE_LIMITED_MANY, [_json_limited_rows(jobs[start : start + size])])
+        cursor.execute(
+            sql.ENQUEUE_LIMITED_MANY, [_json_rows(jobs[start : start + size], _limits_json)]
+        )
         inserted.update(row[0] for row in cursor.fetchall())
     return inserted
 
@@ -159,22 +161,9 @@ def enqueue_workflow(jobs: Sequence[NewJob], groups: Sequence[dict[str, Any]]) -
         if groups:
             cursor.execute(sql.INSERT_GROUPS, [json.dumps(list(groups))])
         for start in range(0, len(jobs), size):
-            cursor.execute(sql.ENQUEUE_WORKFLOW, [_json_workflow_rows(jobs[start : start + size])])
-
-
-def _json_workflow_rows(jobs: Sequence[NewJob]) -> str:
-    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_WORKFLOW``'s order."""
-    return (
-        "["
-        + ",".join(
-            f'["{job.id}",{json.dumps(job.task_name)},{json.dumps(job.queue)},{job.priority},'
-            f"{job.args},{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},"
-            f"{_json(job.countdown)},{_json(job.expires_at)},{_json(job.expires_in)},"
-            f"{job.workflow or 'null'},{_json(job.waiting)}]"
-            for job in jobs
-        )
-        + "]"
-    )
+            cursor.execute(
+                sql.ENQUEUE_WORKFLOW, [_json_rows(jobs[start : start + size], _workflow_json)]
+            )
 
 
 def _limits_row(job: NewJob) -> list[Any]:
@@ -186,22 +175,6 @@ def _limits_row(job: NewJob) -> list[Any]:
         job.unique_key,
         job.unique_for,
     ]
-
-
-def _json_limited_rows(jobs: Sequence[NewJob]) -> str:
-    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_LIMITED_MANY``'s order."""
-    return (
-        "["
-        + ",".join(
-            f'["{job.id}",{json.dumps(job.task_name)},{json.dumps(job.queue)},{job.priority},'
-            f"{job.args},{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},"
-            f"{_json(job.countdown)},{_json(job.expires_at)},{_json(job.expires_in)},"
-            + ",".join(_json(value) for value in _limits_row(job))
-            + "]"
-            for job in jobs
-        )
-        + "]"
-    )
 
 
 def _row(job: NewJob) -> list[Any]:
@@ -220,8 +193,12 @@ def _row(job: NewJob) -> list[Any]:
     ]
 
 
-def _json_rows(jobs: Sequence[NewJob]) -> str:
-    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_MANY``'s column order."""
+def _json_rows(jobs: Sequence[NewJob], extra: Callable[[NewJob], list[str]] | None = None) -> str:
+    """``jobs`` as one JSON array of rows, in ``sql.ENQUEUE_MANY``'s column order.
+
+    ``extra`` adds JSON values after those columns (limits, or a workflow's continuation),
+    for the statements that take more.
+    """
     quoted: dict[str, str] = {}  # task and queue names repeat: quote each once
 
     def text(value: str) -> str:
@@ -229,16 +206,23 @@ def _json_rows(jobs: Sequence[NewJob]) -> str:
             quoted[value] = json.dumps(value)
         return quoted[value]
 
-    return (
-        "["
-        + ",".join(
-            f'["{job.id}",{text(job.task_name)},{text(job.queue)},{job.priority},{job.args},'
+    def row(job: NewJob) -> str:
+        common = (
+            f'"{job.id}",{text(job.task_name)},{text(job.queue)},{job.priority},{job.args},'
             f"{job.kwargs},{_json(job.max_attempts)},{_json(job.eta)},{_json(job.countdown)},"
-            f"{_json(job.expires_at)},{_json(job.expires_in)}]"
-            for job in jobs
+            f"{_json(job.expires_at)},{_json(job.expires_in)}"
         )
-        + "]"
-    )
+        return f"[{common}]" if extra is None else f"[{common},{','.join(extra(job))}]"
+
+    return "[" + ",".join(row(job) for job in jobs) + "]"
+
+
+def _limits_json(job: NewJob) -> list[str]:
+    return [_json(value) for value in _limits_row(job)]
+
+
+def _workflow_json(job: NewJob) -> list[str]:
+    return [job.workflow or "null", _json(job.waiting)]
 
 
 def _json(value: object) -> str:
