@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Self, Union
 
 from djqueue import conf, ids
 from djqueue.exceptions import DjqueueError
@@ -116,7 +116,32 @@ class Signature:
         return apply(self.clone(args, kwargs).set(**options))
 
 
-class chain:  # Celery's lower-case name
+class _Composite:
+    """What chain, group and chord share: options, callbacks, and ``delay()``."""
+
+    options: dict[str, Any]
+
+    def set(self, **options: Any) -> Self:
+        """Set ``queue`` or ``priority`` for its tasks (theirs win); ``link``, ``link_error``."""
+        _set(self, options)
+        return self
+
+    def link(self, callback: Signature) -> Signature:
+        return _link(self, "link", callback)
+
+    def link_error(self, errback: Signature) -> Signature:
+        return _link(self, "link_error", errback)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        raise NotImplementedError
+
+
+class chain(_Composite):  # Celery's lower-case name
     """Run tasks one after the other, each given the result of the one before.
 
     Returns, when sent, the last task's result, whose ``.parent`` is the one before.
@@ -140,20 +165,6 @@ class chain:  # Celery's lower-case name
     def __or__(self, other: Any) -> Canvas:
         return chain(*self.tasks, other) if not self.options else chain(self, other)
 
-    def set(self, **options: Any) -> chain:
-        """Set ``queue`` or ``priority`` for its tasks (theirs win); ``link``, ``link_error``."""
-        _set(self, options)
-        return self
-
-    def link(self, callback: Signature) -> Signature:
-        return _link(self, "link", callback)
-
-    def link_error(self, errback: Signature) -> Signature:
-        return _link(self, "link_error", errback)
-
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async(args, kwargs)
-
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Any:
@@ -166,7 +177,7 @@ class chain:  # Celery's lower-case name
         return self.apply_async(args, kwargs)
 
 
-class group:  # Celery's lower-case name
+class group(_Composite):  # Celery's lower-case name
     """Run tasks in parallel; sent, returns a ``GroupResult`` (results in this order)."""
 
     def __init__(self, *tasks: Any) -> None:
@@ -189,20 +200,6 @@ class group:  # Celery's lower-case name
         # A group followed by a task is a chord: the task gets the list of results.
         return chord(self, other)
 
-    def set(self, **options: Any) -> group:
-        """Set ``queue`` or ``priority`` for its tasks (theirs win); ``link``, ``link_error``."""
-        _set(self, options)
-        return self
-
-    def link(self, callback: Signature) -> Signature:
-        return _link(self, "link", callback)
-
-    def link_error(self, errback: Signature) -> Signature:
-        return _link(self, "link_error", errback)
-
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async(args, kwargs)
-
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Any:
@@ -215,7 +212,7 @@ class group:  # Celery's lower-case name
         return self.apply_async(args, kwargs)
 
 
-class chord:  # Celery's lower-case name
+class chord(_Composite):  # Celery's lower-case name
     """Run a group (the header), then the body once with the list of their results.
 
     The body runs exactly once, after every header task ended; if one failed, the body
@@ -232,20 +229,6 @@ class chord:  # Celery's lower-case name
 
     def __or__(self, other: Any) -> Canvas:
         return chain(self, other)
-
-    def set(self, **options: Any) -> chord:
-        """Set ``queue`` or ``priority`` for its tasks (theirs win); ``link``, ``link_error``."""
-        _set(self, options)
-        return self
-
-    def link(self, callback: Signature) -> Signature:
-        return _link(self, "link", callback)
-
-    def link_error(self, errback: Signature) -> Signature:
-        return _link(self, "link_error", errback)
-
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async(args, kwargs)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
