@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from djqueue import broker, charts, conf, registry, states, stats
+from djqueue import broker, charts, conf, ids, registry, states, stats
 from djqueue.models import Job, Queue, Worker
 
 DASHBOARD_HOURS = 3
@@ -238,9 +238,10 @@ class JobAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if _is_uuid(term):
-            return queryset.filter(pk=uuid.UUID(term)), False
-        return queryset.filter(task_name__icontains=term), False
+        try:
+            return queryset.filter(pk=ids.parse(term)), False
+        except ValueError:
+            return queryset.filter(task_name__icontains=term), False
 
     @admin.display(description="state", ordering="state")
     def coloured_state(self, job: Job) -> SafeString:
@@ -449,14 +450,6 @@ def _coloured(colour: str, text: str) -> SafeString:
 def _pretty(value: object) -> SafeString:
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
     return format_html("<pre>{}</pre>", text)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 from djqueue import periodic_admin  # noqa: E402, F401  (registers the periodic task pages)

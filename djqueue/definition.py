@@ -513,10 +513,18 @@ def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | N
 
 
 def check_time_limits(
-    hard: float | None, soft: float | None, owner: str
+    hard: float | None,
+    soft: float | None,
+    owner: str,
+    names: tuple[str, str] = ("time_limit", "soft_time_limit"),
 ) -> tuple[float | None, float | None]:
-    """Validate a hard and a soft time limit (seconds); return them as floats."""
-    for label, value in (("time_limit", hard), ("soft_time_limit", soft)):
+    """Validate a hard and a soft time limit (seconds); return them as floats.
+
+    ``names`` are what the caller calls the two limits (task options, or worker flags),
+    so that an error names what the user wrote.
+    """
+    hard_name, soft_name = names
+    for label, value in ((hard_name, hard), (soft_name, soft)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
         ):
@@ -525,7 +533,7 @@ def check_time_limits(
             )
     if hard is not None and soft is not None and soft >= hard:
         raise ValueError(
-            f"soft_time_limit of {owner} ({soft}s) must be below its time_limit ({hard}s), "
+            f"{soft_name} of {owner} ({soft}s) must be below its {hard_name} ({hard}s), "
             "so that the task can clean up before it is stopped"
         )
     return (

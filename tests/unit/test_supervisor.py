@@ -157,3 +157,14 @@ def test_solo_pool_reports_its_running_job_and_interrupts_it() -> None:
     assert seen["interrupted"] is True
     assert seen["outcome"].result == '"cleaned up"'
     assert pool.running() == []
+
+
+def test_worker_limit_errors_name_the_flags() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(
+        CommandError, match=r"--soft-time-limit of the worker \(5.0s\) must be below"
+    ):
+        call_command("runworker", "--time-limit", "5", "--soft-time-limit", "5")
+    with pytest.raises(CommandError, match="--time-limit of the worker must be a positive"):
+        call_command("runworker", "--time-limit", "0")

@@ -117,10 +117,13 @@ class Command(BaseCommand):
         pool = options["pool"]
         try:
             hard, soft = check_time_limits(
-                options["time_limit"], options["soft_time_limit"], "the worker"
+                options["time_limit"],
+                options["soft_time_limit"],
+                "the worker",
+                names=("--time-limit", "--soft-time-limit"),
             )
         except ValueError as exc:
-            raise CommandError(str(exc).replace("_limit", "-limit")) from exc
+            raise CommandError(str(exc)) from exc
         try:
             run = worker.Worker(
                 worker.Options(
