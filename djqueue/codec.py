@@ -68,11 +68,30 @@ def dumps(value: object) -> str:
         raise TypeError("NaN and infinite floats have no JSON form") from None
     if "\\u0000" in text and _NUL.search(text):
         raise TypeError("PostgreSQL cannot store a NUL character (\\x00) in JSON")
+    # Characters outside the BMP are escaped as surrogate pairs too: only then walk.
+    if "\\ud" in text and _has_lone_surrogate(value):
+        raise TypeError(
+            "PostgreSQL cannot store a lone surrogate (such as '\\udc80', half of a "
+            "UTF-16 pair, left by decoding bytes with errors='surrogateescape') in JSON; "
+            "decode with errors='replace' or send the bytes as base64"
+        )
     # A user dict with the reserved key would be read back as a tagged value: refuse it.
     # The walk runs only when the key is in the text, i.e. mostly for tagged values.
     if TAG in text and _has_reserved_key(value):
         raise TypeError(f"the dict key {TAG!r} is reserved by djqueue")
     return text
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(
+            _has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _has_reserved_key(value: object) -> bool:

@@ -81,3 +81,19 @@ def test_nan_is_described_by_what_is_wrong() -> None:
     path, problem = codec.describe_unencodable([1.0, float("nan")]) or ("", "")
     assert path == "[1]"
     assert "NaN" in problem
+
+
+@pytest.mark.parametrize("value", ["bad \udc80 byte", {"key \ud800": 1}, [["\udfff"]]])
+def test_lone_surrogates_are_refused_with_a_way_out(value: object) -> None:
+    with pytest.raises(TypeError, match="lone surrogate.*errors='replace'"):
+        codec.dumps(value)
+
+
+def test_characters_beyond_the_bmp_still_round_trip() -> None:
+    assert codec.loads(codec.dumps(["😀", {"𝄞": "ok"}])) == ["😀", {"𝄞": "ok"}]
+
+
+def test_describe_points_at_the_lone_surrogate() -> None:
+    found = codec.describe_unencodable({"name": ["fine", "b\udc80d"]})
+    assert found is not None
+    assert found[0] == "['name'][1]" and "lone surrogate" in found[1]
