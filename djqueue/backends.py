@@ -32,6 +32,7 @@ from djqueue.models import Job
 
 STATUS = {
     states.PENDING: TaskResultStatus.READY,
+    states.RECEIVED: TaskResultStatus.READY,
     states.RETRY: TaskResultStatus.READY,
     states.STARTED: TaskResultStatus.RUNNING,
     states.SUCCESS: TaskResultStatus.SUCCESSFUL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue import conf, gates, sql
@@ -309,6 +310,7 @@ def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
             eta=row[8],
             expired=row[9],
             revoked=row[10],
+            isolate=row[11],
             worker=worker,
         )
         for row in rows
@@ -319,10 +321,18 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     """Record ``outcomes``; return the ids whose write was fenced off as stale.
 
     Jobs of a workflow are left out by the hot statement and written by a second one
-    that also starts what follows them (see ``sql.FINISH_WORKFLOW``).
+    that also starts what follows them (see ``sql.FINISH_WORKFLOW``). Outcomes of jobs
+    that killed their process are counted first (see :func:`_count_kills`).
     """
     if not outcomes:
         return set()
+    if any(o.killed for o in outcomes):
+        with transaction.atomic(using=conf.get("DATABASE")):
+            return _finish_all(_count_kills(outcomes))
+    return _finish_all(outcomes)
+
+
+def _finish_all(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     written = _finish(sql.FINISH, outcomes)
     if len(written) < len(outcomes):
         rest = [o for o in outcomes if o.job_id not in written]
@@ -350,6 +360,7 @@ def _finish(statement: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         [o.retry_in for o in outcomes],
         [o.retry_at for o in outcomes],
         [o.worker for o in outcomes],
+        [o.runtime for o in outcomes],
     ]
     with _cursor() as cursor:
         cursor.execute(statement, columns)
@@ -357,15 +368,92 @@ def _finish(statement: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     return set(row[0] or []) if row else set()
 
 
-def extend_leases(worker: str, lease: float) -> dict[uuid.UUID, bool]:
-    """Push back the lease of every job ``worker`` holds.
+def _count_kills(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Count the kills among ``outcomes``; quarantine jobs that reached the limit.
+
+    A job whose run killed its process ``QUARANTINE_AFTER_KILLS`` times ends FAILURE
+    instead of running again. The count is written before the outcome: should the
+    outcome then be lost, the kill still counts, as it happened.
+    """
+    killed = [o for o in outcomes if o.killed]
+    columns: list[list[Any]] = [
+        [o.job_id for o in killed],
+        [o.attempt for o in killed],
+        [o.worker for o in killed],
+    ]
+    with _cursor() as cursor:
+        cursor.execute(sql.COUNT_KILL, columns)
+        kills = {row[0]: row[1] for row in cursor.fetchall()}
+    limit = conf.get("QUARANTINE_AFTER_KILLS")
+    return [_quarantined(o, kills[o.job_id], limit) if o.job_id in kills else o for o in outcomes]
+
+
+def _quarantined(outcome: Outcome, kills: int, limit: int | None) -> Outcome:
+    if limit is None or kills < int(limit):
+        return outcome
+    return dataclasses.replace(
+        outcome,
+        state="FAILURE",
+        error_type="djqueue.exceptions.WorkerLostError",
+        error_message=(
+            f"killed its worker process {kills} times (the last one {outcome.killed}); "
+            "not run again: quarantined after QUARANTINE_AFTER_KILLS kills"
+        ),
+        retry_in=None,
+        retry_at=None,
+    )
+
+
+def mark_started(worker: str, started: Sequence[tuple[uuid.UUID, int, float]]) -> None:
+    """Record that ``(id, attempt, seconds ago)`` jobs of ``worker`` started running."""
+    if not started:
+        return
+    columns: list[Any] = [[s[0] for s in started], [s[1] for s in started]]
+    columns += [[s[2] for s in started], worker]
+    with _cursor() as cursor:
+        cursor.execute(sql.MARK_STARTED, columns)
+
+
+def renew_leases(
+    worker: str,
+    lease: float,
+    held: Sequence[tuple[uuid.UUID, int]],
+    connection: psycopg.Connection[Any] | None = None,
+) -> dict[uuid.UUID, bool]:
+    """Push back the leases of the ``(id, attempt)`` jobs ``worker`` holds.
 
     Returns the ids still held, each with whether ``revoke(terminate=True)`` asked to
-    stop it.
+    stop it; a held job missing from the answer was taken from the worker. With
+    ``connection``, runs on that plain connection instead of Django's.
+    """
+    if not held:
+        return {}
+    params: list[Any] = [lease, [h[0] for h in held], [h[1] for h in held], worker]
+    if connection is not None:
+        with connection.cursor() as raw:
+            rows = raw.execute(sql.RENEW_LEASES, params).fetchall()
+    else:
+        with _cursor() as cursor:
+            cursor.execute(sql.RENEW_LEASES, params)
+            rows = cursor.fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def release_orphans(worker: str, held: Sequence[uuid.UUID]) -> int:
+    """Hand back rows that name ``worker`` but are not among the ``held`` ids it holds.
+
+    The caller must hold back its own claims meanwhile (see ``sql.RELEASE_ORPHANS``).
     """
     with _cursor() as cursor:
-        cursor.execute(sql.EXTEND_LEASES, [lease, worker])
-        return {row[0]: row[1] for row in cursor.fetchall()}
+        cursor.execute(sql.RELEASE_ORPHANS, [worker, list(held)])
+        count = int(sum(row[1] for row in cursor.fetchall()))
+    if count:
+        logger.warning(
+            "Worker %s handed back %d job(s) it held without knowing (a lost reply).",
+            worker,
+            count,
+        )
+    return count
 
 
 def rescue() -> dict[str, int]:
@@ -374,7 +462,7 @@ def rescue() -> dict[str, int]:
     woken: set[str] = set()
     with _cursor() as cursor:
         cursor.execute(sql.RESCUE)
-        for state, queue, count, _ in cursor.fetchall():
+        for state, queue, count, *_ in cursor.fetchall():
             counts[state] = counts.get(state, 0) + count
             if state == "PENDING":
                 woken.add(queue)
@@ -389,7 +477,7 @@ def release(worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
     """Hand ``(id, attempt, started)`` jobs back to the queue; return how many."""
     if not jobs:
         return 0
-    columns: list[list[Any]] = [[j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs]]
+    columns: list[Any] = [[j[0] for j in jobs], [j[1] for j in jobs], [j[2] for j in jobs], worker]
     with _cursor() as cursor:
         cursor.execute(sql.RELEASE, columns)
         queues = {row[0] for row in cursor.fetchall()}
@@ -445,6 +533,10 @@ def prune(
                 break
         floor = 10 * max(float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS")))
         cursor.execute(sql.PRUNE_WORKERS, [older_than, floor])
+        while True:
+            cursor.execute(sql.PRUNE_GROUPS, [older_than, batch])
+            if int(cursor.rowcount) < batch:
+                break
     return total
 
 
@@ -465,14 +557,31 @@ def worker_heartbeat(name: str, jobs_done: int, children: Sequence[Any] = ()) ->
         cursor.execute(sql.WORKER_HEARTBEAT, [jobs_done, json.dumps(list(children)), name])
 
 
+# Times a retry of failed jobs is tried again when a unique key was taken meanwhile.
+_RETRY_ROUNDS = 3
+
+
 def retry_failed(job_ids: Sequence[uuid.UUID]) -> int:
-    """Queue failed jobs again (same ids and arguments, a new attempt); return how many."""
-    total = 0
-    with _cursor() as cursor:
-        for chunk in _chunks(job_ids):
-            cursor.execute(sql.RETRY_FAILED, [chunk])
-            total += sum(row[1] for row in cursor.fetchall())
-    return total
+    """Queue failed jobs again (same ids and arguments, a new attempt); return how many.
+
+    A unique job whose key another waiting job holds stays failed (see
+    ``sql.RETRY_FAILED``).
+    """
+    return sum(_retry_chunk(chunk) for chunk in _chunks(job_ids))
+
+
+def _retry_chunk(chunk: list[uuid.UUID]) -> int:
+    alias = conf.get("DATABASE")
+    for _ in range(_RETRY_ROUNDS):
+        try:
+            # A savepoint: a duplicate enqueued between the statement's look and its
+            # write fails only this try, not the caller's transaction.
+            with transaction.atomic(using=alias), _cursor() as cursor:
+                cursor.execute(sql.RETRY_FAILED, [chunk])
+                return sum(row[1] for row in cursor.fetchall())
+        except IntegrityError:
+            continue
+    return 0
 
 
 def delete_finished(job_ids: Sequence[uuid.UUID]) -> int:
@@ -505,10 +614,10 @@ def paused_queues() -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def update_progress(job_id: uuid.UUID, attempt: int, progress: dict[str, Any]) -> bool:
+def update_progress(job_id: uuid.UUID, attempt: int, worker: str, progress: dict[str, Any]) -> bool:
     """Record a running job's progress; False if the job is no longer that run."""
     with _cursor() as cursor:
-        cursor.execute(sql.UPDATE_PROGRESS, [json.dumps(progress), job_id, attempt])
+        cursor.execute(sql.UPDATE_PROGRESS, [json.dumps(progress), job_id, attempt, worker])
         return bool(cursor.rowcount)
 
 

@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_INTERVAL_SECONDS": 300.0,
     # Largest accepted size in bytes of encoded args + kwargs, and of a result.
     "MAX_PAYLOAD_BYTES": 1_048_576,
+    # Characters of a failed job's error message and traceback that are stored; longer
+    # ones keep their start and end and say how much was left out.
+    "MAX_ERROR_CHARS": 10_000,
+    "MAX_TRACEBACK_CHARS": 100_000,
+    # A job that killed the process running it this many times (a segfault, os.abort(),
+    # the out-of-memory killer) ends FAILURE instead of running again.
+    "QUARANTINE_AFTER_KILLS": 3,
     # Seconds between polls when no notification arrives (the LISTEN fallback).
     "POLL_INTERVAL_SECONDS": 1.0,
     # Jobs a worker may hold per free slot.

@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue import codec, conf, ids, limits, registry, signals
+from djqueue import codec, conf, ids, limits, registry, signals, text
 from djqueue.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.records import NewJob
 
@@ -333,7 +333,8 @@ class Task(Generic[P, R]):
         broker.update_progress(
             request.id,
             request.attempt,
-            {"current": current, "total": total, "message": str(message)},
+            request.hostname or "",
+            {"current": current, "total": total, "message": text.storable(str(message), 1000)},
         )
 
     # Retrying -------------------------------------------------------------------

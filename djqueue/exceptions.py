@@ -71,7 +71,13 @@ class TaskRevokedError(DjqueueError):
 
 
 class WorkerLostError(DjqueueError):
-    """The worker running the job stopped answering and the job had no attempts left."""
+    """The process running the job died or stopped answering, and the job may not run
+    again: it had no attempts left, or it killed its process too often (quarantine)."""
+
+
+class OutcomeNotStored(DjqueueError):
+    """The job ended, but the database refused to store what it ended with (for example
+    a result PostgreSQL cannot hold); the message says what it refused and why."""
 
 
 class SoftTimeLimitExceeded(DjqueueError):

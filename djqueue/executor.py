@@ -7,9 +7,10 @@ import inspect
 import logging
 import time
 import traceback as tb
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from djqueue import aio, backoff, codec, conf, definition, registry, signals, states
+from djqueue import aio, backoff, codec, conf, definition, registry, signals, states, text
 from djqueue.exceptions import (
     NotRegistered,
     PayloadTooLarge,
@@ -23,19 +24,33 @@ from djqueue.signals import emit
 logger = logging.getLogger("djqueue.worker")
 
 REVOKED_TYPE = "djqueue.exceptions.TaskRevokedError"
+# The longest error_type the column holds.
+_TYPE_LIMIT = 255
+
+T = TypeVar("T")
+# Runs the task's own code: a pool passes the ``call`` of an interrupt window
+# (djqueue.interrupt.Window), so that interrupts reach that code and nothing else.
+Call = Callable[[Callable[[], Any]], Any]
 
 
-def execute(job: ClaimedJob, *, is_eager: bool = False) -> Outcome:
-    """Run ``job``'s task with its arguments and return the outcome."""
+def _direct(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) -> Outcome:
+    """Run ``job``'s task with its arguments and return the outcome.
+
+    ``call`` runs the task's own code (by default, directly).
+    """
     started = time.perf_counter()
-    outcome = _execute(job, is_eager)
+    outcome = _execute(job, is_eager, call)
     outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
     _log(outcome)
     _announce(outcome)
     return outcome
 
 
-def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
+def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
     if job.expired:
         return _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
     if job.revoked:
@@ -53,7 +68,7 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
     token = definition.set_request(request)
     try:
         emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
-        outcome, retval = _run(task, job, args, kwargs)
+        outcome, retval = _run(task, job, args, kwargs, call)
         emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
     finally:
         definition.reset_request(token)
@@ -61,13 +76,22 @@ def _execute(job: ClaimedJob, is_eager: bool) -> Outcome:
 
 
 def _run(
-    task: definition.Task[Any, Any], job: ClaimedJob, args: list[Any], kwargs: dict[str, Any]
+    task: definition.Task[Any, Any],
+    job: ClaimedJob,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    call: Call,
 ) -> tuple[Outcome, object]:
     """Call the task; return the outcome and what the call returned or raised."""
-    try:
+
+    def invoke() -> object:
         value = task.run(*args, **kwargs)
         if inspect.iscoroutine(value):  # an ``async def`` task
             value = aio.run(value)
+        return value
+
+    try:
+        value = call(invoke)
     except Retry as signal:
         return _retried(job, signal, task.default_retry_delay), signal
     except TaskRevokedError as exc:
@@ -146,9 +170,9 @@ def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
         job.attempt,
         job.task_name,
         states.RETRY,
-        error_type=qualified_name(type(error)) if error else "",
-        error_message=str(error) if error else "",
-        traceback="".join(tb.format_exception(error)) if error else "",
+        error_type=_type_of(error) if error else "",
+        error_message=_message_of(error) if error else "",
+        traceback=_traceback_of(error) if error else "",
         retry_in=delay if signal.eta is None else None,
         retry_at=signal.eta,
         worker=job.worker,
@@ -172,12 +196,37 @@ def _failure(job: ClaimedJob, exc: BaseException) -> Outcome:
         job.attempt,
         job.task_name,
         states.FAILURE,
-        error_type=qualified_name(type(exc)),
-        error_message=str(exc),
-        traceback="".join(tb.format_exception(exc)),
+        error_type=_type_of(exc),
+        error_message=_message_of(exc),
+        traceback=_traceback_of(exc),
         worker=job.worker,
         exception=exc,
     )
+
+
+# What a failed job keeps of its error is made storable here, once: a message with a
+# NUL byte or a lone surrogate, or of many megabytes, must never stop its outcome from
+# being written (see djqueue.text).
+
+
+def _type_of(exc: BaseException) -> str:
+    return text.storable(qualified_name(type(exc)), _TYPE_LIMIT)
+
+
+def _message_of(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception as broken:  # a user exception whose __str__ raises
+        message = f"(the error's message could not be read: {type(broken).__name__})"
+    return text.storable(message, int(conf.get("MAX_ERROR_CHARS")))
+
+
+def _traceback_of(exc: BaseException) -> str:
+    try:
+        formatted = "".join(tb.format_exception(exc))
+    except Exception as broken:
+        formatted = f"(the traceback could not be formatted: {type(broken).__name__})"
+    return text.storable(formatted, int(conf.get("MAX_TRACEBACK_CHARS")))
 
 
 def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
@@ -187,7 +236,7 @@ def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcom
         job.task_name,
         state,
         error_type=error_type,
-        error_message=message,
+        error_message=text.storable(message, int(conf.get("MAX_ERROR_CHARS"))),
         worker=job.worker,
     )
 
@@ -241,26 +290,34 @@ def _log(outcome: Outcome) -> None:
         )
         cause = f": {outcome.error_type}: {outcome.error_message}" if outcome.error_type else ""
         logger.warning(
-            "Task %s[%s] will retry %s%s", outcome.task_name, outcome.job_id, when, cause
+            "Task %s[%s] will retry %s%s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            when,
+            text.printable(cause),
         )
     elif outcome.state == states.REVOKED:
         logger.warning(
-            "Task %s[%s] revoked: %s", outcome.task_name, outcome.job_id, outcome.error_message
+            "Task %s[%s] revoked: %s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            text.printable(outcome.error_message),
         )
     else:
+        # Job data goes to the operator's terminal: control characters are escaped.
         logger.error(
             "Task %s[%s] failed in %.4fs: %s: %s\n%s",
-            outcome.task_name,
+            text.printable(outcome.task_name),
             outcome.job_id,
             outcome.runtime,
-            outcome.error_type,
-            outcome.error_message,
-            outcome.traceback.rstrip(),
+            text.printable(outcome.error_type),
+            text.printable(outcome.error_message),
+            text.printable(outcome.traceback.rstrip(), one_line=False),
         )
 
 
-def _short(text: str | None, limit: int = 200) -> str:
-    if text is None:
+def _short(encoded: str | None, limit: int = 200) -> str:
+    if encoded is None:
         return "(result not kept)"
-    shown = repr(codec.loads(text))
+    shown = repr(codec.loads(encoded))
     return shown if len(shown) <= limit else shown[:limit] + "…"

@@ -1,14 +1,34 @@
-"""Raising an exception inside another thread of this process.
+"""Interrupting a running task, and only the task: the window in which it may happen.
 
-Python checks for such an exception between bytecodes, so it interrupts Python code
-(loops, calls) but not a blocking call in C (``time.sleep``, a socket read) until that
-call returns. That is all threads and the solo pool can offer for soft time limits and
-revocation; processes (prefork) and greenlets (gevent) can be stopped outright.
+Soft and hard time limits and ``revoke(terminate=True)`` stop a task by raising an
+exception inside it. An exception that lands a moment too late, after the task
+returned, would hit the worker's own bookkeeping instead (writing the outcome, a pool's
+lock, the loop that takes the next job) and crash or wedge it. So every interrupt goes
+through a window (:class:`ThreadWindow` here, a greenlet's in the gevent pool) that is
+open exactly while the task's own code runs:
+
+- ``call(fn)`` opens the window, runs ``fn``, and closes it in a guarded region: an
+  interrupt that lands after ``fn`` returned but before the window is shut is
+  swallowed there (it came too late; the task's own result stands), and once it is
+  shut nothing more can be sent.
+- ``deliver(error)`` sends ``error`` only while the window is open, under the same lock
+  that closing takes, so "is it open?" and "send" cannot be split by the task leaving.
+
+Threads (and the solo pool) get the exception from ``PyThreadState_SetAsyncExc``, which
+Python checks between bytecodes: it interrupts Python code but not a blocking call in C
+(``time.sleep``, a socket read) until that call returns. A prefork child gets it from a
+signal handler that raises only while its window is open
+(:meth:`ThreadWindow.raise_if_open`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
@@ -26,3 +46,70 @@ def raise_in(thread_ident: int, error: type[BaseException]) -> bool:
 def clear(thread_ident: int) -> None:
     """Drop an exception scheduled in ``thread_ident`` and not raised yet."""
     _set_async_exc(ctypes.c_ulong(thread_ident), ctypes.py_object())
+
+
+class Window(Protocol):
+    """What a pool hands the runner of a job: the way into and out of the task's code."""
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (the task's code) with the window open."""
+
+    def deliver(self, error: type[BaseException]) -> bool:
+        """Raise ``error`` inside the task; False when the window is shut."""
+
+
+class ThreadWindow:
+    """When a task running in this thread may be interrupted: while its code runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: int | None = None  # the thread inside the task; None: shut
+        self._sent: tuple[type[BaseException], ...] = ()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with the window open; interrupts reach nothing after it returns."""
+        try:
+            self._open()
+            return fn()
+        finally:
+            self._shut()
+
+    def is_open(self) -> bool:
+        """Whether a task runs inside the window now."""
+        return self._thread is not None
+
+    def deliver(self, error: type[BaseException]) -> bool:
+        """Raise ``error`` inside the task (thread-safe); False when the window is shut."""
+        with self._lock:
+            if self._thread is None:
+                return False
+            self._sent += (error,)
+            return raise_in(self._thread, error)
+
+    def raise_if_open(self, error: BaseException) -> None:
+        """For a signal handler in the task's thread: raise ``error`` only inside the task."""
+        if self._thread is not None:
+            self._sent += (type(error),)
+            raise error
+
+    def _open(self) -> None:
+        with self._lock:
+            self._thread = threading.get_ident()
+            self._sent = ()
+
+    def _shut(self) -> None:
+        # An interrupt sent before the window is marked shut may land on any bytecode
+        # here, even inside the lock's block (whose exit still releases the lock). Each
+        # such landing is swallowed and the shutting starts over; once the window is
+        # marked shut under the lock and any pending exception is dropped, no other can
+        # come, because deliver() checks the mark under the same lock.
+        while True:
+            try:
+                with self._lock:
+                    thread, self._thread = self._thread, None
+                    if thread is not None:
+                        clear(thread)
+                return
+            except BaseException as exc:
+                if not isinstance(exc, self._sent):
+                    raise

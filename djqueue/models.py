@@ -32,6 +32,15 @@ class Job(models.Model):
     args = models.JSONField(default=list, encoder=codec.Encoder, decoder=codec.Decoder)
     kwargs = models.JSONField(default=dict, encoder=codec.Encoder, decoder=codec.Decoder)
     attempt = models.IntegerField(default=0, help_text="Times a worker has claimed the job.")
+    # Times the job was taken back from a worker that stopped renewing its lease (it
+    # died, froze or was cut off). Such a job may have killed its worker, so its next
+    # runs happen in a process of their own (docs/guarantees.md).
+    lost = models.IntegerField(
+        default=0, db_default=0, help_text="Times taken back from a lost worker."
+    )
+    # Times a run of the job was seen to kill the process running it; at
+    # QUARANTINE_AFTER_KILLS the job ends FAILURE instead of running again.
+    kills = models.IntegerField(default=0, db_default=0, help_text="Times it killed its process.")
     retries = models.IntegerField(default=0, help_text="Retries requested so far.")
     max_attempts = models.IntegerField(
         null=True, blank=True, help_text="Claims allowed before a lost job fails."
@@ -104,13 +113,13 @@ class Job(models.Model):
             # Counting the running jobs of a concurrency key.
             models.Index(
                 fields=["concurrency_key"],
-                condition=Q(state=states.STARTED, concurrency_key__isnull=False),
+                condition=Q(state__in=states.HELD, concurrency_key__isnull=False),
                 name="djqueue_job_concurrency",
             ),
-            # Lease rescue and heartbeat touch only running jobs.
+            # Lease rescue and heartbeat touch only jobs held by workers.
             models.Index(
                 fields=["lease_expires_at"],
-                condition=Q(state=states.STARTED),
+                condition=Q(state__in=states.HELD),
                 name="djqueue_job_running",
             ),
             # Pruning deletes finished jobs oldest first.

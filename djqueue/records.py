@@ -60,6 +60,9 @@ class ClaimedJob:
     expired: bool
     worker: str = ""
     revoked: bool = False  # revoke(terminate=True) reached it before it ran
+    # It was taken back from a lost worker or killed its process before: in-process
+    # pools run it in a process of its own (docs/guarantees.md, "Quarantine").
+    isolate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,5 +81,8 @@ class Outcome:
     retry_at: datetime.datetime | None = None
     runtime: float = 0.0
     worker: str = ""  # who ran it: part of the fence, with the attempt
+    # How the process running the job died ("was killed by signal 11 (SIGSEGV)"), when
+    # it did: the broker counts the kill and quarantines a job that kills too often.
+    killed: str = ""
     # The live exception, for eager runs that re-raise it; never stored.
     exception: BaseException | None = field(default=None, compare=False, repr=False)

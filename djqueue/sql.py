@@ -198,6 +198,10 @@ WHERE unique_key = ANY(%s::text[]) AND state IN ('PENDING', 'RETRY') AND unique_
 # is part of that index's predicate, so limited jobs are not even in it.
 # synchronous_commit is off for this transaction only: losing a claim in a server crash
 # just leaves the job PENDING, which is safe for at-least-once delivery.
+# A claimed job is RECEIVED, not STARTED: it waits in the worker's buffer until a pool
+# slot takes it (MARK_STARTED, or the outcome itself, records the start). ``isolate``
+# tells the worker that the job was once taken back from a lost worker or killed its
+# process, so that in-process pools run it in a process of its own.
 _CLAIM = """
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 picked AS (
@@ -208,14 +212,14 @@ picked AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE djqueue_job AS j
-SET state = 'STARTED', attempt = j.attempt + 1, worker = %s, started_at = now(),
+SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %s, started_at = NULL,
     lease_expires_at = now() + make_interval(secs => %s)
 FROM picked, sync
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
           j.queue, j.priority, j.eta,
           (j.expires_at IS NOT NULL AND j.expires_at <= now()),
-          j.revoke_requested_at IS NOT NULL
+          j.revoke_requested_at IS NOT NULL, j.lost > 0 OR j.kills > 0
 """
 # With one queue the equality lets the index deliver rows already in order.
 CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
@@ -269,9 +273,9 @@ SELECT key FROM created UNION ALL SELECT key FROM locked
 """
 
 # CLAIM_GATED: claim limited jobs whose every limit we locked, no more than each allows.
-# - Concurrency: a key's jobs in state STARTED are counted (index djqueue_job_concurrency);
-#   counting the jobs themselves cannot drift the way a separate counter could when a
-#   job is rescued, revoked or released.
+# - Concurrency: a key's jobs held by workers (RECEIVED or STARTED) are counted (index
+#   djqueue_job_concurrency); counting the jobs themselves cannot drift the way a
+#   separate counter could when a job is rescued, revoked or released.
 # - Rate: djqueue_limit.starts is a sliding log of start times. A start is allowed while
 #   fewer than rate_limit starts lie within the last rate_period seconds, which bounds
 #   starts in *every* window of that length (a token bucket would let twice as many
@@ -312,7 +316,7 @@ rate_used AS (
 ),
 running AS (
     SELECT concurrency_key, count(*) AS used FROM djqueue_job
-    WHERE state = 'STARTED'
+    WHERE state IN ('RECEIVED', 'STARTED')
           AND concurrency_key IN (SELECT concurrency_key FROM waiting)
     GROUP BY concurrency_key
 ),
@@ -333,8 +337,8 @@ picked AS (
 ),
 claimed AS (
     UPDATE djqueue_job AS j
-    SET state = 'STARTED', attempt = j.attempt + 1, worker = %(worker)s,
-        started_at = statement_timestamp(),
+    SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s,
+        started_at = NULL,
         lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s)
     FROM picked, sync
     WHERE j.id = picked.id
@@ -342,6 +346,7 @@ claimed AS (
               j.retries, j.queue, j.priority, j.eta,
               (j.expires_at IS NOT NULL AND j.expires_at <= now()) AS expired,
               j.revoke_requested_at IS NOT NULL AS revoked,
+              j.lost > 0 OR j.kills > 0 AS isolate,
               j.rate_limit, j.rate_period
 ),
 logged AS (
@@ -354,7 +359,8 @@ logged AS (
           FROM claimed WHERE rate_limit IS NOT NULL GROUP BY 1) AS c
     WHERE l.key = c.key
 )
-SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked
+SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked,
+       isolate
 FROM claimed
 """
 
@@ -504,10 +510,11 @@ def _follow_up(source: str) -> str:
     return _FOLLOW_UP.format(source=source)
 
 
-# Write a batch of outcomes. Fencing: only a row still STARTED under the same attempt and
-# worker is touched, so a worker presumed dead (its job rescued, maybe re-claimed) cannot
-# overwrite newer state. The worker is part of the fence because an asynchronously
-# committed claim lost in a server crash lets another worker claim the same attempt.
+# Write a batch of outcomes. Fencing: only a row still held (RECEIVED or STARTED) under the
+# same attempt and worker is touched, so a worker presumed dead (its job rescued, maybe
+# re-claimed) cannot overwrite newer state. The worker is part of the fence because an
+# asynchronously committed claim lost in a server crash lets another worker claim the
+# same attempt.
 # The ids written are announced on djqueue_done for result waiters; the payload is empty
 # when it would pass NOTIFY's 8000-byte limit, which tells waiters to re-read.
 # Asynchronous commit as for claims: a lost acknowledgement only means the job runs again
@@ -523,9 +530,9 @@ WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 v AS (
     SELECT * FROM unnest(
         %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-        %s::float8[], %s::timestamptz[], %s::text[]
+        %s::float8[], %s::timestamptz[], %s::text[], %s::float8[]
     ) AS v(id, attempt, state, result, error_type, error_message, traceback, retry_in,
-           retry_at, worker)
+           retry_at, worker, runtime)
 ),
 done AS (
     UPDATE djqueue_job AS j
@@ -535,6 +542,8 @@ done AS (
         error_message = v.error_message,
         traceback = v.traceback,
         finished_at = CASE WHEN v.state = 'RETRY' THEN NULL ELSE now() END,
+        -- A job that ran and ended before its start was marked: dated from its runtime.
+        started_at = COALESCE(j.started_at, now() - make_interval(secs => v.runtime)),
         eta = CASE WHEN v.state = 'RETRY'
                    THEN COALESCE(v.retry_at, now() + make_interval(secs => v.retry_in))
                    ELSE j.eta END,
@@ -546,14 +555,16 @@ done AS (
                        THEN COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(
                            jsonb_build_object(
                                'attempt', j.attempt, 'worker', j.worker,
-                               'started_at', j.started_at, 'ended_at', now(),
+                               'started_at', COALESCE(j.started_at, now() - make_interval(
+                                   secs => v.runtime)),
+                               'ended_at', now(),
                                'outcome', 'RETRY', 'error_type', v.error_type,
                                'error_message', v.error_message))
                        ELSE j.history END,
         retried_at = CASE WHEN v.state = 'RETRY' THEN now() ELSE j.retried_at END
     FROM v, sync
     WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
-          AND j.state = 'STARTED' {which}
+          AND j.state IN ('RECEIVED', 'STARTED') {which}
     RETURNING {returning}
 ){follow_up}
 SELECT array_agg(id),
@@ -581,37 +592,100 @@ FINISH_WORKFLOW = _FINISH.format(
     woken=",\n       (SELECT count(*) FROM woken)",
 )
 
-# Heartbeat: keep this worker's running jobs owned. Jobs rescued from it meanwhile have
-# another state or worker and are left alone.
-EXTEND_LEASES = """
-UPDATE djqueue_job SET lease_expires_at = now() + make_interval(secs => %s)
-WHERE state = 'STARTED' AND worker = %s
-RETURNING id, revoke_requested_at IS NOT NULL
+# Record that jobs a worker received have started running. Not needed for correctness
+# (the outcome records the start too): it shows running jobs as STARTED, and tells a
+# rescue that the job had begun, so that it is charged the attempt. Fenced like a
+# finish; asynchronous commit, since a lost mark only shows the job as received.
+MARK_STARTED = """
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE djqueue_job AS j
+SET state = 'STARTED', started_at = now() - make_interval(secs => v.ago)
+FROM unnest(%s::uuid[], %s::int[], %s::float8[]) AS v(id, attempt, ago), sync
+WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s AND j.state = 'RECEIVED'
 """
 
-# Rescue jobs whose lease ran out: their worker died or hung. SKIP LOCKED so that two
-# rescuers (or a finishing worker) never wait on each other. Out of attempts: FAILURE.
+# A job whose run killed its process (a prefork child or an isolated run died under
+# it): count the kill, fenced like a finish. The broker runs it in the transaction that
+# then writes the outcome, so that a write tried again after a lost reply counts once.
+COUNT_KILL = """
+UPDATE djqueue_job AS j SET kills = j.kills + 1
+FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS v(id, attempt, worker)
+WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
+      AND j.state IN ('RECEIVED', 'STARTED')
+RETURNING j.id, j.kills
+"""
+
+# Heartbeat: renew the leases of exactly the jobs the worker holds, named by id and
+# attempt (never "every row that names the worker": a claim whose reply was lost names
+# it too, and would be renewed forever). Jobs rescued from it meanwhile have another
+# state, attempt or worker and are left alone; what comes back is what is still ours.
+RENEW_LEASES = """
+UPDATE djqueue_job AS j SET lease_expires_at = now() + make_interval(secs => %s)
+FROM unnest(%s::uuid[], %s::int[]) AS v(id, attempt)
+WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s
+      AND j.state IN ('RECEIVED', 'STARTED')
+RETURNING j.id, j.revoke_requested_at IS NOT NULL
+"""
+
+# Rows that name a live worker but that it does not hold: the reply to a claim was lost
+# (the rows were committed, the worker never saw them), or the worker gave up on an
+# outcome it could not write. They go back to the queue now instead of waiting for a
+# lease that the worker would never renew. One that was only received gets its attempt
+# back (it never ran); the worker runs this statement while no claim of its own is in
+# flight, so a claim that is being answered cannot be mistaken for a lost one.
+RELEASE_ORPHANS = """
+WITH orphans AS (
+    UPDATE djqueue_job AS j
+    SET state = 'PENDING', worker = '', lease_expires_at = NULL, started_at = NULL,
+        max_attempts = j.max_attempts + CASE WHEN j.state = 'RECEIVED' THEN 1 ELSE 0 END,
+        history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
+            'ended_at', now(), 'outcome', 'RELEASED',
+            'error_message', 'held by its worker without the worker knowing (a lost '
+                             || 'reply); handed back to the queue'))
+    WHERE j.worker = %s AND j.state IN ('RECEIVED', 'STARTED') AND j.id <> ALL(%s::uuid[])
+    RETURNING j.queue
+)
+SELECT q.queue, q.n, pg_notify('djqueue', q.queue)
+FROM (SELECT queue, count(*) AS n FROM orphans GROUP BY queue) AS q
+"""
+
+# Rescue jobs whose lease ran out: their worker died, froze or was cut off. SKIP LOCKED
+# so that two rescuers (or a finishing worker) never wait on each other.
+# - A job only RECEIVED never ran: it goes back with its attempt given back (the budget
+#   grows by one, so that ``attempt`` stays a fence that only ever grows).
+# - A STARTED job out of attempts ends FAILURE (WorkerLostError); otherwise it goes back.
+# Either way ``lost`` counts up: a job that may have killed its worker runs next in a
+# process of its own, where a second kill is seen for what it is (docs/guarantees.md).
 RESCUE = """
 WITH lost AS (
     SELECT id FROM djqueue_job
-    WHERE state = 'STARTED' AND lease_expires_at < now()
+    WHERE state IN ('RECEIVED', 'STARTED') AND lease_expires_at < now()
     FOR UPDATE SKIP LOCKED
 ),
 moved AS (
     UPDATE djqueue_job AS j
-    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'FAILURE' ELSE 'PENDING' END,
-        error_type = CASE WHEN j.attempt >= j.max_attempts
+    SET state = CASE WHEN j.state = 'STARTED' AND j.attempt >= j.max_attempts
+                     THEN 'FAILURE' ELSE 'PENDING' END,
+        error_type = CASE WHEN j.state = 'STARTED' AND j.attempt >= j.max_attempts
                           THEN 'djqueue.exceptions.WorkerLostError' ELSE j.error_type END,
-        error_message = CASE WHEN j.attempt >= j.max_attempts
+        error_message = CASE WHEN j.state = 'STARTED' AND j.attempt >= j.max_attempts
                              THEN 'worker lost: ' || j.worker
                                   || ' stopped renewing its lease on attempt '
                                   || j.attempt || ' of ' || j.max_attempts
                              ELSE j.error_message END,
-        finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() ELSE NULL END,
+        finished_at = CASE WHEN j.state = 'STARTED' AND j.attempt >= j.max_attempts
+                           THEN now() ELSE NULL END,
+        max_attempts = j.max_attempts + CASE WHEN j.state = 'RECEIVED' THEN 1 ELSE 0 END,
+        started_at = CASE WHEN j.state = 'STARTED' THEN j.started_at END,
+        lost = j.lost + 1,
         history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
             'ended_at', now(), 'outcome', 'LOST',
-            'error_message', 'the worker stopped renewing its lease')),
+            'error_message', CASE WHEN j.state = 'RECEIVED'
+                                  THEN 'the worker stopped renewing its lease before the '
+                                       || 'job started (the attempt is not counted)'
+                                  ELSE 'the worker stopped renewing its lease' END)),
         worker = '',
         lease_expires_at = NULL
     FROM lost
@@ -619,17 +693,27 @@ moved AS (
     RETURNING j.id, j.state, j.queue, j.task_name, j.result, j.error_type, j.error_message,
               j.workflow
 ),
-{follow_up}
-SELECT state, queue, count(*), (SELECT count(*) FROM woken) FROM moved GROUP BY state, queue
+{follow_up},
+-- Jobs that ended here are announced to result waiters (ids, or '' past NOTIFY's limit).
+failed AS (
+    SELECT pg_notify('djqueue_done',
+                     CASE WHEN count(*) <= 200 THEN string_agg(id::text, ' ') ELSE '' END)
+    FROM moved WHERE state = 'FAILURE' HAVING count(*) > 0
+)
+SELECT state, queue, count(*), (SELECT count(*) FROM woken), (SELECT count(*) FROM failed)
+FROM moved GROUP BY state, queue
 """.format(follow_up=_follow_up("moved"))  # noqa: S608
 
-# Hand jobs back at shutdown. A job that never started gives its attempt back.
+# Hand jobs back at shutdown. A job that never started gets its attempt back (the budget
+# grows by one: ``attempt`` only ever grows, since it fences late writes). Fenced by
+# worker too, as a finish is: a worker presumed dead hands back nothing it lost.
 RELEASE = """
 UPDATE djqueue_job AS j
 SET state = 'PENDING', worker = '', lease_expires_at = NULL, started_at = NULL,
-    attempt = j.attempt - CASE WHEN v.started THEN 0 ELSE 1 END
+    max_attempts = j.max_attempts + CASE WHEN v.started THEN 0 ELSE 1 END
 FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS v(id, attempt, started)
-WHERE j.id = v.id AND j.attempt = v.attempt AND j.state = 'STARTED'
+WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s
+      AND j.state IN ('RECEIVED', 'STARTED')
 RETURNING j.queue
 """
 
@@ -645,7 +729,7 @@ WITH revoked AS (
     RETURNING id, task_name, state, result, error_type, error_message, workflow
 ),
 {follow_up}
-SELECT id, (SELECT count(*) FROM woken) FROM revoked
+SELECT id, (SELECT count(*) FROM woken), pg_notify('djqueue_done', id::text) FROM revoked
 """.format(follow_up=_follow_up("revoked"))  # noqa: S608
 
 # revoke(terminate=True) of a running job: the request is kept in the row (so that a
@@ -654,7 +738,7 @@ SELECT id, (SELECT count(*) FROM woken) FROM revoked
 REQUEST_REVOKE = """
 WITH requested AS (
     UPDATE djqueue_job SET revoke_requested_at = now()
-    WHERE id = %s AND state = 'STARTED'
+    WHERE id = %s AND state IN ('RECEIVED', 'STARTED')
     RETURNING id
 )
 SELECT pg_notify('djqueue_revoke', id::text) FROM requested
@@ -672,6 +756,22 @@ DELETE FROM djqueue_job WHERE id IN (
     SELECT id FROM djqueue_job
     WHERE finished_at < now() - make_interval(secs => %s)
     ORDER BY finished_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+"""
+
+# Groups (GroupResult.restore, chord counters) older than the retention whose jobs are
+# all gone: nothing can read them any more. Bounded batches, as for jobs.
+PRUNE_GROUPS = """
+DELETE FROM djqueue_group WHERE id IN (
+    SELECT g.id FROM djqueue_group AS g
+    WHERE g.created_at < now() - make_interval(secs => %s)
+          AND NOT EXISTS (
+              SELECT 1 FROM djqueue_job AS j
+              WHERE j.id IN (SELECT value::uuid FROM jsonb_array_elements_text(g.job_ids))
+                 OR j.id = g.body_id)
+    ORDER BY g.created_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 )
@@ -703,9 +803,21 @@ WHERE name = %s
 # Operations (admin actions and manage.py djqueue) -------------------------------------
 
 # Run failed jobs again as a new attempt with the same arguments, keeping their ids (so
-# that result handles stay valid). The attempt budget starts over from here.
+# that result handles stay valid). The attempt budget starts over from here; a job that
+# killed its process keeps running in a process of its own (``lost`` stays above 0).
+# A unique job is left failed while another job holding its key waits (retrying it would
+# make the duplicate the key forbids), and of several failed jobs with one key only the
+# newest is retried.
 RETRY_FAILED = """
-WITH again AS (
+WITH candidates AS (
+    SELECT DISTINCT ON (COALESCE(f.unique_key, f.id::text)) f.id
+    FROM djqueue_job AS f
+    WHERE f.id = ANY(%s::uuid[]) AND f.state = 'FAILURE'
+          AND NOT EXISTS (SELECT 1 FROM djqueue_job AS w
+                          WHERE w.unique_key = f.unique_key AND w.state IN ('PENDING', 'RETRY'))
+    ORDER BY COALESCE(f.unique_key, f.id::text), f.finished_at DESC, f.id
+),
+again AS (
     UPDATE djqueue_job
     SET state = 'PENDING', eta = now(), started_at = NULL, finished_at = NULL,
         worker = '', lease_expires_at = NULL, result = NULL, error_type = '',
@@ -713,12 +825,13 @@ WITH again AS (
         revoke_requested_at = NULL,
         max_attempts = CASE WHEN max_attempts IS NULL THEN NULL
                             ELSE attempt + GREATEST(max_attempts - attempt, 1) END,
+        lost = GREATEST(lost, LEAST(kills, 1)), kills = 0,
         -- The failed attempt goes into the history before its columns are cleared.
         history = COALESCE(history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
             'attempt', attempt, 'worker', worker, 'started_at', started_at,
             'ended_at', finished_at, 'outcome', 'FAILURE', 'error_type', error_type,
             'error_message', error_message))
-    WHERE id = ANY(%s::uuid[]) AND state = 'FAILURE'
+    WHERE id IN (SELECT id FROM candidates) AND state = 'FAILURE'
     RETURNING queue
 )
 SELECT q.queue, q.n, pg_notify('djqueue', q.queue)
@@ -750,7 +863,7 @@ PAUSED_QUEUES = "SELECT name FROM djqueue_queue WHERE paused"
 # Progress of a running job, fenced like a finish: a stale run cannot overwrite it.
 UPDATE_PROGRESS = """
 UPDATE djqueue_job SET progress = %s::jsonb
-WHERE id = %s AND attempt = %s AND state = 'STARTED'
+WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
 """
 
 WORKER_STOPPED = """

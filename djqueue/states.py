@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 PENDING = "PENDING"
+# Claimed by a worker and waiting in its buffer: not running yet (Celery's "reserved").
+RECEIVED = "RECEIVED"
 STARTED = "STARTED"
 RETRY = "RETRY"
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 
-ALL = (PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
+ALL = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 # States a worker may claim from.
 WAITING = (PENDING, RETRY)
+# States of a job a worker holds under a lease (claimed, then running).
+HELD = (RECEIVED, STARTED)
 # States that never change again.
 READY = frozenset({SUCCESS, FAILURE, REVOKED})
 

@@ -1,9 +1,19 @@
 """The worker loop: claim jobs, run them in a pool, write outcomes back in batches.
 
 Threads: the main thread claims, submits and finishes; a listener thread turns NOTIFY
-into wake-ups; a control thread keeps leases and the worker row alive, rescues jobs of
-dead workers, prunes, and enforces the shutdown grace period. Everything the main
-thread waits for arrives on one queue, so it blocks in exactly one place.
+into wake-ups; a control thread keeps leases and the worker row alive, records which
+received jobs started, rescues jobs of dead workers, prunes, and enforces the shutdown
+grace period. Everything the main thread waits for arrives on one queue, so it blocks
+in exactly one place.
+
+What the worker holds, it knows by id and attempt: the jobs it claimed and has not
+written an outcome for. Leases are renewed for exactly those; rows that name the worker
+but that it does not hold (a claim whose reply was lost) go back to the queue. Before a
+pool starts a job, the worker makes sure the job is still its own: when its leases may
+have run out (it was frozen, cut off, or could not renew), it asks the database first.
+No data of a job reaches the loop's control flow: a write that fails for any reason but
+a lost connection is retried outcome by outcome, and the one bad outcome ends its own
+job. The loop exits only when told to.
 """
 
 from __future__ import annotations
@@ -21,14 +31,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, pools, registry, signals
+from djqueue import broker, conf, executor, listener, pools, registry, signals, states, text
+from djqueue.interrupt import Window
 from djqueue.listener import JOBS_CHANNEL, PAUSE_CHANNEL, REVOKE_CHANNEL, Listener
+from djqueue.pools import isolation
 from djqueue.pools.autoscale import Autoscaler
-from djqueue.pools.base import Scalable
+from djqueue.pools.base import Inline, Scalable
 from djqueue.pools.child import Limits
 from djqueue.records import ClaimedJob, Outcome
 from djqueue.supervisor import Supervisor
@@ -38,6 +51,20 @@ logger = logging.getLogger("djqueue.worker")
 T = TypeVar("T")
 WAKE = "wake"
 _DB_DOWN = (OperationalError, InterfaceError)
+# A received job that has run this long (seconds) is recorded as STARTED by the control
+# thread; shorter ones are recorded by their outcome, which saves a write per job.
+_MARK_AFTER = 0.05
+# Seconds the control thread waits for a claim in flight before it renews leases
+# without handing back orphans (which must not overlap a claim of its own).
+_CLAIM_WAIT = 1.0
+
+
+def _clock() -> float:
+    """Seconds on a clock that keeps counting while the machine or process is stopped."""
+    return time.clock_gettime(_BOOTTIME)
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 @dataclass
@@ -63,10 +90,13 @@ class Options:
 
 @dataclass(slots=True)
 class Held:
-    """A job this worker claimed, and whether a pool has started it."""
+    """A job this worker claimed, whether a pool has started it, and whether that start
+    is recorded in its row (``_clock()`` time of the start)."""
 
     job: ClaimedJob
     started: bool = False
+    started_at: float = 0.0
+    marked: bool = False
 
 
 class JobRunner:
@@ -76,10 +106,10 @@ class JobRunner:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    def __call__(self, job: ClaimedJob) -> None:
-        """Run ``job`` here and report its outcome."""
+    def __call__(self, job: ClaimedJob, window: Window) -> None:
+        """Run ``job`` here, through its interrupt window, and report its outcome."""
         if self.begin(job):
-            self.report(_execute(job))
+            self.report(_execute(job, window))
 
     def begin(self, job: ClaimedJob) -> bool:
         """Mark ``job`` started; False (and a warning) if it was rescued from this worker."""
@@ -105,6 +135,8 @@ class Worker:
             options.pool, JobRunner(self), concurrency, limits if limits != Limits() else None
         )
         self.autoscaler = self._autoscaler(options)
+        # Solo runs jobs in this loop's thread, when the loop asks it to.
+        self._inline = self.pool if isinstance(self.pool, Inline) else None
         multiplier = options.prefetch_multiplier or int(conf.get("PREFETCH_MULTIPLIER"))
         self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
         # While jobs are held, claim again only once this many places are free: one
@@ -112,6 +144,9 @@ class Worker:
         # nothing held a claim goes out at once, so pick-up latency is unchanged.)
         self.claim_threshold = max(1, self.capacity // 4)
         self.lease = float(conf.get("LEASE_SECONDS"))
+        # A job is started only while the leases are surely still ours: renewed less
+        # than this long ago (by the worker's clock); otherwise it asks the database.
+        self.trust_leases_for = self.lease / 2
         # Read once: the loop below runs per batch and settings do not change at run time.
         self.claim_batch = int(conf.get("CLAIM_BATCH_SIZE"))
         self.finish_batch = int(conf.get("FINISH_BATCH_SIZE"))
@@ -119,10 +154,11 @@ class Worker:
         self.poll_interval = float(conf.get("POLL_INTERVAL_SECONDS"))
         self.grace = float(conf.get("SHUTDOWN_GRACE_SECONDS"))
         self.events: queue.SimpleQueue[Outcome | str] = queue.SimpleQueue()
-        # Guarded by _lock (read by the control and listener threads).
+        # Guarded by _lock (read by the control, listener and pool threads):
+        # jobs claimed whose outcome was not taken yet,
         self.held: dict[uuid.UUID, Held] = {}
-        # Held jobs another worker rescued while this one was unresponsive: not to run.
-        self.lost: set[uuid.UUID] = set()
+        # and jobs whose outcome is taken but not yet written (id -> attempt).
+        self.writing: dict[uuid.UUID, int] = {}
         # Held jobs revoke(terminate=True) reached before they started: not to run.
         self.revoked: set[uuid.UUID] = set()
         # Revocations already acted on (notifications and heartbeats both report them).
@@ -130,11 +166,19 @@ class Worker:
         self.supervisor = Supervisor(self.pool, options.soft_time_limit, options.time_limit)
         self._timed = _any_time_limit(options)
         self._lock = threading.Lock()
-        # Held by the main thread around a claim; a cold shutdown takes it for good so
-        # that no claim lands after the hand-back (the claimed jobs would stay STARTED).
+        # Held by the main thread around a claim; the heartbeat takes it to hand back
+        # orphans, and a cold shutdown takes it for good so that no claim lands after
+        # the hand-back (the claimed jobs would stay held).
         self._claim_lock = threading.Lock()
+        # When the leases of every held job were last renewed (_clock()), and the
+        # connection and lock used to confirm them from a pool's thread.
+        self._renewed_at = _clock()
+        self._confirm_lock = threading.Lock()
+        self._confirm_conn: psycopg.Connection[Any] | None = None
+        # Outcomes taken, to be written in batches (guarded by _buffer_lock).
         self.buffer: list[Outcome] = []
         self._buffered_at = 0.0
+        self._buffer_lock = threading.Lock()
         self.jobs_done = 0
         self.maybe_more = True
         # When a retry written by this worker becomes due before the next poll.
@@ -144,6 +188,7 @@ class Worker:
         self.stopped = threading.Event()
         self._stop_requested_at = 0.0
         self._db_failures = 0
+        self._loop_failures = 0
 
     # Life cycle -----------------------------------------------------------------
 
@@ -153,6 +198,7 @@ class Worker:
         if not self._register():
             logger.info("Worker %s stopped before it could register.", self.name)
             return 0
+        self._renewed_at = _clock()
         self._refresh_paused()
         self.pool.start()
         threads = [
@@ -171,11 +217,12 @@ class Worker:
         signals.emit(signals.worker_ready, self)
         try:
             while not self.stopping.is_set():
-                self._tick()
+                self._guarded(self._tick)
             self._drain()
             self._until_db(broker.worker_stopped, self.name, self.jobs_done)
         finally:
             self.stopped.set()
+            self._close_confirm_connection()
         logger.info("Worker %s stopped after %d job(s).", self.name, self.jobs_done)
         signals.emit(signals.worker_shutdown, self)
         return 0
@@ -196,6 +243,24 @@ class Worker:
         # Cold too: the main loop must stop claiming while the jobs are handed back.
         self.stopping.set()
         self.events.put(WAKE)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run one step of the main loop; log whatever it raises and carry on.
+
+        The worker exits only when told to: an error no other handler expected (a
+        database error that is not a lost connection, a bug) costs a pause, not the
+        process and every job it holds.
+        """
+        try:
+            step()
+        except Exception as exc:
+            self._loop_failures += 1
+            delay = min(5.0, 0.1 * 2**self._loop_failures)
+            logger.exception("Worker loop error (%s); carrying on in %.1fs.", _describe(exc), delay)
+            _reset_connection()
+            self.stopping.wait(delay)
+        else:
+            self._loop_failures = 0
 
     def _autoscaler(self, options: Options) -> Autoscaler | None:
         if options.autoscale is None:
@@ -243,9 +308,17 @@ class Worker:
         claimed = self._claim()
         if claimed:
             self._submit(claimed)
+        if self._inline is not None:
+            self._run_inline(self._inline)
         more_now = self.maybe_more and self._may_claim()
         self._gather(0.0 if more_now else self._wait_time())
         self._flush(force=False)
+
+    def _run_inline(self, pool: Inline) -> None:
+        """Solo: run the submitted jobs here, writing outcomes as they come."""
+        while not self.stopping.is_set() and pool.run_one():
+            self._gather(0.0)
+            self._flush(force=False)
 
     def _free(self) -> int:
         return self.capacity - len(self.held)
@@ -267,9 +340,13 @@ class Worker:
                 return []
             jobs = self._try_db(broker.claim, queues, want, self.name, self.lease)
             if jobs is None:
+                # If the claim was committed but its reply lost, the rows name this
+                # worker without it holding them: the next heartbeat hands them back.
                 return []
             with self._lock:
                 for job in jobs:
+                    # A job taken back from this worker and claimed again replaces the
+                    # stale copy, which then fails its attempt check and never starts.
                     self.held[job.id] = Held(job)
             if self._timed:
                 for job in jobs:
@@ -285,25 +362,47 @@ class Worker:
             self.pool.submit(job)
 
     def begin(self, job: ClaimedJob) -> bool:
-        """Mark ``job`` started; False if it was rescued meanwhile and must not run here."""
+        """Mark ``job`` started; False if it must not run here (any thread may call this).
+
+        It must not when it is no longer this worker's (taken back while the worker was
+        frozen or cut off, possibly claimed again since), when its lease cannot be
+        confirmed, or when ``revoke(terminate=True)`` reached it first.
+        """
+        if _clock() - self._renewed_at > self.trust_leases_for and not self._confirm():
+            self._drop(job, "its lease could not be confirmed (the database is unreachable)")
+            return False
         with self._lock:
             held = self.held.get(job.id)
-            if held is not None:
-                held.started = True
-            lost = job.id in self.lost
-            self.lost.discard(job.id)
-            revoked = job.id in self.revoked
+            if held is None or held.job.attempt != job.attempt:
+                mine = False
+            else:
+                mine = True
+                held.started, held.started_at = True, _clock()
+            revoked = mine and job.id in self.revoked
             self.revoked.discard(job.id)
-        if revoked:
-            logger.warning("Task %s[%s] revoked before it started.", job.task_name, job.id)
-            self.events.put(executor.revoked(job, "revoked before it started"))
-            return False
-        if lost:
+        if not mine:
             logger.warning(
-                "Not running job %s: it was rescued while this worker was unresponsive.",
+                "Not running job %s: it was taken back from this worker while the worker "
+                "was unresponsive.",
                 job.id,
             )
-        return not lost
+            return False
+        if revoked:
+            logger.warning(
+                "Task %s[%s] revoked before it started.", text.printable(job.task_name), job.id
+            )
+            self.events.put(executor.revoked(job, "revoked before it started"))
+            return False
+        return True
+
+    def _drop(self, job: ClaimedJob, why: str) -> None:
+        """Stop holding ``job`` unstarted; its row goes back to the queue (orphan hand-back
+        at the next heartbeat, or lease rescue)."""
+        with self._lock:
+            held = self.held.get(job.id)
+            if held is not None and held.job.attempt == job.attempt:
+                del self.held[job.id]
+        logger.warning("Not starting job %s: %s; it goes back to the queue.", job.id, why)
 
     def _gather(self, timeout: float) -> None:
         try:
@@ -330,11 +429,13 @@ class Worker:
             # wake a little after that, not before.
             due = time.monotonic() + event.retry_in + 0.05
             self.retry_due = min(self.retry_due, due)
-        if not self.buffer:
-            self._buffered_at = time.monotonic()
-        self.buffer.append(event)
+        with self._buffer_lock:
+            if not self.buffer:
+                self._buffered_at = time.monotonic()
+            self.buffer.append(event)
         with self._lock:
             self.held.pop(event.job_id, None)
+            self.writing[event.job_id] = event.attempt
             self._revoking.discard(event.job_id)
         if self._timed:
             self.supervisor.done(event.job_id)
@@ -348,32 +449,118 @@ class Worker:
         return max(0.0, min(self.poll_interval, self.retry_due - time.monotonic()))
 
     def _flush(self, force: bool) -> None:
-        if not self.buffer:
-            return
-        due = (
-            force
-            or not self.held
-            or len(self.buffer) >= self.finish_batch
-            or time.monotonic() - self._buffered_at >= self.flush_after
-        )
-        if not due:
-            return
-        batch, self.buffer = self.buffer, []
-        if self._try_db(broker.finish, batch) is None:
+        """Write the buffered outcomes if they are due (any thread; solo's control
+        thread writes them while the main thread runs a long job)."""
+        with self._buffer_lock:
+            if not self.buffer:
+                return
+            due = (
+                force
+                or not self.held
+                or len(self.buffer) >= self.finish_batch
+                or time.monotonic() - self._buffered_at >= self.flush_after
+            )
+            if not due:
+                return
+            batch, self.buffer = self.buffer, []
+        self._write(batch)
+
+    def _write(self, batch: list[Outcome]) -> None:
+        try:
+            broker.finish(batch)
+        except _DB_DOWN as exc:
             # Keep them: written once the database is back (fencing makes it safe).
-            self.buffer = batch + self.buffer
+            self._rebuffer(batch)
+            self._database_down(exc)
+            return
+        except DatabaseError as exc:
+            # Something in the batch cannot be written: find it, one outcome at a time.
+            logger.warning(
+                "Writing %d outcome(s) failed (%s); writing them one by one.",
+                len(batch),
+                _describe(exc),
+            )
+            _reset_connection()
+            batch = self._finish_one_by_one(batch)
+        self._database_up()
+        self._written(batch)
+
+    def _finish_one_by_one(self, batch: list[Outcome]) -> list[Outcome]:
+        """Write ``batch`` outcome by outcome; return those done with (written or given up).
+
+        The outcome the database refuses ends its job FAILURE with the reason; outcomes
+        not reached because the connection went down stay buffered.
+        """
+        for index, outcome in enumerate(batch):
+            try:
+                broker.finish([outcome])
+            except _DB_DOWN as exc:
+                self._rebuffer(batch[index:])
+                self._database_down(exc)
+                return batch[:index]
+            except DatabaseError as exc:
+                _reset_connection()
+                self._finish_refused(outcome, exc)
+        return batch
+
+    def _finish_refused(self, outcome: Outcome, exc: DatabaseError) -> None:
+        """End the job whose outcome the database refused, with the database's reason."""
+        reason = text.storable(_describe(exc), int(conf.get("MAX_ERROR_CHARS")))
+        logger.error(
+            "The outcome of %s[%s] could not be stored (%s); the job ends FAILURE.",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            text.printable(reason),
+        )
+        refused = Outcome(
+            outcome.job_id,
+            outcome.attempt,
+            outcome.task_name,
+            states.FAILURE,
+            error_type="djqueue.exceptions.OutcomeNotStored",
+            error_message=(
+                f"the job ended {outcome.state}, but the database refused to store that "
+                f"outcome: {reason}"
+            ),
+            worker=outcome.worker,
+            runtime=outcome.runtime,
+        )
+        try:
+            broker.finish([refused])
+        except DatabaseError as again:
+            # Not even that: the row stays held by nobody and goes back to the queue at
+            # the next heartbeat (it is no longer in ``writing``).
+            _reset_connection()
+            logger.error(
+                "Could not record the failure of job %s either (%s); it goes back to the queue.",
+                outcome.job_id,
+                _describe(again),
+            )
+
+    def _rebuffer(self, outcomes: list[Outcome]) -> None:
+        with self._buffer_lock:
+            self.buffer = outcomes + self.buffer
+
+    def _written(self, outcomes: list[Outcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                if self.writing.get(outcome.job_id) == outcome.attempt:
+                    del self.writing[outcome.job_id]
 
     def _drain(self) -> None:
         """After a warm stop: hand back what never started, wait for the rest."""
         self._release(self.pool.take_waiting())
         while self.held:
-            self._gather(0.05)
-            self._flush(force=False)
+            self._guarded(self._drain_step)
         self.pool.stop()
         while self.buffer:
-            self._flush(force=True)
+            self._guarded(lambda: self._flush(force=True))
             if self.buffer:
                 time.sleep(0.5)
+
+    def _drain_step(self) -> None:
+        self._gather(0.05)
+        self._flush(force=False)
 
     def _release(self, jobs: Sequence[ClaimedJob]) -> None:
         if not jobs:
@@ -386,14 +573,32 @@ class Worker:
     # Other threads --------------------------------------------------------------
 
     def _listen(self) -> None:
-        listener = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
+        """The listener thread: restarted after any error, until the worker stops."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self._listen_once()
+            except Exception as exc:
+                failures += 1
+                delay = min(10.0, 0.25 * 2**failures)
+                logger.exception(
+                    "The notification listener failed (%s); restarting it in %.1fs.",
+                    _describe(exc),
+                    delay,
+                )
+                # Whatever was missed meanwhile: look now.
+                self.events.put(WAKE)
+                self.stopping.wait(delay)
+
+    def _listen_once(self) -> None:
+        listening = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
         mine = set(self.queues)
         try:
             while not self.stopping.is_set():
                 wake = False
-                for channel, payload in listener.wait_channels(1.0):
+                for channel, payload in listening.wait_channels(1.0):
                     if channel == REVOKE_CHANNEL:
-                        self._revoke_requested(uuid.UUID(payload))
+                        self._revoke_notified(payload)
                     elif channel == PAUSE_CHANNEL and payload in mine:
                         # A resumed queue may have jobs waiting: look at once.
                         wake = self._refresh_paused() or wake
@@ -402,7 +607,16 @@ class Worker:
                 if wake:
                     self.events.put(WAKE)
         finally:
-            listener.close()
+            listening.close()
+
+    def _revoke_notified(self, payload: str) -> None:
+        """A revoke notification: any role may send one, so its payload is checked."""
+        try:
+            job_id = uuid.UUID(payload)
+        except (ValueError, TypeError):
+            logger.warning("Ignored a revoke notification that names no job id: %r", payload[:100])
+            return
+        self._revoke_requested(job_id)
 
     def _refresh_paused(self) -> bool:
         """Read which queues are paused; return whether this worker's set changed."""
@@ -416,7 +630,9 @@ class Worker:
         if active == self.active_queues:
             return False
         stopped = sorted(set(self.queues) - set(active))
-        logger.warning("Paused queues: %s.", ", ".join(stopped) if stopped else "none")
+        logger.warning(
+            "Paused queues: %s.", text.printable(", ".join(stopped)) if stopped else "none"
+        )
         self.active_queues = active  # one assignment: the main thread reads it as is
         return True
 
@@ -435,34 +651,48 @@ class Worker:
         self.supervisor.revoke_running(job)
 
     def _control(self) -> None:
+        """The control thread: restarted after any error, until the worker stops."""
+        while not self.stopped.is_set():
+            try:
+                self._control_loop()
+            except Exception as exc:
+                logger.exception("The control thread failed (%s); restarting it.", _describe(exc))
+                _reset_connection()
+                self.stopped.wait(1.0)
+        with contextlib.suppress(Exception):
+            connections.close_all()
+
+    def _control_loop(self) -> None:
         every = float(conf.get("HEARTBEAT_SECONDS"))
         next_beat = 0.0
         next_prune = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
         announced = False
-        try:
-            while not self.stopped.wait(0.2):
-                now = time.monotonic()
-                if self.hard_stop.is_set():
-                    logger.warning("Cold shutdown: handing running jobs back now.")
-                    self._hand_back_and_exit()
-                if self.stopping.is_set() and not announced:
-                    announced = True
-                    self._announce_warm_shutdown()
-                if self.stopping.is_set() and now - self._stop_requested_at > self.grace:
-                    logger.warning("Grace period over: handing running jobs back.")
-                    self._hand_back_and_exit()
-                if self.autoscaler is not None and not self.stopping.is_set():
-                    self.autoscaler.tick(now)
-                if self._timed:
-                    self.supervisor.tick(now)
-                if now >= next_beat:
-                    next_beat = now + every
-                    self._beat()
-                if now >= next_prune:
-                    next_prune = now + float(conf.get("PRUNE_INTERVAL_SECONDS"))
-                    self._prune()
-        finally:
-            connections.close_all()
+        while not self.stopped.wait(0.2):
+            now = time.monotonic()
+            if self.hard_stop.is_set():
+                logger.warning("Cold shutdown: handing running jobs back now.")
+                self._hand_back_and_exit()
+            if self.stopping.is_set() and not announced:
+                announced = True
+                self._announce_warm_shutdown()
+            if self.stopping.is_set() and now - self._stop_requested_at > self.grace:
+                logger.warning("Grace period over: handing running jobs back.")
+                self._hand_back_and_exit()
+            if self.autoscaler is not None and not self.stopping.is_set():
+                self.autoscaler.tick(now)
+            if self._timed:
+                self.supervisor.tick(now)
+            if self._inline is not None:
+                # Solo's main thread is inside a job: outcomes before it must not wait.
+                self._flush(force=False)
+            if now >= next_beat:
+                next_beat = now + every
+                self._beat()
+            else:
+                self._mark_started_or_log()
+            if now >= next_prune:
+                next_prune = now + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+                self._prune()
 
     def _announce_warm_shutdown(self) -> None:
         with self._lock:
@@ -473,16 +703,34 @@ class Worker:
             self.grace,
             running,
         )
+        # Jobs waiting in the pool go back now, not when a running one ends (solo runs
+        # jobs in the main thread, which is busy until then).
+        waiting = self.pool.take_waiting()
+        if waiting:
+            with self._lock:
+                for job in waiting:
+                    self.held.pop(job.id, None)
+            try:
+                broker.release(self.name, [(j.id, j.attempt, False) for j in waiting])
+            except DatabaseError as exc:
+                logger.warning(
+                    "Could not hand %d waiting job(s) back now (%s); their leases will "
+                    "expire and another worker will take them.",
+                    len(waiting),
+                    _describe(exc),
+                )
+                _reset_connection()
+
+    def _owned(self) -> list[tuple[uuid.UUID, int]]:
+        """``(id, attempt)`` of every job this worker holds: claimed, outcome not written."""
+        with self._lock:
+            owned = [(job_id, held.job.attempt) for job_id, held in self.held.items()]
+            owned += list(self.writing.items())
+        return owned
 
     def _beat(self) -> None:
         try:
-            with self._lock:
-                held = set(self.held)
-            renewed = broker.extend_leases(self.name, self.lease)
-            self._forget_lost(held - renewed.keys())
-            # Revocations whose notification this worker missed (it was reconnecting).
-            for job_id in [job_id for job_id, asked in renewed.items() if asked]:
-                self._revoke_requested(job_id)
+            self._renew(orphans=True)
             broker.worker_heartbeat(self.name, self.jobs_done, _children(self.pool))
             broker.rescue()
             self._refresh_paused()
@@ -490,20 +738,103 @@ class Worker:
             logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
             _reset_connection()
 
-    def _forget_lost(self, unrenewed: set[uuid.UUID]) -> None:
+    def _renew(self, orphans: bool) -> None:
+        """Renew the leases of what this worker holds; forget what was taken from it.
+
+        With ``orphans``, also hand back rows that name this worker but that it does
+        not hold, while no claim of its own is in flight (else a claim being answered
+        could look like a lost one). A claim hung on a dead link is not waited for.
+        """
+        locked = orphans and self._claim_lock.acquire(timeout=_CLAIM_WAIT)
+        try:
+            owned = self._owned()
+            renewing_at = _clock()
+            renewed = broker.renew_leases(self.name, self.lease, owned)
+            # Lost jobs are forgotten before the renewal counts: a pool thread that
+            # trusts the fresh renewal must not find a lost job still held.
+            self._forget_lost(owned, renewed)
+            self._renewed_at = renewing_at
+            if locked:
+                broker.release_orphans(self.name, [job_id for job_id, _ in owned])
+        finally:
+            if locked:
+                self._claim_lock.release()
+        self._mark_started()
+        # Revocations whose notification this worker missed (it was reconnecting).
+        for job_id in [job_id for job_id, asked in renewed.items() if asked]:
+            self._revoke_requested(job_id)
+
+    def _confirm(self) -> bool:
+        """Before a start, when the leases may have run out: ask the database which held
+        jobs are still this worker's (any thread; on a connection of its own)."""
+        with self._confirm_lock:
+            if _clock() - self._renewed_at <= self.trust_leases_for:
+                return True  # another thread confirmed meanwhile
+            owned = self._owned()
+            confirming_at = _clock()
+            try:
+                if self._confirm_conn is None or self._confirm_conn.closed:
+                    self._confirm_conn = listener.connect()
+                renewed = broker.renew_leases(
+                    self.name, self.lease, owned, connection=self._confirm_conn
+                )
+            except (psycopg.Error, OSError) as exc:
+                logger.warning("Could not confirm this worker's leases (%s).", _describe(exc))
+                self._close_confirm_connection()
+                return False
+            self._forget_lost(owned, renewed)
+            self._renewed_at = confirming_at
+        return True
+
+    def _close_confirm_connection(self) -> None:
+        conn, self._confirm_conn = self._confirm_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _forget_lost(
+        self, owned: list[tuple[uuid.UUID, int]], renewed: dict[uuid.UUID, bool]
+    ) -> None:
         """Drop held jobs whose lease could not be renewed: they are not ours any more."""
         with self._lock:
-            # Jobs that finished meanwhile were not renewed either; they are gone already.
-            lost = {job_id for job_id in unrenewed if job_id in self.held}
+            lost = [
+                job_id
+                for job_id, attempt in owned
+                if job_id not in renewed
+                and job_id in self.held
+                and self.held[job_id].job.attempt == attempt
+            ]
             for job_id in lost:
-                self.held.pop(job_id)
-            self.lost |= lost
+                del self.held[job_id]
         if lost:
             logger.warning(
-                "%d job(s) held by this worker were rescued after their lease expired "
-                "(was the worker frozen?); those not started yet will not run here.",
+                "%d job(s) held by this worker were taken back after their lease expired "
+                "(was the worker frozen or cut off?); those not started will not run here.",
                 len(lost),
             )
+
+    def _mark_started_or_log(self) -> None:
+        try:
+            self._mark_started()
+        except DatabaseError as exc:
+            logger.warning("Could not record started jobs (%s).", _describe(exc))
+            _reset_connection()
+
+    def _mark_started(self) -> None:
+        """Record jobs that have run for a while as STARTED (a received job otherwise
+        shows as waiting in the worker's buffer, and a rescue would not charge it)."""
+        now = _clock()
+        with self._lock:
+            due = [
+                held
+                for held in self.held.values()
+                if held.started and not held.marked and now - held.started_at >= _MARK_AFTER
+            ]
+        if not due:
+            return
+        broker.mark_started(self.name, [(h.job.id, h.job.attempt, now - h.started_at) for h in due])
+        for held in due:
+            held.marked = True
 
     def _prune(self) -> None:
         retention = conf.get("RESULT_RETENTION_SECONDS")
@@ -566,24 +897,30 @@ class Worker:
         try:
             value = fn(*args)
         except _DB_DOWN as exc:
-            self._db_failures += 1
-            delay = min(5.0, 0.25 * 2**self._db_failures)
-            logger.error(
-                "Database unavailable (%s); retrying in %.1fs. Running jobs carry on.",
-                _describe(exc),
-                delay,
-            )
-            _reset_connection()
-            if self.stopping.is_set():
-                # Draining: do not spin, but a cold shutdown must not wait for us.
-                self.hard_stop.wait(delay)
-            else:
-                self.stopping.wait(delay)
+            self._database_down(exc)
             return None
+        self._database_up()
+        return value
+
+    def _database_down(self, exc: BaseException) -> None:
+        self._db_failures += 1
+        delay = min(5.0, 0.25 * 2**self._db_failures)
+        logger.error(
+            "Database unavailable (%s); retrying in %.1fs. Running jobs carry on.",
+            _describe(exc),
+            delay,
+        )
+        _reset_connection()
+        if self.stopping.is_set():
+            # Draining: do not spin, but a cold shutdown must not wait for us.
+            self.hard_stop.wait(delay)
+        else:
+            self.stopping.wait(delay)
+
+    def _database_up(self) -> None:
         if self._db_failures:
             logger.warning("Database reachable again.")
             self._db_failures = 0
-        return value
 
     def _until_db(self, fn: Callable[..., T], *args: object) -> T:
         while True:
@@ -592,9 +929,9 @@ class Worker:
                 return value  # type: ignore[return-value]
 
 
-def _execute(job: ClaimedJob) -> Outcome:
+def _execute(job: ClaimedJob, window: Window) -> Outcome:
     try:
-        return executor.execute(job)
+        return isolation.execute(job, window)
     except BaseException as exc:
         # Whatever escapes the executor must still end the job: otherwise it stays
         # held, the heartbeat renews its lease forever and a pool slot is lost.

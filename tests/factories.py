@@ -35,3 +35,10 @@ class StartedJobFactory(JobFactory):
     worker = "gone-worker"
     started_at = factory.LazyFunction(timezone.now)
     lease_expires_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(seconds=1))
+
+
+class ReceivedJobFactory(StartedJobFactory):
+    """A job a worker claimed and holds in its buffer, not started yet."""
+
+    state = states.RECEIVED
+    started_at = None

@@ -1,8 +1,9 @@
 """The interface every pool offers the worker loop, and the optional extras some offer.
 
 Every pool is built as ``factory(runner, concurrency)`` and offers :class:`Pool`. A pool
-that runs jobs in this process calls the ``runner`` for each job: it runs the job to its
-end and reports the outcome. A pool that runs jobs in other processes (prefork) is given a
+that runs jobs in this process calls the ``runner`` for each job with the job's
+interrupt window (:class:`djqueue.interrupt.Window`): it runs the job to its end and
+reports the outcome. A pool that runs jobs in other processes (prefork) is given a
 :class:`Host` instead, whose ``begin`` and ``report`` are the two halves of the runner's
 work that stay in the worker process.
 
@@ -23,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from djqueue.interrupt import Window
 from djqueue.records import ClaimedJob, Outcome
 
-# Runs one job to its end and reports the outcome; supplied by the worker.
-Runner = Callable[[ClaimedJob], None]
+# Runs one job to its end and reports the outcome; supplied by the worker. The pool
+# gives the window through which interrupts reach the job (and only the job's code).
+Runner = Callable[[ClaimedJob, Window], None]
 
 
 @runtime_checkable
@@ -101,6 +104,15 @@ class Load:
     size: int
     busy: int
     waiting: int
+
+
+@runtime_checkable
+class Inline(Protocol):
+    """A pool whose jobs run in the worker's own loop (solo): it runs them one at a time
+    when asked, so that the loop can write outcomes between them."""
+
+    def run_one(self) -> bool:
+        """Run the next submitted job, if any; False when none was waiting."""
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from django.db import close_old_connections, connections
 
 from djqueue import executor
 from djqueue.exceptions import SoftTimeLimitExceeded
+from djqueue.interrupt import ThreadWindow
 from djqueue.pools import messages
 from djqueue.records import ClaimedJob, Outcome
 
@@ -32,8 +33,9 @@ logger = logging.getLogger("djqueue.worker")
 _PR_SET_PDEATHSIG = 1
 # The parent sends this to raise SoftTimeLimitExceeded in the running task.
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
-# True while a task runs: a late signal must not break the loop between jobs.
-_in_job = False
+# Open while the task's own code runs: a signal that comes before or after (between
+# jobs, while the outcome is written) raises nothing.
+_window = ThreadWindow()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +94,11 @@ def serve(
 
 def _detach(index: int, parent: int, inherited: Iterable[int]) -> None:
     """Leave the parent's signals and pipes to the parent; die with it."""
-    # The parent decides when a child stops: a SIGTERM or Ctrl-C sent to the whole
-    # process group must not interrupt the job of a warm shutdown.
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_IGN)
     for fd in inherited:
         # The other children's pipe ends: holding them would hide their end of file.
         with contextlib.suppress(OSError):
             os.close(fd)
-    _die_with_parent()
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+    detach(parent)
     threading.current_thread().name = f"djqueue-child-{index}"
 
 
@@ -130,20 +125,63 @@ def _serve(jobs: BinaryIO, outcomes: BinaryIO, limits: Limits, parent: int) -> N
 
 
 def _soft_limit(signum: int, frame: object) -> None:
-    if _in_job:
-        raise SoftTimeLimitExceeded("the soft time limit passed")
+    _window.raise_if_open(SoftTimeLimitExceeded("the soft time limit passed"))
 
 
 def _run(job: ClaimedJob) -> Outcome:
-    global _in_job
-    _in_job = True
     try:
-        return executor.execute(job)
+        return executor.execute(job, call=_window.call)
     except BaseException as exc:
         # Whatever escapes the executor must still end the job, as in the worker.
         logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
         return executor.failure(job, exc)
     finally:
-        _in_job = False
-        # Tasks may use the ORM: let Django retire stale connections between jobs.
-        close_old_connections()
+        with contextlib.suppress(Exception):
+            # Tasks may use the ORM: let Django retire stale connections between jobs.
+            close_old_connections()
+
+
+def fork() -> int:
+    """``os.fork()`` while no thread is halfway through writing a log record.
+
+    A thread writing to a stream at the moment of the fork would leave the stream's
+    lock held forever in the child; logging's own fork hook only resets its locks.
+    """
+    handlers = _log_handlers()
+    for handler in handlers:
+        handler.acquire()
+    pid = os.fork()
+    if pid != 0:
+        for handler in reversed(handlers):
+            handler.release()
+    return pid
+
+
+def _log_handlers() -> list[logging.Handler]:
+    loggers = [logging.getLogger()] + [
+        each
+        for each in logging.Logger.manager.loggerDict.values()
+        if isinstance(each, logging.Logger)
+    ]
+    found: dict[int, logging.Handler] = {}
+    for each in loggers:
+        for handler in each.handlers:
+            found.setdefault(id(handler), handler)
+    return [found[key] for key in sorted(found)]
+
+
+def detach(parent: int) -> None:
+    """In a freshly forked child: leave stopping to the parent, die with it."""
+    # The parent decides when a child stops: a SIGTERM or Ctrl-C sent to the whole
+    # process group must not interrupt the job of a warm shutdown.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+
+
+def run(job: ClaimedJob) -> Outcome:
+    """Run ``job`` in this (child) process; its soft limit comes as ``SOFT_LIMIT_SIGNAL``."""
+    return _run(job)

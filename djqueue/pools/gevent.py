@@ -14,7 +14,8 @@ import selectors
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gevent
 import gevent.pool
@@ -22,10 +23,13 @@ from django.core.management.base import CommandError
 from django.db import close_old_connections, connections
 
 from djqueue import executor, gevent_patch
+from djqueue.pools import isolation
 from djqueue.pools.base import Load, Runner, Running
 from djqueue.records import ClaimedJob, Outcome
 
 logger = logging.getLogger("djqueue.worker")
+
+T = TypeVar("T")
 
 _NOT_STOPPED = object()
 
@@ -37,6 +41,40 @@ HOW_TO_PATCH = (
     "    gevent_patch.patch_if_requested()\n"
     "and start it as before with: manage.py runworker --pool gevent"
 )
+
+
+class GreenletWindow:
+    """When a task in a greenlet may be interrupted: while its own code runs.
+
+    Greenlets switch only where they wait, so this needs no lock: an exception is
+    thrown from the hub at a moment when the target greenlet is suspended, and only if
+    it is suspended inside the task's code at that moment. Throwing at once (as
+    ``Greenlet.kill`` does when it runs) could reach a greenlet that has meanwhile
+    returned from the task and waits in the worker's bookkeeping instead.
+    """
+
+    def __init__(self) -> None:
+        self._inside: Any = None  # the greenlet running the task's code, while it does
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with the window open."""
+        self._inside = gevent.getcurrent()
+        try:
+            return fn()
+        finally:
+            self._inside = None
+
+    def deliver(self, error: type[BaseException]) -> bool:
+        """Throw ``error`` into the task where it next waits; False if the window is shut."""
+        target = self._inside
+        if target is None:
+            return False
+        gevent.get_hub().loop.run_callback(self._throw, target, error)
+        return True
+
+    def _throw(self, target: Any, error: type[BaseException]) -> None:
+        if self._inside is target and not target.dead:
+            target.throw(error)
 
 
 class NotPatchedError(CommandError):
@@ -57,8 +95,8 @@ class GeventPool:
         self.runner = runner
         self.concurrency = max(1, concurrency)
         self._waiting: collections.deque[ClaimedJob] = collections.deque()
-        # job id -> (greenlet, time.monotonic() when it started)
-        self._running: dict[uuid.UUID, tuple[Any, float]] = {}
+        # job id -> (greenlet, time.monotonic() when it started, its interrupt window)
+        self._running: dict[uuid.UUID, tuple[Any, float, GreenletWindow]] = {}
         # Outcomes given to terminate(), reported instead of the killed job's own.
         self._endings: dict[uuid.UUID, Outcome | None] = {}
         self._killed = False
@@ -100,20 +138,19 @@ class GeventPool:
         if found is None:
             return False
         self._endings[job_id] = outcome
-        found[0].kill(block=False)
-        return True
+        if found[2].deliver(gevent.GreenletExit):
+            return True
+        del self._endings[job_id]
+        return False
 
     def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
         """Raise ``error`` in the greenlet running ``job_id`` where it next waits."""
         found = self._running.get(job_id)
-        if found is None:
-            return False
-        found[0].kill(error, block=False)
-        return True
+        return found is not None and found[2].deliver(error)
 
     def running(self) -> list[Running]:
         """The jobs the greenlets run now, with their start time (``time.monotonic()``)."""
-        return [Running(job_id, started, 0) for job_id, (_, started) in self._running.items()]
+        return [Running(job_id, started, 0) for job_id, (_, started, _) in self._running.items()]
 
     def resize(self, size: int) -> None:
         """Aim for ``size`` greenlets: waiting jobs start now; surplus ones end when idle."""
@@ -129,7 +166,7 @@ class GeventPool:
         """Kill every running greenlet and report nothing (a cold shutdown hands back)."""
         self._killed = True
         self._waiting.clear()
-        for greenlet, _ in list(self._running.values()):
+        for greenlet, _, _ in list(self._running.values()):
             greenlet.kill(block=False)
 
     def _spawn(self, job: ClaimedJob) -> None:
@@ -150,9 +187,10 @@ class GeventPool:
             connections.close_all()
 
     def _run(self, job: ClaimedJob) -> None:
-        self._running[job.id] = (gevent.getcurrent(), time.monotonic())
+        window = GreenletWindow()
+        self._running[job.id] = (gevent.getcurrent(), time.monotonic(), window)
         try:
-            self._call_runner(job)
+            self._call_runner(job, window)
         except gevent.GreenletExit:
             # Stopped outside the task itself: the caller owns the job's outcome.
             pass
@@ -164,20 +202,20 @@ class GeventPool:
             # Tasks may use the ORM: let Django retire stale connections, as threads do.
             close_old_connections()
 
-    def _call_runner(self, job: ClaimedJob) -> None:
+    def _call_runner(self, job: ClaimedJob, window: GreenletWindow) -> None:
         begin = getattr(self.runner, "begin", None)
         report = getattr(self.runner, "report", None)
         if begin is None or report is None:
-            self.runner(job)
+            self.runner(job, window)
         elif begin(job):
-            outcome = self._execute(job)
+            outcome = self._execute(job, window)
             if outcome is not None:
                 report(outcome)
 
-    def _execute(self, job: ClaimedJob) -> Outcome | None:
+    def _execute(self, job: ClaimedJob, window: GreenletWindow) -> Outcome | None:
         """The job's outcome; when it was stopped, the one asked for (None: report none)."""
         try:
-            return executor.execute(job)
+            return isolation.execute(job, window)
         except gevent.GreenletExit as exc:
             if self._killed:
                 return None

@@ -54,7 +54,11 @@ _REPORT_BATCH = 64
 
 
 def lost_outcome(job: ClaimedJob, why: str) -> Outcome:
-    """The end of ``job`` whose process died: RETRY if its task may retry, else FAILURE."""
+    """The end of ``job`` whose process died: RETRY if its task may retry, else FAILURE.
+
+    The outcome says how it died (``killed``): the broker counts the kill, and a job
+    that kills its process ``QUARANTINE_AFTER_KILLS`` times ends FAILURE instead.
+    """
     message = f"the child process running the job {why}"
     try:
         task = registry.get(job.task_name)
@@ -71,6 +75,7 @@ def lost_outcome(job: ClaimedJob, why: str) -> Outcome:
         error_message=message,
         retry_in=LOST_RETRY_DELAY if retry else None,
         worker=job.worker,
+        killed=why,
     )
 
 
@@ -312,7 +317,7 @@ class PreforkPool:
                 inherited += [fd for fd in (each.jobs_fd, each.outcomes_fd) if fd >= 0]
             self._spawned += 1
             index = self._spawned
-        pid = _fork()
+        pid = child_process.fork()
         if pid == 0:
             child_process.serve(jobs_r, outcomes_w, self.limits, index, inherited)
         os.close(jobs_r)
@@ -438,35 +443,6 @@ class PreforkPool:
 
 def _runs(candidate: _Child, job_id: uuid.UUID) -> bool:
     return candidate.job is not None and candidate.job.id == job_id
-
-
-def _fork() -> int:
-    """``os.fork()`` while no thread is halfway through writing a log record.
-
-    A thread writing to a stream at the moment of the fork would leave the stream's
-    lock held forever in the child; logging's own fork hook only resets its locks.
-    """
-    handlers = _log_handlers()
-    for handler in handlers:
-        handler.acquire()
-    pid = os.fork()
-    if pid != 0:
-        for handler in reversed(handlers):
-            handler.release()
-    return pid
-
-
-def _log_handlers() -> list[logging.Handler]:
-    loggers = [logging.getLogger()] + [
-        each
-        for each in logging.Logger.manager.loggerDict.values()
-        if isinstance(each, logging.Logger)
-    ]
-    found: dict[int, logging.Handler] = {}
-    for each in loggers:
-        for handler in each.handlers:
-            found.setdefault(id(handler), handler)
-    return [found[key] for key in sorted(found)]
 
 
 def _write_all(fd: int, data: bytes) -> None:

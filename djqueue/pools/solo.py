@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
 import uuid
 
-from djqueue import interrupt
+from djqueue.interrupt import ThreadWindow
 from djqueue.pools.base import Runner, Running
 from djqueue.records import ClaimedJob, Outcome
 
 
 class SoloPool:
-    """Runs each job inline when submitted. No overhead, no concurrency."""
+    """Runs jobs in the worker loop's own thread, one at a time (see :meth:`run_one`).
+
+    Submitted jobs wait in a deque, so that the worker writes each outcome as it comes
+    (not after a whole claimed batch) and a warm shutdown hands back the waiting ones at
+    once, from another thread, while the running one ends.
+    """
 
     name = "solo"
 
@@ -21,24 +27,37 @@ class SoloPool:
         self.runner = runner
         self.concurrency = 1
         self._lock = threading.Lock()
-        self._current: tuple[uuid.UUID, float, int] | None = None
+        self._waiting: collections.deque[ClaimedJob] = collections.deque()
+        # (job id, start, interrupt window) of the job running now.
+        self._current: tuple[uuid.UUID, float, ThreadWindow] | None = None
 
     def start(self) -> None:
         pass
 
     def submit(self, job: ClaimedJob) -> None:
         with self._lock:
-            self._current = (job.id, time.monotonic(), threading.get_ident())
+            self._waiting.append(job)
+
+    def run_one(self) -> bool:
+        """Run the next waiting job here; False if none was waiting."""
+        window = ThreadWindow()
+        with self._lock:
+            if not self._waiting:
+                return False
+            job = self._waiting.popleft()
+            self._current = (job.id, time.monotonic(), window)
         try:
-            self.runner(job)
+            self.runner(job, window)
         finally:
             with self._lock:
                 self._current = None
-                # An interrupt that came too late for the job must not hit the worker.
-                interrupt.clear(threading.get_ident())
+        return True
 
     def take_waiting(self) -> list[ClaimedJob]:
-        return []
+        with self._lock:
+            jobs = list(self._waiting)
+            self._waiting.clear()
+        return jobs
 
     def stop(self) -> None:
         pass
@@ -56,14 +75,10 @@ class SoloPool:
             return [Running(job_id, started, os.getpid())]
 
     def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
-        """Raise ``error`` in the job (at its next Python bytecode)."""
+        """Raise ``error`` in the job's code (at its next Python bytecode)."""
         with self._lock:
             current = self._current
-            return (
-                current is not None
-                and current[0] == job_id
-                and interrupt.raise_in(current[2], error)
-            )
+        return current is not None and current[0] == job_id and current[2].deliver(error)
 
     def kill(self) -> None:
         """Nothing to do: the job ends with the process."""

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 import uuid
 
 from django.db import close_old_connections
 
-from djqueue import interrupt
+from djqueue.interrupt import ThreadWindow
 from djqueue.pools.base import Load, Runner, Running
 from djqueue.records import ClaimedJob, Outcome
+
+logger = logging.getLogger("djqueue.worker")
 
 
 class ThreadPool:
@@ -27,8 +30,8 @@ class ThreadPool:
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._size = self.concurrency
-        # job id -> (start, thread ident), guarded by _ready.
-        self._busy: dict[uuid.UUID, tuple[float, int]] = {}
+        # job id -> (start, interrupt window), guarded by _ready.
+        self._busy: dict[uuid.UUID, tuple[float, ThreadWindow]] = {}
         self._started = False
         self._made = 0
 
@@ -74,7 +77,7 @@ class ThreadPool:
         """Raise ``error`` in the thread running ``job_id`` (at its next Python bytecode)."""
         with self._ready:
             found = self._busy.get(job_id)
-            return found is not None and interrupt.raise_in(found[1], error)
+        return found is not None and found[1].deliver(error)
 
     def kill(self) -> None:
         """Nothing to do: the threads end with the process."""
@@ -114,6 +117,7 @@ class ThreadPool:
 
     def _serve(self) -> None:
         while True:
+            window = ThreadWindow()
             with self._ready:
                 while not self._waiting:
                     self._ready.wait()
@@ -121,17 +125,21 @@ class ThreadPool:
                 if job is None:
                     self._threads.remove(threading.current_thread())
                 else:
-                    self._busy[job.id] = (time.monotonic(), threading.get_ident())
+                    self._busy[job.id] = (time.monotonic(), window)
             if job is None:
                 close_old_connections()
                 return
             try:
-                self.runner(job)
+                # Interrupts reach the job only through its window: none can land here.
+                self.runner(job, window)
+            except Exception:
+                # The runner ends every job itself; this only keeps the thread alive.
+                logger.exception("The runner failed for job %s", job.id)
             finally:
                 with self._ready:
                     self._busy.pop(job.id, None)
-                    # An interrupt that came too late to land in the job must not
-                    # land in this loop.
-                    interrupt.clear(threading.get_ident())
+            try:
                 # Tasks may use the ORM: let Django retire stale connections per thread.
                 close_old_connections()
+            except Exception:
+                logger.exception("Closing this thread's database connections failed")

@@ -35,6 +35,10 @@ def test_late_outcome_of_a_frozen_worker_is_ignored(workers: Workers) -> None:
     frozen.send(signal.SIGCONT)  # its 3 s sleep is long over: it reports at once
     frozen.wait_for_log(f"Ignored a late outcome for job {result.id}")
     job = Job.objects.get(id=result.id)
-    assert (job.state, job.attempt, job.result) == ("SUCCESS", 2, rescuer.pid)
+    assert (job.state, job.attempt, job.lost) == ("SUCCESS", 2, 1)
     assert job.worker.startswith(rescuer.name_prefix)
+    # Taken back from a lost worker, it ran in a process of its own (the result is the
+    # pid that ran it): had it been what froze the worker, only that process would die.
+    assert job.result not in (frozen.pid, rescuer.pid)
+    assert f"sleep_then_pid[{result.id}] runs in a process of its own" in rescuer.log()
     assert frozen.process.poll() is None

@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from django.db.models import Count
 
 from djqueue.models import Job, Worker
 from tests.acceptance.conftest import WorkerProcess, Workers, wait_until
@@ -23,17 +24,22 @@ def _running(worker: WorkerProcess, count: int = 1) -> list[Job]:
     return wait_until(started, timeout=10, what=f"{count} job(s) to start")  # type: ignore[no-any-return]
 
 
+def _states() -> dict[str, int]:
+    counts = Job.objects.values("state").annotate(n=Count("id")).values_list("state", "n")
+    return dict(counts)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_lets_the_running_job_finish(workers: Workers) -> None:
     running = tasks.sleep.delay(2)
     prefetched = tasks.sleep.delay_many([(2,)] * 3)
     worker = workers.start("-c", "1", "--prefetch-multiplier", "4")
+    # One runs (STARTED), three wait in the worker's buffer (RECEIVED, not started).
     wait_until(
-        lambda: Job.objects.filter(state="STARTED").count() == 4,
+        lambda: _states() == {"STARTED": 1, "RECEIVED": 3},
         timeout=10,
-        what="the worker to claim all four jobs",
+        what="the worker to start one job and hold three",
     )
-    time.sleep(0.3)  # let the first job get under way
 
     worker.send(signal.SIGTERM)
     assert worker.wait_exit(timeout=8) == 0
@@ -41,8 +47,9 @@ def test_sigterm_lets_the_running_job_finish(workers: Workers) -> None:
     assert Job.objects.get(id=running.id).state == "SUCCESS"
     for result in prefetched:
         job = Job.objects.get(id=result.id)
-        assert (job.state, job.attempt, job.worker) == ("PENDING", 0, "")
-    assert not Job.objects.filter(state="STARTED").exists()
+        # Handed back unstarted: the attempt it was claimed under is given back.
+        assert (job.state, job.worker, job.attempt, job.max_attempts) == ("PENDING", "", 1, 5)
+    assert not Job.objects.filter(state__in=["RECEIVED", "STARTED"]).exists()
     log = worker.log()
     assert "Warm shutdown" in log
     assert "handed 3 job(s) back" in log
@@ -88,3 +95,40 @@ def test_job_longer_than_the_grace_period_is_handed_back(workers: Workers) -> No
     assert (job.state, job.worker) == ("PENDING", "")
     assert "Grace period over" in worker.log()
     assert "handed 1 job(s) back" in worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_solo_hands_back_waiting_jobs_at_once_on_sigterm(workers: Workers) -> None:
+    running = tasks.sleep.delay(3)
+    waiting = tasks.add.delay_many([(n, n) for n in range(3)])
+    worker = workers.start("-P", "solo", "--prefetch-multiplier", "4")
+    wait_until(
+        lambda: _states() == {"STARTED": 1, "RECEIVED": 3},
+        timeout=10,
+        what="the solo worker to run one job and hold three",
+    )
+
+    worker.send(signal.SIGTERM)
+    # Back in the queue while the running job still runs (it has seconds to go).
+    wait_until(
+        lambda: _states() == {"STARTED": 1, "PENDING": 3},
+        timeout=2,
+        what="the waiting jobs to go back at once",
+    )
+    assert worker.wait_exit(timeout=8) == 0
+    assert Job.objects.get(id=running.id).state == "SUCCESS"
+    assert {Job.objects.get(id=r.id).state for r in waiting} == {"PENDING"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_solo_writes_each_outcome_as_it_comes(workers: Workers) -> None:
+    # Sent before the worker starts, so that one claim takes both.
+    quick = tasks.add.delay(1, 2)
+    slow = tasks.sleep.delay(3)
+    workers.start("-P", "solo", "--prefetch-multiplier", "4")
+    wait_until(
+        lambda: Job.objects.filter(id=quick.id, state="SUCCESS").exists(),
+        timeout=2.5,
+        what="the quick job's outcome, written before the slow job ends",
+    )
+    assert Job.objects.get(id=slow.id).state in ("RECEIVED", "STARTED")

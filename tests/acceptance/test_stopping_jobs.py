@@ -92,9 +92,12 @@ def test_revoke_terminate_reaches_a_prefetched_job_before_it_starts(workers: Wor
     waiting = tasks.record_pid.delay("never")
     workers.start("-P", "solo", "--prefetch-multiplier", "4")
     wait_until(
-        lambda: Job.objects.filter(state="STARTED").count() == 2,
+        lambda: (
+            Job.objects.filter(id=first.id, state="STARTED").exists()
+            and Job.objects.filter(id=waiting.id, state="RECEIVED").exists()
+        ),
         timeout=10,
-        what="both jobs claimed by the solo worker",
+        what="the solo worker to run the first job and hold the second",
     )
     assert waiting.revoke(terminate=True) is True
     assert first.get(timeout=10) == 2

@@ -1,3 +1,4 @@
+import dataclasses
 import datetime
 import threading
 import time
@@ -10,7 +11,7 @@ from django.utils import timezone
 from djqueue import broker, executor, states
 from djqueue.models import Job, Worker
 from djqueue.records import Outcome
-from tests.factories import JobFactory, StartedJobFactory
+from tests.factories import JobFactory, ReceivedJobFactory, StartedJobFactory
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ def claim(limit: int = 10, queues: tuple[str, ...] = ("default",), worker: str =
     return broker.claim(list(queues), limit, worker, 30.0)
 
 
-def test_claim_marks_jobs_started_with_attempt_and_lease() -> None:
+def test_claim_marks_jobs_received_with_attempt_and_lease() -> None:
     result = tasks.add.delay(1, 2)
     [job] = claim()
     assert (job.id, job.task_name, job.args, job.attempt) == (
@@ -30,9 +31,32 @@ def test_claim_marks_jobs_started_with_attempt_and_lease() -> None:
         1,
     )
     row = Job.objects.get(pk=result.id)
-    assert (row.state, row.attempt, row.worker) == (states.STARTED, 1, "w1")
+    assert (row.state, row.attempt, row.worker) == (states.RECEIVED, 1, "w1")
+    assert row.started_at is None
     assert row.lease_expires_at is not None and row.lease_expires_at > timezone.now()
     assert claim() == []
+
+
+def test_mark_started_records_the_start_of_a_received_job_it_still_holds() -> None:
+    first, second = (tasks.add.delay(n, n) for n in range(2))
+    one, two = claim()
+    broker.mark_started("w1", [(one.id, one.attempt, 2.0), (two.id, two.attempt + 1, 0.0)])
+    rows = {row.id: row for row in Job.objects.all()}
+    assert rows[one.id].state == states.STARTED
+    assert rows[one.id].started_at < timezone.now() - datetime.timedelta(seconds=1.5)
+    assert rows[two.id].state == states.RECEIVED  # another attempt: fenced off
+    assert {first.id, second.id} == set(rows)
+
+
+def test_finish_of_a_received_job_dates_its_start_from_the_runtime() -> None:
+    tasks.add.delay(1, 1)
+    [job] = claim()
+    outcome = dataclasses.replace(executor.execute(job), runtime=3.0)
+    broker.finish([outcome])
+    row = Job.objects.get(pk=job.id)
+    assert row.state == states.SUCCESS
+    assert row.started_at is not None and row.finished_at is not None
+    assert 2.5 < (row.finished_at - row.started_at).total_seconds() < 4
 
 
 def test_claim_honours_priority_then_order() -> None:
@@ -164,7 +188,7 @@ def test_stale_finish_is_fenced_off() -> None:
         error_message="stale",
     )
     assert broker.finish([stale]) == {job_row.id}
-    assert Job.objects.get(pk=job_row.id).state == states.STARTED
+    assert Job.objects.get(pk=job_row.id).state == states.RECEIVED
     broker.finish([executor.execute(fresh)])
     row = Job.objects.get(pk=job_row.id)
     assert (row.state, row.result, row.attempt) == (states.SUCCESS, 3, 2)
@@ -185,21 +209,58 @@ def test_rescue_requeues_lost_jobs_and_fails_those_out_of_attempts() -> None:
     assert "worker lost: dead-1" in failed.error_message
 
 
-def test_extend_leases_only_touches_this_workers_running_jobs() -> None:
+def test_rescue_gives_a_received_job_its_attempt_back_and_marks_it_lost() -> None:
+    waiting = ReceivedJobFactory(attempt=4, max_attempts=4)
+    assert broker.rescue() == {states.PENDING: 1}
+    row = Job.objects.get(pk=waiting.id)
+    assert (row.state, row.attempt, row.max_attempts, row.lost) == (states.PENDING, 4, 5, 1)
+    assert row.history[-1]["outcome"] == "LOST"
+    assert "before the job started" in row.history[-1]["error_message"]
+    # Claimed again, it says so: in-process pools then run it in a process of its own.
+    [again] = claim()
+    assert (again.id, again.attempt, again.isolate) == (waiting.id, 5, True)
+
+
+def test_renew_leases_touches_exactly_the_jobs_named_by_id_and_attempt() -> None:
     mine = StartedJobFactory(worker="me")
+    received = ReceivedJobFactory(worker="me")
+    unknown = StartedJobFactory(worker="me")  # names "me", but "me" does not hold it
+    older = StartedJobFactory(worker="me", attempt=2)
     theirs = StartedJobFactory(worker="them")
-    assert broker.extend_leases("me", 60) == {mine.id: False}
-    assert Job.objects.get(pk=mine.id).lease_expires_at > timezone.now()
-    assert Job.objects.get(pk=theirs.id).lease_expires_at < timezone.now()
+    held = [(mine.id, 1), (received.id, 1), (older.id, 1), (theirs.id, 1)]
+    assert broker.renew_leases("me", 60, held) == {mine.id: False, received.id: False}
+    leases = dict(Job.objects.values_list("id", "lease_expires_at"))
+    assert leases[mine.id] > timezone.now() and leases[received.id] > timezone.now()
+    for other in (unknown, older, theirs):
+        assert leases[other.id] < timezone.now()
+
+
+def test_orphans_of_a_live_worker_go_back_to_the_queue() -> None:
+    held = StartedJobFactory(worker="me")
+    lost_reply = ReceivedJobFactory(worker="me", attempt=1, max_attempts=1)
+    lost_outcome = StartedJobFactory(worker="me")
+    theirs = StartedJobFactory(worker="them")
+    assert broker.release_orphans("me", [held.id]) == 2
+    rows = {row.id: row for row in Job.objects.all()}
+    assert rows[held.id].state == rows[theirs.id].state == states.STARTED
+    assert rows[lost_reply.id].state == rows[lost_outcome.id].state == states.PENDING
+    # The claim never reached the worker: the job did not run, it loses no attempt.
+    assert (rows[lost_reply.id].attempt, rows[lost_reply.id].max_attempts) == (1, 2)
+    assert rows[lost_outcome.id].max_attempts == 4
+    assert rows[lost_reply.id].history[-1]["outcome"] == "RELEASED"
 
 
 def test_release_hands_jobs_back_and_returns_unstarted_attempts() -> None:
     tasks.add.delay_many([(1, 1), (2, 2)])
     running, waiting = claim(worker="me")
+    assert broker.release("someone-else", [(running.id, 1, True)]) == 0
     assert broker.release("me", [(running.id, 1, True), (waiting.id, 1, False)]) == 2
     rows = {row.id: row for row in Job.objects.all()}
     assert rows[running.id].state == rows[waiting.id].state == states.PENDING
-    assert (rows[running.id].attempt, rows[waiting.id].attempt) == (1, 0)
+    # Attempts only grow (they fence late writes); an unstarted one is given back by
+    # raising the budget.
+    assert (rows[running.id].attempt, rows[waiting.id].attempt) == (1, 1)
+    assert (rows[running.id].max_attempts, rows[waiting.id].max_attempts) == (4, 5)
 
 
 def test_revoke_pending_job_means_it_never_runs() -> None:

@@ -239,6 +239,8 @@ def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
     # Claimed with a lease that has already run out, by a worker that never reports.
     [claimed] = broker.claim(["default"], 10, "lost-worker", -1.0)
     assert claimed.id == result.parent.id
+    # It had started: a rescue charges its attempt (one only received would not be).
+    broker.mark_started("lost-worker", [(claimed.id, claimed.attempt, 0.0)])
 
     assert broker.rescue() == {"FAILURE": 1}  # its only attempt is used up
 

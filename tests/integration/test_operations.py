@@ -39,9 +39,13 @@ def test_info_of_a_running_job_is_its_progress() -> None:
 
 
 def test_progress_of_a_stale_run_is_ignored() -> None:
-    running = StartedJobFactory(attempt=2)
-    assert broker.update_progress(running.id, 1, {"current": 9}) is False
+    running = StartedJobFactory(attempt=2, worker="w2")
+    assert broker.update_progress(running.id, 1, "w2", {"current": 9}) is False
+    # Same attempt, but another worker (an asynchronously committed claim lost in a
+    # server crash lets two workers hold one attempt): fenced off too.
+    assert broker.update_progress(running.id, 2, "w1", {"current": 9}) is False
     assert Job.objects.get(pk=running.id).progress is None
+    assert broker.update_progress(running.id, 2, "w2", {"current": 1}) is True
 
 
 def test_progress_outside_a_worker_does_nothing_and_checks_numbers() -> None:

@@ -47,7 +47,8 @@ def test_heartbeat_reports_requests_a_worker_missed() -> None:
     asked = StartedJobFactory(worker="me", lease_expires_at=timezone.now())
     other = StartedJobFactory(worker="me", lease_expires_at=timezone.now())
     broker.revoke(asked.id, terminate=True)
-    assert broker.extend_leases("me", 30) == {asked.id: True, other.id: False}
+    held = [(asked.id, 1), (other.id, 1)]
+    assert broker.renew_leases("me", 30, held) == {asked.id: True, other.id: False}
 
 
 def test_a_rescued_job_with_a_request_is_revoked_not_run() -> None:

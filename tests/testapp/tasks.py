@@ -385,3 +385,30 @@ def record_chord_body(self: djqueue.Task[Any, Any], results: list[Any]) -> int:
             [self.request.id, self.request.attempt, os.getpid()],
         )
     return len(results)
+
+
+# Poison: jobs whose data or behaviour once took their worker down ---------------------
+
+
+@djqueue.task
+def raise_unstorable(kind: str) -> None:
+    """Fail with a message PostgreSQL cannot store as text (a NUL byte, a lone surrogate)."""
+    text = {"nul": "bad \x00 byte", "surrogate": "bad \udc80 byte"}[kind]
+    raise ValueError(f"{text} in a message")
+
+
+@djqueue.task
+def return_unstorable() -> str:
+    return "half a pair: \udc80"
+
+
+@djqueue.task
+def return_marked(marker: str) -> str:
+    """Succeed with ``marker`` (a test's trigger may refuse to store it)."""
+    return marker
+
+
+@djqueue.task(max_retries=5)
+def abort_process() -> None:
+    """Kill the process running it, as a crash in a C extension would."""
+    os.abort()

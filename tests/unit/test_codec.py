@@ -85,7 +85,7 @@ def test_nan_is_described_by_what_is_wrong() -> None:
 
 @pytest.mark.parametrize("value", ["bad \udc80 byte", {"key \ud800": 1}, [["\udfff"]]])
 def test_lone_surrogates_are_refused_with_a_way_out(value: object) -> None:
-    with pytest.raises(TypeError, match="lone surrogate.*errors='replace'"):
+    with pytest.raises(TypeError, match=r"lone surrogate.*errors='replace'"):
         codec.dumps(value)
 
 

@@ -94,10 +94,10 @@ POOL_SCRIPT = textwrap.dedent(
 
     started, ended = [], []
 
-    def runner(job):
+    def runner(job, window):
         started.append(job.task_name)
         try:
-            time.sleep(float(job.args))
+            window.call(lambda: time.sleep(float(job.args)))
         except BaseException as exc:
             ended.append([job.task_name, type(exc).__name__])
             raise

@@ -156,7 +156,7 @@ def test_autoscaler_grows_then_shrinks_after_the_keepalive() -> None:
 
 def test_thread_pool_grows_and_shrinks() -> None:
     ran: list[uuid.UUID] = []
-    pool = ThreadPool(lambda job: ran.append(job.id), 4)
+    pool = ThreadPool(lambda job, window: ran.append(job.id), 4)
     pool.resize(1)
     pool.start()
     assert pool.load() == Load(1, 0, 0)

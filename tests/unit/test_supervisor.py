@@ -69,7 +69,12 @@ def _in_thread_pool(job: ClaimedJob, act: Any) -> Any:
     from djqueue import executor
 
     outcomes: list[Any] = []
-    pool = ThreadPool(lambda claimed_job: outcomes.append(executor.execute(claimed_job)), 1)
+    pool = ThreadPool(
+        lambda claimed_job, window: outcomes.append(
+            executor.execute(claimed_job, call=window.call)
+        ),
+        1,
+    )
     pool.start()
     pool.submit(job)
     deadline = time.monotonic() + 5
@@ -118,7 +123,9 @@ def test_a_late_interrupt_never_reaches_the_pool_thread() -> None:
     from djqueue import executor
 
     outcomes: list[Any] = []
-    pool = ThreadPool(lambda job: outcomes.append(executor.execute(job)), 1)
+    pool = ThreadPool(
+        lambda job, window: outcomes.append(executor.execute(job, call=window.call)), 1
+    )
     pool.start()
     job = claimed(tasks.add, 1, 2)
     pool.submit(job)
@@ -138,7 +145,7 @@ def test_solo_pool_reports_its_running_job_and_interrupts_it() -> None:
     from djqueue import executor
 
     seen: dict[str, Any] = {}
-    pool = SoloPool(lambda job: None)
+    pool = SoloPool(lambda job, window: None)
 
     def control_thread(job: ClaimedJob) -> None:
         # What the worker's control thread does while the solo job runs.
@@ -146,17 +153,20 @@ def test_solo_pool_reports_its_running_job_and_interrupts_it() -> None:
         seen["running"] = [r.job_id for r in pool.running()]
         seen["interrupted"] = pool.interrupt(job.id, exceptions.SoftTimeLimitExceeded)
 
-    def runner(job: ClaimedJob) -> None:
+    def runner(job: ClaimedJob, window: Any) -> None:
         threading.Thread(target=control_thread, args=(job,)).start()
-        seen["outcome"] = executor.execute(job)
+        seen["outcome"] = executor.execute(job, call=window.call)
 
     pool.runner = runner
     job = claimed(tasks.clean_up_on_soft_limit, 5)
     pool.submit(job)
+    assert pool.running() == []  # submitted jobs wait for the worker loop
+    assert pool.run_one() is True
     assert seen["running"] == [job.id]
     assert seen["interrupted"] is True
     assert seen["outcome"].result == '"cleaned up"'
     assert pool.running() == []
+    assert pool.run_one() is False
 
 
 def test_worker_limit_errors_name_the_flags() -> None:
