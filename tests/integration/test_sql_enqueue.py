@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 import djqueue
-from djqueue import states, testing
+from djqueue import codec, states, testing
 from djqueue.models import Job
 
 
@@ -102,3 +102,26 @@ def test_unknown_task_from_sql_fails_in_the_worker_with_its_name() -> None:
     job = Job.objects.get(pk=job_id)
     assert job.state == states.FAILURE
     assert "unregistered task 'billing.tasks.nope'" in job.error_message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        ('[{"__djqueue__": "decimal", "v": "x"}]', "decimal"),
+        ('[{"__djqueue__": "datetime", "v": "not a date"}]', "datetime"),
+        ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ],
+)
+def test_undecodable_arguments_from_sql_fail_their_job_and_the_row_still_loads(
+    args: str, kind: str
+) -> None:
+    done = psql(f"SELECT djqueue_enqueue('tests.testapp.tasks.echo', '{args}')")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    assert codec.has_undecoded(Job.objects.get(pk=job_id).args)
+    testing.run_pending()
+    job = Job.objects.get(pk=job_id)
+    assert job.state == states.FAILURE
+    assert "the job's arguments cannot be decoded" in job.error_message
+    assert kind in job.error_message
