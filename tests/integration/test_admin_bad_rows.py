@@ -84,6 +84,12 @@ def test_arguments_nested_too_deeply_for_python_are_shown_as_stored(admin_client
     assert "[[[[[[[[" in page
 
 
+def test_arguments_python_reads_but_cannot_walk_open_with_a_note(admin_client: Any) -> None:
+    job_id = enqueue_from_sql("[" * 600 + "]" * 600)
+    assert job_id in job_list(admin_client)
+    assert "Nested too deeply to be shown here." in job_page(admin_client, job_id)
+
+
 def test_a_job_page_shows_about_ten_thousand_characters_of_each_value(
     admin_client: Any,
 ) -> None:
