@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
@@ -22,12 +23,25 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from djqueue import broker, charts, conf, ids, registry, states, stats
+from djqueue import broker, charts, codec, conf, ids, registry, states, stats, text
 from djqueue.models import Job, Queue, Worker
 
 DASHBOARD_HOURS = 3
 TASK_HOURS = 1
 REFRESH_SECONDS = 10
+# Characters of one value (args, kwargs, result, error message, traceback) shown on a
+# page: a row may hold megabytes, and a page should not.
+SHOWN_CHARACTERS = 10_000
+# An attempt's error in the attempts table, and a progress message on the list.
+SHOWN_IN_A_CELL = 1_000
+# Attempts listed on a job page (the latest ones).
+SHOWN_ATTEMPTS = 100
+# Columns the job list never shows, left unread: each may hold megabytes.
+UNLISTED_FIELDS = ("args", "kwargs", "result", "error_message", "traceback", "history", "workflow")
+UNDECODED_NOTE = (
+    "Part of this could not be decoded (a malformed tagged value, or JSON nested too "
+    "deeply): it is shown as stored."
+)
 
 
 STATE_COLOURS = {
@@ -73,6 +87,15 @@ class TaskNameFilter(admin.SimpleListFilter):
         return queryset.filter(task_name=value) if value else queryset
 
 
+class JobChangeList(ChangeList):
+    """The job list, reading only the columns it shows."""
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Job]:
+        return super().get_queryset(request, exclude_parameters).defer(*UNLISTED_FIELDS)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Shows rows; adding, editing and deleting are left to the broker."""
 
@@ -116,7 +139,7 @@ class JobAdmin(ReadOnlyAdmin):
             {"fields": ["id", "task_name", "coloured_state", "progress_bar", "queue", "priority"]},
         ),
         ("Call", {"fields": ["arguments", "keyword_arguments", "workflow_links"]}),
-        ("Outcome", {"fields": ["outcome", "error_type", "error_message", "formatted_traceback"]}),
+        ("Outcome", {"fields": ["outcome", "error_type", "error_text", "formatted_traceback"]}),
         (
             "Timing and attempts",
             {
@@ -144,11 +167,15 @@ class JobAdmin(ReadOnlyAdmin):
         "arguments",
         "keyword_arguments",
         "outcome",
+        "error_text",
         "formatted_traceback",
         "progress_bar",
         "workflow_links",
         "attempts",
     ]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
 
     # Actions: each has its own permission; the admin sends them as CSRF-protected POSTs.
 
@@ -219,6 +246,7 @@ class JobAdmin(ReadOnlyAdmin):
         current, total = progress.get("current"), progress.get("total")
         if job.state != states.STARTED or current is None:
             return format_html("{}", "-")
+        message = text.shortened(str(progress.get("message", "")), SHOWN_IN_A_CELL)
         if total:
             return format_html(
                 '<progress value="{}" max="{}"></progress> {} / {} {}',
@@ -226,9 +254,9 @@ class JobAdmin(ReadOnlyAdmin):
                 total,
                 current,
                 total,
-                progress.get("message", ""),
+                message,
             )
-        return format_html("{} {}", current, progress.get("message", ""))
+        return format_html("{} {}", current, message)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
@@ -265,9 +293,16 @@ class JobAdmin(ReadOnlyAdmin):
     def outcome(self, job: Job) -> SafeString:
         return _pretty(job.result) if job.state == states.SUCCESS else format_html("{}", "-")
 
+    @admin.display(description="error message")
+    def error_text(self, job: Job) -> SafeString:
+        return format_html(
+            '<div style="white-space: pre-wrap">{}</div>',
+            text.shortened(job.error_message, SHOWN_CHARACTERS) or "-",
+        )
+
     @admin.display(description="attempts")
     def attempts(self, job: Job) -> SafeString:
-        """Every attempt: the earlier ones from the history, then the current one."""
+        """The latest attempts: the earlier ones from the history, then the current one."""
         rows = [
             (
                 entry.get("attempt", "?"),
@@ -275,12 +310,11 @@ class JobAdmin(ReadOnlyAdmin):
                 entry.get("worker", ""),
                 entry.get("started_at") or "",
                 entry.get("ended_at") or "",
-                " ".join(filter(None, [entry.get("error_type"), entry.get("error_message")])),
+                _error(entry.get("error_type"), entry.get("error_message")),
             )
             for entry in job.history or []
         ]
         if job.attempt:
-            error = " ".join(filter(None, [job.error_type, job.error_message]))
             rows.append(
                 (
                     job.attempt,
@@ -288,25 +322,30 @@ class JobAdmin(ReadOnlyAdmin):
                     job.worker,
                     job.started_at or "",
                     job.finished_at or "",
-                    error if job.state != states.SUCCESS else "",
+                    _error(job.error_type, job.error_message)
+                    if job.state != states.SUCCESS
+                    else "",
                 )
             )
         if not rows:
             return format_html("{}", "not run yet")
+        hidden, rows = max(0, len(rows) - SHOWN_ATTEMPTS), rows[-SHOWN_ATTEMPTS:]
         body = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
         )
         return format_html(
-            "<table><thead><tr><th>attempt</th><th>outcome</th><th>worker</th><th>started</th>"
+            "{}<table><thead><tr><th>attempt</th><th>outcome</th><th>worker</th><th>started</th>"
             "<th>ended</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+            f"{hidden} earlier attempt(s) not shown." if hidden else "",
             body,
         )
 
     @admin.display(description="traceback")
     def formatted_traceback(self, job: Job) -> SafeString:
-        return (
-            format_html("<pre>{}</pre>", job.traceback) if job.traceback else format_html("{}", "-")
-        )
+        if not job.traceback:
+            return format_html("{}", "-")
+        # Its start and its end, where the exception is named.
+        return format_html("<pre>{}</pre>", text.storable(job.traceback, SHOWN_CHARACTERS))
 
     def get_urls(self) -> list[URLPattern]:
         dashboard = path(
@@ -448,8 +487,36 @@ def _coloured(colour: str, text: str) -> SafeString:
 
 
 def _pretty(value: object) -> SafeString:
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
-    return format_html("<pre>{}</pre>", text)
+    """``value`` as JSON, cut to SHOWN_CHARACTERS; when part of it could not be decoded,
+    all of it as stored, under a note."""
+    try:
+        undecoded = codec.has_undecoded(value)
+        shown = _json(value, as_stored=undecoded)
+    except RecursionError:  # decoded, but nested deeper than Python can walk here
+        return format_html('<p class="errornote">{}</p>', "Nested too deeply to be shown here.")
+    pre = format_html("<pre>{}</pre>", text.shortened(shown, SHOWN_CHARACTERS))
+    if not undecoded:
+        return pre
+    return format_html('<p class="errornote">{}</p>{}', UNDECODED_NOTE, pre)
+
+
+def _json(value: object, as_stored: bool) -> str:
+    """Indented JSON of ``value``; one line when it will be cut anyway (indenting is
+    slow). ``as_stored`` writes decoded dates, decimals and UUIDs in their tagged form."""
+    if isinstance(value, codec.Undecodable):
+        return str(value)
+    options: dict[str, Any] = {"ensure_ascii": False, "sort_keys": True}
+    if as_stored:
+        options["cls"] = codec.Encoder
+    else:
+        options["default"] = str
+    compact = json.dumps(value, **options)
+    return compact if len(compact) > SHOWN_CHARACTERS else json.dumps(value, indent=2, **options)
+
+
+def _error(error_type: str | None, message: str | None) -> str:
+    """An attempt's error for the attempts table, cut to SHOWN_IN_A_CELL."""
+    return text.shortened(" ".join(filter(None, [error_type, message])), SHOWN_IN_A_CELL)
 
 
 from djqueue import periodic_admin  # noqa: E402, F401  (registers the periodic task pages)

@@ -22,7 +22,7 @@ import psycopg
 from django.db import Error as DjangoDatabaseError
 from django.db import connections
 
-from djqueue import conf, periodic, schedules
+from djqueue import conf, periodic, schedules, text
 from djqueue.periodic import Entry, EntryError
 
 logger = logging.getLogger("djqueue.beat")
@@ -113,9 +113,11 @@ class Scheduler:
             self.entries[item.id] = item
 
     def _log(self, item: Entry, decision: schedules.Decision, fired: bool) -> None:
+        # Names come from rows: %r and printable() escape their control characters.
         slot = decision.slot.isoformat()
         if fired:
-            logger.info("Sent %s (periodic task %r) for %s.", item.task, item.name, slot)
+            task = text.printable(item.task)
+            logger.info("Sent %s (periodic task %r) for %s.", task, item.name, slot)
         elif decision.run:
             logger.info("Periodic task %r for %s was already sent.", item.name, slot)
         else:
@@ -124,7 +126,7 @@ class Scheduler:
     def _report(self, entry_id: int, version: str, message: str) -> None:
         if self.broken.get(entry_id) != version:
             self.broken[entry_id] = version
-            logger.error("%s (fix it in the admin or in BEAT_SCHEDULE).", message)
+            logger.error("%s (fix it in the admin or in BEAT_SCHEDULE).", text.printable(message))
 
 
 class Beat:

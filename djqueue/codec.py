@@ -4,6 +4,9 @@ Values JSON has no type for (datetime, date, time, Decimal, UUID) are written as
 ``{"__djqueue__": "<type>", "v": "<text>"}`` and read back as the same type. Nothing is
 ever pickled. As in any JSON, tuples come back as lists and non-string dict keys as
 strings. The key ``__djqueue__`` is reserved in dicts passed through djqueue.
+
+Rows may also come from other programs (``djqueue_enqueue()`` in SQL): a malformed
+tagged value makes :func:`loads` raise ``ValueError``, and model fields keep it as stored.
 """
 
 from __future__ import annotations
@@ -50,10 +53,24 @@ _DECODERS: dict[str, Callable[[str], object]] = {
 
 
 def _object_hook(obj: dict[str, Any]) -> object:
-    kind = obj.get(TAG)
-    if kind is not None and len(obj) == 2 and kind in _DECODERS:
-        return _DECODERS[kind](obj["v"])
-    return obj
+    kind, text = obj.get(TAG), obj.get("v")
+    if not isinstance(kind, str) or len(obj) != 2 or kind not in _DECODERS:
+        return obj
+    # A row written by another program may hold anything: every way a decoder can
+    # refuse it (Decimal raises ArithmeticError, not ValueError) is one ValueError.
+    try:
+        if isinstance(text, str):
+            return _DECODERS[kind](text)
+    except (ValueError, ArithmeticError):
+        pass
+    raise ValueError(f"the tagged value {obj!r:.200} is not a valid {kind}")
+
+
+def _lenient_hook(obj: dict[str, Any]) -> object:
+    try:
+        return _object_hook(obj)
+    except ValueError:
+        return obj
 
 
 _encoder = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
@@ -106,7 +123,16 @@ def loads(text: str | None) -> Any:
     """Decode what :func:`dumps` wrote (``None`` stays ``None``)."""
     if text is None:
         return None
-    return _decoder.decode(text)
+    try:
+        return _decoder.decode(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply to be decoded") from None
+
+
+def has_undecoded(value: object) -> bool:
+    """Whether a value read by a model field holds something kept as stored (see
+    :class:`Decoder`): a dict with the reserved key, or :class:`Undecodable` text."""
+    return isinstance(value, Undecodable) or _has_reserved_key(value)
 
 
 def describe_unencodable(value: object) -> tuple[str, str] | None:
@@ -154,9 +180,24 @@ class Encoder(json.JSONEncoder):
         return _default(o)
 
 
+class Undecodable(str):
+    """JSON text a model field could not decode, kept as it is stored."""
+
+
 class Decoder(json.JSONDecoder):
-    """JSON decoder for model fields that reads values back as :func:`loads` does."""
+    """JSON decoder for model fields that reads values back as :func:`loads` does.
+
+    What cannot be decoded is kept as stored, so that a row written by another program
+    always loads: a malformed tagged value stays its dict, and JSON nested too deeply
+    for Python stays its text, as :class:`Undecodable`.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["object_hook"] = _object_hook
+        kwargs["object_hook"] = _lenient_hook
         super().__init__(*args, **kwargs)
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().decode(s, *args, **kwargs)
+        except RecursionError:
+            return Undecodable(s)

@@ -75,3 +75,31 @@ def test_prune(capsys: Any) -> None:
     JobFactory(state=states.SUCCESS, finished_at=timezone.now() - datetime.timedelta(days=3))
     out, _ = run("prune")
     assert "Pruned 1 finished job(s)" in out
+
+
+TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
+CLEAR = "\x1b[2J"  # clears the screen
+
+
+def test_names_from_rows_reach_the_terminal_escaped() -> None:
+    now = timezone.now()
+    broker.register_worker(f"w{TITLE}", "host", 1, f"threads{CLEAR}", 1, [f"q{CLEAR}"])
+    StartedJobFactory(
+        task_name=f"t{TITLE}",
+        queue=f"q{CLEAR}",
+        worker=f"w{TITLE}",
+        lease_expires_at=now + datetime.timedelta(minutes=1),
+    )
+    JobFactory(task_name=f"t{TITLE}", queue=f"q{CLEAR}", eta=now + datetime.timedelta(hours=1))
+    JobFactory(
+        task_name=f"t{TITLE}",
+        state=states.FAILURE,
+        started_at=now - datetime.timedelta(seconds=2),
+        finished_at=now,
+    )
+    commands = [["status"], ["inspect", "active"], ["inspect", "scheduled"], ["inspect", "stats"]]
+    shown = "".join(run(*command)[0] for command in commands)
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert shown.count("t\\x1b]0;pwned\\x07") == 3  # active, scheduled, stats
+    assert shown.count("w\\x1b]0;pwned\\x07") == 2  # status, active
+    assert "q\\x1b[2J" in shown and "threads\\x1b[2J" in shown

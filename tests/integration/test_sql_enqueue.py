@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 import djqueue
-from djqueue import states, testing
+from djqueue import codec, states, testing
 from djqueue.models import Job
 
 
@@ -102,3 +102,76 @@ def test_unknown_task_from_sql_fails_in_the_worker_with_its_name() -> None:
     job = Job.objects.get(pk=job_id)
     assert job.state == states.FAILURE
     assert "unregistered task 'billing.tasks.nope'" in job.error_message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        ('[{"__djqueue__": "decimal", "v": "x"}]', "decimal"),
+        ('[{"__djqueue__": "datetime", "v": "not a date"}]', "datetime"),
+        ("[" * 3000 + "]" * 3000, "nested too deeply"),
+    ],
+)
+def test_undecodable_arguments_from_sql_fail_their_job_and_the_row_still_loads(
+    args: str, kind: str
+) -> None:
+    done = psql(f"SELECT djqueue_enqueue('tests.testapp.tasks.echo', '{args}')")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    assert codec.has_undecoded(Job.objects.get(pk=job_id).args)
+    testing.run_pending()
+    job = Job.objects.get(pk=job_id)
+    assert job.state == states.FAILURE
+    assert "the job's arguments cannot be decoded" in job.error_message
+    assert kind in job.error_message
+
+
+def sized(size: int) -> str:
+    """A call whose args and kwargs are ``size`` bytes of JSON as PostgreSQL writes it."""
+    # '["xx…x"]' plus '{}': six bytes around the string.
+    return (
+        f"djqueue_enqueue('tests.testapp.tasks.echo', jsonb_build_array(repeat('x', {size - 6})))"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_arguments_up_to_the_size_cap_are_accepted_and_larger_ones_refused() -> None:
+    assert psql(f"SELECT {sized(1_048_576)}").returncode == 0
+    refused = psql(f"SELECT {sized(1_048_577)}")
+    assert refused.returncode != 0
+    assert (
+        "args and kwargs are 1048577 bytes as JSON, over the limit of 1048576 bytes; "
+        "store large data elsewhere (a table row, a file) and pass its key"
+    ) in refused.stderr
+    assert "djqueue_max_payload_bytes()" in refused.stderr  # the hint: where the limit is
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hundred_megabyte_argument_is_refused_and_not_echoed_back() -> None:
+    refused = psql(f"SELECT {sized(100_000_000)}")
+    assert "over the limit of 1048576 bytes" in refused.stderr
+    assert len(refused.stderr) < 2000
+    not_a_list = psql("SELECT djqueue_enqueue('t', jsonb_build_object('a', repeat('x', 10000000)))")
+    assert 'args must be a JSON array, not {"a": "xxx' in not_a_list.stderr
+    assert len(not_a_list.stderr) < 2000
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_size_cap_is_what_djqueue_max_payload_bytes_returns() -> None:
+    assert psql("SELECT djqueue_max_payload_bytes()").stdout.strip() == "1048576"
+    lowered = psql(
+        "BEGIN; CREATE OR REPLACE FUNCTION djqueue_max_payload_bytes() RETURNS bigint "
+        "LANGUAGE sql STABLE AS 'SELECT 100::bigint'; "
+        f"SELECT {sized(101)};"
+    )
+    assert "over the limit of 100 bytes" in lowered.stderr
+    assert psql("SELECT djqueue_max_payload_bytes()").stdout.strip() == "1048576"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_name_longer_than_the_column_is_refused_clearly() -> None:
+    refused = psql(f"SELECT djqueue_enqueue('{'t' * 256}')")
+    assert "task_name must be at most 255 characters" in refused.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import logging
@@ -202,3 +203,36 @@ def test_an_hourly_crontab_runs_every_hour_in_real_time_across_both_changes() ->
         ran = store.ran()
         assert len(ran) == 6
         assert {b - a for a, b in itertools.pairwise(ran)} == {datetime.timedelta(hours=1)}
+
+
+TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
+CLEAR = "\x1b[2J"  # clears the screen
+
+
+@dataclass
+class BrokenStore(FakeStore):
+    """A store whose rows hold a schedule that cannot be read."""
+
+    invalid: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def load(self) -> tuple[list[Entry], dict[int, tuple[str, str]]]:
+        return list(self.entries), self.invalid
+
+
+def test_names_from_rows_reach_the_log_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    item = dataclasses.replace(
+        make(schedules.Every(5, START), START), name=f"r{TITLE}", task=f"t{CLEAR}"
+    )
+    store = BrokenStore([item], invalid={2: ("v1", f"'x{TITLE}': bad minute '{CLEAR}'")})
+    made = beat.Scheduler(store, grace=30)
+    with caplog.at_level(logging.INFO, logger="djqueue.beat"):
+        made.load()
+        made.tick(START + datetime.timedelta(seconds=5))
+        made.entries[1] = item  # as if a second scheduler fired the same slot
+        made.tick(START + datetime.timedelta(seconds=5))
+    assert [r.getMessage() for r in caplog.records] == [
+        "periodic task 'x\\x1b]0;pwned\\x07': bad minute '\\x1b[2J'; it will not run "
+        "(fix it in the admin or in BEAT_SCHEDULE).",
+        "Sent t\\x1b[2J (periodic task 'r\\x1b]0;pwned\\x07') for 2026-01-01T00:00:05+00:00.",
+        "Periodic task 'r\\x1b]0;pwned\\x07' for 2026-01-01T00:00:05+00:00 was already sent.",
+    ]

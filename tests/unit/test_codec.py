@@ -1,5 +1,6 @@
 import datetime
 import decimal
+import json
 import math
 import uuid
 import zoneinfo
@@ -97,3 +98,51 @@ def test_describe_points_at_the_lone_surrogate() -> None:
     found = codec.describe_unencodable({"name": ["fine", "b\udc80d"]})
     assert found is not None
     assert found[0] == "['name'][1]" and "lone surrogate" in found[1]
+
+
+# Rows written by another program (SQL, a hand-made INSERT) may hold anything.
+
+MALFORMED = [
+    '[{"__djqueue__": "decimal", "v": "x"}]',
+    '{"__djqueue__": "datetime", "v": "not a date"}',
+    '[{"__djqueue__": "date", "v": "2026-02-30"}]',
+    '{"a": {"__djqueue__": "uuid", "v": 5}}',
+    '[{"__djqueue__": "time", "v": null}]',
+    '[{"__djqueue__": "decimal", "v": "1e999999999999999999999"}]',
+]
+
+
+@pytest.mark.parametrize("stored", MALFORMED)
+def test_a_malformed_tagged_value_fails_to_decode_with_value_error(stored: str) -> None:
+    with pytest.raises(ValueError, match=r"is not a valid (decimal|datetime|date|uuid|time)"):
+        codec.loads(stored)
+
+
+def test_json_nested_deeper_than_python_can_read_fails_with_value_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        codec.loads("[" * 5000 + "]" * 5000)
+
+
+def test_dicts_that_only_look_tagged_are_left_as_they_are() -> None:
+    odd = [{"__djqueue__": ["odd"], "v": 1}, {"__djqueue__": "set", "v": [1]}]
+    assert codec.loads(json.dumps(odd)) == odd
+
+
+def decoded_by_model_field(stored: str) -> object:
+    return json.loads(stored, cls=codec.Decoder)
+
+
+def test_model_fields_keep_a_malformed_tagged_value_as_stored() -> None:
+    stored = '[{"__djqueue__": "decimal", "v": "x"}, {"__djqueue__": "decimal", "v": "1.5"}]'
+    value = decoded_by_model_field(stored)
+    assert value == [{"__djqueue__": "decimal", "v": "x"}, decimal.Decimal("1.5")]
+    assert codec.has_undecoded(value)
+    assert not codec.has_undecoded([decimal.Decimal("1.5"), {"a": [1]}])
+
+
+def test_model_fields_keep_json_nested_too_deeply_as_its_text() -> None:
+    stored = "[" * 5000 + "]" * 5000
+    value = decoded_by_model_field(stored)
+    assert isinstance(value, codec.Undecodable)
+    assert value == stored
+    assert codec.has_undecoded(value)

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from djqueue import broker, conf, ids, states, stats
+from djqueue import broker, conf, ids, states, stats, text
 from djqueue.models import Job
 
 LIST_LIMIT = 50
@@ -85,16 +85,16 @@ class Command(BaseCommand):
         self.stdout.write(f"Workers alive: {len(workers)}")
         for worker in workers:
             self.stdout.write(
-                f"  {worker.name}  pool={worker.pool} concurrency={worker.concurrency} "
-                f"queues={','.join(worker.queues)} jobs_done={worker.jobs_done} "
-                f"heartbeat={_ago(worker.last_heartbeat)} ago"
+                f"  {_shown(worker.name)}  pool={_shown(worker.pool)} "
+                f"concurrency={worker.concurrency} queues={_shown(','.join(worker.queues))} "
+                f"jobs_done={worker.jobs_done} heartbeat={_ago(worker.last_heartbeat)} ago"
             )
         depths = stats.queue_depths()
         self.stdout.write(f"Queues: {len(depths)}")
         for depth in depths:
             oldest = f"{depth.oldest_wait.total_seconds():.1f}s" if depth.oldest_wait else "-"
             self.stdout.write(
-                f"  {depth.queue}  waiting={depth.waiting} oldest={oldest} "
+                f"  {_shown(depth.queue)}  waiting={depth.waiting} oldest={oldest} "
                 f"scheduled={depth.scheduled} running={depth.running}"
             )
         if not workers and any(depth.waiting for depth in depths):
@@ -122,10 +122,11 @@ class Command(BaseCommand):
             self.stdout.write(f"No {what} jobs.")
 
     def _job_line(self, job: Job, what: str) -> str:
+        task, queue = _shown(job.task_name), _shown(job.queue)
         if what == "active":
             since = _ago(job.started_at) if job.started_at else "?"
-            return f"{job.id}  {job.task_name}  queue={job.queue} worker={job.worker} for {since}"
-        return f"{job.id}  {job.task_name}  queue={job.queue} at {job.eta.isoformat()}"
+            return f"{job.id}  {task}  queue={queue} worker={_shown(job.worker)} for {since}"
+        return f"{job.id}  {task}  queue={queue} at {job.eta.isoformat()}"
 
     def _task_stats(self) -> None:
         figures = stats.task_figures(1.0)
@@ -133,7 +134,7 @@ class Command(BaseCommand):
             self.stdout.write("No job finished in the last hour.")
         for task in figures:
             self.stdout.write(
-                f"{task.task_name}  finished={task.finished} failed={task.failed} "
+                f"{_shown(task.task_name)}  finished={task.finished} failed={task.failed} "
                 f"({task.failure_rate:.0%}) runtime p50={_s(task.runtime_p50)} "
                 f"p95={_s(task.runtime_p95)} wait p50={_s(task.wait_p50)} p95={_s(task.wait_p95)}"
             )
@@ -141,9 +142,9 @@ class Command(BaseCommand):
     # changes --------------------------------------------------------------------
 
     def _revoke(self, job_ids: list[str], terminate: bool) -> None:
-        for text in job_ids:
+        for typed in job_ids:
             try:
-                job_id = ids.parse(text)
+                job_id = ids.parse(typed)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             done = broker.revoke(job_id, terminate=terminate)
@@ -191,6 +192,12 @@ class Command(BaseCommand):
 
     def _prune(self, older_than: float | None) -> None:
         call_command("prunejobs", older_than=older_than, stdout=self.stdout)
+
+
+def _shown(name: str) -> str:
+    """A name from a row as it may reach a terminal: with control characters escaped,
+    so that an escape sequence in it is shown, not run."""
+    return text.printable(name)
 
 
 def _ago(moment: datetime.datetime) -> str:
