@@ -46,6 +46,7 @@ UNDECODED_NOTE = (
 
 STATE_COLOURS = {
     states.PENDING: "#79aec8",
+    states.RECEIVED: "#b59b3a",
     states.STARTED: "#e0a800",
     states.RETRY: "#d98c00",
     states.SUCCESS: "#3a7d44",

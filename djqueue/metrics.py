@@ -30,7 +30,7 @@ class QueueCollector(Collector):
     def _queues(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
             "djqueue_jobs",
-            "Jobs waiting, scheduled or running, per queue.",
+            "Jobs waiting, scheduled, reserved by a worker or running, per queue.",
             labels=["queue", "state"],
         )
         oldest = GaugeMetricFamily(
@@ -41,6 +41,7 @@ class QueueCollector(Collector):
         for depth in stats.queue_depths():
             jobs.add_metric([depth.queue, "waiting"], depth.waiting)
             jobs.add_metric([depth.queue, "scheduled"], depth.scheduled)
+            jobs.add_metric([depth.queue, "reserved"], depth.reserved)
             jobs.add_metric([depth.queue, "running"], depth.running)
             age = depth.oldest_wait.total_seconds() if depth.oldest_wait else 0.0
             oldest.add_metric([depth.queue], age)

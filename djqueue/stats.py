@@ -46,6 +46,7 @@ class QueueDepth:
     scheduled: int  # due later (countdown, eta, retries)
     oldest_wait: datetime.timedelta | None  # age of the oldest due job
     running: int
+    reserved: int = 0  # claimed, waiting in a worker's buffer (RECEIVED)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def _jobs() -> Any:
 
 
 def queue_depths() -> list[QueueDepth]:
-    """Waiting, scheduled and running jobs per queue, with the oldest due job's age."""
+    """Waiting, scheduled, reserved and running jobs per queue, with the oldest due
+    job's age."""
     now = timezone.now()
     waiting = (
         _jobs()
@@ -88,25 +90,28 @@ def queue_depths() -> list[QueueDepth]:
             oldest=Min("eta", filter=Q(eta__lte=now)),
         )
     )
-    running = dict(
-        _jobs()
-        .filter(state=states.STARTED)
+    held = {
+        row["queue"]: (row["running"], row["reserved"])
+        for row in _jobs()
+        .filter(state__in=states.HELD)
         .values("queue")
-        .annotate(n=Count("id"))
-        .values_list("queue", "n")
-    )
+        .annotate(
+            running=Count("id", filter=Q(state=states.STARTED)),
+            reserved=Count("id", filter=Q(state=states.RECEIVED)),
+        )
+    }
     found = {
         row["queue"]: QueueDepth(
             row["queue"],
             row["due"],
             row["later"],
             now - row["oldest"] if row["oldest"] else None,
-            running.pop(row["queue"], 0),
+            *held.pop(row["queue"], (0, 0)),
         )
         for row in waiting
     }
-    for queue, count in running.items():
-        found[queue] = QueueDepth(queue, 0, 0, None, count)
+    for queue, (running, reserved) in held.items():
+        found[queue] = QueueDepth(queue, 0, 0, None, running, reserved)
     return sorted(found.values(), key=lambda depth: depth.queue)
 
 

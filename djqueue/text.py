@@ -15,9 +15,12 @@ import re
 # unpaired; a valid pair is a single code point in Python).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # C0 and C1 control characters and DEL, except the line breaks and tab that a
-# traceback needs when shown on several lines.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# traceback needs when shown on several lines; and the invisible format characters
+# that reorder or hide text (bidirectional overrides and isolates, zero-width ones),
+# with which a name could pass for another.
+_FORMAT = "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_FORMAT}]")
+_CONTROL_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_FORMAT}]")
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -48,6 +48,19 @@ def test_inspect_active_and_scheduled() -> None:
     assert "No scheduled jobs." in empty
 
 
+def test_inspect_reserved_lists_jobs_claimed_but_not_started() -> None:
+    tasks.add.delay_many([(1, 1), (2, 2)])
+    first, second = broker.claim(["default"], 2, "host.7", 30.0)
+    broker.mark_started("host.7", [(first.id, first.attempt, 0.0)])
+    reserved, _ = run("inspect", "reserved")
+    active, _ = run("inspect", "active")
+    assert str(second.id) in reserved and "held by worker=host.7" in reserved
+    assert str(first.id) not in reserved
+    assert str(first.id) in active and str(second.id) not in active
+    status, _ = run("status")
+    assert "reserved=1 running=1" in status
+
+
 def test_inspect_stats() -> None:
     now = timezone.now()
     JobFactory(

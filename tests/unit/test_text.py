@@ -27,6 +27,9 @@ def test_printable_escapes_terminal_control_sequences() -> None:
     assert text.printable("two\nlines") == "two\\x0alines"
     assert text.printable("two\nlines\ttab", one_line=False) == "two\nlines\ttab"
     assert text.printable("c1 \x9b csi") == "c1 \\x9b csi"
+    # Invisible characters that reorder or hide text are shown too.
+    assert text.printable("evil\u202etxt.exe") == "evil\\u202etxt.exe"
+    assert text.printable("zero\u200bwidth") == "zero\\u200bwidth"
 
 
 def test_shortened_says_how_much_is_hidden() -> None:

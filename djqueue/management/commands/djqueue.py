@@ -21,8 +21,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         commands.add_parser("status", help="workers and queues at a glance")
-        inspect = commands.add_parser("inspect", help="list jobs: active, scheduled or stats")
-        inspect.add_argument("what", choices=["active", "scheduled", "stats"])
+        inspect = commands.add_parser(
+            "inspect", help="list jobs: active, reserved, scheduled, or task stats"
+        )
+        inspect.add_argument("what", choices=["active", "reserved", "scheduled", "stats"])
         inspect.add_argument("--queue", "-Q", default=None, help="only this queue")
         revoke = commands.add_parser(
             "revoke",
@@ -95,7 +97,7 @@ class Command(BaseCommand):
             oldest = f"{depth.oldest_wait.total_seconds():.1f}s" if depth.oldest_wait else "-"
             self.stdout.write(
                 f"  {_shown(depth.queue)}  waiting={depth.waiting} oldest={oldest} "
-                f"scheduled={depth.scheduled} running={depth.running}"
+                f"scheduled={depth.scheduled} reserved={depth.reserved} running={depth.running}"
             )
         if not workers and any(depth.waiting for depth in depths):
             self.stderr.write("Jobs are waiting but no worker is alive: start `runworker`.")
@@ -111,6 +113,8 @@ class Command(BaseCommand):
             jobs = jobs.filter(queue=queue)
         if what == "active":
             jobs = jobs.filter(state=states.STARTED).order_by("started_at")
+        elif what == "reserved":
+            jobs = jobs.filter(state=states.RECEIVED).order_by("priority", "eta")
         else:
             jobs = jobs.filter(state__in=states.WAITING, eta__gt=timezone.now()).order_by("eta")
         shown = list(jobs[: LIST_LIMIT + 1])
@@ -126,6 +130,8 @@ class Command(BaseCommand):
         if what == "active":
             since = _ago(job.started_at) if job.started_at else "?"
             return f"{job.id}  {task}  queue={queue} worker={_shown(job.worker)} for {since}"
+        if what == "reserved":
+            return f"{job.id}  {task}  queue={queue} held by worker={_shown(job.worker)}"
         return f"{job.id}  {task}  queue={queue} at {job.eta.isoformat()}"
 
     def _task_stats(self) -> None:
