@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ import pytest
 from djqueue import interrupt
 from djqueue.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from djqueue.interrupt import ThreadWindow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _blocked_in_shut(thread: threading.Thread) -> bool:
@@ -252,7 +255,12 @@ GEVENT_SCRIPT = textwrap.dedent(
 def test_a_greenlet_interrupt_that_comes_too_late_is_dropped() -> None:
     pytest.importorskip("gevent")
     done = subprocess.run(
-        [sys.executable, "-c", GEVENT_SCRIPT], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", GEVENT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
@@ -262,3 +270,171 @@ def test_a_greenlet_interrupt_that_comes_too_late_is_dropped() -> None:
         "after": "nothing",
         "again": False,
     }
+
+
+# Each pool, with an interrupt sent at the worst moment of every job ---------------------
+
+
+class _LateWindow(ThreadWindow):
+    """A window that, as its thread shuts it after the task returned, gets an
+    interrupt: sent from another thread once the shutting thread waits on the lock,
+    so it is pending the moment the real shutting goes on (no timing involved)."""
+
+    def __init__(self, send: Callable[[int], None] | None = None) -> None:
+        super().__init__()
+        self._send = send or self._async
+
+    def _async(self, thread: int) -> None:
+        self._sent += (TimeLimitExceeded,)
+        interrupt.raise_in(thread, TimeLimitExceeded)
+
+    def _shut(self) -> None:
+        target = self._thread
+        if target is None:
+            super()._shut()
+            return
+        held = threading.Event()
+
+        def hold_then_send() -> None:
+            with self._lock:
+                held.set()
+                _wait_for(lambda: _waits_in_real_shut(target), "the window to shut")
+                self._send(target)
+
+        sender = threading.Thread(target=hold_then_send)
+        sender.start()
+        held.wait()
+        try:
+            super()._shut()
+        finally:
+            sender.join(5)
+
+
+def _waits_in_real_shut(ident: int) -> bool:
+    frame = sys._current_frames().get(ident)
+    while frame is not None:
+        if frame.f_code is ThreadWindow._shut.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _runner(outcomes: list[Any]) -> Callable[[Any, Any], None]:
+    from djqueue import executor
+
+    return lambda job, window: outcomes.append(executor.execute(job, call=window.call))
+
+
+def test_threads_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> None:
+    from djqueue.pools import threads
+    from tests.testapp import tasks
+    from tests.unit.test_supervisor import claimed
+
+    monkeypatch.setattr(threads, "ThreadWindow", _LateWindow)
+    outcomes: list[Any] = []
+    pool = threads.ThreadPool(_runner(outcomes), 2)
+    pool.start()
+    for n in range(10):
+        pool.submit(claimed(tasks.add, n, n))
+    _wait_for(lambda: len(outcomes) == 10, "every job to end")
+    pool.stop()  # would hang if a thread had died holding the pool's lock
+    assert [o.state for o in outcomes] == ["SUCCESS"] * 10
+
+
+def test_solo_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> None:
+    from djqueue.pools import solo
+    from tests.testapp import tasks
+    from tests.unit.test_supervisor import claimed
+
+    monkeypatch.setattr(solo, "ThreadWindow", _LateWindow)
+    outcomes: list[Any] = []
+    pool = solo.SoloPool(_runner(outcomes))
+    for n in range(5):
+        pool.submit(claimed(tasks.add, n, n))
+    while pool.run_one():  # the worker loop's own thread: a stray interrupt lands here
+        pass
+    total = sum(range(200_000))
+    assert [o.state for o in outcomes] == ["SUCCESS"] * 5
+    assert total == sum(range(200_000))
+
+
+def test_prefork_child_a_late_soft_limit_signal_changes_no_outcome(monkeypatch: Any) -> None:
+    from djqueue.pools import child
+    from tests.testapp import tasks
+    from tests.unit.test_supervisor import claimed
+
+    # What the child does: its soft limit comes as a signal, handled in its main thread.
+    late = _LateWindow(send=lambda thread: os.kill(os.getpid(), child.SOFT_LIMIT_SIGNAL))
+    monkeypatch.setattr(child, "_window", late)
+    previous = signal.signal(child.SOFT_LIMIT_SIGNAL, child._soft_limit)
+    try:
+        outcome = child.run(claimed(tasks.add, 2, 3))
+        total = sum(range(200_000))
+    finally:
+        signal.signal(child.SOFT_LIMIT_SIGNAL, previous)
+    assert (outcome.state, outcome.result) == ("SUCCESS", "5")
+    assert total == sum(range(200_000))
+
+
+GEVENT_POOL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, uuid
+
+    from djqueue import gevent_patch
+
+    gevent_patch.patch()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    import django
+
+    django.setup()
+    from djqueue import pools
+    from djqueue.exceptions import TimeLimitExceeded
+    from djqueue.pools.gevent import GreenletWindow
+    from djqueue.records import ClaimedJob
+
+    shut = GreenletWindow.call
+
+    def late(self, fn):
+        def task():
+            value = fn()
+            self.deliver(TimeLimitExceeded)  # on its way as the task returns
+            return value
+        return shut(self, task)
+
+    GreenletWindow.call = late
+
+    class Host:
+        reported = []
+
+        def begin(self, job):
+            return True
+
+        def report(self, outcome):
+            self.reported.append([outcome.state, outcome.result])
+
+    host = Host()
+    pool = pools.create("gevent", host, 4)
+    for n in range(10):
+        pool.submit(ClaimedJob(
+            uuid.uuid4(), "tests.testapp.tasks.add", json.dumps([n, n]), "{}",
+            1, 0, "q", 0, None, False,
+        ))
+    pool.stop()
+    print(json.dumps(host.reported))
+    """
+)
+
+
+def test_gevent_pool_a_late_interrupt_changes_no_outcome() -> None:
+    pytest.importorskip("gevent")
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_POOL_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    reported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(reported) == sorted(["SUCCESS", str(n + n)] for n in range(10))
