@@ -22,7 +22,8 @@ POOLS = ("solo", "threads", "prefork", "gevent")
 # Concurrency per pool: modest, the machine has two cores.
 CONCURRENCY = {"solo": 1, "threads": 4, "prefork": 2, "gevent": 20}
 GEVENT_ENTRY = ("-m", "djqueue.gevent_worker")
-RUNWORKER_ENTRY = ("-m", "django", "runworker")
+# What a worker logs once it serves (gevent's entry point says which pool, too).
+READY = (" ready: pool=", " ready: pool=gevent")
 
 
 def pool_params() -> list[object]:
@@ -52,7 +53,7 @@ def start_worker(
             wait_ready=wait_ready,
             entry=GEVENT_ENTRY,
             prefix=prefix,
-            ready=" ready: pool=gevent",
+            ready=READY[True],
         )
     return workers.start("-P", pool, *options, env=env, wait_ready=wait_ready, prefix=prefix)
 
@@ -85,14 +86,13 @@ class Exit:
     code: int
     by_test: bool
 
-    @property
-    def signal_name(self) -> str:
+    def __str__(self) -> str:
         if self.code >= 0:
-            return f"exit {self.code}"
+            return f"{self.hostname}: exit {self.code}"
         try:
-            return signal.Signals(-self.code).name
+            return f"{self.hostname}: {signal.Signals(-self.code).name}"
         except ValueError:
-            return f"signal {-self.code}"
+            return f"{self.hostname}: signal {-self.code}"
 
 
 @dataclass
@@ -110,7 +110,9 @@ class Fleet:
     def start(self) -> None:
         """Start the first ``size`` workers and wait until each is ready."""
         for _ in range(self.size):
-            self.alive.append(start_worker(self.workers, self.pool, *self.args))
+            self.alive.append(start_worker(self.workers, self.pool, *self.args, wait_ready=False))
+        for worker in self.alive:  # they start up side by side
+            worker.wait_for_log(READY[self.pool == "gevent"])
 
     def keep(self) -> list[Exit]:
         """Record workers that ended and start replacements; return the new exits."""

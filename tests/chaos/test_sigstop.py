@@ -22,7 +22,7 @@ RECORD = ["tests.testapp.tasks.chaos_record"]
 PREFETCH = 4
 # The jobs running when the worker stops: long enough that none ends, and no other
 # starts, between the moment the test sees them all running and the SIGSTOP.
-RUNNING_SECONDS = 2.0
+RUNNING_SECONDS = 1.5
 # The jobs waiting in its buffer behind them: short, the rescuer runs them quickly.
 BUFFERED_SECONDS = 0.1
 LEASE_SECONDS = 2.0
