@@ -13,7 +13,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--chaos-full",
         action="store_true",
         default=False,
-        help="run the chaos suite at full size (about 30 minutes; also DJQUEUE_CHAOS_FULL=1)",
+        help="run the chaos suite at full size (about 15 minutes; also DJQUEUE_CHAOS_FULL=1)",
     )
 
 

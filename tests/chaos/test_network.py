@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -58,28 +59,21 @@ def test_a_worker_behind_a_bad_network(
     producer.start()
     assert _completes_a_job(behind, db_now(), timeout=15), "the worker never got going"
 
-    orphans: list[str] = []
-    kept = 0  # of those, still held in the worker's name ORPHAN_LIMIT seconds later
-    recoveries: list[float] = []
+    rounds = Rounds()
     for _ in range(scale.net_rounds):
         time.sleep(CALM)  # load between disruptions: the point is time passing
         if mode == "swallow":
-            swallowed = _swallow_a_claim(proxy, producer, behind)
-            orphans += swallowed
-            recoveries.append(_recovery(behind))
-            # Before anything else disturbs the worker: it must let go of them.
-            kept += _kept_after(behind, swallowed, ORPHAN_LIMIT)
-            time.sleep(CALM)
-            _disrupt(proxy.swallow_replies, proxy.stop_swallowing, scale.net_disruption)
+            _swallow_twice(proxy, producer, behind, scale, rounds)
         elif mode == "freeze":
             _disrupt(proxy.freeze, proxy.thaw, scale.net_disruption)
         else:
             _disrupt(proxy.cut, proxy.open, scale.net_disruption)
-        recoveries.append(_recovery(behind))
+        rounds.recoveries.append(_recovery(behind))
     sent = producer.stop()
     drained = settle(lambda: not with_cursor(counts.unfinished, RECORD), timeout=60)
 
     tally = with_cursor(counts.tally, RECORD)
+    orphans, kept, recoveries = rounds.orphans, rounds.kept, rounds.recoveries
     stuck = Job.objects.filter(id__in=orphans).exclude(state="SUCCESS").count()
     figures.update(tally.figures())
     figures.update(
@@ -104,6 +98,31 @@ def test_a_worker_behind_a_bad_network(
     assert all(r >= 0 for r in recoveries), f"the worker did not recover: {recoveries}"
     assert behind.process.poll() is None, "the worker behind the proxy exited"
     assert peer.process.poll() is None, "the peer exited"
+
+
+@dataclass
+class Rounds:
+    """What the disruptions of one test left behind."""
+
+    # Jobs of claims whose reply was swallowed.
+    orphans: list[str] = field(default_factory=list)
+    # Of those, still held in the worker's name ORPHAN_LIMIT seconds later.
+    kept: int = 0
+    # Seconds until the worker completed a job after each disruption (-1: never).
+    recoveries: list[float] = field(default_factory=list)
+
+
+def _swallow_twice(
+    proxy: ChaosProxy, producer: Producer, worker: WorkerProcess, scale: Scale, rounds: Rounds
+) -> None:
+    """Swallow a claim's reply while idle, then every reply for a while under load."""
+    swallowed = _swallow_a_claim(proxy, producer, worker)
+    rounds.orphans += swallowed
+    rounds.recoveries.append(_recovery(worker))
+    # Before anything else disturbs the worker: it must let go of them.
+    rounds.kept += _kept_after(worker, swallowed, ORPHAN_LIMIT)
+    time.sleep(CALM)
+    _disrupt(proxy.swallow_replies, proxy.stop_swallowing, scale.net_disruption)
 
 
 def _disrupt(start: Callable[[], object], end: Callable[[], object], seconds: float) -> None:

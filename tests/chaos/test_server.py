@@ -37,7 +37,7 @@ RECOVERED_SHARE = 0.5
 # Seconds over which the completion rate is measured.
 WINDOW = 0.5
 # Seconds the jobs may take to finish once sending has stopped.
-DRAIN_LIMIT = 20.0
+DRAIN_LIMIT = 10.0
 
 
 @pytest.fixture(scope="module")
