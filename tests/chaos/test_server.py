@@ -131,19 +131,7 @@ def test_server_restarts_and_crashes_lose_nothing(
         _producer(fresh, scale, acked, tmp_path / "producer.log") as producer,
         Sampler(fresh) as sampler,
     ):
-        outages, recoveries = [], []
-        flowing = RECOVERED_SHARE * scale.server_rate
-        up = time.monotonic()
-        for _ in range(scale.server_events):
-            steady = settle(lambda: sampler.rate_since(up) >= flowing, 30)  # noqa: B023
-            assert steady, "jobs are not flowing before the server goes down"
-            down = time.monotonic()
-            fresh.stop(mode)
-            fresh.start()
-            up = time.monotonic()
-            outages.append(up - down)
-            back = settle(lambda: sampler.rate_since(up) >= flowing, 60)  # noqa: B023
-            recoveries.append(time.monotonic() - up if back else -1.0)
+        outages, recoveries = _stop_and_start(fresh, mode, sampler, scale)
         producer_code = producer.wait(scale.server_seconds + 60)
     with fresh.connect(DB) as conn:
         settle(lambda: not counts.unfinished(conn.cursor(), RECORD), DRAIN_LIMIT)
@@ -168,6 +156,32 @@ def test_server_restarts_and_crashes_lose_nothing(
     assert tally.succeeded_without_running == 0, tally
     assert all(r >= 0 for r in recoveries), f"throughput did not recover: {recoveries}"
     assert all(w.process.poll() is None for w in running), "a worker exited"
+
+
+def _stop_and_start(
+    cluster: clusters.PrivateCluster, mode: str, sampler: Sampler, scale: Scale
+) -> tuple[list[float], list[float]]:
+    """Stop and start the server ``server_events`` times, spread over the sending.
+
+    Returns how long each outage lasted, and how long after each the completion rate
+    took to recover (-1: not within a minute).
+    """
+    flowing = RECOVERED_SHARE * scale.server_rate
+    began = up = time.monotonic()
+    outages, recoveries = [], []
+    for event in range(scale.server_events):
+        steady = settle(lambda: sampler.rate_since(up) >= flowing, 30)  # noqa: B023
+        assert steady, "jobs are not flowing before the server goes down"
+        due = began + (event + 1) * scale.server_seconds / (scale.server_events + 1)
+        time.sleep(max(0.0, due - time.monotonic()))  # the schedule of the outages
+        down = time.monotonic()
+        cluster.stop(mode)
+        cluster.start()
+        up = time.monotonic()
+        outages.append(up - down)
+        back = settle(lambda: sampler.rate_since(up) >= flowing, 60)  # noqa: B023
+        recoveries.append(time.monotonic() - up if back else -1.0)
+    return outages, recoveries
 
 
 @contextlib.contextmanager
