@@ -421,6 +421,14 @@ def chaos_record(self: djqueue.Task[Any, Any], seconds: float = 0.0) -> int:
     return os.getpid()
 
 
+@djqueue.task(bind=True)
+def chaos_innocent(self: djqueue.Task[Any, Any]) -> int:
+    """Record this execution in ``chaos_run``; default retries, so that a job that loses
+    its attempts to its neighbours' crashes fails and is counted."""
+    _record_execution(self.request)
+    return os.getpid()
+
+
 @djqueue.task
 def poison_nul_message() -> None:
     """Fail with a NUL character in the error message (PostgreSQL text cannot hold it)."""
