@@ -154,11 +154,12 @@ def _swallow_a_claim(proxy: ChaosProxy, producer: Producer, worker: WorkerProces
         proxy.swallow_replies(after_rows=True)
         try:
             tasks.chaos_record.delay_many([(JOB_SECONDS,)] * BURST)
-            return wait_until(
+            claimed: list[str] = wait_until(
                 lambda: with_cursor(counts.held_by, worker.name_prefix),
                 timeout=10,
                 what="a claim by the worker whose reply is swallowed",
             )
+            return claimed
         finally:
             proxy.stop_swallowing()
     finally:
