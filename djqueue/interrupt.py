@@ -23,10 +23,12 @@ signal handler that raises only while its window is open
 
 from __future__ import annotations
 
+import _thread
 import ctypes
+import sys
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -58,11 +60,21 @@ class Window(Protocol):
         """Raise ``error`` inside the task; False when the window is shut."""
 
 
+def os_thread_ident() -> int:
+    """This OS thread's id, which ``PyThreadState_SetAsyncExc`` needs; under gevent's
+    patching ``threading.get_ident()`` names the greenlet instead."""
+    monkey: Any = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return int(monkey.get_original("_thread", "get_ident")())
+    return _thread.get_ident()
+
+
 class ThreadWindow:
     """When a task running in this thread may be interrupted: while its code runs."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, lock: Any = None) -> None:
+        # ``lock``: an OS lock where gevent would otherwise make a lock that switches.
+        self._lock = lock if lock is not None else threading.Lock()
         self._thread: int | None = None  # the thread inside the task; None: shut
         self._sent: tuple[type[BaseException], ...] = ()
 
@@ -94,7 +106,7 @@ class ThreadWindow:
 
     def _open(self) -> None:
         with self._lock:
-            self._thread = threading.get_ident()
+            self._thread = os_thread_ident()
             self._sent = ()
 
     def _shut(self) -> None:

@@ -1,4 +1,6 @@
-"""Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise)."""
+"""Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise);
+``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
+test."""
 
 from __future__ import annotations
 
@@ -7,6 +9,12 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", default=False, help="also run long soak tests")
+    parser.addoption(
+        "--chaos-full",
+        action="store_true",
+        default=False,
+        help="run the chaos suite at full size (about 15 minutes; also DJQUEUE_CHAOS_FULL=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

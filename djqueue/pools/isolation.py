@@ -24,9 +24,9 @@ import signal
 import sys
 import threading
 
-from djqueue import executor, text
+from djqueue import executor, gevent_patch, text
 from djqueue.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
-from djqueue.interrupt import Window
+from djqueue.interrupt import ThreadWindow, Window
 from djqueue.pools import child as child_process
 from djqueue.pools import messages, prefork
 from djqueue.records import ClaimedJob, Outcome
@@ -142,7 +142,7 @@ def _serve(job: ClaimedJob, source: int, sink: int, parent: int) -> None:
     try:
         os.close(source)
         child_process.detach(parent)
-        outcome = child_process.run(job)
+        outcome = _run_apart(job) if gevent_patch.is_patched() else child_process.run(job)
         line = messages.outcome_line(outcome, "")
         view = memoryview(line)
         while view:
@@ -155,6 +155,38 @@ def _serve(job: ClaimedJob, source: int, sink: int, parent: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
     os._exit(code)
+
+
+def _run_apart(job: ClaimedJob) -> Outcome:
+    """Under gevent: run ``job`` in a new OS thread of the child, with a hub of its own.
+
+    The fork copied every greenlet of the worker (its loop, its heartbeat, other jobs),
+    and they would run again in the child whenever its hub ran. This thread's hub knows
+    none of them, and the child's first thread waits on an OS lock, so that its hub,
+    where they are, never runs.
+    """
+    from gevent import monkey
+
+    done = monkey.get_original("_thread", "allocate_lock")()
+    window = ThreadWindow(lock=monkey.get_original("_thread", "allocate_lock")())
+    ended: list[Outcome] = []
+
+    def run() -> None:
+        try:
+            ended.append(executor.execute(job, call=window.call))
+        except BaseException as exc:
+            ended.append(executor.failure(job, exc))
+        finally:
+            done.release()
+
+    # Signal handlers run in this first thread: pass the soft limit on to the job's.
+    signal.signal(
+        child_process.SOFT_LIMIT_SIGNAL, lambda signum, frame: window.deliver(SoftTimeLimitExceeded)
+    )
+    done.acquire()
+    monkey.get_original("_thread", "start_new_thread")(run, ())
+    done.acquire()
+    return ended[0]
 
 
 def _watch(pid: int, source: int) -> tuple[bytes, int]:

@@ -387,6 +387,97 @@ def record_chord_body(self: djqueue.Task[Any, Any], results: list[Any]) -> int:
     return len(results)
 
 
+# The chaos suite (tests/chaos): a job that records every execution, and poison jobs. --
+
+
+def _record_execution(request: Any) -> None:
+    """Write one row to ``chaos_run``: this job, this attempt, this worker and process."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO chaos_run (job_id, attempt, worker, pid) VALUES (%s, %s, %s, %s)",
+            [request.id, request.attempt, request.hostname, os.getpid()],
+        )
+
+
+@djqueue.task(bind=True, max_retries=None)
+def chaos_record(self: djqueue.Task[Any, Any], seconds: float = 0.0) -> int:
+    """Record this execution in ``chaos_run``, then sleep ``seconds``.
+
+    The chaos suite cuts the database away from workers: a run whose row could not be
+    written is retried as a new attempt rather than failed, so that only the queue
+    itself can lose a job.
+    """
+    from django.db import DatabaseError, connection
+
+    try:
+        _record_execution(self.request)
+    except DatabaseError as exc:
+        # The connection may be half dead: the next attempt opens a fresh one.
+        connection.close()
+        raise self.retry(exc=exc, countdown=0.2) from exc
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@djqueue.task(bind=True)
+def chaos_innocent(self: djqueue.Task[Any, Any]) -> int:
+    """Record this execution in ``chaos_run``; default retries, so that a job that loses
+    its attempts to its neighbours' crashes fails and is counted."""
+    _record_execution(self.request)
+    return os.getpid()
+
+
+@djqueue.task
+def poison_nul_message() -> None:
+    """Fail with a NUL character in the error message (PostgreSQL text cannot hold it)."""
+    raise ValueError("poison: a NUL \x00 in the message")
+
+
+@djqueue.task
+def poison_surrogate_message() -> None:
+    """Fail with a lone surrogate in the error message."""
+    raise ValueError("poison: a lone surrogate \udc80 in the message")
+
+
+@djqueue.task
+def poison_surrogate_result() -> str:
+    """Return a string with a lone surrogate (JSON in PostgreSQL cannot hold it)."""
+    return "poison: a lone surrogate \udc80 in the result"
+
+
+@djqueue.task
+def poison_huge_result(size: int) -> str:
+    """Return a string of ``size`` characters (above MAX_PAYLOAD_BYTES when asked to)."""
+    return "x" * size
+
+
+def _no_core_file() -> None:
+    """A process about to crash on purpose leaves no core file behind."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@djqueue.task(bind=True)
+def poison_abort(self: djqueue.Task[Any, Any]) -> None:
+    """Record this execution, then end the process with ``os.abort()`` (SIGABRT)."""
+    _record_execution(self.request)
+    _no_core_file()
+    os.abort()
+
+
+@djqueue.task(bind=True)
+def poison_segfault(self: djqueue.Task[Any, Any]) -> None:
+    """Record this execution, then read address 0 (SIGSEGV)."""
+    import ctypes
+
+    _record_execution(self.request)
+    _no_core_file()
+    ctypes.string_at(0)
+
+
 # Poison: jobs whose data or behaviour once took their worker down ---------------------
 
 
@@ -411,4 +502,5 @@ def return_marked(marker: str) -> str:
 @djqueue.task(max_retries=5)
 def abort_process() -> None:
     """Kill the process running it, as a crash in a C extension would."""
+    _no_core_file()
     os.abort()

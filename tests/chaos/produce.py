@@ -1,0 +1,57 @@
+"""A producer process: sends ``chaos_record`` jobs at a steady rate, riding out outages.
+
+``python -m tests.chaos.produce RATE SECONDS JOB_SECONDS ACKED_FILE`` sends about RATE
+jobs a second for SECONDS seconds. The id of every job whose sending returned (so whose
+INSERT committed) is appended to ACKED_FILE at once: those jobs must never be lost. A
+batch whose sending failed is not retried (it may or may not have committed; what did
+commit is in the table and is counted there).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import django
+
+# Batches a second: small batches keep the rate steady.
+TICKS_PER_SECOND = 10
+
+logger = logging.getLogger("chaos.produce")
+
+
+def main(rate: float, seconds: float, job_seconds: float, acked_path: str) -> int:
+    """Send for ``seconds``; return the exit code."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    django.setup()
+    from django.db import DatabaseError, connection
+
+    from tests.testapp import tasks
+
+    per_tick = max(1, round(rate / TICKS_PER_SECOND))
+    start = time.monotonic()
+    tick = 0
+    with open(acked_path, "a", encoding="ascii") as acked:
+        while (now := time.monotonic()) - start < seconds:
+            due = start + tick / TICKS_PER_SECOND
+            if due > now:
+                time.sleep(due - now)
+            tick += 1
+            try:
+                results = tasks.chaos_record.delay_many([(job_seconds,)] * per_tick)
+            except DatabaseError as exc:
+                logger.warning("sending failed: %s", " ".join(str(exc).split()))
+                connection.close()
+                continue
+            acked.write("".join(f"{result.id}\n" for result in results))
+            acked.flush()
+    connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rate, seconds, job_seconds, path = sys.argv[1:5]
+    sys.exit(main(float(rate), float(seconds), float(job_seconds), path))
