@@ -9,9 +9,10 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from psycopg import conninfo
 from psycopg import sql as pgsql
 
-from djqueue import conf
+from djqueue import conf, sessions
 
 logger = logging.getLogger("djqueue.listener")
 
@@ -24,14 +25,27 @@ PAUSE_CHANNEL = "djqueue_pause"
 
 
 def connect(autocommit: bool = True) -> psycopg.Connection[Any]:
-    """Open a plain psycopg connection to the queue database (``LISTEN_DSN`` if set)."""
+    """Open a plain psycopg connection to the queue database (``LISTEN_DSN`` if set).
+
+    It gets the guards of :mod:`djqueue.sessions`: the keepalives and user timeout
+    that the DSN or the database's ``OPTIONS`` do not set, and the session settings.
+    """
     dsn = conf.get("LISTEN_DSN")
     if dsn:
-        return psycopg.connect(dsn, autocommit=autocommit)
-    params = connections[conf.get("DATABASE")].get_connection_params()
-    for django_only in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(django_only, None)
-    return psycopg.connect(**params, autocommit=autocommit)
+        given = conninfo.conninfo_to_dict(dsn)
+        extra: dict[str, Any] = {k: v for k, v in sessions.link_options().items() if k not in given}
+        conn = psycopg.connect(dsn, autocommit=autocommit, **extra)
+    else:
+        params = connections[conf.get("DATABASE")].get_connection_params()
+        for django_only in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(django_only, None)
+        conn = psycopg.connect(**sessions.with_link_options(params), autocommit=autocommit)
+    try:
+        sessions.guard(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class Listener:
