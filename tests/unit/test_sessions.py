@@ -92,3 +92,70 @@ def test_django_connections_of_the_process_get_the_guards_the_user_did_not_set(
     params = connections["default"].get_connection_params()
     assert params["tcp_user_timeout"] == 30_000
     assert params["keepalives_count"] == 9
+
+
+@pytest.fixture
+def options_seen_at_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Stand-ins for the worker and the scheduler that record the alias's OPTIONS as
+    they were when they started to run."""
+    from djqueue import beat, worker
+    from djqueue.management import logs
+    from djqueue.management.commands import runbeat
+
+    database = connections.settings["default"]
+    monkeypatch.setitem(database, "OPTIONS", {"keepalives_idle": 99})
+    seen: dict[str, object] = {}
+
+    class FakeWorker:
+        name = "fake"
+
+        def __init__(self, options: object) -> None:
+            pass
+
+        def run(self) -> int:
+            seen["runworker"] = dict(database["OPTIONS"])
+            return 0
+
+    class FakeBeat:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def run(self) -> None:
+            seen["runbeat"] = dict(database["OPTIONS"])
+
+    monkeypatch.setattr(worker, "Worker", FakeWorker)
+    monkeypatch.setattr(beat, "Beat", FakeBeat)
+    monkeypatch.setattr(runbeat, "_stop_on_signals", lambda stop: None)
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+    return seen
+
+
+@pytest.mark.parametrize("command", ["runworker", "runbeat"])
+def test_worker_and_beat_processes_guard_their_django_connections(
+    command: str, options_seen_at_run: dict[str, object]
+) -> None:
+    from django.core.management import call_command
+
+    call_command(command)
+
+    assert options_seen_at_run[command] == {**DEFAULT_GUARDS, "keepalives_idle": 99}
+
+
+def test_the_scheduler_runs_in_one_of_djqueues_own_threads() -> None:
+    import threading
+
+    from djqueue import beat
+
+    seen: list[bool] = []
+    stopped = threading.Event()
+    stopped.set()  # run() returns at once, as when a stop came before it started
+
+    def run_beat() -> None:
+        beat.Beat("test-beat", stop=stopped).run()
+        seen.append(sessions.is_own_thread())
+
+    thread = threading.Thread(target=run_beat)
+    thread.start()
+    thread.join(10)
+    assert seen == [True]
+    assert not sessions.is_own_thread()
