@@ -3,8 +3,9 @@ what djqueue's notifications say, validated; and a loop that nothing can end.
 
 Any role that can connect to the database can NOTIFY on any channel, so a payload is
 input from outside. :meth:`Listener.notices` parses each one into a typed notice and
-drops (and logs, escaped and rate-limited) one that does not parse. A notice only wakes
-a waiter or asks it to read the database again: nothing is done on its word alone.
+drops (and logs, escaped and rate-limited) one that does not parse. A notice is a
+hint that makes a worker or a waiter look at the database sooner; only a revoke request
+names something to do (stop the running job it names).
 """
 
 from __future__ import annotations
@@ -205,10 +206,11 @@ rejected = Rejections()
 
 
 class Listener:
-    """LISTEN on ``channels``; :meth:`wait` returns payloads, reconnecting on failure.
+    """LISTEN on ``channels``; :meth:`notices` returns what was heard, reconnecting on
+    failure (with a growing delay, logged).
 
-    After a reconnect, :meth:`wait` returns ``[""]`` once: notifications may have been
-    missed while the connection was down, so the caller should look again.
+    After a reconnect, :meth:`notices` returns ``[RECONNECTED]`` once: notifications
+    may have been missed while the connection was down, so the caller should look again.
     """
 
     def __init__(self, channels: Sequence[str]) -> None:
