@@ -150,6 +150,10 @@ def _guard_django(wrapper: BaseDatabaseWrapper) -> None:
     names, values = _settings_arrays()
     if not names or wrapper.vendor != "postgresql":
         return
+    if (wrapper.settings_dict.get("OPTIONS") or {}).get("pool"):
+        # Django's pool hands a connection from thread to thread: the settings would
+        # follow it into task code.
+        return
     with wrapper.cursor() as cursor:
         cursor.execute(SET_SESSION, [names, values])
 

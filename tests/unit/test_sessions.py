@@ -159,3 +159,15 @@ def test_the_scheduler_runs_in_one_of_djqueues_own_threads() -> None:
     thread.join(10)
     assert seen == [True]
     assert not sessions.is_own_thread()
+
+
+def test_no_session_settings_on_a_connection_of_djangos_pool() -> None:
+    # A pooled connection goes from thread to thread, into task code's threads too.
+    class PooledConnection:
+        vendor = "postgresql"
+        settings_dict = {"OPTIONS": {"pool": True}}
+
+        def cursor(self) -> None:
+            raise AssertionError("a session setting was made on a pooled connection")
+
+    sessions._guard_django(PooledConnection())  # type: ignore[arg-type]
