@@ -31,10 +31,12 @@ from djqueue import listener
 
 
 def listening():
+    # Result listeners of this script (and of its child), not of other processes.
     with listener.connect() as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = current_setting('application_name') "
+            "AND query = 'LISTEN \"djqueue_done\"'"
         ).fetchall()
     return sorted(row[0] for row in rows)
 
@@ -150,6 +152,8 @@ def run_script(script: str, *args: str) -> list[dict[str, Any]]:
     """Run ``script`` against the test database; the JSON lines it printed."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env.update(
+        # Tells this script's connections from those of other processes.
+        PGAPPNAME=f"djqueue-test-{os.getpid()}",
         PYTHONPATH=str(REPO_ROOT),
         DJANGO_SETTINGS_MODULE="tests.settings",
         DJQUEUE_TEST_DB_NAME=connection.settings_dict["NAME"],

@@ -87,7 +87,7 @@ def listen_backends() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN %%'"
+            "WHERE datname = current_database() AND query = 'LISTEN \"djqueue_done\"'"
         )
         return [row[0] for row in cursor.fetchall()]
 
