@@ -74,7 +74,7 @@ class Hub:
             self._waiters.add(waiter)
             for job_id in waiter.job_ids:
                 self._by_id.setdefault(job_id, set()).add(waiter)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._start()
 
     def remove(self, waiter: Waiter) -> None:
