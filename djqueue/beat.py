@@ -22,7 +22,7 @@ import psycopg
 from django.db import Error as DjangoDatabaseError
 from django.db import connections
 
-from djqueue import conf, periodic, schedules, text
+from djqueue import conf, periodic, schedules, sessions, text
 from djqueue.periodic import Entry, EntryError
 
 logger = logging.getLogger("djqueue.beat")
@@ -154,7 +154,9 @@ class Beat:
         self._failures = 0
 
     def run(self) -> None:
-        """Serve until :attr:`stop` is set."""
+        """Serve until :attr:`stop` is set (in the calling thread, which becomes one of
+        djqueue's own: its statements get ``STATEMENT_TIMEOUT_SECONDS``)."""
+        sessions.own_thread()
         logger.info("Beat %s starting.", self.name)
         try:
             self._sync()

@@ -439,6 +439,14 @@ def renew_leases(
     return {row[0]: row[1] for row in rows}
 
 
+def revoke_asked(job_id: uuid.UUID, attempt: int, worker: str) -> bool:
+    """Whether ``revoke(terminate=True)`` was asked for the job ``worker`` holds."""
+    with _cursor() as cursor:
+        cursor.execute(sql.REVOKE_ASKED, [job_id, attempt, worker])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def release_orphans(worker: str, held: Sequence[uuid.UUID]) -> int:
     """Hand back rows that name ``worker`` but are not among the ``held`` ids it holds.
 

@@ -49,6 +49,14 @@ DEFAULTS: dict[str, Any] = {
     "PREPARED_STATEMENTS": True,
     # A direct (non-pooled) DSN for LISTEN, for setups behind a transaction pooler.
     "LISTEN_DSN": None,
+    # Guards against a network link that dies without a word (djqueue.sessions): TCP
+    # keepalives and tcp_user_timeout on the connections of workers, beat and the
+    # listeners; a statement timeout on those of djqueue's own threads. None: not set.
+    "TCP_KEEPALIVE_IDLE_SECONDS": 10,
+    "TCP_KEEPALIVE_INTERVAL_SECONDS": 5,
+    "TCP_KEEPALIVE_COUNT": 3,
+    "TCP_USER_TIMEOUT_SECONDS": 30.0,
+    "STATEMENT_TIMEOUT_SECONDS": 60.0,
     # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.
     "RESULT_EXCEPTIONS": [],
     # Periodic tasks declared in code: name -> {"task", "schedule", "args", "kwargs",

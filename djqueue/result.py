@@ -6,8 +6,7 @@ import time
 import uuid
 from typing import Any
 
-from djqueue import broker, conf, exceptions, ids, states
-from djqueue.listener import DONE_CHANNEL, Listener
+from djqueue import broker, conf, exceptions, ids, states, waiters
 from djqueue.models import Job
 
 # Written by the finish statement for a chord body whose header failed (sql._FOLLOW_UP).
@@ -91,8 +90,9 @@ class AsyncResult(states.StateQueries):
     ) -> Any:
         """Wait until the job is finished and return its result.
 
-        Waiting listens for the notification a worker sends on finishing, with a look at
-        the row every ``interval`` seconds as a fallback. A failed or revoked job raises
+        Waiting is woken by the notification a worker sends on finishing (through the
+        process's one result listener, :mod:`djqueue.waiters`), with a look at the row
+        every ``interval`` seconds as a fallback. A failed or revoked job raises
         its error when ``propagate`` (the default).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -125,11 +125,9 @@ class AsyncResult(states.StateQueries):
             connections.close_all()
 
     def _wait(self, deadline: float | None, interval: float) -> dict[str, Any]:
-        listener = Listener([DONE_CHANNEL])
-        wanted = str(self.id)
-        try:
+        with waiters.waiting([self.id]) as waiter:
             while True:
-                # Read after LISTEN is in place (first wait) so no finish is missed.
+                # Read after registering, and after every wake: no finish is missed.
                 row = self._row()
                 if row["state"] in states.READY:
                     return row
@@ -139,12 +137,7 @@ class AsyncResult(states.StateQueries):
                         f"job {self.id} ({row['task_name']}) is still {row['state']} "
                         "after the timeout"
                     )
-                pause = interval if left is None else min(interval, left)
-                for payload in listener.wait(pause):
-                    if not payload or wanted in payload.split():
-                        break
-        finally:
-            listener.close()
+                waiter.wait(interval if left is None else min(interval, left))
 
     # Changing -------------------------------------------------------------------
 
@@ -295,31 +288,31 @@ class GroupResult:
 
     def _wait(self, deadline: float | None, interval: float) -> dict[uuid.UUID, dict[str, Any]]:
         done: dict[uuid.UUID, dict[str, Any]] = {}
-        pending = [result.id for result in self.results]
-        listener: Listener | None = None
-        try:
+        pending = self._collect([result.id for result in self.results], done)
+        if not pending:
+            return done
+        with waiters.waiting(pending) as waiter:
             while True:
-                # Only jobs not finished at the last look are read again.
-                for job_id, row in self._rows(pending).items():
-                    if row["state"] in states.READY:
-                        done[job_id] = row
-                pending = [job_id for job_id in pending if job_id not in done]
+                # Read after registering, and after every wake: no finish is missed.
+                pending = self._collect(pending, done)
                 if not pending:
                     return done
-                if listener is None:
-                    # Listen, then look again, so that no finish is missed in between.
-                    listener = Listener([DONE_CHANNEL])
-                    continue
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise exceptions.TimeoutError(
                         f"{len(pending)} of the {len(self.results)} jobs of group {self.id} "
                         "are not finished after the timeout"
                     )
-                listener.wait(interval if left is None else min(interval, left))
-        finally:
-            if listener is not None:
-                listener.close()
+                waiter.wait(interval if left is None else min(interval, left))
+
+    def _collect(
+        self, pending: list[uuid.UUID], done: dict[uuid.UUID, dict[str, Any]]
+    ) -> list[uuid.UUID]:
+        """Read the ``pending`` jobs; move finished ones to ``done``; return the rest."""
+        for job_id, row in self._rows(pending).items():
+            if row["state"] in states.READY:
+                done[job_id] = row
+        return [job_id for job_id in pending if job_id not in done]
 
     # Changing -------------------------------------------------------------------
 

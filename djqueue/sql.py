@@ -744,6 +744,13 @@ WITH requested AS (
 SELECT pg_notify('djqueue_revoke', id::text) FROM requested
 """
 
+# Whether a revocation was asked for a job a worker holds: a revoke notification is only
+# a hint (any role may send one), the row says whether to act.
+REVOKE_ASKED = """
+SELECT revoke_requested_at IS NOT NULL FROM djqueue_job
+WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
+"""
+
 FORGET = """
 DELETE FROM djqueue_job
 WHERE id = %s AND state IN ('SUCCESS', 'FAILURE', 'REVOKED')

@@ -36,7 +36,18 @@ from typing import Any, TypeVar
 import psycopg
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from djqueue import broker, conf, executor, listener, pools, registry, signals, states, text
+from djqueue import (
+    broker,
+    conf,
+    executor,
+    listener,
+    pools,
+    registry,
+    sessions,
+    signals,
+    states,
+    text,
+)
 from djqueue.interrupt import Window
 from djqueue.listener import JOBS_CHANNEL, PAUSE_CHANNEL, REVOKE_CHANNEL, Listener
 from djqueue.pools import isolation
@@ -201,12 +212,13 @@ class Worker:
         self._renewed_at = _clock()
         self._refresh_paused()
         self.pool.start()
-        threads = [
-            threading.Thread(target=self._listen, name="djqueue-listener", daemon=True),
-            threading.Thread(target=self._control, name="djqueue-control", daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
+        if self._inline is None:
+            # This thread's connection serves the loop only (solo runs tasks on it).
+            sessions.own_thread()
+        # Both restart after any error until the worker stops; their threads are
+        # djqueue's own (a statement timeout guards their connections).
+        listener.run_forever(self._listen, "djqueue-listener", self.stopping)
+        listener.run_forever(self._control_loop, "djqueue-control", self.stopped)
         logger.info(
             "Worker %s ready: pool=%s concurrency=%d queues=%s",
             self.name,
@@ -573,50 +585,52 @@ class Worker:
     # Other threads --------------------------------------------------------------
 
     def _listen(self) -> None:
-        """The listener thread: restarted after any error, until the worker stops."""
-        failures = 0
-        while not self.stopping.is_set():
-            try:
-                self._listen_once()
-            except Exception as exc:
-                failures += 1
-                delay = min(10.0, 0.25 * 2**failures)
-                logger.exception(
-                    "The notification listener failed (%s); restarting it in %.1fs.",
-                    _describe(exc),
-                    delay,
-                )
-                # Whatever was missed meanwhile: look now.
-                self.events.put(WAKE)
-                self.stopping.wait(delay)
-
-    def _listen_once(self) -> None:
-        listening = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
+        """The listener thread's loop: notices become wake-ups and revocations."""
+        # Whatever was missed while nothing listened (a restart): look now.
+        self.events.put(WAKE)
+        heard = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
         mine = set(self.queues)
         try:
             while not self.stopping.is_set():
                 wake = False
-                for channel, payload in listening.wait_channels(1.0):
-                    if channel == REVOKE_CHANNEL:
-                        self._revoke_notified(payload)
-                    elif channel == PAUSE_CHANNEL and payload in mine:
-                        # A resumed queue may have jobs waiting: look at once.
-                        wake = self._refresh_paused() or wake
-                    elif not channel or payload in mine:
+                for notice in heard.notices(1.0):
+                    if isinstance(notice, listener.RevokeRequested):
+                        self._revoke_notified(notice.job_id)
+                    elif isinstance(notice, listener.PauseChanged):
+                        if notice.queue in mine:
+                            # A resumed queue may have jobs waiting: look at once.
+                            wake = self._refresh_paused() or wake
+                    elif isinstance(notice, listener.NewJobs):
+                        wake = wake or notice.queue in mine
+                    elif isinstance(notice, listener.Reconnected):
                         wake = True
                 if wake:
                     self.events.put(WAKE)
         finally:
-            listening.close()
+            heard.close()
 
-    def _revoke_notified(self, payload: str) -> None:
-        """A revoke notification: any role may send one, so its payload is checked."""
-        try:
-            job_id = uuid.UUID(payload)
-        except (ValueError, TypeError):
-            logger.warning("Ignored a revoke notification that names no job id: %r", payload[:100])
+    def _revoke_notified(self, job_id: uuid.UUID) -> None:
+        """A revoke notification names a job this worker may hold. Any database role can
+        send one, so the job's row must say that a revocation was asked for before the
+        job is stopped or kept from starting."""
+        with self._lock:
+            held = self.held.get(job_id)
+        if held is None:
             return
-        self._revoke_requested(job_id)
+        try:
+            asked = broker.revoke_asked(job_id, held.job.attempt, self.name)
+        except DatabaseError as exc:
+            # The heartbeat reads the same mark from the row, and acts on it then.
+            logger.warning("Could not check a revoke request (%s).", _describe(exc))
+            _reset_connection()
+            return
+        if asked:
+            self._revoke_requested(job_id)
+        else:
+            logger.warning(
+                "Ignored a revoke notification for job %s: its row asks for no revocation.",
+                job_id,
+            )
 
     def _refresh_paused(self) -> bool:
         """Read which queues are paused; return whether this worker's set changed."""
@@ -650,23 +664,20 @@ class Worker:
             job = held.job
         self.supervisor.revoke_running(job)
 
-    def _control(self) -> None:
-        """The control thread: restarted after any error, until the worker stops."""
-        while not self.stopped.is_set():
-            try:
-                self._control_loop()
-            except Exception as exc:
-                logger.exception("The control thread failed (%s); restarting it.", _describe(exc))
-                _reset_connection()
-                self.stopped.wait(1.0)
-        with contextlib.suppress(Exception):
-            connections.close_all()
-
     def _control_loop(self) -> None:
+        """The control thread's loop: leases, rescue, pruning, shutdown's grace period."""
+        try:
+            self._control_ticks()
+        finally:
+            with contextlib.suppress(Exception):
+                connections.close_all()
+
+    def _control_ticks(self) -> None:
         every = float(conf.get("HEARTBEAT_SECONDS"))
         next_beat = 0.0
         next_prune = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
-        announced = False
+        # After a restart of this loop, a warm shutdown already announced stays so.
+        announced = self.stopping.is_set()
         while not self.stopped.wait(0.2):
             now = time.monotonic()
             if self.hard_stop.is_set():

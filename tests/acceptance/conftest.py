@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from tests.acceptance.network import PrivateNetwork
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = ("127.0.0.1", 5432)
 
@@ -207,9 +209,15 @@ def run_table(transactional_db: None) -> Iterator[str]:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to PostgreSQL; can be cut (connections dropped, new
-    ones refused) and restored on the same port, to play a database outage."""
+    ones refused) and restored on the same port, to play a database outage.
 
-    def __init__(self) -> None:
+    Given a :class:`PrivateNetwork`, it listens inside it (clients must connect from
+    there too, see ``network.submit``) and can be frozen: the link between clients and
+    proxy then drops every packet, as a dead network link does, until it is thawed.
+    """
+
+    def __init__(self, network: PrivateNetwork | None = None) -> None:
+        self.network = network
         self.port = _free_port()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -219,16 +227,33 @@ class TcpProxy:
 
     def restore(self) -> None:
         """Accept connections again."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
+        if self.network is None:
+            listener = self._listening_socket()
+        else:
+            listener = self.network.run(self._listening_socket)
         # A timeout lets the acceptor notice a cut: close() does not wake accept().
         listener.settimeout(0.1)
         self._listener = listener
         self._serving.set()
         self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
         self._acceptor.start()
+
+    def _listening_socket(self) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        return listener
+
+    def freeze(self) -> None:
+        """Keep every connection open, and let no packet through (private network)."""
+        assert self.network is not None, "only a proxy in a private network can freeze"
+        self.network.freeze()
+
+    def thaw(self) -> None:
+        """Let packets through again."""
+        assert self.network is not None
+        self.network.thaw()
 
     def cut(self) -> None:
         """Drop every open connection and refuse new ones."""
@@ -293,4 +318,23 @@ def proxy() -> Iterator[TcpProxy]:
     try:
         yield made
     finally:
+        made.cut()
+
+
+@pytest.fixture
+def private_proxy() -> Iterator[TcpProxy]:
+    """A TCP proxy in front of PostgreSQL, accepting, inside a private network whose
+    link the test can freeze; skipped where such a network cannot be made."""
+    from tests.acceptance import network
+
+    reason = network.unavailable()
+    if reason is not None:
+        pytest.skip(f"a frozen link {reason}")
+    made = TcpProxy(network.PrivateNetwork())
+    made.restore()
+    try:
+        yield made
+    finally:
+        assert made.network is not None
+        made.network.close()
         made.cut()

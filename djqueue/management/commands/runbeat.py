@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from djqueue import beat
+from djqueue import beat, sessions
 from djqueue.management import logs
 
 
@@ -44,6 +44,8 @@ class Command(BaseCommand):
         if max_interval is not None and max_interval <= 0:
             raise CommandError(f"--max-interval must be positive, not {max_interval:g}")
         name = f"{options['hostname'] or f'beat@{socket.gethostname()}'}.{os.getpid()}"
+        # Before the scheduler connects: a dead network link must end in a reconnect.
+        sessions.protect_django_connections()
         stop = threading.Event()
         _stop_on_signals(stop)
         beat.Beat(name, max_interval, stop).run()

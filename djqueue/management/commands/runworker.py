@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from djqueue import beat, conf, pools, worker
+from djqueue import beat, conf, pools, sessions, worker
 from djqueue.definition import check_time_limits
 from djqueue.management import logs
 
@@ -124,6 +124,8 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        # Before the worker connects: a dead network link must end in a reconnect.
+        sessions.protect_django_connections()
         try:
             run = worker.Worker(
                 worker.Options(
