@@ -333,7 +333,8 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
 
 
 def _finish_all(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
-    written = _finish(sql.FINISH, outcomes)
+    retrying = any(o.state == "RETRY" for o in outcomes)
+    written = _finish(sql.FINISH_RETRYING if retrying else sql.FINISH, outcomes)
     if len(written) < len(outcomes):
         rest = [o for o in outcomes if o.job_id not in written]
         written |= _finish(sql.FINISH_WORKFLOW, rest)

@@ -192,6 +192,34 @@ UPDATE djqueue_job SET unique_key = NULL
 WHERE unique_key = ANY(%s::text[]) AND state IN ('PENDING', 'RETRY') AND unique_until <= now()
 """
 
+# Unique jobs going back to waiting (a retry, a rescue, a hand-back). Only waiting jobs
+# hold their unique key, so a duplicate may have been sent while this one ran; and two
+# running duplicates may return in one statement. Either would make two waiting jobs
+# with one key, which the unique index refuses: the statement, and every job in it,
+# would fail. So a returning job gives up its key when another waiting job holds it, or
+# when an earlier returning job (by id) of the same statement keeps it. Nothing is lost:
+# both run, as both would have had the first one not come back.
+# ``{source}`` is a query of the ids going back to waiting; the CTE names those among
+# them that must give up their key.
+_GIVE_UP_KEYS = """
+giving_up AS (
+    SELECT r.id FROM (
+        SELECT j.id, j.unique_key,
+               row_number() OVER (PARTITION BY j.unique_key ORDER BY j.id) AS n
+        FROM djqueue_job AS j
+        WHERE j.id IN ({source}) AND j.unique_key IS NOT NULL
+    ) AS r
+    WHERE r.n > 1
+       OR EXISTS (SELECT 1 FROM djqueue_job AS d
+                  WHERE d.unique_key = r.unique_key AND d.state IN ('PENDING', 'RETRY')
+                        AND d.id <> r.id)
+)"""
+# The SET clause that goes with it.
+_KEY_SET = (
+    "unique_key = CASE WHEN j.id IN (SELECT id FROM giving_up) THEN NULL ELSE j.unique_key END"
+)
+
+
 # Claim a batch in one statement. SKIP LOCKED lets concurrent workers take disjoint rows
 # without waiting on each other. The WHERE and ORDER BY match the partial index
 # djqueue_job_ready exactly (no OR: an OR makes the planner leave the index); "NOT gated"
@@ -533,7 +561,7 @@ v AS (
         %s::float8[], %s::timestamptz[], %s::text[], %s::float8[]
     ) AS v(id, attempt, state, result, error_type, error_message, traceback, retry_in,
            retry_at, worker, runtime)
-),
+){keys},
 done AS (
     UPDATE djqueue_job AS j
     SET state = v.state,
@@ -561,7 +589,7 @@ done AS (
                                'outcome', 'RETRY', 'error_type', v.error_type,
                                'error_message', v.error_message))
                        ELSE j.history END,
-        retried_at = CASE WHEN v.state = 'RETRY' THEN now() ELSE j.retried_at END
+        retried_at = CASE WHEN v.state = 'RETRY' THEN now() ELSE j.retried_at END{key_set}
     FROM v, sync
     WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = v.worker
           AND j.state IN ('RECEIVED', 'STARTED') {which}
@@ -581,6 +609,18 @@ FINISH = _FINISH.format(
     returning="j.id, j.queue, j.concurrency_key",
     follow_up="",
     woken="",
+    keys="",
+    key_set="",
+)
+# A batch with retries: a retrying unique job may have to give up its key (_GIVE_UP_KEYS).
+# Its own statement, so that the common batch of successes pays nothing for it.
+FINISH_RETRYING = _FINISH.format(
+    which="AND j.workflow IS NULL",
+    returning="j.id, j.queue, j.concurrency_key",
+    follow_up="",
+    woken="",
+    keys="," + _GIVE_UP_KEYS.format(source="SELECT id FROM v WHERE state = 'RETRY'"),  # noqa: S608
+    key_set=",\n        " + _KEY_SET.replace("j.id IN", "v.state = 'RETRY' AND j.id IN"),
 )
 FINISH_WORKFLOW = _FINISH.format(
     which="AND j.workflow IS NOT NULL",
@@ -590,6 +630,8 @@ FINISH_WORKFLOW = _FINISH.format(
     ),
     follow_up=",\n" + _follow_up("done").rstrip().rstrip(","),
     woken=",\n       (SELECT count(*) FROM woken)",
+    keys="",
+    key_set="",
 )
 
 # Record that jobs a worker received have started running. Not needed for correctness
@@ -634,21 +676,27 @@ RETURNING j.id, j.revoke_requested_at IS NOT NULL
 # back (it never ran); the worker runs this statement while no claim of its own is in
 # flight, so a claim that is being answered cannot be mistaken for a lost one.
 RELEASE_ORPHANS = """
-WITH orphans AS (
+WITH found AS (
+    SELECT id FROM djqueue_job
+    WHERE worker = %s AND state IN ('RECEIVED', 'STARTED') AND id <> ALL(%s::uuid[])
+),{keys},
+orphans AS (
     UPDATE djqueue_job AS j
     SET state = 'PENDING', worker = '', lease_expires_at = NULL, started_at = NULL,
         max_attempts = j.max_attempts + CASE WHEN j.state = 'RECEIVED' THEN 1 ELSE 0 END,
+        {key_set},
         history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
             'ended_at', now(), 'outcome', 'RELEASED',
             'error_message', 'held by its worker without the worker knowing (a lost '
                              || 'reply); handed back to the queue'))
-    WHERE j.worker = %s AND j.state IN ('RECEIVED', 'STARTED') AND j.id <> ALL(%s::uuid[])
+    FROM found
+    WHERE j.id = found.id AND j.state IN ('RECEIVED', 'STARTED')
     RETURNING j.queue
 )
 SELECT q.queue, q.n, pg_notify('djqueue', q.queue)
 FROM (SELECT queue, count(*) AS n FROM orphans GROUP BY queue) AS q
-"""
+""".format(keys=_GIVE_UP_KEYS.format(source="SELECT id FROM found"), key_set=_KEY_SET)  # noqa: S608
 
 # Rescue jobs whose lease ran out: their worker died, froze or was cut off. SKIP LOCKED
 # so that two rescuers (or a finishing worker) never wait on each other.
@@ -662,7 +710,7 @@ WITH lost AS (
     SELECT id FROM djqueue_job
     WHERE state IN ('RECEIVED', 'STARTED') AND lease_expires_at < now()
     FOR UPDATE SKIP LOCKED
-),
+),{keys},
 moved AS (
     UPDATE djqueue_job AS j
     SET state = CASE WHEN j.state = 'STARTED' AND j.attempt >= j.max_attempts
@@ -679,6 +727,7 @@ moved AS (
         max_attempts = j.max_attempts + CASE WHEN j.state = 'RECEIVED' THEN 1 ELSE 0 END,
         started_at = CASE WHEN j.state = 'STARTED' THEN j.started_at END,
         lost = j.lost + 1,
+        {key_set},
         history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
             'ended_at', now(), 'outcome', 'LOST',
@@ -702,20 +751,28 @@ failed AS (
 )
 SELECT state, queue, count(*), (SELECT count(*) FROM woken), (SELECT count(*) FROM failed)
 FROM moved GROUP BY state, queue
-""".format(follow_up=_follow_up("moved"))  # noqa: S608
+""".format(  # noqa: S608
+    follow_up=_follow_up("moved"),
+    keys=_GIVE_UP_KEYS.format(source="SELECT id FROM lost"),
+    key_set=_KEY_SET,
+)
 
 # Hand jobs back at shutdown. A job that never started gets its attempt back (the budget
 # grows by one: ``attempt`` only ever grows, since it fences late writes). Fenced by
 # worker too, as a finish is: a worker presumed dead hands back nothing it lost.
 RELEASE = """
+WITH v AS (
+    SELECT * FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS v(id, attempt, started)
+),{keys}
 UPDATE djqueue_job AS j
 SET state = 'PENDING', worker = '', lease_expires_at = NULL, started_at = NULL,
-    max_attempts = j.max_attempts + CASE WHEN v.started THEN 0 ELSE 1 END
-FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS v(id, attempt, started)
+    max_attempts = j.max_attempts + CASE WHEN v.started THEN 0 ELSE 1 END,
+    {key_set}
+FROM v
 WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s
       AND j.state IN ('RECEIVED', 'STARTED')
 RETURNING j.queue
-"""
+""".format(keys=_GIVE_UP_KEYS.format(source="SELECT id FROM v"), key_set=_KEY_SET)  # noqa: S608
 
 NOTIFY = "SELECT pg_notify('djqueue', %s)"
 

@@ -3,6 +3,7 @@ of every end, unique jobs retried without a duplicate, groups pruned."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 import djqueue
-from djqueue import broker, states, testing
+from djqueue import broker, executor, states, testing
 from djqueue.models import Group, Job
 from djqueue.pools import prefork
 from djqueue.records import ClaimedJob
@@ -189,3 +190,59 @@ def test_a_group_younger_than_the_retention_is_kept_even_without_jobs() -> None:
     Group.objects.create(id=uuid.uuid4(), job_ids=[str(uuid.uuid4())], created_at=timezone.now())
     broker.prune(older_than=3600)
     assert Group.objects.count() == 1
+
+
+# Unique jobs that go back to waiting while a duplicate waits ----------------------------
+
+
+def _running_unique_with_a_waiting_duplicate(worker: str = "w1") -> tuple[ClaimedJob, Any]:
+    """A unique job a worker runs, and a duplicate sent meanwhile (allowed: only
+    waiting jobs hold their key)."""
+    tasks.unique_report.delay(5)
+    [running] = broker.claim(["default"], 1, worker, -1.0)  # its lease is over already
+    duplicate = tasks.unique_report.delay(5)
+    assert duplicate.id != running.id
+    return running, duplicate
+
+
+def _keys(*job_ids: uuid.UUID) -> list[str | None]:
+    return [Job.objects.get(pk=job_id).unique_key for job_id in job_ids]
+
+
+def test_a_rescued_unique_job_gives_up_its_key_to_the_waiting_duplicate() -> None:
+    running, duplicate = _running_unique_with_a_waiting_duplicate()
+    assert broker.rescue() == {states.PENDING: 1}
+    assert _keys(running.id, duplicate.id) == [None, "tests.testapp.tasks.unique_report:report:5"]
+    assert Job.objects.filter(state=states.PENDING).count() == 2  # both run: none lost
+
+
+@pytest.mark.parametrize("how", ["released", "orphaned"])
+def test_unique_jobs_handed_back_or_orphaned_give_up_their_key_too(how: str) -> None:
+    running, duplicate = _running_unique_with_a_waiting_duplicate()
+    if how == "released":
+        assert broker.release("w1", [(running.id, running.attempt, True)]) == 1
+    else:
+        assert broker.release_orphans("w1", []) == 1
+    assert _keys(running.id, duplicate.id)[0] is None
+    assert Job.objects.filter(state=states.PENDING).count() == 2
+
+
+def test_two_running_duplicates_rescued_together_keep_one_key() -> None:
+    tasks.unique_report.delay(6)
+    broker.claim(["default"], 1, "w1", -1.0)
+    tasks.unique_report.delay(6)
+    broker.claim(["default"], 1, "w2", -1.0)
+    assert broker.rescue() == {states.PENDING: 2}
+    keys = sorted(str(key) for key in Job.objects.values_list("unique_key", flat=True))
+    assert keys == ["None", "tests.testapp.tasks.unique_report:report:6"]
+
+
+def test_a_retry_of_a_unique_job_while_a_duplicate_waits_is_written() -> None:
+    running, duplicate = _running_unique_with_a_waiting_duplicate()
+    retry = dataclasses.replace(
+        executor.failure(running, ValueError("again")), state=states.RETRY, retry_in=60.0
+    )
+    assert broker.finish([retry]) == set()
+    row = Job.objects.get(pk=running.id)
+    assert (row.state, row.unique_key) == (states.RETRY, None)
+    assert _keys(duplicate.id)[0] is not None
