@@ -946,7 +946,7 @@ def _execute(job: ClaimedJob, window: Window) -> Outcome:
     except BaseException as exc:
         # Whatever escapes the executor must still end the job: otherwise it stays
         # held, the heartbeat renews its lease forever and a pool slot is lost.
-        logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+        logger.exception("Task %s[%s] crashed the executor", text.printable(job.task_name), job.id)
         return executor.failure(job, exc)
 
 

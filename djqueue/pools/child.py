@@ -22,7 +22,7 @@ from typing import BinaryIO, NoReturn
 
 from django.db import close_old_connections, connections
 
-from djqueue import executor
+from djqueue import executor, text
 from djqueue.exceptions import SoftTimeLimitExceeded
 from djqueue.interrupt import ThreadWindow
 from djqueue.pools import messages
@@ -133,7 +133,7 @@ def _run(job: ClaimedJob) -> Outcome:
         return executor.execute(job, call=_window.call)
     except BaseException as exc:
         # Whatever escapes the executor must still end the job, as in the worker.
-        logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+        logger.exception("Task %s[%s] crashed the executor", text.printable(job.task_name), job.id)
         return executor.failure(job, exc)
     finally:
         with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ import gevent.pool
 from django.core.management.base import CommandError
 from django.db import close_old_connections, connections
 
-from djqueue import executor, gevent_patch
+from djqueue import executor, gevent_patch, text
 from djqueue.pools import isolation
 from djqueue.pools.base import Load, Runner, Running
 from djqueue.records import ClaimedJob, Outcome
@@ -223,7 +223,9 @@ class GeventPool:
             return given if given is not None else executor.failure(job, exc)
         except BaseException as exc:
             # Whatever escapes the executor must still end the job, or it stays held.
-            logger.exception("Task %s[%s] crashed the executor", job.task_name, job.id)
+            logger.exception(
+                "Task %s[%s] crashed the executor", text.printable(job.task_name), job.id
+            )
             return executor.failure(job, exc)
 
 

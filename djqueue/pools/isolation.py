@@ -148,7 +148,7 @@ def _serve(job: ClaimedJob, source: int, sink: int, parent: int) -> None:
         while view:
             view = view[os.write(sink, view) :]
     except BaseException:
-        logger.exception("The process running %s[%s] failed", job.task_name, job.id)
+        logger.exception("The process running %s[%s] failed", text.printable(job.task_name), job.id)
         code = 1
     finally:
         with contextlib.suppress(Exception):

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from djqueue import registry, states
+from djqueue import registry, states, text
 from djqueue.exceptions import (
     NotRegistered,
     SoftTimeLimitExceeded,
@@ -428,7 +428,7 @@ class PreforkPool:
                 "Child process %d %s while running %s[%s]; the job ends %s. Replacing it.",
                 dead.pid,
                 how,
-                job.task_name,
+                text.printable(job.task_name),
                 job.id,
                 ended.state,
             )
