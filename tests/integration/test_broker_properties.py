@@ -670,3 +670,113 @@ def check_limits(rows: Rows) -> None:
 @pytest.mark.timeout(0 if PROFILE == "chaos" else 900)
 def test_the_broker_keeps_its_promises_in_any_interleaving() -> None:
     run_state_machine_as_test(BrokerMachine, settings=PROFILES[PROFILE])
+
+
+# Examples found ---------------------------------------------------------------------------
+
+Step = tuple[str, dict[str, Any]]
+
+
+def step(rule_name: str, /, **arguments: Any) -> Step:
+    return (rule_name, arguments)
+
+
+def claimed(then: str, lease: float = LEASE) -> Step:
+    """Worker w1 claims one job."""
+    return step("claim", worker="w1", limit=1, lease=lease, first=False, then=then)
+
+
+def ended(kind: str) -> Step:
+    """The first held job (started) ends with ``kind`` and its outcome is written."""
+    return step("work", pick=0, record=False, kind=kind, retry_in=0.0, forged=None)
+
+
+# Examples that broke a promise when they were found, replayed on every run: those the
+# machine found, as it shrank them, and others written after them that reach the same
+# fault by another path.
+FOUND: dict[str, list[Step]] = {
+    # Found: rescue makes the job waiting again, but a duplicate sent while it was held
+    # holds its unique key now: the whole statement fails (UniqueViolation), and with it
+    # the rescue of every other lost job.
+    "rescue-meets-unique-duplicate": [
+        step("first_jobs", names=["unique_report"]),
+        claimed("buffered", lease=SPENT_LEASE),
+        step("enqueue", name="unique_report", count=1, when="now"),
+        step("rescue"),
+    ],
+    # Found: the same collision when the worker hands the job back (the duplicate
+    # need not be due yet),
+    "release-meets-unique-duplicate": [
+        step("first_jobs", names=["unique_report"]),
+        claimed("buffered"),
+        step("enqueue", name="unique_report", count=1, when="countdown"),
+        step("release", pick=0, everything=False),
+    ],
+    # written after it: when a row the worker holds without knowing goes back,
+    "orphan-meets-unique-duplicate": [
+        step("first_jobs", names=["unique_report"]),
+        claimed("reply lost"),
+        step("enqueue", name="unique_report", count=1, when="now"),
+        step("heartbeat", worker="w1", lease=LEASE, orphans=True),
+    ],
+    # and when the job asks for a retry.
+    "retry-meets-unique-duplicate": [
+        step("first_jobs", names=["unique_report"]),
+        claimed("started"),
+        step("enqueue", name="unique_report", count=1, when="now"),
+        ended(states.RETRY),
+    ],
+    # Found: a started job handed back keeps its attempt, but is not failed when that
+    # was its last one: it starts again, past its budget (attempt 2 of 1).
+    "release-of-last-attempt-starts-again": [
+        step("first_jobs", names=["fail_until_marker"]),
+        claimed("started"),
+        step("release", pick=0, everything=False),
+        claimed("started, recorded"),
+    ],
+    # Written after it: a retry is granted by the retries left (the task's
+    # max_retries), not by the attempts left: after a lost run, the retries take the
+    # job past its budget (4 of 3).
+    "retries-after-a-lost-run-pass-the-budget": [
+        step("first_jobs", names=["retry_then_succeed"]),
+        claimed("started, recorded", lease=SPENT_LEASE),
+        step("rescue"),
+        claimed("started, recorded"),
+        ended(states.RETRY),
+        claimed("started, recorded"),
+        ended(states.RETRY),
+        claimed("started, recorded"),
+    ],
+    # The same for a job that killed its process: it is retried while retries are left.
+    "kills-after-a-lost-run-pass-the-budget": [
+        step("first_jobs", names=["retry_then_succeed"]),
+        claimed("started, recorded", lease=SPENT_LEASE),
+        step("rescue"),
+        claimed("started, recorded"),
+        ended("killed"),
+        step("time_passes", seconds=45.0),  # the retry of a killed job waits a little
+        claimed("started, recorded"),
+        ended("killed"),
+        step("time_passes", seconds=45.0),
+        claimed("started, recorded"),
+    ],
+}
+
+
+def replay(steps: Sequence[Step]) -> None:
+    """Run ``steps`` on a fresh machine, checking the invariants after each one, as
+    Hypothesis runs an example."""
+    machine = BrokerMachine()
+    try:
+        machine.promises_hold()
+        for name, arguments in steps:
+            getattr(machine, name)(**arguments)
+            machine.promises_hold()
+    finally:
+        machine.teardown()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", list(FOUND))
+def test_examples_found_keep_the_promises(name: str) -> None:
+    replay(FOUND[name])
