@@ -48,6 +48,9 @@ class Job(models.Model):
     eta = models.DateTimeField(help_text="Not run before this moment.")
     expires_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField()
+    # When a worker last claimed it (rate limits count claims), and when that run
+    # started: a claimed job may wait in the worker's buffer first (RECEIVED).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, default="")

@@ -241,7 +241,7 @@ picked AS (
 )
 UPDATE djqueue_job AS j
 SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %s, started_at = NULL,
-    lease_expires_at = now() + make_interval(secs => %s)
+    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %s)
 FROM picked, sync
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
@@ -366,7 +366,7 @@ picked AS (
 claimed AS (
     UPDATE djqueue_job AS j
     SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s,
-        started_at = NULL,
+        started_at = NULL, claimed_at = statement_timestamp(),
         lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s)
     FROM picked, sync
     WHERE j.id = picked.id
@@ -555,13 +555,7 @@ def _follow_up(source: str) -> str:
 # one of them, and the fence makes that write happen once.
 _FINISH = """
 WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
-v AS (
-    SELECT * FROM unnest(
-        %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-        %s::float8[], %s::timestamptz[], %s::text[], %s::float8[]
-    ) AS v(id, attempt, state, result, error_type, error_message, traceback, retry_in,
-           retry_at, worker, runtime)
-){keys},
+{outcomes}{keys},
 done AS (
     UPDATE djqueue_job AS j
     SET state = v.state,
@@ -604,7 +598,32 @@ SELECT array_agg(id),
         FROM (SELECT DISTINCT queue FROM done WHERE concurrency_key IS NOT NULL) AS q){woken}
 FROM done
 """
+# The outcomes as given, one row each.
+_GIVEN = """given AS (
+    SELECT * FROM unnest(
+        %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+        %s::float8[], %s::timestamptz[], %s::text[], %s::float8[]
+    ) AS v(id, attempt, state, result, error_type, error_message, traceback, retry_in,
+           retry_at, worker, runtime)
+)"""
+_OUTCOMES = _GIVEN.replace("given AS", "v AS", 1)
+# Retries and lost runs count against one budget of attempts: a retry asked for on the
+# last attempt (a task's retries left, but a run was lost with its worker before) ends
+# the job as FAILURE with the error that asked for it, as a retry past max_retries does.
+_CAPPED = (
+    _GIVEN  # noqa: S608 (constants only)
+    + """,
+v AS (
+    SELECT g.id, g.attempt,
+           CASE WHEN g.state = 'RETRY' AND g.attempt >= j.max_attempts THEN 'FAILURE'
+                ELSE g.state END AS state,
+           g.result, g.error_type, g.error_message, g.traceback, g.retry_in, g.retry_at,
+           g.worker, g.runtime
+    FROM given AS g JOIN djqueue_job AS j ON j.id = g.id
+)"""
+)
 FINISH = _FINISH.format(
+    outcomes=_OUTCOMES,
     which="AND j.workflow IS NULL",
     returning="j.id, j.queue, j.concurrency_key",
     follow_up="",
@@ -615,6 +634,7 @@ FINISH = _FINISH.format(
 # A batch with retries: a retrying unique job may have to give up its key (_GIVE_UP_KEYS).
 # Its own statement, so that the common batch of successes pays nothing for it.
 FINISH_RETRYING = _FINISH.format(
+    outcomes=_CAPPED,
     which="AND j.workflow IS NULL",
     returning="j.id, j.queue, j.concurrency_key",
     follow_up="",
@@ -623,6 +643,7 @@ FINISH_RETRYING = _FINISH.format(
     key_set=",\n        " + _KEY_SET.replace("j.id IN", "v.state = 'RETRY' AND j.id IN"),
 )
 FINISH_WORKFLOW = _FINISH.format(
+    outcomes=_CAPPED,
     which="AND j.workflow IS NOT NULL",
     returning=(
         "j.id, j.queue, j.concurrency_key, j.task_name, j.state, j.result, j.error_type,\n"
@@ -673,12 +694,20 @@ RETURNING j.id, j.revoke_requested_at IS NOT NULL
 # (the rows were committed, the worker never saw them), or the worker gave up on an
 # outcome it could not write. They go back to the queue now instead of waiting for a
 # lease that the worker would never renew. One that was only received gets its attempt
-# back (it never ran); the worker runs this statement while no claim of its own is in
-# flight, so a claim that is being answered cannot be mistaken for a lost one.
+# back (it never ran); a started one on its last attempt has its lease ended instead, so
+# that the rescue the worker runs next fails it as a lost job. The worker runs this
+# statement while no claim of its own is in flight, so a claim that is being answered
+# cannot be mistaken for a lost one.
 RELEASE_ORPHANS = """
-WITH found AS (
-    SELECT id FROM djqueue_job
+WITH candidates AS (
+    SELECT id, COALESCE(state = 'STARTED' AND attempt >= max_attempts, false) AS last
+    FROM djqueue_job
     WHERE worker = %s AND state IN ('RECEIVED', 'STARTED') AND id <> ALL(%s::uuid[])
+),
+found AS (SELECT id FROM candidates WHERE NOT last),
+spent AS (
+    UPDATE djqueue_job AS j SET lease_expires_at = LEAST(j.lease_expires_at, now() - interval '1 s')
+    FROM candidates AS c WHERE j.id = c.id AND c.last
 ),{keys},
 orphans AS (
     UPDATE djqueue_job AS j
@@ -760,19 +789,31 @@ FROM moved GROUP BY state, queue
 # Hand jobs back at shutdown. A job that never started gets its attempt back (the budget
 # grows by one: ``attempt`` only ever grows, since it fences late writes). Fenced by
 # worker too, as a finish is: a worker presumed dead hands back nothing it lost.
+# A started job on its last attempt cannot go back: its lease is ended instead, and the
+# next rescue (any worker's heartbeat) fails it as a lost job, follow-ups included.
 RELEASE = """
 WITH v AS (
-    SELECT * FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS v(id, attempt, started)
-),{keys}
+    SELECT v.*, j.state = 'STARTED' OR v.started AS ran,
+           COALESCE(v.attempt >= j.max_attempts, false) AS last
+    FROM unnest(%s::uuid[], %s::int[], %s::bool[]) AS v(id, attempt, started)
+    JOIN djqueue_job AS j ON j.id = v.id AND j.attempt = v.attempt AND j.worker = %s
+                            AND j.state IN ('RECEIVED', 'STARTED')
+),{keys},
+spent AS (
+    UPDATE djqueue_job AS j SET lease_expires_at = LEAST(j.lease_expires_at, now() - interval '1 s')
+    FROM v WHERE j.id = v.id AND v.ran AND v.last
+)
 UPDATE djqueue_job AS j
 SET state = 'PENDING', worker = '', lease_expires_at = NULL, started_at = NULL,
-    max_attempts = j.max_attempts + CASE WHEN v.started THEN 0 ELSE 1 END,
+    max_attempts = j.max_attempts + CASE WHEN v.ran THEN 0 ELSE 1 END,
     {key_set}
 FROM v
-WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s
-      AND j.state IN ('RECEIVED', 'STARTED')
+WHERE j.id = v.id AND NOT (v.ran AND v.last)
 RETURNING j.queue
-""".format(keys=_GIVE_UP_KEYS.format(source="SELECT id FROM v"), key_set=_KEY_SET)  # noqa: S608
+""".format(  # noqa: S608
+    keys=_GIVE_UP_KEYS.format(source="SELECT id FROM v WHERE NOT (ran AND last)"),
+    key_set=_KEY_SET,
+)
 
 NOTIFY = "SELECT pg_notify('djqueue', %s)"
 

@@ -32,7 +32,8 @@ def test_rate_limit_holds_across_three_workers(workers: Workers) -> None:
     tasks.rate_limited_nap.delay_many([(0.4,)] * 30)
     _all_succeeded(30, timeout=40, task=name)
 
-    starts = sorted(Job.objects.filter(task_name=name).values_list("started_at", flat=True))
+    # The limit counts claims (a claimed job may wait a moment in the worker first).
+    starts = sorted(Job.objects.filter(task_name=name).values_list("claimed_at", flat=True))
     window = datetime.timedelta(seconds=1)
     busiest = max(sum(1 for s in starts if t <= s < t + window) for t in starts)
     assert busiest <= 5, f"{busiest} starts within one second"

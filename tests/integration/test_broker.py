@@ -32,7 +32,7 @@ def test_claim_marks_jobs_received_with_attempt_and_lease() -> None:
     )
     row = Job.objects.get(pk=result.id)
     assert (row.state, row.attempt, row.worker) == (states.RECEIVED, 1, "w1")
-    assert row.started_at is None
+    assert row.started_at is None and row.claimed_at is not None
     assert row.lease_expires_at is not None and row.lease_expires_at > timezone.now()
     assert claim() == []
 
