@@ -119,7 +119,8 @@ class ThreadWindow:
             try:
                 with self._lock:
                     thread, self._thread = self._thread, None
-                    if thread is not None:
+                    # Nothing sent, nothing pending: the common case costs no C call.
+                    if thread is not None and self._sent:
                         clear(thread)
                 return
             except BaseException as exc:

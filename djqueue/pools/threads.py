@@ -116,8 +116,9 @@ class ThreadPool:
             thread.start()
 
     def _serve(self) -> None:
+        # One window per thread: it is shut between jobs.
+        window = ThreadWindow()
         while True:
-            window = ThreadWindow()
             with self._ready:
                 while not self._waiting:
                     self._ready.wait()
