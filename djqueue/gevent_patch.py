@@ -64,7 +64,7 @@ def patch() -> None:
     try:
         monkey = importlib.import_module("gevent.monkey")
     except ImportError as exc:
-        raise ImportError("the gevent pool needs gevent: pip install 'djqueue[gevent]'") from exc
+        raise ImportError("the gevent pool needs gevent: pip install gevent") from exc
     monkey.patch_all()
 
 

@@ -20,7 +20,7 @@ def _gevent(runner: Runner, concurrency: int) -> Pool:
             raise
         from django.core.management.base import CommandError
 
-        raise CommandError("--pool gevent needs gevent: pip install 'djqueue[gevent]'") from exc
+        raise CommandError("--pool gevent needs gevent: pip install gevent") from exc
     return gevent.GeventPool(runner, concurrency)
 
 

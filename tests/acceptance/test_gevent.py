@@ -15,7 +15,7 @@ from tests.testapp import tasks
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gevent") is None,
-    reason="gevent is not installed (pip install 'djqueue[gevent]'; tox -e gevent)",
+    reason="gevent is not installed (pip install gevent; tox -e gevent)",
 )
 
 # The two documented ways of patching before Django starts.

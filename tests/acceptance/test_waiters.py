@@ -188,7 +188,7 @@ def test_a_forked_child_waits_with_a_listener_of_its_own() -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
     importlib.util.find_spec("gevent") is None,
-    reason="gevent is not installed (pip install 'djqueue[gevent]'; tox -e gevent)",
+    reason="gevent is not installed (pip install gevent; tox -e gevent)",
 )
 def test_greenlets_wait_together_on_one_connection() -> None:
     results = tasks.add.delay_many([(1, 2)] * 50)

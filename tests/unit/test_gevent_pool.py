@@ -21,7 +21,7 @@ from djqueue import gevent_patch, gevent_worker
 REPO_ROOT = Path(__file__).resolve().parents[2]
 needs_gevent = pytest.mark.skipif(
     importlib.util.find_spec("gevent") is None,
-    reason="gevent is not installed (pip install 'djqueue[gevent]'; tox -e gevent)",
+    reason="gevent is not installed (pip install gevent; tox -e gevent)",
 )
 
 
