@@ -74,12 +74,32 @@ def _summary_rows(stdout: str) -> list[str]:
     return rows
 
 
-def test_rundemo_creates_the_database_and_every_job_succeeds(demo_database_url: str) -> None:
+def _leave_an_earlier_run_behind() -> None:
+    """The demo's database as an earlier, interrupted run might leave it: a stray table."""
+    server = _server()
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+    with psycopg.connect(dbname=DEMO_DATABASE, autocommit=True, **server) as connection:
+        connection.execute("CREATE TABLE leftover_from_an_earlier_run (id int)")
+
+
+def _tables() -> set[str]:
+    with psycopg.connect(dbname=DEMO_DATABASE, **_server()) as connection:
+        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {name for (name,) in rows}
+
+
+def test_rundemo_starts_afresh_and_every_job_succeeds(demo_database_url: str) -> None:
+    _leave_an_earlier_run_behind()
+
     completed = _run_demo(demo_database_url)
     output = f"--- stdout ---\n{completed.stdout}\n--- stderr ---\n{completed.stderr}"
 
     assert completed.returncode == 0, output
-    assert f"Database '{DEMO_DATABASE}': created." in completed.stdout, output
+    assert f"Database '{DEMO_DATABASE}': dropped and created afresh." in completed.stdout, output
+    tables = _tables()
+    assert "leftover_from_an_earlier_run" not in tables
+    assert "djqueue_job" in tables
     rows = _summary_rows(completed.stdout)
     assert len(rows) == EXPECTED_JOBS, output
     assert all("  SUCCESS  " in row for row in rows), output

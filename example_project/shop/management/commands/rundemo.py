@@ -1,7 +1,7 @@
 """``manage.py rundemo``: set up the example database, start a worker, send it real tasks.
 
 Needs only a running PostgreSQL server: the database named in ``DATABASE_URL`` is
-created when missing and migrated, a ``runworker`` and a ``runbeat`` subprocess are
+dropped and created afresh (so every run starts from empty tables) and migrated, a ``runworker`` and a ``runbeat`` subprocess are
 started, a batch of shop tasks is sent, the scheduler sends the periodic tasks of
 ``BEAT_SCHEDULE``, and a summary of the outcomes is printed before both processes are
 stopped the way an operator would stop them (SIGTERM).
@@ -72,6 +72,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
+            "--reuse-database",
+            action="store_true",
+            help="Keep the database and its rows from an earlier run (default: drop it "
+            "and create it afresh).",
+        )
+        parser.add_argument(
             "--keep-running",
             action="store_true",
             help="Leave the worker running after the summary, until Ctrl-C.",
@@ -84,7 +90,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self._prepare_database()
+        self._prepare_database(fresh=not options["reuse_database"])
         _stop_on_sigterm()
         worker = self._start_worker()
         scheduler = self._start("the scheduler", BEAT_ARGS)
@@ -108,10 +114,15 @@ class Command(BaseCommand):
 
     # Steps ----------------------------------------------------------------------
 
-    def _prepare_database(self) -> None:
+    def _prepare_database(self, fresh: bool) -> None:
         database = settings.DATABASES["default"]
-        created = create_database_if_missing(database)
-        self._say(f"Database {database['NAME']!r}: {'created' if created else 'exists'}.")
+        if fresh:
+            dropped = drop_database(database)
+            create_database_if_missing(database)
+            done = "dropped and created afresh" if dropped else "created"
+        else:
+            done = "created" if create_database_if_missing(database) else "exists, reused"
+        self._say(f"Database {database['NAME']!r}: {done}.")
         call_command("migrate", interactive=False, verbosity=0, skip_checks=False)
         self._say("Migrations applied.")
 
@@ -265,19 +276,41 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def create_database_if_missing(database: dict[str, Any]) -> bool:
-    """Create the database described by a ``DATABASES`` entry; return whether it was new."""
+def _maintenance(database: dict[str, Any]) -> psycopg.Connection[Any]:
+    """An autocommit connection to the server's ``postgres`` maintenance database.
+
+    CREATE and DROP DATABASE cannot run inside a transaction, nor on the database they
+    name; every server has ``postgres``.
+    """
     params = {
         "host": database.get("HOST") or None,
         "port": database.get("PORT") or None,
         "user": database.get("USER") or None,
         "password": database.get("PASSWORD") or None,
     }
-    # CREATE DATABASE cannot run inside a transaction, hence autocommit; it is issued from
-    # the `postgres` maintenance database, which every server has.
-    with psycopg.connect(
+    return psycopg.connect(
         dbname="postgres", autocommit=True, **{k: v for k, v in params.items() if v}
-    ) as connection:
+    )
+
+
+def drop_database(database: dict[str, Any]) -> bool:
+    """Drop the database described by a ``DATABASES`` entry; return whether it existed."""
+    with _maintenance(database) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
+        ).fetchone()
+        # FORCE: a worker left running by an interrupted demo must not keep it alive.
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(database["NAME"])
+            )
+        )
+    return exists is not None
+
+
+def create_database_if_missing(database: dict[str, Any]) -> bool:
+    """Create the database described by a ``DATABASES`` entry; return whether it was new."""
+    with _maintenance(database) as connection:
         exists = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]
         ).fetchone()
