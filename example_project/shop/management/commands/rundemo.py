@@ -1,10 +1,11 @@
 """``manage.py rundemo``: set up the example database, start a worker, send it real tasks.
 
 Needs only a running PostgreSQL server: the database named in ``DATABASE_URL`` is
-dropped and created afresh (so every run starts from empty tables) and migrated, a ``runworker`` and a ``runbeat`` subprocess are
-started, a batch of shop tasks is sent, the scheduler sends the periodic tasks of
-``BEAT_SCHEDULE``, and a summary of the outcomes is printed before both processes are
-stopped the way an operator would stop them (SIGTERM).
+dropped and created afresh (so every run starts from empty tables) and migrated, a
+``runworker`` and a ``runbeat`` subprocess are started, a batch of shop tasks is sent,
+the scheduler sends the periodic tasks of ``BEAT_SCHEDULE``, and a summary of the
+outcomes is printed before both processes are stopped the way an operator would stop
+them (SIGTERM).
 """
 
 from __future__ import annotations
