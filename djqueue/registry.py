@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import autodiscover_modules
@@ -35,10 +36,33 @@ def get(name: str) -> Task[Any, Any]:
     try:
         return _tasks[name]
     except KeyError:
-        raise NotRegistered(
-            f"unregistered task {name!r}: no installed app's tasks.py defines it "
-            "(check the name, INSTALLED_APPS, and that the worker runs the same code)"
-        ) from None
+        raise NotRegistered(unregistered(name)) from None
+
+
+def unregistered(name: str) -> str:
+    """The one-line error for a task ``name`` nobody registered, with a close match."""
+    close = suggest(name)
+    hint = f"; did you mean {close!r}?" if close else ""
+    return (
+        f"unregistered task {name!r}{hint} No installed app's tasks.py defines it "
+        "(check the name, INSTALLED_APPS, and that the worker runs the same code)"
+    )
+
+
+def suggest(name: str) -> str | None:
+    """The registered name closest to ``name``, when one is close enough to be a typo.
+
+    Whole names are compared first; then the function part alone, so that a name with
+    the right function but the wrong module (or none) finds its task too.
+    """
+    found = difflib.get_close_matches(name, _tasks, n=1, cutoff=0.8)
+    if found:
+        return found[0]
+    by_function: dict[str, str] = {}
+    for full in sorted(_tasks):
+        by_function.setdefault(full.rpartition(".")[2], full)
+    found = difflib.get_close_matches(name.rpartition(".")[2], by_function, n=1, cutoff=0.8)
+    return by_function[found[0]] if found else None
 
 
 def names() -> list[str]:

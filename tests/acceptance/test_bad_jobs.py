@@ -21,16 +21,10 @@ def _finished(job_id: object, timeout: float = 10) -> Job:
 
 @pytest.mark.django_db(transaction=True)
 def test_unknown_task_fails_and_the_worker_goes_on(workers: Workers) -> None:
-    unknown = NewJob(
-        id=ids.new_id(),
-        task_name="nowhere.defined",
-        queue="default",
-        priority=0,
-        args="[]",
-        kwargs="{}",
-        max_attempts=None,
-    )
-    broker.enqueue([unknown])
+    unknown = _unregistered("nowhere.defined")
+    # What a producer with older code (or one enqueueing from SQL) might send.
+    misspelt = _unregistered("tests.testapp.tasks.record_pids")
+    broker.enqueue([unknown, misspelt])
     after = tasks.record_pid.delay("next")
     worker = workers.start("-c", "1", "--prefetch-multiplier", "1")
 
@@ -38,9 +32,25 @@ def test_unknown_task_fails_and_the_worker_goes_on(workers: Workers) -> None:
     assert job.state == "FAILURE"
     assert job.attempt == 1
     assert "unregistered task 'nowhere.defined'" in job.error_message
+    assert "did you mean" not in job.error_message
+    meant = "did you mean 'tests.testapp.tasks.record_pid'?"
+    assert meant in _finished(misspelt.id).error_message
     assert _finished(after.id).state == "SUCCESS"
     assert worker.process.poll() is None
     assert "unregistered task 'nowhere.defined'" in worker.log()
+    assert meant in worker.log()
+
+
+def _unregistered(name: str) -> NewJob:
+    return NewJob(
+        id=ids.new_id(),
+        task_name=name,
+        queue="default",
+        priority=0,
+        args="[]",
+        kwargs="{}",
+        max_attempts=None,
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,5 @@
 import datetime
+import re
 import uuid
 from typing import Any
 
@@ -62,6 +63,15 @@ def test_send_task_by_name_and_unknown_name() -> None:
     assert Job.objects.get(pk=result.id).task_name == "tests.testapp.tasks.add"
     with pytest.raises(NotRegistered, match=r"unregistered task 'no\.such\.task'"):
         djqueue.send_task("no.such.task")
+
+
+def test_send_task_and_signatures_suggest_the_name_meant() -> None:
+    meant = "did you mean 'tests.testapp.tasks.add'?"
+    with pytest.raises(NotRegistered, match=re.escape(meant)):
+        djqueue.send_task("tests.testapp.tasks.ad", [1, 1])
+    with pytest.raises(NotRegistered, match=re.escape(meant)):
+        djqueue.signature("tests.testapp.tasks.adds", args=(1, 1))
+    assert not Job.objects.exists()
 
 
 def test_delay_many_inserts_thousands_in_one_statement(

@@ -216,9 +216,11 @@ def test_sync_reports_bad_entries_by_name_and_sends_nothing_for_them(
             "cron": {"task": NOOP, "schedule": "0 8 * * *"},
             "args": {"task": ADD, "schedule": 60, "args": [object()]},
             "typo": {"task": NOOP, "schedule": 60, "kwarg": {}},
+            "misspelt": {"task": ADD + "s", "schedule": 60},
         }
     )
     assert "unregistered task 'nowhere.missing'" in report.errors["nightly"]
+    assert f"did you mean {ADD!r}?" in report.errors["misspelt"]
     assert "schedule must be crontab(...)" in report.errors["cron"]
     assert "JSON cannot carry" in report.errors["args"]
     assert "unknown key(s) ['kwarg']" in report.errors["typo"]

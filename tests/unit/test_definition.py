@@ -44,8 +44,27 @@ def test_decorator_with_and_without_parentheses() -> None:
 
 
 def test_unknown_task_name_raises_not_registered() -> None:
-    with pytest.raises(NotRegistered, match=r"unregistered task 'nope\.missing'"):
+    with pytest.raises(NotRegistered, match=r"unregistered task 'nope\.missing'") as caught:
         registry.get("nope.missing")
+    assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("tests.testapp.tasks.ad", "tests.testapp.tasks.add"),  # a letter short
+        ("tests.testapp.tasks.eocho", "tests.testapp.tasks.echo"),  # a letter too many
+        ("tests.testapp.task.sleep", "tests.testapp.tasks.sleep"),  # the module misspelt
+        ("testapp.tasks.record_pid", "tests.testapp.tasks.record_pid"),  # module cut short
+        ("typed_rountrip", "tests.testapp.tasks.typed_roundtrip"),  # no module at all
+    ],
+)
+def test_an_unknown_name_close_to_a_task_says_did_you_mean(typed: str, meant: str) -> None:
+    with pytest.raises(NotRegistered) as caught:
+        registry.get(typed)
+    message = str(caught.value)
+    assert f"unregistered task {typed!r}; did you mean {meant!r}?" in message
+    assert "\n" not in message
 
 
 def test_two_tasks_with_one_name_are_refused() -> None:
