@@ -55,13 +55,13 @@ def suggest(name: str) -> str | None:
     Whole names are compared first; then the function part alone, so that a name with
     the right function but the wrong module (or none) finds its task too.
     """
-    found = difflib.get_close_matches(name, _tasks, n=1, cutoff=0.8)
+    found = difflib.get_close_matches(name, list(_tasks), n=1, cutoff=0.8)
     if found:
         return found[0]
     by_function: dict[str, str] = {}
     for full in sorted(_tasks):
         by_function.setdefault(full.rpartition(".")[2], full)
-    found = difflib.get_close_matches(name.rpartition(".")[2], by_function, n=1, cutoff=0.8)
+    found = difflib.get_close_matches(name.rpartition(".")[2], list(by_function), n=1, cutoff=0.8)
     return by_function[found[0]] if found else None
 
 
