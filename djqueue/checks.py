@@ -1,18 +1,21 @@
-"""System checks: PostgreSQL as the queue database, and known settings."""
+"""System checks: PostgreSQL as the queue database, known settings, BEAT_SCHEDULE."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 
-from djqueue import conf
+from djqueue import conf, periodic
+from djqueue.exceptions import DjqueueError, NotRegistered
 
 
 def register() -> None:
     checks.register(check_database, checks.Tags.database, deploy=False)
     checks.register(check_settings)
+    checks.register(check_beat_schedule)
 
 
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -65,3 +68,44 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
         for key in conf.unknown_keys()
     ]
+
+
+def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each ``BEAT_SCHEDULE`` entry names a registered task and a schedule that parses.
+
+    The scheduler skips a bad entry (and logs why); this says so before it is deployed.
+    """
+    spec = conf.get("BEAT_SCHEDULE")
+    if not isinstance(spec, Mapping):
+        return [
+            checks.Error(
+                f"DJQUEUE['BEAT_SCHEDULE'] must be a dict of entries, not {type(spec).__name__}.",
+                hint="Give each periodic task a name: {'name': {'task': ..., 'schedule': ...}}.",
+                id="djqueue.E004",
+            )
+        ]
+    return [error for name, value in spec.items() for error in _entry_errors(str(name), value)]
+
+
+def _entry_errors(name: str, value: Any) -> list[checks.CheckMessage]:
+    where = f"BEAT_SCHEDULE[{name!r}]"
+    if isinstance(value, Mapping) and "schedule" in value:
+        try:
+            periodic.check_schedule(value["schedule"])
+        except (TypeError, ValueError) as exc:
+            return [checks.Error(f"{where}: {exc}.", hint=_SCHEDULE_HINT, id="djqueue.E006")]
+    try:
+        periodic.check_entry(value)
+    except NotRegistered as exc:
+        hint = "Register the task in an installed app's tasks.py, or correct its name."
+        return [checks.Error(f"{where}: {exc}", hint=hint, id="djqueue.E005")]
+    except (DjqueueError, TypeError, ValueError) as exc:
+        hint = "See the entry's keys in docs/periodic.md (Declaring schedules in settings)."
+        return [checks.Error(f"{where}: {exc}.", hint=hint, id="djqueue.E007")]
+    return []
+
+
+_SCHEDULE_HINT = (
+    "Use crontab(...), a number of seconds, a timedelta, solar(...) or schedules.Clocked(...) "
+    "from djqueue.schedules."
+)

@@ -375,8 +375,11 @@ def _upsert(name: str, fields: dict[str, Any], report: SyncReport) -> bool:
     return bool(fields["enabled"])
 
 
-def _fields(value: Any) -> dict[str, Any]:
-    """An entry of BEAT_SCHEDULE as PeriodicTask field values; raises on bad input."""
+def check_entry(value: Any) -> None:
+    """Raise as a sync would on a bad BEAT_SCHEDULE entry, without touching the database.
+
+    ``NotRegistered`` for an unknown task, ``ValueError``/``TypeError`` for the rest.
+    """
     if not isinstance(value, Mapping):
         raise TypeError(f"an entry must be a dict with 'task' and 'schedule', not {value!r}")
     unknown = sorted(set(value) - SPEC_KEYS)
@@ -389,22 +392,42 @@ def _fields(value: Any) -> dict[str, Any]:
     unknown = sorted(set(options) - OPTION_KEYS)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown}; options are {sorted(OPTION_KEYS)}")
-    args, kwargs = value.get("args", []), value.get("kwargs", {})
     catch_up = value.get("catch_up", schedules.CATCH_UP_ONCE)
     if catch_up not in schedules.CATCH_UP_POLICIES:
         raise ValueError(f"catch_up must be one of {schedules.CATCH_UP_POLICIES}, not {catch_up!r}")
+    check_schedule(value["schedule"])
     # Validates the task name, the arguments (JSON, size) and the options as a send would.
-    registry.get(value["task"]).prepare(args, kwargs, **options)
+    registry.get(value["task"]).prepare(value.get("args", []), value.get("kwargs", {}), **options)
+
+
+def check_schedule(schedule: Any) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``schedule`` can be an entry's schedule."""
+    kinds = (schedules.Crontab, schedules.Solar, schedules.Clocked)
+    if isinstance(schedule, kinds):
+        return  # each validates itself when it is made
+    if isinstance(schedule, datetime.timedelta | int | float) and not isinstance(schedule, bool):
+        _interval(schedule)
+        return
+    raise TypeError(
+        f"schedule must be crontab(...), seconds, a timedelta, solar(...) or "
+        f"schedules.Clocked(...), not {schedule!r}"
+    )
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """An entry of BEAT_SCHEDULE as PeriodicTask field values; raises on bad input."""
+    check_entry(value)
+    options = dict(value.get("options") or {})
     expires = options.get("expires")
     return {
         "task": value["task"],
-        "args": list(args),
-        "kwargs": dict(kwargs),
+        "args": list(value.get("args", [])),
+        "kwargs": dict(value.get("kwargs", {})),
         "queue": options.get("queue") or "",
         "priority": options.get("priority"),
         "expires": expires if isinstance(expires, datetime.datetime) else None,
         "expire_seconds": None if expires is None else _expire_seconds(expires),
-        "catch_up": catch_up,
+        "catch_up": value.get("catch_up", schedules.CATCH_UP_ONCE),
         "description": str(value.get("description", "")),
         "enabled": bool(value.get("enabled", True)),
         **_schedule_fields(value["schedule"]),

@@ -1,6 +1,11 @@
+import datetime
 from typing import Any
 
-from djqueue import checks
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from djqueue import checks, schedules
 
 
 def test_postgresql_passes() -> None:
@@ -32,3 +37,81 @@ def test_heartbeat_must_be_shorter_than_the_lease(settings: Any) -> None:
     settings.DJQUEUE = {"LEASE_SECONDS": 5, "HEARTBEAT_SECONDS": 5}
     [error] = checks.check_settings()
     assert error.id == "djqueue.E003"
+
+
+ADD = "tests.testapp.tasks.add"
+
+
+def _beat_schedule(settings: Any, entries: Any) -> list[Any]:
+    settings.DJQUEUE = {"BEAT_SCHEDULE": entries}
+    return checks.check_beat_schedule()
+
+
+def test_a_valid_beat_schedule_passes(settings: Any) -> None:
+    entries = {
+        "every-minute": {"task": ADD, "schedule": 60, "args": [1, 2]},
+        "mornings": {"task": ADD, "schedule": schedules.crontab(minute=0, hour=8)},
+        "hourly": {"task": ADD, "schedule": datetime.timedelta(hours=1)},
+    }
+    assert _beat_schedule(settings, entries) == []
+
+
+def test_a_beat_schedule_that_is_not_a_dict_is_an_error(settings: Any) -> None:
+    [error] = _beat_schedule(settings, [{"task": ADD, "schedule": 60}])
+    assert error.id == "djqueue.E004"
+
+
+def test_an_unregistered_task_in_the_beat_schedule_says_which_was_meant(settings: Any) -> None:
+    [error] = _beat_schedule(settings, {"nightly": {"task": ADD + "s", "schedule": 60}})
+    assert error.id == "djqueue.E005"
+    assert error.msg.startswith("BEAT_SCHEDULE['nightly']: unregistered task")
+    assert f"did you mean {ADD!r}?" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [
+        ("0 8 * * *", "schedule must be crontab(...)"),
+        (1.5, "positive whole number of seconds"),
+        (datetime.timedelta(0), "positive whole number of seconds"),
+        (True, "schedule must be crontab(...)"),
+    ],
+)
+def test_a_schedule_that_does_not_parse_is_an_error(
+    settings: Any, schedule: Any, says: str
+) -> None:
+    [error] = _beat_schedule(settings, {"bad": {"task": ADD, "schedule": schedule}})
+    assert error.id == "djqueue.E006"
+    assert says in error.msg
+    assert "crontab(...)" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"task": ADD, "schedule": 60, "kwarg": {}}, "unknown key(s) ['kwarg']"),
+        ({"task": ADD}, "the entry has no 'schedule'"),
+        ({"task": ADD, "schedule": 60, "args": [object()]}, "JSON cannot carry"),
+        ({"task": ADD, "schedule": 60, "options": {"queu": "x"}}, "unknown option(s)"),
+        ("tests.testapp.tasks.add", "an entry must be a dict"),
+    ],
+)
+def test_other_bad_entries_are_errors(settings: Any, entry: Any, says: str) -> None:
+    [error] = _beat_schedule(settings, {"bad": entry})
+    assert error.id == "djqueue.E007"
+    assert says in error.msg
+
+
+def test_manage_py_check_reports_every_bad_entry(settings: Any) -> None:
+    settings.DJQUEUE = {
+        "BEAT_SCHEDULE": {
+            "report": {"task": "tests.testapp.tasks.ad", "schedule": 60},
+            "cleanup": {"task": ADD, "schedule": "*/5 * * * *"},
+        }
+    }
+    with pytest.raises(SystemCheckError) as caught:
+        call_command("check")
+    text = str(caught.value)
+    assert "(djqueue.E005) BEAT_SCHEDULE['report']" in text
+    assert f"did you mean {ADD!r}?" in text
+    assert "(djqueue.E006) BEAT_SCHEDULE['cleanup']" in text
