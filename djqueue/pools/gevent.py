@@ -34,7 +34,8 @@ T = TypeVar("T")
 _NOT_STOPPED = object()
 
 HOW_TO_PATCH = (
-    "Start the worker with\n"
+    "Start the worker from the command line (manage.py runworker --pool gevent starts "
+    "itself again with the patching applied first), or with\n"
     "    python -m djqueue.gevent_worker --settings=<settings module> [options]\n"
     "or put these two lines at the very top of manage.py, before Django is imported:\n"
     "    from djqueue import gevent_patch\n"

@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from djqueue.models import Job
+from djqueue.models import Worker as WorkerRow
 from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, wait_until
 from tests.testapp import tasks
 
@@ -83,9 +85,59 @@ def test_sigterm_lets_the_running_job_finish(workers: Workers) -> None:
     assert "stopped after 1 job(s)" in worker.log()
 
 
+# Django's own template for manage.py: it patches nothing.
+STOCK_MANAGE_PY = """\
+import os
+import sys
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
+"""
+# A program that runs the worker from code: no command line to start again.
+FROM_CODE = (
+    "-c",
+    "import sys; from django.core.management import execute_from_command_line; "
+    "execute_from_command_line(['django-admin', 'runworker', *sys.argv[1:]])",
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["stock manage.py", "python -m django"])
+def test_a_stock_command_line_starts_again_patched(
+    workers: Workers, tmp_path: Path, how: str
+) -> None:
+    if how == "stock manage.py":
+        (tmp_path / "manage.py").write_text(STOCK_MANAGE_PY)
+        entry: tuple[str, ...] = (str(tmp_path / "manage.py"), "runworker")
+    else:
+        entry = ("-m", "django", "runworker")
+    results = tasks.sleep.delay_many([(1,)] * 20)
+    worker = start(workers, entry, "--pool", "gevent", "-c", "20")
+
+    wait_until(lambda: _finished(20), timeout=15, what="20 sleeping jobs to finish")
+
+    log = worker.log()
+    assert "starting again with gevent's monkey-patching applied first" in log
+    assert "Traceback" not in log
+    # The same process carried on (the pid a supervisor watches) and ran the jobs.
+    assert WorkerRow.objects.get(name__startswith=worker.name_prefix).pid == worker.pid
+    jobs = Job.objects.filter(id__in=[result.id for result in results])
+    assert {(job.state, job.attempt) for job in jobs} == {("SUCCESS", 1)}
+    worker.send(signal.SIGTERM)
+    assert worker.wait_exit(timeout=10) == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_refuses_to_start_when_patching_came_too_late(workers: Workers) -> None:
-    worker = workers.start("--pool", "gevent", wait_ready=False)
+    worker = workers.start("--pool", "gevent", wait_ready=False, entry=FROM_CODE)
 
     assert worker.wait_exit(timeout=20) == 1
     log = worker.log()

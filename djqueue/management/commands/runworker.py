@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
-from djqueue import beat, conf, pools, sessions, worker
+from djqueue import beat, conf, gevent_patch, gevent_reexec, pools, sessions, worker
 from djqueue.definition import check_time_limits
 from djqueue.management import logs
 
@@ -115,6 +118,8 @@ class Command(BaseCommand):
         if prefetch is not None and prefetch < 1:
             raise CommandError(f"--prefetch-multiplier must be at least 1, not {prefetch}")
         pool = options["pool"]
+        if pool == "gevent":
+            _start_over_patched()
         try:
             hard, soft = check_time_limits(
                 options["time_limit"],
@@ -149,6 +154,38 @@ class Command(BaseCommand):
         code = run.run()
         if code:
             raise SystemExit(code)
+
+
+def _start_over_patched() -> None:
+    """``--pool gevent`` from a ``manage.py`` that did not patch: start again, patched.
+
+    Replaces this process (same pid) by :mod:`djqueue.gevent_reexec`, which patches and
+    runs the same command line. Returns when there is nothing to do or it cannot be
+    done (called from code, not a command line); the pool then explains what to do.
+    """
+    if os.environ.get(gevent_reexec.MARKER) or not gevent_patch.requested(sys.argv):
+        return
+    try:
+        from djqueue.pools import gevent  # imports gevent, which may be missing
+    except ImportError:
+        return  # the pool says to install it
+    try:
+        gevent.require_patching()
+    except gevent.NotPatchedError:
+        pass
+    else:
+        return  # patched early enough already
+    argv = gevent_reexec.command(sys.orig_argv, sys.argv, sys.executable)
+    if argv is None:
+        return
+    logging.getLogger("djqueue.worker").info(
+        "--pool gevent: starting again with gevent's monkey-patching applied first"
+    )
+    connections.close_all()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.environ[gevent_reexec.MARKER] = "1"
+    os.execv(argv[0], argv)  # noqa: S606 - this interpreter, with its own arguments
 
 
 def _child_limit(options: dict[str, Any], key: str, pool: str) -> int | None:
