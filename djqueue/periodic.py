@@ -8,7 +8,6 @@ a trick is in the "Statements" section, with the reason for it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import decimal
 import logging
@@ -445,7 +444,7 @@ def _schedule_fields(schedule: Any) -> dict[str, Any]:
     """The four schedule foreign keys, exactly one set, for a schedule from settings."""
     found: dict[str, Any] = {"interval": None, "crontab": None, "solar": None, "clocked": None}
     if isinstance(schedule, schedules.Crontab):
-        found["crontab"] = _get_or_create(CrontabSchedule, **dataclasses.asdict(schedule))
+        found["crontab"] = _get_or_create(CrontabSchedule, **schedule.fields())
     elif isinstance(schedule, schedules.Solar):
         found["solar"] = _get_or_create(
             SolarSchedule,

@@ -4,19 +4,21 @@ Every schedule answers two questions about instants (aware datetimes, compared i
 ``next_after(slot)``, the first slot after a given one, and ``last_at_or_before(moment)``,
 the latest slot not after a moment. The scheduler computes a task's next slot from its
 previous slot, never from the current time, so a timer that wakes early cannot produce a
-slot twice. Cron expressions are parsed and stepped by ``cronsim`` (which follows cron's
-own rules across daylight-saving changes); sun positions come from ``astral``.
+slot twice. Crontabs are read and stepped as Celery reads and steps them
+(:mod:`djqueue.cron`); sun positions come from ``astral``.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from typing import Protocol
 
-import cronsim
 from astral import Observer, sun
+
+from djqueue import cron
 
 UTC = datetime.UTC
 
@@ -57,7 +59,16 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 @dataclass(frozen=True)
 class Crontab:
-    """A cron schedule read in a time zone: ``crontab(minute=0, hour=8)``."""
+    """A crontab read in a time zone: ``crontab(minute=0, hour=8)``.
+
+    Fields follow Celery's syntax and rules (see :mod:`djqueue.cron`). Slots are wall-clock
+    times in ``timezone``: the next slot is the first matching minute after the previous
+    slot's wall-clock minute, read with the previous slot's side of a repeated hour. So a
+    slot in the hour that the clock skips in spring runs as many minutes after the jump as
+    it lies after the start of the gap (02:30 runs at 03:30 when 02:00 becomes 03:00), any
+    other skipped slots before that time do not run, and in autumn the repeated hour's
+    slots run once, on their first pass.
+    """
 
     minute: str = "*"
     hour: str = "*"
@@ -68,51 +79,109 @@ class Crontab:
 
     def __post_init__(self) -> None:
         self.zone  # noqa: B018 - validates the time zone name
-        try:
-            cronsim.CronSim(self.expression, datetime.datetime.now(UTC))
-        except cronsim.CronSimError as exc:
+        self.spec  # noqa: B018 - validates the fields
+
+    @classmethod
+    def from_string(cls, expression: str, timezone: str = "UTC") -> Crontab:
+        """A crontab from cron's five fields: minute, hour, day of month, month, weekday."""
+        fields = expression.split()
+        if len(fields) != 5:
             raise ValueError(
-                f"invalid crontab {self.expression!r} ({exc}); fields are minute, hour, "
-                "day of month, month, day of week, e.g. minute='0', hour='8', "
-                "day_of_week='mon-fri'"
-            ) from None
+                f"a cron expression has 5 fields (minute hour day_of_month month_of_year "
+                f"day_of_week), not {len(fields)}: {expression!r}"
+            )
+        minute, hour, day_of_month, month_of_year, day_of_week = fields
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year, timezone)
+
+    @functools.cached_property
+    def spec(self) -> cron.Spec:
+        """The expanded fields."""
+        return cron.Spec.of(
+            self.minute, self.hour, self.day_of_week, self.day_of_month, self.month_of_year
+        )
 
     @property
     def expression(self) -> str:
-        """The five cron fields, in cron's order."""
+        """The five fields, in cron's order."""
         fields = (self.minute, self.hour, self.day_of_month, self.month_of_year, self.day_of_week)
-        return " ".join(str(field).strip() for field in fields)
+        return " ".join(cron.text(field).replace(" ", "") for field in fields)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return _zone(self.timezone)
 
+    def fields(self) -> dict[str, str]:
+        """The fields as stored in a ``CrontabSchedule`` row."""
+        return {
+            "minute": cron.text(self.minute),
+            "hour": cron.text(self.hour),
+            "day_of_week": cron.text(self.day_of_week),
+            "day_of_month": cron.text(self.day_of_month),
+            "month_of_year": cron.text(self.month_of_year),
+            "timezone": self.timezone,
+        }
+
     def next_after(self, slot: datetime.datetime) -> datetime.datetime | None:
         local = _aware(slot).astimezone(self.zone)
-        return next(cronsim.CronSim(self.expression, local)).astimezone(UTC)
+        wall = self.spec.next_after(local.replace(tzinfo=None))
+        # The previous slot's fold: a slot in the second pass of a repeated hour is
+        # followed by the next one in that pass, not by one an hour earlier.
+        return wall.replace(tzinfo=self.zone, fold=local.fold).astimezone(UTC)
 
     def last_at_or_before(self, moment: datetime.datetime) -> datetime.datetime | None:
-        # Reverse iteration starts strictly before its start: nudge past ``moment``.
-        local = (_aware(moment) + datetime.timedelta(microseconds=1)).astimezone(self.zone)
-        found = next(cronsim.CronSim(self.expression, local, reverse=True))
-        return found.astimezone(UTC)
+        # Near a clock change the slots are not simply the matching wall-clock times
+        # (see the class): walk forward from a slot some hours back, as the scheduler does.
+        found = self._slot_before(_aware(moment) - LOOKBACK)
+        if found is None:
+            return None
+        while (following := self.next_after(found)) is not None and following <= moment:
+            found = following
+        return found
+
+    def _slot_before(self, instant: datetime.datetime) -> datetime.datetime | None:
+        """A matching time at or before ``instant`` from which walking forward is safe."""
+        wall = self.spec.last_at_or_before(instant.astimezone(self.zone).replace(tzinfo=None))
+        if wall is None:
+            return None
+        found = wall.replace(tzinfo=self.zone).astimezone(UTC)
+        if _offset(found - LOOKBACK, self.zone) != _offset(found, self.zone):
+            # Just after a clock change, a matching time may be one the walk skips.
+            return self._slot_before(found - LOOKBACK)
+        return found
 
     def describe(self) -> str:
-        words = cronsim.CronSim(self.expression, datetime.datetime.now(UTC)).explain()
-        return f"{words}, {self.timezone}"
+        return f"{cron.describe(self.spec, self.fields())}, {self.timezone}"
+
+
+# How far back a walk to the latest crontab slot starts: more than any clock change.
+LOOKBACK = datetime.timedelta(hours=3)
+
+
+def _offset(instant: datetime.datetime, zone: zoneinfo.ZoneInfo) -> datetime.timedelta | None:
+    return instant.astimezone(zone).utcoffset()
 
 
 def crontab(
-    minute: str | int = "*",
-    hour: str | int = "*",
-    day_of_week: str | int = "*",
-    day_of_month: str | int = "*",
-    month_of_year: str | int = "*",
+    minute: cron.FieldSpec = "*",
+    hour: cron.FieldSpec = "*",
+    day_of_week: cron.FieldSpec = "*",
+    day_of_month: cron.FieldSpec = "*",
+    month_of_year: cron.FieldSpec = "*",
     timezone: str = "UTC",
 ) -> Crontab:
-    """A cron schedule, with Celery's argument names."""
+    """A crontab schedule, with Celery's argument names, order and field syntax.
+
+    Each field is a string (``"*/15"``, ``"mon-fri"``, ``"0, 30"``), an int, or a list or
+    set of ints. Raises ValueError naming the field and what it accepts.
+    """
+    cron.Spec.of(minute, hour, day_of_week, day_of_month, month_of_year)
     return Crontab(
-        str(minute), str(hour), str(day_of_week), str(day_of_month), str(month_of_year), timezone
+        cron.text(minute),
+        cron.text(hour),
+        cron.text(day_of_week),
+        cron.text(day_of_month),
+        cron.text(month_of_year),
+        timezone,
     )
 
 

@@ -140,7 +140,7 @@ def test_load_reads_enabled_tasks_and_reports_invalid_rows() -> None:
     entries, invalid = periodic.load()
     assert [item.id for item in entries] == [good.pk]
     assert list(invalid) == [bad.pk]
-    assert "invalid crontab" in invalid[bad.pk][1]
+    assert "crontab minute='99' is invalid" in invalid[bad.pk][1]
 
 
 @pytest.mark.django_db

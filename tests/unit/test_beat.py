@@ -83,12 +83,14 @@ def test_autumn_dst_change_runs_the_repeated_hour_once() -> None:
     assert local(store.ran()) == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
 
 
-def test_spring_dst_change_runs_the_missing_time_once_after_the_jump() -> None:
+def test_spring_dst_change_runs_the_missing_time_once_an_hour_later() -> None:
+    # 02:30 does not exist on the day 02:00 becomes 03:00: it runs at 02:30 of the old
+    # offset, which the clock shows as 03:30.
     half_past_two = schedules.crontab(minute=30, hour=2, timezone="Europe/Paris")
     start = datetime.datetime(2026, 3, 28, 12, tzinfo=PARIS)
     made, store = scheduler(make(half_past_two, start))
     tick_every(made, start, start + datetime.timedelta(days=2), datetime.timedelta(minutes=1))
-    assert local(store.ran()) == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    assert local(store.ran()) == ["2026-03-29T03:30:00+02:00", "2026-03-30T02:30:00+02:00"]
 
 
 def test_an_early_wake_up_fires_nothing_and_the_slot_fires_once() -> None:
@@ -190,19 +192,28 @@ def test_an_entry_that_cannot_be_sent_is_reported_once_until_it_changes(
     assert store.ran() == [START + datetime.timedelta(seconds=3)]
 
 
-def test_an_hourly_crontab_runs_every_hour_in_real_time_across_both_changes() -> None:
+def test_an_hourly_crontab_runs_once_per_wall_clock_slot_across_both_changes() -> None:
     half_past = schedules.crontab(minute=30, timezone="Europe/Paris")
-    for start in (
-        datetime.datetime(2026, 3, 28, 23, tzinfo=PARIS),
-        datetime.datetime(2026, 10, 24, 23, tzinfo=PARIS),
-    ):
+
+    def runs(start: datetime.datetime) -> list[datetime.datetime]:
         start = start.astimezone(UTC)  # so that the window is six real hours
         made, store = scheduler(make(half_past, start))
-        end = start + datetime.timedelta(hours=6)
-        tick_every(made, start, end, datetime.timedelta(minutes=1))
-        ran = store.ran()
-        assert len(ran) == 6
-        assert {b - a for a, b in itertools.pairwise(ran)} == {datetime.timedelta(hours=1)}
+        tick_every(made, start, start + datetime.timedelta(hours=6), datetime.timedelta(minutes=1))
+        return store.ran()
+
+    # Spring: 02:30 does not exist and runs at 03:30; no hour is skipped in real time.
+    spring = runs(datetime.datetime(2026, 3, 28, 23, tzinfo=PARIS))
+    assert [slot.astimezone(PARIS).hour for slot in spring] == [23, 0, 1, 3, 4, 5]
+    assert {b - a for a, b in itertools.pairwise(spring)} == {datetime.timedelta(hours=1)}
+    # Autumn: 02:30 occurs twice and runs once, on its first pass.
+    autumn = runs(datetime.datetime(2026, 10, 24, 23, tzinfo=PARIS))
+    assert local(autumn) == [
+        "2026-10-24T23:30:00+02:00",
+        "2026-10-25T00:30:00+02:00",
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T03:30:00+01:00",
+    ]
 
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
