@@ -93,7 +93,7 @@ def _time_pages(repeat: int) -> dict[str, list[float]]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from djqueue.models import Job
+    from djqueue.db.models import Job
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}

@@ -12,28 +12,33 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from djqueue.canvas import ChordError, Signature, chain, chord, group, signature
-    from djqueue.definition import Task, shared_task, task
-    from djqueue.eager import EagerResult
-    from djqueue.result import AsyncResult, GroupResult
-    from djqueue.sending import revoke, send_task
+    from djqueue.client.canvas import ChordError, Signature, chain, chord, group, signature
+    from djqueue.client.definition import Task, shared_task, task
+    from djqueue.client.eager import EagerResult
+    from djqueue.client.result import AsyncResult, GroupResult
+    from djqueue.client.sending import revoke, send_task
 
 _PUBLIC = {
-    "Task": "djqueue.definition",
-    "task": "djqueue.definition",
-    "shared_task": "djqueue.definition",
-    "AsyncResult": "djqueue.result",
-    "EagerResult": "djqueue.eager",
-    "send_task": "djqueue.sending",
-    "revoke": "djqueue.sending",
-    "GroupResult": "djqueue.result",
-    "Signature": "djqueue.canvas",
-    "signature": "djqueue.canvas",
-    "chain": "djqueue.canvas",
-    "group": "djqueue.canvas",
-    "chord": "djqueue.canvas",
-    "ChordError": "djqueue.canvas",
+    "Task": "djqueue.client.definition",
+    "task": "djqueue.client.definition",
+    "shared_task": "djqueue.client.definition",
+    "AsyncResult": "djqueue.client.result",
+    "EagerResult": "djqueue.client.eager",
+    "send_task": "djqueue.client.sending",
+    "revoke": "djqueue.client.sending",
+    "GroupResult": "djqueue.client.result",
+    "Signature": "djqueue.client.canvas",
+    "signature": "djqueue.client.canvas",
+    "chain": "djqueue.client.canvas",
+    "group": "djqueue.client.canvas",
+    "chord": "djqueue.client.canvas",
+    "ChordError": "djqueue.client.canvas",
 }
+
+# Documented modules reachable as attributes after a bare ``import djqueue`` (for example
+# ``djqueue.exceptions.TaskRevokedError``), as they were when they were loaded as a side
+# effect of the code that lives in the layers now.
+_MODULES = {"codec", "exceptions", "result", "schedules", "signals", "states", "testing"}
 
 __all__ = [
     "AsyncResult",
@@ -54,6 +59,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"djqueue.{name}")
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'djqueue' has no attribute {name!r}")

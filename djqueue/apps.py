@@ -11,7 +11,8 @@ class DjqueueConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from djqueue import checks, registry
+        from djqueue.core import registry
+        from djqueue.ops import checks
 
         checks.register()
         registry.autodiscover()

@@ -7,8 +7,8 @@ import datetime
 import factory
 from django.utils import timezone
 
-from djqueue import codec, ids, states
-from djqueue.models import Job
+from djqueue.core import codec, ids, states
+from djqueue.db.models import Job
 
 
 class JobFactory(factory.django.DjangoModelFactory):

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import djqueue.codec
+import djqueue.core.codec
 from django.db import migrations, models
 
 
@@ -70,8 +70,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=200, unique=True)),
                 ('task', models.CharField(help_text='A registered task name.', max_length=255)),
-                ('args', models.JSONField(blank=True, decoder=djqueue.codec.Decoder, default=list, encoder=djqueue.codec.Encoder)),
-                ('kwargs', models.JSONField(blank=True, decoder=djqueue.codec.Decoder, default=dict, encoder=djqueue.codec.Encoder)),
+                ('args', models.JSONField(blank=True, decoder=djqueue.core.codec.Decoder, default=list, encoder=djqueue.core.codec.Encoder)),
+                ('kwargs', models.JSONField(blank=True, decoder=djqueue.core.codec.Decoder, default=dict, encoder=djqueue.core.codec.Encoder)),
                 ('queue', models.CharField(blank=True, default='', help_text="Empty: the task's own queue.", max_length=100)),
                 ('priority', models.SmallIntegerField(blank=True, help_text="Empty: the task's own priority.", null=True)),
                 ('expires', models.DateTimeField(blank=True, help_text='Jobs sent after this moment expire at it.', null=True)),

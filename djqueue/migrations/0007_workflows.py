@@ -3,7 +3,7 @@
 The new job column is nullable without a default, so adding it does not rewrite the table.
 """
 
-import djqueue.ids
+import djqueue.core.ids
 from django.db import migrations, models
 
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 (
                     "id",
                     models.UUIDField(
-                        default=djqueue.ids.new_id,
+                        default=djqueue.core.ids.new_id,
                         editable=False,
                         primary_key=True,
                         serialize=False,

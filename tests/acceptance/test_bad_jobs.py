@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from djqueue import broker, ids
-from djqueue.models import Job
-from djqueue.records import NewJob
+from djqueue.core import ids
+from djqueue.core.records import NewJob
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from djqueue.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
+from djqueue.db.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
 from tests.acceptance.conftest import TcpProxy, WorkerProcess, Workers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 import djqueue
-from djqueue.models import Job
+from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 

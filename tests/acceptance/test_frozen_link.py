@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from djqueue import listener
+from djqueue.db import listener
 from tests.acceptance.conftest import TcpProxy, wait_until
 
 T = TypeVar("T")

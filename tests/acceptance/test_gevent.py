@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from djqueue.models import Job
-from djqueue.models import Worker as WorkerRow
+from djqueue.db.models import Job
+from djqueue.db.models import Worker as WorkerRow
 from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, wait_until
 from tests.testapp import tasks
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from djqueue import broker
-from djqueue.models import Job
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from djqueue.models import Job
+from djqueue.db.models import Job
 from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, wait_until
 from tests.testapp import tasks
 

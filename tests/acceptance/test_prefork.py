@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from djqueue.models import Job, Worker
+from djqueue.db.models import Job, Worker
 from tests.acceptance.conftest import WorkerProcess, Workers, wait_until
 from tests.testapp import tasks
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.db.models import Count
 
-from djqueue.models import Job, Worker
+from djqueue.db.models import Job, Worker
 from tests.acceptance.conftest import WorkerProcess, Workers, wait_until
 from tests.testapp import tasks
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import djqueue
-from djqueue.models import Job
+from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 

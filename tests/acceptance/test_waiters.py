@@ -27,7 +27,7 @@ import django
 
 django.setup()
 
-from djqueue import listener
+from djqueue.db import listener
 
 
 def listening():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from djqueue.models import Worker
+from djqueue.db.models import Worker
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from djqueue.models import Job
+from djqueue.db.models import Job
 from tests.acceptance.conftest import WorkerProcess, Workers, wait_until
 from tests.chaos import counts
 from tests.chaos.conftest import Producer, Scale, db_now, settle, with_cursor

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from djqueue import conf
-from djqueue.models import Job
+from djqueue.core import conf
+from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers
 from tests.chaos import counts
 from tests.chaos.conftest import Scale, with_cursor

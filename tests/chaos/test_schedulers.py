@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from djqueue.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
+from djqueue.db.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
 from tests.acceptance.conftest import WorkerProcess, Workers, wait_until
 from tests.chaos.conftest import Scale, db_now
 

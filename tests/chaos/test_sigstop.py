@@ -95,6 +95,6 @@ def _holds_and_runs(worker_prefix: str, holding: int, running: int) -> bool:
 
 
 def _all_succeeded(job_ids: list[str]) -> bool:
-    from djqueue.models import Job
+    from djqueue.db.models import Job
 
     return Job.objects.filter(id__in=job_ids, state="SUCCESS").count() == len(job_ids)

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from djqueue import listener
+from djqueue.db import listener
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_dashboard_shows_queues_throughput_tasks_and_workers(admin_client: Any) 
 
     from django.utils import timezone
 
-    from djqueue import broker
+    from djqueue.db import broker
 
     now = timezone.now()
     JobFactory.create_batch(3, queue="mail", eta=now - datetime.timedelta(minutes=2))
@@ -100,7 +100,7 @@ def test_throughput_lists_every_minute_of_the_window() -> None:
 
     from django.utils import timezone
 
-    from djqueue import stats
+    from djqueue.ops import stats
 
     JobFactory(state="SUCCESS", finished_at=timezone.now() - datetime.timedelta(minutes=30))
     minutes = stats.throughput(hours=1)
@@ -143,8 +143,8 @@ def test_worker_page_shows_status_and_running_jobs(admin_client: Any) -> None:
 
     from django.utils import timezone
 
-    from djqueue import broker
-    from djqueue.models import Worker
+    from djqueue.db import broker
+    from djqueue.db.models import Worker
     from tests.factories import StartedJobFactory
 
     broker.register_worker("alive.1", "host", 1, "threads", 4, ["default"])

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from djqueue import states
+from djqueue.core import states
 from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db

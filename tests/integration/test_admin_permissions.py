@@ -16,8 +16,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from djqueue import states
-from djqueue.models import Job, Queue
+from djqueue.core import states
+from djqueue.db.models import Job, Queue
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db

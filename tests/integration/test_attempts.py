@@ -9,8 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from djqueue import broker, executor, states, stats, testing
-from djqueue.models import Job
+from djqueue.core import executor, states
+from djqueue.db import broker
+from djqueue.db.models import Job
+from djqueue.integrations import testing
+from djqueue.ops import stats
 from tests.factories import StartedJobFactory
 from tests.testapp import tasks
 

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from djqueue import broker, executor, states
-from djqueue.models import Job, Worker
-from djqueue.records import Outcome
+from djqueue.core import executor, states
+from djqueue.core.records import Outcome
+from djqueue.db import broker
+from djqueue.db.models import Job, Worker
 from tests.factories import JobFactory, ReceivedJobFactory, StartedJobFactory
 from tests.testapp import tasks
 
@@ -346,7 +347,7 @@ def test_bound_task_sees_its_request() -> None:
 
 
 def test_claim_uses_the_ready_index() -> None:
-    from djqueue import sql
+    from djqueue.db import sql
 
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")

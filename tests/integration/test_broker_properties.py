@@ -46,10 +46,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from djqueue import broker, codec, conf, definition, executor, gates, registry, states
-from djqueue.exceptions import qualified_name
-from djqueue.pools import prefork
-from djqueue.records import ClaimedJob, Outcome
+from djqueue.client import definition
+from djqueue.core import codec, conf, executor, registry, states
+from djqueue.core.exceptions import qualified_name
+from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.db import broker, gates
+from djqueue.runtime.pools import prefork
 from tests.testapp import tasks
 
 WORKERS = ("w1", "w2", "w3")

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 import djqueue
-from djqueue import states
-from djqueue.models import Group, Job
-from djqueue.testing import run_pending
+from djqueue.core import states
+from djqueue.db.models import Group, Job
+from djqueue.integrations.testing import run_pending
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -231,7 +231,7 @@ def test_the_admin_job_page_shows_the_workflow(admin_client: Any) -> None:
 
 
 def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
-    from djqueue import broker
+    from djqueue.db import broker
 
     result = djqueue.chain(tasks.fail_until_marker.si("never-set"), tasks.add.s(1)).apply_async(
         link_error=tasks.on_chain_error.s()

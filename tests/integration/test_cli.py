@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from djqueue import broker, states
-from djqueue.models import Job
+from djqueue.core import states
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.factories import JobFactory, StartedJobFactory
 from tests.testapp import tasks
 

@@ -9,8 +9,9 @@ django_tasks = pytest.importorskip("django.tasks", reason="Django's Tasks framew
 from django.tasks import TaskResultStatus, task_backends  # noqa: E402
 from django.tasks.exceptions import TaskResultDoesNotExist  # noqa: E402
 
-from djqueue import registry, states, testing  # noqa: E402
-from djqueue.models import Job  # noqa: E402
+from djqueue.core import registry, states  # noqa: E402
+from djqueue.db.models import Job  # noqa: E402
+from djqueue.integrations import testing  # noqa: E402
 from tests.testapp import tasks  # noqa: E402
 
 pytestmark = pytest.mark.django_db

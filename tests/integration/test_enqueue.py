@@ -8,9 +8,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import djqueue
-from djqueue import states, testing
-from djqueue.exceptions import NotRegistered, PayloadTooLarge
-from djqueue.models import Job
+from djqueue.core import states
+from djqueue.core.exceptions import NotRegistered, PayloadTooLarge
+from djqueue.db.models import Job
+from djqueue.integrations import testing
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +225,7 @@ def test_bulk_enqueue_keeps_options_and_tricky_arguments() -> None:
 
 
 def test_task_enqueued_signal_names_the_new_jobs() -> None:
-    from djqueue import signals
+    from djqueue.core import signals
 
     heard: list[Any] = []
 

@@ -12,9 +12,10 @@ from django.db import connection, connections
 from django.utils import timezone
 
 import djqueue
-from djqueue import broker, gates, sql, states
-from djqueue.models import Job, Limit
-from djqueue.records import ClaimedJob, Outcome
+from djqueue.core import states
+from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.db import broker, gates, sql
+from djqueue.db.models import Job, Limit
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import override_settings
 from psycopg import sql as pgsql
 
-from djqueue import listener
+from djqueue.db import listener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

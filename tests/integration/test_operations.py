@@ -9,8 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 import djqueue
-from djqueue import broker, states, testing
-from djqueue.models import Job, Queue
+from djqueue.core import states
+from djqueue.db import broker
+from djqueue.db.models import Job, Queue
+from djqueue.integrations import testing
 from tests.factories import JobFactory, StartedJobFactory
 from tests.testapp import tasks
 

@@ -12,8 +12,10 @@ import pytest
 from django.db import IntegrityError, connections, transaction
 from django.test import override_settings
 
-from djqueue import broker, periodic, schedules
-from djqueue.models import CrontabSchedule, IntervalSchedule, Job, PeriodicRun, PeriodicTask
+from djqueue.beat import periodic
+from djqueue.core import schedules
+from djqueue.db import broker
+from djqueue.db.models import CrontabSchedule, IntervalSchedule, Job, PeriodicRun, PeriodicTask
 
 UTC = datetime.UTC
 NOOP = "tests.testapp.tasks.noop"
@@ -271,7 +273,7 @@ def test_one_leader_at_a_time_and_a_follower_takes_over() -> None:
 @pytest.mark.django_db
 @override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
 def test_with_use_tz_off_naive_times_are_local_time() -> None:
-    from djqueue.models import aware
+    from djqueue.db.models import aware
 
     row = every(60)
     assert row.date_created.tzinfo is None

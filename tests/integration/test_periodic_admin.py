@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from djqueue.models import CrontabSchedule, IntervalSchedule, Job, PeriodicTask
+from djqueue.db.models import CrontabSchedule, IntervalSchedule, Job, PeriodicTask
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +172,8 @@ def test_enable_and_disable_actions_are_logged(
 def test_a_task_page_lists_its_recent_runs_with_links_to_their_jobs(
     admin_client: Client, interval: IntervalSchedule
 ) -> None:
-    from djqueue import periodic, schedules
+    from djqueue.beat import periodic
+    from djqueue.core import schedules
 
     row = PeriodicTask.objects.create(
         name="adder", task=ADD, args=[1, 1], interval=interval, from_settings=True

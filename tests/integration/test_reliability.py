@@ -14,10 +14,12 @@ from django.db import connection
 from django.utils import timezone
 
 import djqueue
-from djqueue import broker, executor, states, testing
-from djqueue.models import Group, Job
-from djqueue.pools import prefork
-from djqueue.records import ClaimedJob
+from djqueue.core import executor, states
+from djqueue.core.records import ClaimedJob
+from djqueue.db import broker
+from djqueue.db.models import Group, Job
+from djqueue.integrations import testing
+from djqueue.runtime.pools import prefork
 from tests.factories import JobFactory, StartedJobFactory
 from tests.testapp import tasks
 

@@ -7,8 +7,9 @@ import pytest
 from django.db import connections
 
 import djqueue
-from djqueue import broker, exceptions, executor, states
-from djqueue.models import Job
+from djqueue.core import exceptions, executor, states
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db

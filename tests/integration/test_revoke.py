@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 import djqueue
-from djqueue import broker, executor, states
-from djqueue.models import Job
+from djqueue.core import executor, states
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.factories import StartedJobFactory
 from tests.testapp import tasks
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError, connection, connections
 from django.test import override_settings
 
-from djqueue import listener, sessions
+from djqueue.db import listener, sessions
 
 pytestmark = pytest.mark.django_db
 

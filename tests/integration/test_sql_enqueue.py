@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 
 import djqueue
-from djqueue import codec, states, testing
-from djqueue.models import Job
+from djqueue.core import codec, states
+from djqueue.db.models import Job
+from djqueue.integrations import testing
 
 
 def psql(sql: str) -> subprocess.CompletedProcess[str]:

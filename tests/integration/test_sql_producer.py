@@ -18,8 +18,9 @@ from django.db import connection
 from psycopg import errors
 
 import djqueue
-from djqueue import states, testing
-from djqueue.models import Job
+from djqueue.core import states
+from djqueue.db.models import Job
+from djqueue.integrations import testing
 
 hardening = importlib.import_module("djqueue.migrations.0010_sql_enqueue_hardening")
 

@@ -11,9 +11,10 @@ import pytest
 from django.db import connections, transaction
 from django.utils import timezone
 
-from djqueue import broker, states
-from djqueue.models import Job
-from djqueue.records import Outcome
+from djqueue.core import states
+from djqueue.core.records import Outcome
+from djqueue.db import broker
+from djqueue.db.models import Job
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db

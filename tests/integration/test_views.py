@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from djqueue import broker, states
+from djqueue.core import states
+from djqueue.db import broker
 from tests.factories import JobFactory
 from tests.testapp import tasks
 

@@ -20,7 +20,7 @@ import pytest
 from django.db import connection, connections
 
 import djqueue
-from djqueue import listener, waiters
+from djqueue.db import listener, waiters
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

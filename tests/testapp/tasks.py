@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import djqueue
-from djqueue import signals
+from djqueue.core import signals
 
 
 @djqueue.task
@@ -148,7 +148,7 @@ def database_sleep(self: djqueue.Task[Any, Any], seconds: float) -> str:
     """Hold a query on the server for ``seconds``, then read this job's state via the ORM."""
     from django.db import connection
 
-    from djqueue.models import Job
+    from djqueue.db.models import Job
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(%s)", [seconds])
@@ -228,7 +228,7 @@ def spin_forever() -> None:
 
 @djqueue.task(soft_time_limit=1, time_limit=10)
 def clean_up_on_soft_limit(seconds: float) -> str:
-    from djqueue.exceptions import SoftTimeLimitExceeded
+    from djqueue.core.exceptions import SoftTimeLimitExceeded
 
     try:
         _spin(seconds)
@@ -240,7 +240,7 @@ def clean_up_on_soft_limit(seconds: float) -> str:
 @djqueue.task(soft_time_limit=1, time_limit=10)
 def sleep_through_soft_limit(seconds: float) -> str:
     """Blocked in a C call: in a prefork child the signal interrupts the sleep."""
-    from djqueue.exceptions import SoftTimeLimitExceeded
+    from djqueue.core.exceptions import SoftTimeLimitExceeded
 
     try:
         time.sleep(seconds)

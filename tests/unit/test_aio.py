@@ -44,8 +44,8 @@ def test_many_async_jobs_share_one_loop_from_many_threads() -> None:
 
 
 def test_an_async_task_is_interrupted_and_cancelled() -> None:
-    from djqueue import interrupt
-    from djqueue.exceptions import TaskRevokedError
+    from djqueue.core.exceptions import TaskRevokedError
+    from djqueue.runtime import interrupt
 
     outcome: list[Any] = []
 

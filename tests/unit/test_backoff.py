@@ -1,4 +1,4 @@
-from djqueue import backoff
+from djqueue.core import backoff
 
 
 def test_without_backoff_the_default_delay_is_used() -> None:

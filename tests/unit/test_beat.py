@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from djqueue import beat, schedules
-from djqueue.periodic import Entry, EntryError
+from djqueue.beat import scheduler as beat
+from djqueue.beat.periodic import Entry, EntryError
+from djqueue.core import schedules
 
 UTC = datetime.UTC
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")

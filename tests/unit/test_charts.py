@@ -1,4 +1,4 @@
-from djqueue import charts
+from djqueue.ops import charts
 
 
 def test_line_chart_escapes_labels_and_draws_each_series() -> None:

@@ -5,7 +5,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from djqueue import checks, schedules
+from djqueue.core import schedules
+from djqueue.ops import checks
 
 
 def test_postgresql_passes() -> None:

@@ -7,7 +7,7 @@ import zoneinfo
 
 import pytest
 
-from djqueue import codec
+from djqueue.core import codec
 
 
 @pytest.mark.parametrize(

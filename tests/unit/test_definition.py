@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 import djqueue
-from djqueue import registry
-from djqueue.exceptions import NotRegistered, PayloadTooLarge
+from djqueue.core import registry
+from djqueue.core.exceptions import NotRegistered, PayloadTooLarge
 from tests.testapp import tasks
 
 
@@ -194,9 +194,9 @@ def test_same_name_from_another_module_is_refused() -> None:
 
 
 def test_bare_retry_waits_the_default_delay() -> None:
-    from djqueue import executor
-    from djqueue.exceptions import Retry
-    from djqueue.records import ClaimedJob
+    from djqueue.core import executor
+    from djqueue.core.exceptions import Retry
+    from djqueue.core.records import ClaimedJob
 
     @djqueue.task(name="tests.unit.bare_retry", default_retry_delay=42)
     def bare() -> None:
@@ -208,7 +208,7 @@ def test_bare_retry_waits_the_default_delay() -> None:
 
 
 def djqueue_ids_new() -> Any:
-    from djqueue import ids
+    from djqueue.core import ids
 
     return ids.new_id()
 
@@ -224,8 +224,8 @@ def test_sys_exit_in_a_task_is_a_failure_not_an_exit() -> None:
 
 
 def test_undecodable_arguments_fail_the_job() -> None:
-    from djqueue import executor
-    from djqueue.records import ClaimedJob
+    from djqueue.core import executor
+    from djqueue.core.records import ClaimedJob
 
     job = ClaimedJob(
         djqueue_ids_new(), tasks.add.name, "[1,", "{}", 1, 0, "default", 0, None, False

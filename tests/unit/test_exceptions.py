@@ -1,6 +1,6 @@
 import pytest
 
-from djqueue import exceptions
+from djqueue.core import exceptions
 
 
 def test_builtin_errors_are_rebuilt_as_themselves() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from djqueue import gevent_patch, gevent_worker
+from djqueue.runtime import gevent_patch, gevent_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 needs_gevent = pytest.mark.skipif(
@@ -82,15 +82,15 @@ POOL_SCRIPT = textwrap.dedent(
     """
     import json, os, time, uuid
 
-    from djqueue import gevent_patch
+    from djqueue.runtime import gevent_patch
 
     gevent_patch.patch()
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
 
     django.setup()
-    from djqueue import pools
-    from djqueue.records import ClaimedJob
+    from djqueue.runtime import pools
+    from djqueue.core.records import ClaimedJob
 
     started, ended = [], []
 
@@ -147,15 +147,15 @@ HOST_SCRIPT = textwrap.dedent(
     """
     import json, os, time, uuid
 
-    from djqueue import gevent_patch
+    from djqueue.runtime import gevent_patch
 
     gevent_patch.patch()
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
 
     django.setup()
-    from djqueue import pools
-    from djqueue.records import ClaimedJob, Outcome
+    from djqueue.runtime import pools
+    from djqueue.core.records import ClaimedJob, Outcome
 
     class Host:
         reported = []
@@ -218,7 +218,7 @@ CREATE_SCRIPT = textwrap.dedent(
     import django
 
     django.setup()
-    from djqueue import pools
+    from djqueue.runtime import pools
 
     try:
         pools.create("gevent", print, 10)

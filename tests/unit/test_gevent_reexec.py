@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from djqueue import gevent_reexec
+from djqueue.runtime import gevent_reexec
 
 PY = "/venv/bin/python"
 ARGS = ["runworker", "--pool", "gevent", "-c", "50"]
-AGAIN = ["-m", "djqueue.gevent_reexec"]
+AGAIN = ["-m", "djqueue.runtime.gevent_reexec"]
 
 
 def test_a_script_runs_again_from_its_full_path() -> None:

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from djqueue import ids
+from djqueue.core import ids
 
 
 def test_new_ids_are_version_7_and_ordered() -> None:

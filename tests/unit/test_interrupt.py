@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from djqueue import interrupt
-from djqueue.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from djqueue.interrupt import ThreadWindow
+from djqueue.core.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from djqueue.runtime import interrupt
+from djqueue.runtime.interrupt import ThreadWindow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,8 +184,8 @@ def _main_blocked_in_shut() -> bool:
 
 
 def test_the_threads_pool_thread_survives_interrupts_as_its_jobs_end() -> None:
-    from djqueue import executor
-    from djqueue.pools.threads import ThreadPool
+    from djqueue.core import executor
+    from djqueue.runtime.pools.threads import ThreadPool
     from tests.testapp import tasks
     from tests.unit.test_supervisor import claimed
 
@@ -222,11 +222,11 @@ def test_the_threads_pool_thread_survives_interrupts_as_its_jobs_end() -> None:
 GEVENT_SCRIPT = textwrap.dedent(
     """
     import json
-    from djqueue import gevent_patch
+    from djqueue.runtime import gevent_patch
 
     gevent_patch.patch()
     import gevent
-    from djqueue.pools.gevent import GreenletWindow
+    from djqueue.runtime.pools.gevent import GreenletWindow
 
     window = GreenletWindow()
     seen = {}
@@ -320,13 +320,13 @@ def _waits_in_real_shut(ident: int) -> bool:
 
 
 def _runner(outcomes: list[Any]) -> Callable[[Any, Any], None]:
-    from djqueue import executor
+    from djqueue.core import executor
 
     return lambda job, window: outcomes.append(executor.execute(job, call=window.call))
 
 
 def test_threads_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> None:
-    from djqueue.pools import threads
+    from djqueue.runtime.pools import threads
     from tests.testapp import tasks
     from tests.unit.test_supervisor import claimed
 
@@ -342,7 +342,7 @@ def test_threads_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> N
 
 
 def test_solo_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> None:
-    from djqueue.pools import solo
+    from djqueue.runtime.pools import solo
     from tests.testapp import tasks
     from tests.unit.test_supervisor import claimed
 
@@ -359,7 +359,7 @@ def test_solo_pool_a_late_interrupt_changes_no_outcome(monkeypatch: Any) -> None
 
 
 def test_prefork_child_a_late_soft_limit_signal_changes_no_outcome(monkeypatch: Any) -> None:
-    from djqueue.pools import child
+    from djqueue.runtime.pools import child
     from tests.testapp import tasks
     from tests.unit.test_supervisor import claimed
 
@@ -380,17 +380,17 @@ GEVENT_POOL_SCRIPT = textwrap.dedent(
     """
     import json, os, uuid
 
-    from djqueue import gevent_patch
+    from djqueue.runtime import gevent_patch
 
     gevent_patch.patch()
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
 
     django.setup()
-    from djqueue import pools
-    from djqueue.exceptions import TimeLimitExceeded
-    from djqueue.pools.gevent import GreenletWindow
-    from djqueue.records import ClaimedJob
+    from djqueue.runtime import pools
+    from djqueue.core.exceptions import TimeLimitExceeded
+    from djqueue.runtime.pools.gevent import GreenletWindow
+    from djqueue.core.records import ClaimedJob
 
     shut = GreenletWindow.call
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from djqueue import listener, sessions
+from djqueue.db import listener, sessions
 
 JOB = uuid.UUID("01942a6e-5b1c-7000-8d3a-1748f457c0ef")
 OTHER = uuid.UUID("01942a6e-5b1c-7000-8d3a-1748f457c0f0")

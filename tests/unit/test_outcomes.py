@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import djqueue
-from djqueue import executor
-from djqueue.records import ClaimedJob, Outcome
+from djqueue.core import executor
+from djqueue.core.records import ClaimedJob, Outcome
 
 
 def _run(task: Any, *args: Any) -> Outcome:

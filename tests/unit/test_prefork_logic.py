@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from djqueue.pools import autoscale, child, messages, prefork
-from djqueue.pools.base import Load
-from djqueue.pools.threads import ThreadPool
-from djqueue.records import ClaimedJob, Outcome
+from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.runtime.pools import autoscale, child, messages, prefork
+from djqueue.runtime.pools.base import Load
+from djqueue.runtime.pools.threads import ThreadPool
 
 
 def _job(task: str = "tests.testapp.tasks.sleep", retries: int = 0) -> ClaimedJob:

@@ -5,7 +5,7 @@ import zoneinfo
 
 import pytest
 
-from djqueue import schedules
+from djqueue.core import schedules
 
 UTC = datetime.UTC
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")

@@ -7,7 +7,7 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
-from djqueue import sessions
+from djqueue.db import sessions
 
 DEFAULT_GUARDS = {
     "keepalives": 1,
@@ -98,9 +98,10 @@ def test_django_connections_of_the_process_get_the_guards_the_user_did_not_set(
 def options_seen_at_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """Stand-ins for the worker and the scheduler that record the alias's OPTIONS as
     they were when they started to run."""
-    from djqueue import beat, worker
+    from djqueue.beat import scheduler as beat
     from djqueue.management import logs
     from djqueue.management.commands import runbeat
+    from djqueue.runtime import worker
 
     database = connections.settings["default"]
     monkeypatch.setitem(database, "OPTIONS", {"keepalives_idle": 99})
@@ -144,7 +145,7 @@ def test_worker_and_beat_processes_guard_their_django_connections(
 def test_the_scheduler_runs_in_one_of_djqueues_own_threads() -> None:
     import threading
 
-    from djqueue import beat
+    from djqueue.beat import scheduler as beat
 
     seen: list[bool] = []
     stopped = threading.Event()

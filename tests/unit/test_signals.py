@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from djqueue import signals
+from djqueue.core import signals
 from tests.testapp import tasks
 
 

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 import djqueue
-from djqueue import definition, exceptions
-from djqueue.pools.solo import SoloPool
-from djqueue.pools.threads import ThreadPool
-from djqueue.records import ClaimedJob
-from djqueue.supervisor import Supervisor
+from djqueue.client import definition
+from djqueue.core import exceptions
+from djqueue.core.records import ClaimedJob
+from djqueue.runtime.pools.solo import SoloPool
+from djqueue.runtime.pools.threads import ThreadPool
+from djqueue.runtime.supervisor import Supervisor
 from tests.testapp import tasks
 
 
@@ -66,7 +67,7 @@ def test_task_option_validation_at_decoration() -> None:
 
 def _in_thread_pool(job: ClaimedJob, act: Any) -> Any:
     """Run ``job`` in a one-thread pool, call ``act(pool)`` once it runs; its outcome."""
-    from djqueue import executor
+    from djqueue.core import executor
 
     outcomes: list[Any] = []
     pool = ThreadPool(
@@ -120,7 +121,7 @@ def test_threads_pool_revoke_raises_task_revoked_error() -> None:
 
 
 def test_a_late_interrupt_never_reaches_the_pool_thread() -> None:
-    from djqueue import executor
+    from djqueue.core import executor
 
     outcomes: list[Any] = []
     pool = ThreadPool(
@@ -142,7 +143,7 @@ def test_a_late_interrupt_never_reaches_the_pool_thread() -> None:
 
 
 def test_solo_pool_reports_its_running_job_and_interrupts_it() -> None:
-    from djqueue import executor
+    from djqueue.core import executor
 
     seen: dict[str, Any] = {}
     pool = SoloPool(lambda job, window: None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from djqueue import text
+from djqueue.core import text
 
 
 def test_nul_and_lone_surrogates_are_escaped_visibly() -> None:

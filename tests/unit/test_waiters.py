@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from djqueue import listener, waiters
+from djqueue.db import listener, waiters
 
 
 def test_a_wake_during_the_read_is_kept_for_the_next_wait() -> None:

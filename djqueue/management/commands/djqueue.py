@@ -9,8 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from djqueue import broker, conf, ids, states, stats, text
-from djqueue.models import Job
+from djqueue.core import conf, ids, states, text
+from djqueue.db import broker
+from djqueue.db.models import Job
+from djqueue.ops import stats
 
 LIST_LIMIT = 50
 

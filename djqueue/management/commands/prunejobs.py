@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from djqueue import broker, conf
+from djqueue.core import conf
+from djqueue.db import broker
 
 
 class Command(BaseCommand):

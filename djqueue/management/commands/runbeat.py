@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from djqueue import beat, sessions
+from djqueue.beat import scheduler as beat
+from djqueue.db import sessions
 from djqueue.management import logs
 
 

@@ -11,9 +11,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from djqueue import beat, conf, gevent_patch, gevent_reexec, pools, sessions, worker
-from djqueue.definition import check_time_limits
+from djqueue.beat import scheduler as beat
+from djqueue.client.definition import check_time_limits
+from djqueue.core import conf
+from djqueue.db import sessions
 from djqueue.management import logs
+from djqueue.runtime import gevent_patch, gevent_reexec, pools, worker
 
 
 class Command(BaseCommand):
@@ -159,7 +162,7 @@ class Command(BaseCommand):
 def _start_over_patched() -> None:
     """``--pool gevent`` from a ``manage.py`` that did not patch: start again, patched.
 
-    Replaces this process (same pid) by :mod:`djqueue.gevent_reexec`, which patches and
+    Replaces this process (same pid) by :mod:`djqueue.runtime.gevent_reexec`, which patches and
     runs the same command line. Returns when there is nothing to do or it cannot be
     done (called from code, not a command line); the pool then explains what to do.
     """

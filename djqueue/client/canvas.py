@@ -1,0 +1,623 @@
+"""Workflows: signatures, chain, group, chord and link/link_error callbacks.
+
+A workflow is sent as rows: every job it will run exists from the start (the ones that
+wait for another have an eta in the year 9999), each carrying its continuation as JSON in
+``Job.workflow``: the waiting jobs its success releases (``next``), callbacks to insert
+(``link``, ``link_error``), the waiting jobs its failure revokes (``cancel``) and the chord
+it counts toward. The statement that records a job's outcome acts on that continuation
+(``sql._FOLLOW_UP``), so the workflow lives in PostgreSQL and survives any worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self, Union
+
+from djqueue.core import conf, ids
+from djqueue.core.exceptions import DjqueueError
+from djqueue.core.records import NewJob
+
+if TYPE_CHECKING:
+    from djqueue.client.definition import Task
+
+_OPTIONS = ("queue", "priority", "countdown", "eta", "expires", "task_id")
+# Options a chain, group or chord passes down to its tasks (which may override them).
+_DEFAULTS = ("queue", "priority")
+
+
+class ChordError(DjqueueError):
+    """A chord's body did not run because a header task failed; the message names it."""
+
+
+class Signature:
+    """A task with (some of) its arguments and options: ``task.s(...)``, ``task.si(...)``.
+
+    Partial: applied in a workflow, the result of the job before it comes first in its
+    arguments, unless it is immutable (``si``).
+    """
+
+    def __init__(
+        self,
+        task: Task[Any, Any] | str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        immutable: bool = False,
+    ) -> None:
+        from djqueue.core import registry
+
+        self.task: Task[Any, Any] = registry.get(task) if isinstance(task, str) else task
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.options: dict[str, Any] = {}
+        self.immutable = immutable
+        self.set(**(options or {}))
+
+    def __repr__(self) -> str:
+        shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.task.name}{'!' if self.immutable else ''}({', '.join(shown)})"
+
+    def set(self, **options: Any) -> Signature:
+        """Set sending options (``queue``, ``priority``, ``countdown``, ``eta``,
+        ``expires``, ``task_id``) in place; return the signature."""
+        unknown = set(options) - set(_OPTIONS) - {"link", "link_error"}
+        if unknown:
+            raise TypeError(f"unknown signature option(s): {', '.join(sorted(unknown))}")
+        for name in ("link", "link_error"):
+            for callback in _callbacks(options.pop(name, None)):
+                getattr(self, name)(callback)
+        self.options.update(options)
+        return self
+
+    def clone(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> Signature:
+        """A copy with ``args`` put first and ``kwargs`` merged (ignored when immutable)."""
+        made = copy.copy(self)
+        made.options = {
+            key: list(value) if isinstance(value, list) else value
+            for key, value in self.options.items()
+        }
+        if not self.immutable:
+            made.args = (*args, *self.args)
+            made.kwargs = {**self.kwargs, **(kwargs or {})}
+        return made
+
+    def link(self, callback: Signature) -> Signature:
+        """Run ``callback`` with this job's result when it succeeds; return ``callback``."""
+        self.options.setdefault("link", []).append(_signature(callback))
+        return callback
+
+    def link_error(self, errback: Signature) -> Signature:
+        """Run ``errback`` with the failed job's id when it fails; return ``errback``."""
+        self.options.setdefault("link_error", []).append(_signature(errback))
+        return errback
+
+    def __or__(self, other: Any) -> Canvas:
+        return chain(self, other)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the task's function here and now, with the partial arguments."""
+        made = self.clone(args, kwargs)
+        return made.task.run(*made.args, **made.kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Send it with these extra arguments."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Send it (extra ``args`` first, ``options`` over its own); return its result."""
+        return apply(self.clone(args, kwargs).set(**options))
+
+
+class _Composite:
+    """What chain, group and chord share: options, callbacks, and ``delay()``."""
+
+    options: dict[str, Any]
+
+    def set(self, **options: Any) -> Self:
+        """Set ``queue`` or ``priority`` for its tasks (theirs win); ``link``, ``link_error``."""
+        _set(self, options)
+        return self
+
+    def link(self, callback: Signature) -> Signature:
+        return _link(self, "link", callback)
+
+    def link_error(self, errback: Signature) -> Signature:
+        return _link(self, "link_error", errback)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        raise NotImplementedError
+
+
+class chain(_Composite):  # Celery's lower-case name
+    """Run tasks one after the other, each given the result of the one before.
+
+    Returns, when sent, the last task's result, whose ``.parent`` is the one before.
+    """
+
+    def __init__(self, *tasks: Any) -> None:
+        if len(tasks) == 1 and not isinstance(tasks[0], Signature | chain | group | chord):
+            tasks = tuple(tasks[0])
+        flat: list[Canvas] = []
+        for task in tasks:
+            # A chain in a chain with no options of its own is the same as its steps.
+            flat.extend(task.tasks if isinstance(task, chain) and not task.options else [task])
+        if not flat:
+            raise ValueError("a chain needs at least one task")
+        self.tasks: list[Canvas] = [_node(task) for task in flat]
+        self.options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(task) for task in self.tasks)
+
+    def __or__(self, other: Any) -> Canvas:
+        return chain(*self.tasks, other) if not self.options else chain(self, other)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Send the chain (extra ``args`` go to the first task); return the last result."""
+        made = chain(_partial(self.tasks[0], args, kwargs), *self.tasks[1:])
+        made.options = {**self.options}
+        return apply(_set(made, options))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+
+class group(_Composite):  # Celery's lower-case name
+    """Run tasks in parallel; sent, returns a ``GroupResult`` (results in this order)."""
+
+    def __init__(self, *tasks: Any) -> None:
+        if len(tasks) == 1 and not isinstance(tasks[0], Signature | chain | group | chord):
+            tasks = tuple(tasks[0])  # a list, tuple or generator
+        self.tasks: list[Canvas] = [_node(task) for task in tasks]
+        for task in self.tasks:
+            if not isinstance(task, Signature | chain) or (
+                isinstance(task, chain) and not isinstance(task.tasks[-1], Signature)
+            ):
+                raise TypeError(
+                    f"a group member must be a signature or a chain ending in one, not {task!r}"
+                )
+        self.options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"group({', '.join(repr(task) for task in self.tasks)})"
+
+    def __or__(self, other: Any) -> Canvas:
+        # A group followed by a task is a chord: the task gets the list of results.
+        return chord(self, other)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Send every member (extra ``args`` go to each); return a ``GroupResult``."""
+        made = group([_partial(task, args, kwargs) for task in self.tasks])
+        made.options = {**self.options}
+        return apply(_set(made, options))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+
+class chord(_Composite):  # Celery's lower-case name
+    """Run a group (the header), then the body once with the list of their results.
+
+    The body runs exactly once, after every header task ended; if one failed, the body
+    does not run and its result raises ``ChordError`` naming that task.
+    """
+
+    def __init__(self, header: Any, body: Any = None) -> None:
+        self.header = header if isinstance(header, group) else group(header)
+        self.body: Canvas | None = None if body is None else _node(body)
+        self.options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"chord({self.header!r}, {self.body!r})"
+
+    def __or__(self, other: Any) -> Canvas:
+        return chain(self, other)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Send it (extra ``args`` go to each header task); return the body's result."""
+        if self.body is None:
+            raise TypeError("a chord needs a body: chord(header, body) or chord(header)(body)")
+        made = chord(group([_partial(t, args, kwargs) for t in self.header.tasks]), self.body)
+        made.options = {**self.options}
+        return apply(_set(made, options))
+
+    def __call__(self, body: Any = None, **options: Any) -> Any:
+        """``chord(header)(body)``: send with this body."""
+        made = chord(self.header, body if body is not None else self.body)
+        made.options = {**self.options}
+        return made.apply_async(**options)
+
+
+Canvas = Union[Signature, chain, group, chord]  # noqa: UP007 - a runtime alias
+
+
+def signature(
+    task: Task[Any, Any] | str,
+    args: Iterable[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> Signature:
+    """A signature of ``task`` (a task or a registered task name)."""
+    immutable = bool(options.pop("immutable", False))
+    return Signature(task, args, kwargs, options, immutable=immutable)
+
+
+def _node(value: Any) -> Canvas:
+    if isinstance(value, Signature | chain | group | chord):
+        return value
+    raise TypeError(f"expected a signature, chain, group or chord, not {value!r}")
+
+
+def _signature(value: Any) -> Signature:
+    if not isinstance(value, Signature):
+        raise TypeError(f"a callback must be a signature (task.s(...)), not {value!r}")
+    return value
+
+
+def _callbacks(value: Any) -> list[Signature]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [_signature(item) for item in value]
+    return [_signature(value)]
+
+
+def _partial(node: Canvas, args: Iterable[Any], kwargs: dict[str, Any] | None) -> Canvas:
+    """``node`` with extra arguments for its first task(s)."""
+    args = tuple(args)
+    if not args and not kwargs:
+        return node
+    if isinstance(node, Signature):
+        return node.clone(args, kwargs)
+    if isinstance(node, chain):
+        made = chain(_partial(node.tasks[0], args, kwargs), *node.tasks[1:])
+    elif isinstance(node, group):
+        made = group([_partial(task, args, kwargs) for task in node.tasks])  # type: ignore[assignment]
+    else:
+        made = chord(_partial(node.header, args, kwargs), node.body)  # type: ignore[assignment]
+    made.options = {**node.options}
+    return made
+
+
+def _set(node: Any, options: dict[str, Any]) -> Any:
+    for name in ("link", "link_error"):
+        for callback in _callbacks(options.pop(name, None)):
+            _link(node, name, callback)
+    # Timing belongs to single tasks: a countdown on a chain would be ambiguous.
+    unknown = set(options) - {"queue", "priority"}
+    if unknown:
+        raise TypeError(f"unknown workflow option(s): {', '.join(sorted(unknown))}")
+    node.options.update(options)
+    return node
+
+
+def _link(node: Any, name: str, callback: Signature) -> Signature:
+    node.options.setdefault(name, []).append(_signature(callback))
+    return callback
+
+
+# Sending ----------------------------------------------------------------------------
+
+
+def apply(node: Canvas) -> Any:
+    """Send ``node`` as one workflow; return its result (see each primitive)."""
+    if conf.get("EAGER"):
+        return _run_eagerly(node)
+    from djqueue.db import broker
+
+    plan = _Plan()
+    part = plan.add(node, waiting=False, defaults={})
+    broker.enqueue_workflow(plan.jobs(), plan.groups)
+    return part.result
+
+
+@dataclass
+class _Part:
+    """What planning one node gave: the jobs that start it, those whose results are its
+    result, all its jobs, and its result handle."""
+
+    entries: list[uuid.UUID]
+    exits: list[uuid.UUID]
+    all: list[uuid.UUID]
+    result: Any
+
+
+@dataclass
+class _Job:
+    signature: Signature
+    waiting: bool
+    defaults: dict[str, Any]
+    continuation: dict[str, Any] = field(default_factory=dict)
+
+
+class _Plan:
+    """Turns a workflow into jobs with continuations, and group rows."""
+
+    def __init__(self) -> None:
+        self.planned: dict[uuid.UUID, _Job] = {}
+        self.groups: list[dict[str, Any]] = []
+        self.errback_ids: dict[int, uuid.UUID] = {}  # id(signature) -> its job id
+
+    def add(self, node: Canvas, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        """Plan ``node`` (and what is inside it); return its part."""
+        defaults = {**defaults, **{k: v for k, v in node.options.items() if k in _DEFAULTS}}
+        if isinstance(node, Signature):
+            part = self._signature(node, waiting, defaults)
+        elif isinstance(node, chain):
+            part = self._chain(node, waiting, defaults)
+        elif isinstance(node, group):
+            part = self._group(node, waiting, defaults)
+        else:
+            part = self._chord(node, waiting, defaults)
+        self._callbacks(node, part)
+        return part
+
+    def _signature(self, sig: Signature, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        from djqueue.client.result import AsyncResult
+
+        job_id = ids.parse(sig.options["task_id"]) if "task_id" in sig.options else ids.new_id()
+        if job_id in self.planned:
+            raise ValueError(f"task_id {job_id} is used twice in one workflow")
+        self.planned[job_id] = _Job(sig, waiting, defaults)
+        return _Part([job_id], [job_id], [job_id], AsyncResult(job_id))
+
+    def _chain(self, node: chain, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        parts: list[_Part] = []
+        for step in _chords_in(node.tasks):
+            parts.append(self.add(step, waiting=waiting or bool(parts), defaults=defaults))
+        for index, (before, after) in enumerate(itertools.pairwise(parts)):
+            downstream = [str(job_id) for later in parts[index + 1 :] for job_id in later.all]
+            for job_id in before.all:
+                self.planned[job_id].continuation.setdefault("cancel", []).extend(downstream)
+            for exit_id in before.exits:
+                self.planned[exit_id].continuation.setdefault("next", []).extend(
+                    self._step(entry) for entry in after.entries
+                )
+            for entry in after.entries:
+                self.planned[entry].continuation["parent"] = str(before.exits[-1])
+            _root(after.result).parent = before.result
+        last = parts[-1]
+        return _Part(parts[0].entries, last.exits, [i for p in parts for i in p.all], last.result)
+
+    def _members(
+        self, node: group, waiting: bool, defaults: dict[str, Any]
+    ) -> tuple[uuid.UUID, list[_Part]]:
+        group_id = ids.new_id()
+        members = [self.add(task, waiting, defaults) for task in node.tasks]
+        for member in members:
+            for job_id in member.all:
+                self.planned[job_id].continuation["group"] = str(group_id)
+        return group_id, members
+
+    def _group(self, node: group, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        from djqueue.client.result import GroupResult
+
+        group_id, members = self._members(node, waiting, defaults)
+        exits = [member.exits[0] for member in members]
+        self.groups.append({"id": str(group_id), "job_ids": [str(i) for i in exits]})
+        return _Part(
+            [i for m in members for i in m.entries],
+            exits,
+            [i for m in members for i in m.all],
+            GroupResult(group_id, [m.result for m in members]),
+        )
+
+    def _chord(self, node: chord, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        from djqueue.client.result import GroupResult
+
+        assert node.body is not None  # checked by chord.apply_async
+        if not node.header.tasks:
+            # Nothing to wait for: the body runs at once, with an empty list of results.
+            return self.add(_partial(node.body, ([],), None), waiting, defaults)
+        group_id, members = self._members(node.header, waiting, defaults)
+        body = self.add(node.body, waiting=True, defaults=defaults)
+        exits = [member.exits[0] for member in members]
+        after_body = [str(job_id) for job_id in body.all if job_id not in body.entries]
+        errbacks = node.body.options.get("link_error", [])
+        for slot, member in enumerate(members):
+            self.planned[member.exits[0]].continuation["slot"] = slot
+            for job_id in member.all:
+                continuation = self.planned[job_id].continuation
+                continuation["chord"] = str(group_id)
+                continuation.setdefault("cancel", []).extend(after_body)
+                self._errbacks(job_id, errbacks)
+        for entry in body.entries:
+            self.planned[entry].continuation["body_of"] = str(group_id)
+        self.groups.append(
+            {
+                "id": str(group_id),
+                "job_ids": [str(i) for i in exits],
+                "remaining": len(members),
+                "release": [self._step(entry) for entry in body.entries],
+                "body_id": str(body.exits[-1]),
+            }
+        )
+        header = GroupResult(group_id, [m.result for m in members])
+        _root(body.result).parent = header
+        return _Part(
+            [i for m in members for i in m.entries],
+            body.exits,
+            [i for m in members for i in m.all] + body.all,
+            body.result,
+        )
+
+    def _step(self, job_id: uuid.UUID) -> dict[str, Any]:
+        """How the job before releases ``job_id``: pass its result or not, and when."""
+        planned = self.planned[job_id]
+        step: dict[str, Any] = {"id": str(job_id), "pass": not planned.signature.immutable}
+        countdown = planned.signature.options.get("countdown")
+        if countdown is not None:
+            step["countdown"] = _seconds(countdown)
+        eta = planned.signature.options.get("eta")
+        if eta is not None:
+            step["eta"] = _moment(eta).isoformat()
+        return step
+
+    def _callbacks(self, node: Canvas, part: _Part) -> None:
+        for callback in node.options.get("link", []):
+            for exit_id in part.exits:
+                self.planned[exit_id].continuation.setdefault("link", []).append(
+                    _callback(callback, ids.new_id())
+                )
+        for job_id in part.all:
+            self._errbacks(job_id, node.options.get("link_error", []))
+
+    def _errbacks(self, job_id: uuid.UUID, errbacks: list[Signature]) -> None:
+        # An errback has one id, whichever job of the node fails: the insert ignores a
+        # second one (ON CONFLICT), so it runs at most once.
+        for errback in errbacks:
+            made = _callback(errback, self.errback_ids.setdefault(id(errback), ids.new_id()))
+            known = self.planned[job_id].continuation.setdefault("link_error", [])
+            if made["id"] not in {item["id"] for item in known}:
+                known.append(made)
+
+    def jobs(self) -> list[NewJob]:
+        """Every planned job, ready to insert."""
+        return [self._job(job_id, planned) for job_id, planned in self.planned.items()]
+
+    def _job(self, job_id: uuid.UUID, planned: _Job) -> NewJob:
+        sig = planned.signature
+        options = {k: v for k, v in {**planned.defaults, **sig.options}.items() if k in _OPTIONS}
+        options.pop("task_id", None)
+        if planned.waiting:
+            # Its release sets when it runs (see _step).
+            options.pop("countdown", None)
+            options.pop("eta", None)
+        job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, **options)
+        if job.limited:
+            raise ValueError(
+                f"{sig.task.name} has rate, concurrency or unique limits; such tasks cannot "
+                "be part of a workflow yet"
+            )
+        continuation = planned.continuation or None
+        return NewJob(
+            **{
+                **{name: getattr(job, name) for name in NewJob.__dataclass_fields__},
+                "workflow": None if continuation is None else json.dumps(continuation),
+                "waiting": planned.waiting,
+            }
+        )
+
+
+def _callback(sig: Signature, job_id: uuid.UUID) -> dict[str, Any]:
+    """A callback as the finish statement inserts it (see ``sql._FOLLOW_UP``)."""
+    if sig.options.get("link") or sig.options.get("link_error"):
+        raise TypeError(f"a callback cannot have callbacks of its own: {sig!r}")
+    options = {k: v for k, v in sig.options.items() if k in ("queue", "priority", "expires")}
+    job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, **options)
+    if job.limited:
+        raise ValueError(f"{sig.task.name} has limits; it cannot be a callback yet")
+    countdown = sig.options.get("countdown")
+    return {
+        "id": str(job_id),
+        "task_name": job.task_name,
+        "queue": job.queue,
+        "priority": job.priority,
+        "args": json.loads(job.args),
+        "kwargs": json.loads(job.kwargs),
+        "max_attempts": job.max_attempts,
+        "countdown": None if countdown is None else _seconds(countdown),
+        "expires_in": job.expires_in,
+        "pass": not sig.immutable,
+    }
+
+
+def _chords_in(tasks: list[Canvas]) -> Iterator[Canvas]:
+    """The steps of a chain, with a group followed by another step made a chord."""
+    steps = list(tasks)
+    while steps:
+        step = steps.pop(0)
+        if isinstance(step, group) and steps:
+            step = chord(step, steps.pop(0))
+            step.options = {}
+            steps.insert(0, step)
+            continue
+        yield step
+
+
+def _root(result: Any) -> Any:
+    """The first result up ``result``'s ``.parent`` links."""
+    while getattr(result, "parent", None) is not None:
+        result = result.parent
+    return result
+
+
+def _seconds(value: float | datetime.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
+
+
+def _moment(value: datetime.datetime) -> datetime.datetime:
+    from django.utils import timezone
+
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+# Running at once (the EAGER setting) ------------------------------------------------
+
+
+class _Stopped(Exception):
+    """A task of an eagerly run workflow failed; carries its result."""
+
+    def __init__(self, outcome: Any) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def _run_eagerly(node: Canvas) -> Any:
+    """Run ``node`` here and now, in order; a failure raises the task's error."""
+    try:
+        return _eager(node, (), [])
+    except _Stopped as stopped:
+        stopped.outcome.maybe_throw()
+        raise  # pragma: no cover - maybe_throw raised
+
+
+def _eager(node: Canvas, args: tuple[Any, ...], errbacks: list[Signature]) -> Any:
+    errbacks = [*errbacks, *node.options.get("link_error", [])]
+    result: Any
+    if isinstance(node, Signature):
+        result = _eager_signature(node, args, errbacks)
+    elif isinstance(node, chain):
+        result = None
+        for index, step in enumerate(_chords_in(node.tasks)):
+            result = _eager(step, args if index == 0 else (result.get(),), errbacks)
+    elif isinstance(node, group):
+        from djqueue.client.result import GroupResult
+
+        result = GroupResult(ids.new_id(), [_eager(t, args, errbacks) for t in node.tasks])
+    else:
+        assert node.body is not None
+        header = _eager(node.header, args, [*errbacks, *node.body.options.get("link_error", [])])
+        result = _eager(node.body, (header.get(),), errbacks)
+    for callback in node.options.get("link", []):
+        _eager(callback, (result.get(),), [])
+    return result
+
+
+def _eager_signature(sig: Signature, args: tuple[Any, ...], errbacks: list[Signature]) -> Any:
+    made = sig.clone(args)
+    outcome = made.task.apply(made.args, made.kwargs)
+    if outcome.state != "SUCCESS":
+        for errback in errbacks:
+            _eager(errback, (str(outcome.id),), [])
+        raise _Stopped(outcome)
+    return outcome

@@ -1,0 +1,598 @@
+"""Task definitions: the ``Task`` class, the ``@task`` decorator, and sending."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import datetime
+import functools
+import inspect
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from django.db import transaction
+from django.utils import timezone
+
+from djqueue.core import codec, conf, ids, limits, registry, signals, text
+from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
+from djqueue.core.records import NewJob
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PRIORITY_RANGE = (-100, 100)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a running task knows about its own invocation (``self.request``)."""
+
+    id: uuid.UUID | None = None
+    task: str = ""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    attempt: int = 0
+    queue: str = ""
+    priority: int = 0
+    eta: datetime.datetime | None = None
+    hostname: str = ""
+    is_eager: bool = False
+
+
+_NO_REQUEST = Request()
+_request: contextvars.ContextVar[Request] = contextvars.ContextVar("djqueue_request")
+
+
+def current_request() -> Request:
+    """The request of the task running in this thread or coroutine."""
+    return _request.get(_NO_REQUEST)
+
+
+def set_request(request: Request) -> contextvars.Token[Request]:
+    """Make ``request`` current; pass the token to :func:`reset_request` afterwards."""
+    return _request.set(request)
+
+
+def reset_request(token: contextvars.Token[Request]) -> None:
+    """Restore the request that was current before :func:`set_request`."""
+    _request.reset(token)
+
+
+class Task(Generic[P, R]):
+    """A function that can run in a worker. Made by ``@djqueue.task``."""
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        bind: bool = False,
+        max_retries: int | None = 3,
+        default_retry_delay: float = 180,
+        autoretry_for: Sequence[type[BaseException]] = (),
+        retry_backoff: bool | int = False,
+        retry_backoff_max: float = 600,
+        retry_jitter: bool = True,
+        ignore_result: bool = False,
+        expires: float | datetime.timedelta | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: limits.KeySource | None = None,
+        unique_key: limits.KeySource | None = None,
+        unique_for: float | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue = queue
+        self.priority = _check_priority(priority)
+        self.bind = bind
+        self.max_retries = max_retries
+        self.default_retry_delay = default_retry_delay
+        self.autoretry_for = tuple(autoretry_for)
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.retry_jitter = retry_jitter
+        self.ignore_result = ignore_result
+        self.expires = expires
+        self.time_limit, self.soft_time_limit = check_time_limits(
+            time_limit, soft_time_limit, self.name
+        )
+        # Limits are checked here, so that a bad option fails at import, not at send.
+        self.rate_limit = rate_limit
+        self.rate = None if rate_limit is None else limits.parse_rate(rate_limit)
+        self.concurrency_limit = limits.check_concurrency(concurrency_limit, concurrency_key)
+        self.concurrency_key = concurrency_key
+        self.unique_key = unique_key
+        self.unique_for = limits.check_unique(unique_key, unique_for)
+        functools.update_wrapper(self, fn)
+        self._parameters = _parameter_names(fn, bind)
+        self._signature = _call_signature(fn, bind)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as a plain call."""
+        return self.run(*args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> R:
+        """Call the wrapped function (with the task first when ``bind=True``)."""
+        if self.bind:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    @property
+    def request(self) -> Request:
+        """The current invocation's request (empty outside a worker)."""
+        return _request.get(_NO_REQUEST)
+
+    # Signatures (docs/canvas.md) -------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature of this task with (some of) its arguments, for workflows."""
+        from djqueue.client import canvas
+
+        return canvas.Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Any:
+        """An immutable signature: it ignores the result of the task before it."""
+        from djqueue.client import canvas
+
+        return canvas.Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """A signature with sending options: ``task.signature((2,), countdown=10)``."""
+        from djqueue.client import canvas
+
+        return canvas.signature(self, args, kwargs, **options)
+
+    subtask = signature
+
+    # Sending --------------------------------------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Enqueue with these arguments; return an ``AsyncResult``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        expires: float | datetime.timedelta | datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | uuid.UUID | None = None,
+        link: Any = None,
+        link_error: Any = None,
+    ) -> Any:
+        """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
+
+        For a task with ``unique_key``/``unique_for``, a duplicate of a waiting job
+        returns that job's result instead of enqueueing a second one. ``link`` and
+        ``link_error`` take signatures to run with the result on success, or with the
+        job's id on failure (see docs/canvas.md).
+        """
+        from djqueue.client import result
+
+        if link is not None or link_error is not None:
+            return self._apply_linked(
+                args,
+                kwargs,
+                link,
+                link_error,
+                countdown=countdown,
+                eta=eta,
+                expires=expires,
+                queue=queue,
+                priority=priority,
+                task_id=task_id,
+            )
+
+        job = self.prepare(
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            priority=priority,
+            task_id=task_id,
+        )
+        if conf.get("EAGER"):
+            return self._run_eagerly(job)
+        from djqueue.db import broker
+
+        [job_id] = broker.enqueue([job])
+        signals.emit(signals.task_enqueued, self, job_ids=[job_id])
+        return result.AsyncResult(job_id)
+
+    def _apply_linked(
+        self,
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        link: Any,
+        link_error: Any,
+        **options: Any,
+    ) -> Any:
+        """Send as a one-task workflow carrying its callbacks."""
+        from djqueue.client import canvas
+
+        given = {name: value for name, value in options.items() if value is not None}
+        sig = canvas.Signature(self, args or (), kwargs, given)
+        return sig.apply_async(link=link, link_error=link_error)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`delay` for async code (runs in the thread of the request's sync work,
+        so it joins the same transaction as other database work done there)."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """:meth:`apply_async` for async code."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.apply_async, thread_sensitive=True)(args, kwargs, **options)
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Like :meth:`delay`, but enqueue only once the current transaction commits."""
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Like :meth:`apply_async`, run at commit; the returned result's id is final."""
+        from djqueue.client import result
+
+        task_id = options.pop("task_id", None) or ids.new_id()
+        # Validate and encode now, so that bad arguments fail in the caller, not at commit.
+        self.prepare(args, kwargs, task_id=task_id, **options)
+        transaction.on_commit(
+            lambda: self.apply_async(args, kwargs, task_id=task_id, **options),
+            using=conf.get("DATABASE"),
+        )
+        return result.AsyncResult(ids.parse(task_id))
+
+    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[Any]:
+        """Enqueue one job per argument tuple in ``calls``, in one round trip per chunk."""
+        return self.apply_many(((args, {}) for args in calls), **options)
+
+    def apply_many(
+        self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Any
+    ) -> list[Any]:
+        """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
+        from djqueue.client import result
+        from djqueue.db import broker
+
+        if options.get("task_id") is not None:
+            raise ValueError("task_id names one job; apply_many cannot give it to many")
+        jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
+        if conf.get("EAGER"):
+            return [self._run_eagerly(job) for job in jobs]
+        job_ids = broker.enqueue(jobs)
+        signals.emit(signals.task_enqueued, self, job_ids=job_ids)
+        return [result.AsyncResult(job_id) for job_id in job_ids]
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | uuid.UUID | None = None,
+    ) -> Any:
+        """Run here, now, as a worker would; return an ``EagerResult`` (errors kept)."""
+        from djqueue.client import eager
+
+        job = self.prepare(args, kwargs, task_id=task_id)
+        return eager.run(self, job)
+
+    def _run_eagerly(self, job: NewJob) -> Any:
+        from djqueue.client import eager
+
+        outcome = eager.run(self, job)
+        outcome.maybe_throw()
+        return outcome
+
+    # Progress ---------------------------------------------------------------------
+
+    def update_progress(
+        self, current: float, total: float | None = None, message: str = ""
+    ) -> None:
+        """Report how far the running job is (``bind=True`` tasks: ``self.update_progress``).
+
+        Stored in the job's row at once (outside any transaction the task holds open, it
+        is seen by others right away) and shown by the admin, ``AsyncResult.progress``
+        and ``AsyncResult.info``. Does nothing outside a worker (plain calls, eager runs).
+        """
+        for label, value in (("current", current), ("total", total)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise TypeError(f"progress {label} must be a number, not {value!r}")
+        request = self.request
+        if request.id is None or request.is_eager:
+            return
+        from djqueue.db import broker
+
+        broker.update_progress(
+            request.id,
+            request.attempt,
+            request.hostname or "",
+            {"current": current, "total": total, "message": text.storable(str(message), 1000)},
+        )
+
+    # Retrying -------------------------------------------------------------------
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        max_retries: int | None = None,
+        throw: bool = True,
+    ) -> Retry:
+        """Ask for this task to run again; use as ``raise self.retry(exc=exc)``.
+
+        With no retries left, re-raises ``exc`` (or ``MaxRetriesExceededError``).
+        """
+        request = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"task {self.name}[{request.id}] has used its {limit} retries"
+            )
+        if countdown is None and eta is None:
+            countdown = self.default_retry_delay
+        signal = Retry(exc=exc, countdown=countdown, eta=_aware(eta) if eta else None)
+        if throw:
+            raise signal
+        return signal
+
+    # Building jobs --------------------------------------------------------------
+
+    def prepare(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        expires: float | datetime.timedelta | datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | uuid.UUID | None = None,
+    ) -> NewJob:
+        """Validate and encode a call into a :class:`NewJob`; raise on bad input."""
+        args = () if args is None else args
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(args, list | tuple):
+            raise TypeError(f"args of {self.name} must be a list or tuple, not {type(args)}")
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"kwargs of {self.name} must be a dict, not {type(kwargs)}")
+        args_json, kwargs_json = self._encode(args, kwargs)
+        if countdown is not None and eta is not None:
+            raise ValueError("give countdown or eta, not both")
+        expires = self.expires if expires is None else expires
+        job = NewJob(
+            id=ids.new_id() if task_id is None else ids.parse(task_id),
+            task_name=self.name,
+            queue=_check_queue(
+                queue if queue is not None else self.queue or conf.get("DEFAULT_QUEUE")
+            ),
+            priority=self.priority if priority is None else _check_priority(priority),
+            args=args_json,
+            kwargs=kwargs_json,
+            max_attempts=None if self.max_retries is None else self.max_retries + 1,
+            eta=_aware(eta) if eta is not None else None,
+            countdown=_seconds(countdown, "countdown") if countdown is not None else None,
+            expires_at=_aware(expires) if isinstance(expires, datetime.datetime) else None,
+            expires_in=(
+                _seconds(expires, "expires")
+                if expires is not None and not isinstance(expires, datetime.datetime)
+                else None
+            ),
+        )
+        return self._limit(job, args, kwargs) if self._limited else job
+
+    @property
+    def gated(self) -> bool:
+        """Whether jobs of this task wait for a rate or concurrency limit."""
+        return self.rate is not None or self.concurrency_limit is not None
+
+    @property
+    def _limited(self) -> bool:
+        return (
+            self.rate is not None
+            or self.concurrency_limit is not None
+            or self.unique_key is not None
+            or self.unique_for is not None
+        )
+
+    def _limit(self, job: NewJob, args: Sequence[Any], kwargs: dict[str, Any]) -> NewJob:
+        """``job`` with this task's limits and this call's keys filled in."""
+        concurrency_key = None
+        if self.concurrency_limit is not None:
+            concurrency_key = (
+                self.name
+                if self.concurrency_key is None
+                else self._key(self.concurrency_key, "concurrency_key", args, kwargs)
+            )
+        unique_key = None
+        if self.unique_key is not None:
+            unique_key = self._key(self.unique_key, "unique_key", args, kwargs)
+        elif self.unique_for is not None:
+            unique_key = limits.call_key(self.name, job.args, job.kwargs)
+        return dataclasses.replace(
+            job,
+            rate_limit=None if self.rate is None else self.rate.count,
+            rate_period=None if self.rate is None else self.rate.period,
+            concurrency_key=concurrency_key,
+            concurrency_limit=self.concurrency_limit,
+            unique_key=unique_key,
+            unique_for=self.unique_for,
+        )
+
+    def _key(
+        self, source: limits.KeySource, label: str, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> str:
+        return limits.compute_key(source, label, self.name, self._signature, args, kwargs)
+
+    def _encode(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+        try:
+            args_json, kwargs_json = codec.dumps(list(args)), codec.dumps(kwargs)
+        except TypeError as exc:
+            raise TypeError(self._unencodable(args, kwargs, exc)) from None
+        size = len(args_json) + len(kwargs_json)
+        cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+        if size > cap:
+            raise PayloadTooLarge(
+                f"arguments of {self.name} are {size} bytes as JSON, over the "
+                f"MAX_PAYLOAD_BYTES limit of {cap}; store large data elsewhere (a model "
+                "row, a file) and pass its key"
+            )
+        return args_json, kwargs_json
+
+    def _unencodable(self, args: Sequence[Any], kwargs: dict[str, Any], exc: Exception) -> str:
+        labelled = [(self._label(index), value) for index, value in enumerate(args)] + [
+            (f"argument {key!r}", value) for key, value in kwargs.items()
+        ]
+        for label, value in labelled:
+            found = codec.describe_unencodable(value)
+            if found:
+                path, problem = found
+                return (
+                    f"cannot send {self.name}: {label}{path} {problem}, which JSON cannot "
+                    "carry; pass plain data instead (ids, strings, numbers, lists, dicts, "
+                    "dates and times, Decimal, UUID)"
+                )
+        return f"cannot send {self.name}: {exc}"
+
+    def _label(self, index: int) -> str:
+        if index < len(self._parameters):
+            return f"argument {self._parameters[index]!r} (args[{index}])"
+        return f"args[{index}]"
+
+
+def _parameter_names(fn: Callable[..., Any], bind: bool) -> list[str]:
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    positional = [
+        p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return positional[1:] if bind else positional
+
+
+def _call_signature(fn: Callable[..., Any], bind: bool) -> inspect.Signature | None:
+    """``fn``'s signature as callers see it (without the task itself when bound)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if not bind:
+        return signature
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+def check_time_limits(
+    hard: float | None,
+    soft: float | None,
+    owner: str,
+    names: tuple[str, str] = ("time_limit", "soft_time_limit"),
+) -> tuple[float | None, float | None]:
+    """Validate a hard and a soft time limit (seconds); return them as floats.
+
+    ``names`` are what the caller calls the two limits (task options, or worker flags),
+    so that an error names what the user wrote.
+    """
+    hard_name, soft_name = names
+    for label, value in ((hard_name, hard), (soft_name, soft)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise ValueError(
+                f"{label} of {owner} must be a positive number of seconds, not {value!r}"
+            )
+    if hard is not None and soft is not None and soft >= hard:
+        raise ValueError(
+            f"{soft_name} of {owner} ({soft}s) must be below its {hard_name} ({hard}s), "
+            "so that the task can clean up before it is stopped"
+        )
+    return (
+        None if hard is None else float(hard),
+        None if soft is None else float(soft),
+    )
+
+
+def _check_priority(priority: int) -> int:
+    low, high = PRIORITY_RANGE
+    if not isinstance(priority, int) or isinstance(priority, bool) or not low <= priority <= high:
+        raise ValueError(f"priority must be a whole number from {low} to {high}, not {priority!r}")
+    return priority
+
+
+def _check_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not queue or len(queue) > 100:
+        raise ValueError(f"queue must be a non-empty name of at most 100 characters: {queue!r}")
+    return queue
+
+
+def _seconds(value: float | datetime.timedelta, label: str) -> float:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{label} must be seconds (a number) or a timedelta, not {value!r}")
+    return float(value)
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    if not isinstance(moment, datetime.datetime):
+        raise TypeError(f"expected a datetime, not {moment!r}")
+    if timezone.is_naive(moment):
+        # A naive moment means local time (the current time zone), as in the rest of Django.
+        return timezone.make_aware(moment, timezone.get_current_timezone())
+    return moment
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make ``fn`` a task: ``@task`` or ``@task(name=..., queue=..., ...)``."""
+
+    def decorate(function: Callable[P, R]) -> Task[P, R]:
+        made: Task[P, R] = Task(function, **options)
+        registry.register(made)
+        return made
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+shared_task = task

@@ -1,0 +1,83 @@
+"""Running a job in the calling process: ``task.apply()`` and the ``EAGER`` setting."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from djqueue.core import codec, exceptions, executor, states
+from djqueue.core.records import ClaimedJob, NewJob, Outcome
+
+if TYPE_CHECKING:
+    from djqueue.client.definition import Task
+
+
+class EagerResult(states.StateQueries):
+    """The outcome of a job run in this process; shaped like ``AsyncResult``."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.id: uuid.UUID = outcome.job_id
+        self.task_name = outcome.task_name
+        self.retries = outcome.attempt - 1
+        self.traceback: str | None = outcome.traceback or None
+        self._outcome = outcome
+
+    def __repr__(self) -> str:
+        return f"<EagerResult {self.id} {self.state}>"
+
+    @property
+    def state(self) -> str:
+        return self._outcome.state
+
+    @property
+    def status(self) -> str:
+        return self.state
+
+    @property
+    def result(self) -> Any:
+        """The return value, or the exception for a failed job."""
+        if self.state == states.SUCCESS:
+            return codec.loads(self._outcome.result)
+        return self._outcome.exception or self._error()
+
+    info = result
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        """Return the result; re-raise the task's error when ``propagate``."""
+        if self.state != states.SUCCESS and propagate:
+            raise self.result
+        return self.result
+
+    def maybe_throw(self) -> None:
+        """Re-raise the task's error if it did not succeed."""
+        if self.state != states.SUCCESS:
+            raise self.result
+
+    def _error(self) -> BaseException:
+        if self.state == states.REVOKED:
+            return exceptions.TaskRevokedError(self._outcome.error_message)
+        return exceptions.rebuild(self._outcome.error_type, self._outcome.error_message)
+
+
+def run(task: Task[Any, Any], job: NewJob) -> EagerResult:
+    """Run ``job`` now in this process; retries run at once, ignoring their delay."""
+    retries = 0
+    while True:
+        claimed = ClaimedJob(
+            id=job.id,
+            task_name=task.name,
+            args=job.args,
+            kwargs=job.kwargs,
+            attempt=retries + 1,
+            retries=retries,
+            queue=job.queue,
+            priority=job.priority,
+            eta=job.eta or timezone.now(),
+            expired=False,
+        )
+        outcome = executor.execute(claimed, is_eager=True)
+        if outcome.state != states.RETRY:
+            return EagerResult(outcome)
+        retries += 1

@@ -1,0 +1,86 @@
+"""Settings: the ``DJQUEUE`` dict, read lazily, with documented defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Run tasks at send time in the calling process (for users' unit tests).
+    "EAGER": False,
+    # Database alias holding the queue tables; transactional enqueue needs it to be
+    # the alias the application writes to.
+    "DATABASE": "default",
+    # Queue used when neither the task nor the call names one.
+    "DEFAULT_QUEUE": "default",
+    # Seconds a claimed job stays owned without a heartbeat before it is rescued.
+    "LEASE_SECONDS": 30.0,
+    # Seconds between a worker's heartbeats (lease extension, rescue of expired leases).
+    "HEARTBEAT_SECONDS": 5.0,
+    # Seconds a worker waits for running jobs after SIGTERM before handing them back.
+    "SHUTDOWN_GRACE_SECONDS": 30.0,
+    # Seconds finished jobs are kept before pruning (None keeps them forever).
+    "RESULT_RETENTION_SECONDS": 86400.0,
+    # Seconds between prunes done by workers.
+    "PRUNE_INTERVAL_SECONDS": 300.0,
+    # Largest accepted size in bytes of encoded args + kwargs, and of a result.
+    "MAX_PAYLOAD_BYTES": 1_048_576,
+    # Characters of a failed job's error message and traceback that are stored; longer
+    # ones keep their start and end and say how much was left out.
+    "MAX_ERROR_CHARS": 10_000,
+    "MAX_TRACEBACK_CHARS": 100_000,
+    # A job that killed the process running it this many times (a segfault, os.abort(),
+    # the out-of-memory killer) ends FAILURE instead of running again.
+    "QUARANTINE_AFTER_KILLS": 3,
+    # Seconds between polls when no notification arrives (the LISTEN fallback).
+    "POLL_INTERVAL_SECONDS": 1.0,
+    # Jobs a worker may hold per free slot.
+    "PREFETCH_MULTIPLIER": 4,
+    # Largest number of jobs claimed in one statement.
+    "CLAIM_BATCH_SIZE": 100,
+    # Outcomes are written in batches: at most this many, or after this many ms.
+    "FINISH_BATCH_SIZE": 100,
+    "FINISH_FLUSH_MS": 5.0,
+    # Rows per INSERT statement in bulk enqueue.
+    "BULK_BATCH_SIZE": 5000,
+    # Prepare the broker's statements on the server (planned once per connection). Turn
+    # off behind a transaction-mode pooler that cannot keep prepared statements.
+    "PREPARED_STATEMENTS": True,
+    # A direct (non-pooled) DSN for LISTEN, for setups behind a transaction pooler.
+    "LISTEN_DSN": None,
+    # Guards against a network link that dies without a word (djqueue.db.sessions): TCP
+    # keepalives and tcp_user_timeout on the connections of workers, beat and the
+    # listeners; a statement timeout on those of djqueue's own threads. None: not set.
+    "TCP_KEEPALIVE_IDLE_SECONDS": 10,
+    "TCP_KEEPALIVE_INTERVAL_SECONDS": 5,
+    "TCP_KEEPALIVE_COUNT": 3,
+    "TCP_USER_TIMEOUT_SECONDS": 30.0,
+    "STATEMENT_TIMEOUT_SECONDS": 60.0,
+    # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.
+    "RESULT_EXCEPTIONS": [],
+    # Periodic tasks declared in code: name -> {"task", "schedule", "args", "kwargs",
+    # "options"}; runbeat syncs them into the PeriodicTask table when it starts.
+    "BEAT_SCHEDULE": {},
+    # Longest time runbeat sleeps without looking at the periodic tasks again (the
+    # fallback when a change notification is missed).
+    "BEAT_MAX_INTERVAL_SECONDS": 5.0,
+    # Seconds a follower waits between attempts to become the leader.
+    "BEAT_FOLLOWER_RETRY_SECONDS": 1.0,
+    # Seconds run records (one per enqueued slot) are kept.
+    "BEAT_RUN_RETENTION_SECONDS": 7 * 86400.0,
+}
+
+
+def get(name: str) -> Any:
+    """Return the setting ``name`` from ``settings.DJQUEUE`` or its default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown djqueue setting {name!r}")
+    user: dict[str, Any] = getattr(settings, "DJQUEUE", {}) or {}
+    return user.get(name, DEFAULTS[name])
+
+
+def unknown_keys() -> list[str]:
+    """Keys in ``settings.DJQUEUE`` that djqueue does not know (likely typos)."""
+    user: dict[str, Any] = getattr(settings, "DJQUEUE", {}) or {}
+    return sorted(set(user) - set(DEFAULTS))

@@ -1,0 +1,324 @@
+"""Run one claimed job and say what came of it. Never touches the database."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import time
+import traceback as tb
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from djqueue.client import definition
+from djqueue.core import aio, backoff, codec, conf, registry, signals, states, text
+from djqueue.core.exceptions import (
+    NotRegistered,
+    PayloadTooLarge,
+    Retry,
+    TaskRevokedError,
+    qualified_name,
+)
+from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.core.signals import emit
+
+logger = logging.getLogger("djqueue.worker")
+
+REVOKED_TYPE = "djqueue.exceptions.TaskRevokedError"
+# The longest error_type the column holds.
+_TYPE_LIMIT = 255
+
+T = TypeVar("T")
+# Runs the task's own code: a pool passes the ``call`` of an interrupt window
+# (djqueue.runtime.interrupt.Window), so that interrupts reach that code and nothing else.
+Call = Callable[[Callable[[], Any]], Any]
+
+
+def _direct(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) -> Outcome:
+    """Run ``job``'s task with its arguments and return the outcome.
+
+    ``call`` runs the task's own code (by default, directly).
+    """
+    started = time.perf_counter()
+    outcome = _execute(job, is_eager, call)
+    outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
+    _log(outcome)
+    _announce(outcome)
+    return outcome
+
+
+def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
+    if job.expired:
+        return _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
+    if job.revoked:
+        return revoked(job, "revoked before it started")
+    try:
+        task = registry.get(job.task_name)
+    except NotRegistered as exc:
+        return _ended(job, states.FAILURE, qualified_name(NotRegistered), str(exc))
+    try:
+        args: list[Any] = codec.loads(job.args)
+        kwargs: dict[str, Any] = codec.loads(job.kwargs)
+    except ValueError as exc:  # a row written by hand or by another program
+        return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
+    request = _request(job, args, kwargs, is_eager)
+    token = definition.set_request(request)
+    try:
+        emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
+        outcome, retval = _run(task, job, args, kwargs, call)
+        emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
+    finally:
+        definition.reset_request(token)
+    return outcome
+
+
+def _run(
+    task: definition.Task[Any, Any],
+    job: ClaimedJob,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    call: Call,
+) -> tuple[Outcome, object]:
+    """Call the task; return the outcome and what the call returned or raised."""
+
+    def invoke() -> object:
+        value = task.run(*args, **kwargs)
+        if inspect.iscoroutine(value):  # an ``async def`` task
+            value = aio.run(value)
+        return value
+
+    try:
+        value = call(invoke)
+    except Retry as signal:
+        return _retried(job, signal, task.default_retry_delay), signal
+    except TaskRevokedError as exc:
+        # Raised into the running task by revoke(terminate=True) (threads, solo).
+        return revoked(job, str(exc) or "revoked while running"), exc
+    except Exception as exc:
+        return _failed_or_retried(task, job, exc), exc
+    except SystemExit as exc:
+        # sys.exit() in a task ends the task, not the worker (nor a pool thread).
+        return failure(job, exc), exc
+    return _succeeded(task, job, value), value
+
+
+def _request(
+    job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
+) -> definition.Request:
+    return definition.Request(
+        id=job.id,
+        task=job.task_name,
+        args=tuple(args),
+        kwargs=kwargs,
+        retries=job.retries,
+        attempt=job.attempt,
+        queue=job.queue,
+        priority=job.priority,
+        eta=job.eta,
+        hostname=job.worker,
+        is_eager=is_eager,
+    )
+
+
+def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
+    if task.ignore_result:
+        return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, worker=job.worker)
+    try:
+        encoded = codec.dumps(value)
+    except TypeError as exc:
+        found = codec.describe_unencodable(value)
+        detail = f"result{found[0]} {found[1]}" if found else str(exc)
+        return _failure(job, TypeError(f"the task returned a value JSON cannot carry: {detail}"))
+    cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+    if len(encoded) > cap:
+        too_large = PayloadTooLarge(
+            f"the result is {len(encoded)} bytes as JSON, over the MAX_PAYLOAD_BYTES limit "
+            f"of {cap}; store it elsewhere and return its key"
+        )
+        return _failure(job, too_large)
+    return Outcome(
+        job.id, job.attempt, job.task_name, states.SUCCESS, result=encoded, worker=job.worker
+    )
+
+
+def _failed_or_retried(task: definition.Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
+    if not (task.autoretry_for and isinstance(exc, task.autoretry_for)):
+        return _failure(job, exc)
+    delay = backoff.countdown(
+        job.retries,
+        task.retry_backoff,
+        task.retry_backoff_max,
+        task.retry_jitter,
+        task.default_retry_delay,
+    )
+    try:
+        signal = task.retry(exc=exc, countdown=delay, throw=False)
+    except Exception as final:  # out of retries: retry() re-raised the error
+        return _failure(job, final)
+    return _retried(job, signal, delay)
+
+
+def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
+    error = signal.exc
+    # A bare ``raise Retry()`` names no moment: wait the task's default delay.
+    delay = signal.countdown if signal.countdown is not None else default_delay
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        states.RETRY,
+        error_type=_type_of(error) if error else "",
+        error_message=_message_of(error) if error else "",
+        traceback=_traceback_of(error) if error else "",
+        retry_in=delay if signal.eta is None else None,
+        retry_at=signal.eta,
+        worker=job.worker,
+        exception=signal,
+    )
+
+
+def revoked(job: ClaimedJob, reason: str) -> Outcome:
+    """The REVOKED outcome of ``job``."""
+    return _ended(job, states.REVOKED, REVOKED_TYPE, reason)
+
+
+def failure(job: ClaimedJob, exc: BaseException) -> Outcome:
+    """The FAILURE outcome of ``job`` for ``exc``, with its traceback."""
+    return _failure(job, exc)
+
+
+def _failure(job: ClaimedJob, exc: BaseException) -> Outcome:
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        states.FAILURE,
+        error_type=_type_of(exc),
+        error_message=_message_of(exc),
+        traceback=_traceback_of(exc),
+        worker=job.worker,
+        exception=exc,
+    )
+
+
+# What a failed job keeps of its error is made storable here, once: a message with a
+# NUL byte or a lone surrogate, or of many megabytes, must never stop its outcome from
+# being written (see djqueue.core.text).
+
+
+def _type_of(exc: BaseException) -> str:
+    return text.storable(qualified_name(type(exc)), _TYPE_LIMIT)
+
+
+def _message_of(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception as broken:  # a user exception whose __str__ raises
+        message = f"(the error's message could not be read: {type(broken).__name__})"
+    return text.storable(message, int(conf.get("MAX_ERROR_CHARS")))
+
+
+def _traceback_of(exc: BaseException) -> str:
+    try:
+        formatted = "".join(tb.format_exception(exc))
+    except Exception as broken:
+        formatted = f"(the traceback could not be formatted: {type(broken).__name__})"
+    return text.storable(formatted, int(conf.get("MAX_TRACEBACK_CHARS")))
+
+
+def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        state,
+        error_type=error_type,
+        error_message=text.storable(message, int(conf.get("MAX_ERROR_CHARS"))),
+        worker=job.worker,
+    )
+
+
+def _announce(outcome: Outcome) -> None:
+    """Send the signal that matches ``outcome``'s state (nothing when none listen)."""
+    try:
+        task: Any = registry.get(outcome.task_name)
+    except NotRegistered:
+        task = None
+    if outcome.state == states.SUCCESS:
+        result = codec.loads(outcome.result) if outcome.result is not None else None
+        emit(signals.task_success, task, task_id=outcome.job_id, result=result)
+    elif outcome.state == states.FAILURE:
+        emit(
+            signals.task_failure,
+            task,
+            task_id=outcome.job_id,
+            exception=outcome.exception,
+            traceback=outcome.traceback,
+        )
+    elif outcome.state == states.RETRY:
+        signal = outcome.exception
+        emit(
+            signals.task_retry,
+            task,
+            task_id=outcome.job_id,
+            reason=getattr(signal, "exc", None),
+            countdown=outcome.retry_in,
+            eta=outcome.retry_at,
+        )
+    elif outcome.state == states.REVOKED:
+        emit(signals.task_revoked, task, task_id=outcome.job_id, reason=outcome.error_message)
+
+
+def _log(outcome: Outcome) -> None:
+    if outcome.state == states.SUCCESS:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "Task %s[%s] succeeded in %.4fs: %s",
+                outcome.task_name,
+                outcome.job_id,
+                outcome.runtime,
+                _short(outcome.result),
+            )
+    elif outcome.state == states.RETRY:
+        when = (
+            f"at {outcome.retry_at.isoformat()}"
+            if outcome.retry_at
+            else f"in {outcome.retry_in or 0:g}s"
+        )
+        cause = f": {outcome.error_type}: {outcome.error_message}" if outcome.error_type else ""
+        logger.warning(
+            "Task %s[%s] will retry %s%s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            when,
+            text.printable(cause),
+        )
+    elif outcome.state == states.REVOKED:
+        logger.warning(
+            "Task %s[%s] revoked: %s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            text.printable(outcome.error_message),
+        )
+    else:
+        # Job data goes to the operator's terminal: control characters are escaped.
+        logger.error(
+            "Task %s[%s] failed in %.4fs: %s: %s\n%s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            outcome.runtime,
+            text.printable(outcome.error_type),
+            text.printable(outcome.error_message),
+            text.printable(outcome.traceback.rstrip(), one_line=False),
+        )
+
+
+def _short(encoded: str | None, limit: int = 200) -> str:
+    if encoded is None:
+        return "(result not kept)"
+    shown = repr(codec.loads(encoded))
+    return shown if len(shown) <= limit else shown[:limit] + "…"

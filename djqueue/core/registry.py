@@ -1,0 +1,84 @@
+"""The task registry: task names to task objects, filled from every app's ``tasks.py``."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import autodiscover_modules
+
+from djqueue.core.exceptions import NotRegistered
+
+if TYPE_CHECKING:
+    from djqueue.client.definition import Task
+
+_tasks: dict[str, Task[Any, Any]] = {}
+
+
+def register(task: Task[Any, Any]) -> None:
+    """Add ``task``; a second, different task under the same name is an error."""
+    existing = _tasks.get(task.name)
+    if existing is not None and _origin(existing) != _origin(task):
+        raise ValueError(
+            f"two tasks are named {task.name!r} ({existing.fn.__module__}."
+            f"{existing.fn.__qualname__} and {task.fn.__module__}.{task.fn.__qualname__}); "
+            "give one of them another name=..."
+        )
+    _tasks[task.name] = task
+
+
+def _origin(task: Task[Any, Any]) -> tuple[str, str]:
+    return task.fn.__module__, task.fn.__qualname__
+
+
+def get(name: str) -> Task[Any, Any]:
+    """The task registered as ``name``; a name from data is never imported."""
+    try:
+        return _tasks[name]
+    except KeyError:
+        raise NotRegistered(unregistered(name)) from None
+
+
+def unregistered(name: str) -> str:
+    """The one-line error for a task ``name`` nobody registered, with a close match."""
+    close = suggest(name)
+    hint = f"; did you mean {close!r}?" if close else ""
+    return (
+        f"unregistered task {name!r}{hint} No installed app's tasks.py defines it "
+        "(check the name, INSTALLED_APPS, and that the worker runs the same code)"
+    )
+
+
+def suggest(name: str) -> str | None:
+    """The registered name closest to ``name``, when one is close enough to be a typo.
+
+    Whole names are compared first; then the function part alone, so that a name with
+    the right function but the wrong module (or none) finds its task too.
+    """
+    found = difflib.get_close_matches(name, list(_tasks), n=1, cutoff=0.8)
+    if found:
+        return found[0]
+    by_function: dict[str, str] = {}
+    for full in sorted(_tasks):
+        by_function.setdefault(full.rpartition(".")[2], full)
+    found = difflib.get_close_matches(name.rpartition(".")[2], list(by_function), n=1, cutoff=0.8)
+    return by_function[found[0]] if found else None
+
+
+def names() -> list[str]:
+    """All registered task names, sorted."""
+    return sorted(_tasks)
+
+
+def autodiscover() -> None:
+    """Import ``tasks`` from every installed app so their tasks register.
+
+    With Django 6's Tasks framework, ``@django.tasks.task`` functions that use the djqueue
+    backend register too.
+    """
+    autodiscover_modules("tasks")
+    try:
+        from djqueue.integrations import django_tasks as backends
+    except ImportError:  # Django without django.tasks
+        return
+    backends.discover()

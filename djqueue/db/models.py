@@ -1,0 +1,522 @@
+"""Queue state and schedules as Django models.
+
+Only :mod:`djqueue.db.broker` writes queue state (jobs, workers, limits). Periodic tasks
+and their schedules are edited in the admin and written by :mod:`djqueue.beat.periodic`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+
+from djqueue.core import codec, ids, schedules, states
+
+
+class Job(models.Model):
+    """One task invocation: its arguments, where it is in its life, and its outcome."""
+
+    STATE_CHOICES = [(state, state.title()) for state in states.ALL]
+
+    id = models.UUIDField(primary_key=True, default=ids.new_id, editable=False)
+    task_name = models.CharField(max_length=255)
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    state = models.CharField(max_length=8, choices=STATE_CHOICES, default=states.PENDING)
+    args = models.JSONField(default=list, encoder=codec.Encoder, decoder=codec.Decoder)
+    kwargs = models.JSONField(default=dict, encoder=codec.Encoder, decoder=codec.Decoder)
+    attempt = models.IntegerField(default=0, help_text="Times a worker has claimed the job.")
+    # Times the job was taken back from a worker that stopped renewing its lease (it
+    # died, froze or was cut off). Such a job may have killed its worker, so its next
+    # runs happen in a process of their own (docs/guarantees.md).
+    lost = models.IntegerField(
+        default=0, db_default=0, help_text="Times taken back from a lost worker."
+    )
+    # Times a run of the job was seen to kill the process running it; at
+    # QUARANTINE_AFTER_KILLS the job ends FAILURE instead of running again.
+    kills = models.IntegerField(default=0, db_default=0, help_text="Times it killed its process.")
+    retries = models.IntegerField(default=0, help_text="Retries requested so far.")
+    max_attempts = models.IntegerField(
+        null=True, blank=True, help_text="Claims allowed before a lost job fails."
+    )
+    eta = models.DateTimeField(help_text="Not run before this moment.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField()
+    # When a worker last claimed it (rate limits count claims), and when that run
+    # started: a claimed job may wait in the worker's buffer first (RECEIVED).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, encoder=codec.Encoder, decoder=codec.Decoder)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    # Set by revoke(terminate=True) on a running job: its worker stops it. Kept in the
+    # row so that a worker (re)started later, or a rescue, still honours it.
+    revoke_requested_at = models.DateTimeField(null=True, blank=True)
+    # Limits (see docs/limits.md). ``gated`` is true when the job has a rate or
+    # concurrency limit: such jobs are claimed by a separate, locking path, so that the
+    # plain claim never looks at them (its index leaves them out).
+    gated = models.BooleanField(default=False, db_default=False)
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Starts allowed per rate period, cluster-wide."
+    )
+    rate_period = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    # NULL, not "", means "none": the partial indexes below test IS NOT NULL.
+    concurrency_key = models.TextField(  # noqa: DJ001
+        null=True, blank=True, help_text="Jobs sharing this key count toward one limit."
+    )
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs with the key allowed to run at once."
+    )
+    unique_key = models.TextField(  # noqa: DJ001
+        null=True, blank=True, help_text="At most one waiting job holds this key."
+    )
+    unique_until = models.DateTimeField(
+        null=True, blank=True, help_text="The key is given up to a duplicate after this."
+    )
+    # Reported by the running task (self.update_progress): current, total, message.
+    progress = models.JSONField(null=True, blank=True)
+    # Earlier attempts that did not end the job (retried, or lost with their worker),
+    # oldest first; the row's own columns describe the latest one.
+    history = models.JSONField(null=True, blank=True)
+    # When the job last asked to be retried (the dashboard counts retries per minute).
+    retried_at = models.DateTimeField(null=True, blank=True)
+    # The job's place in a workflow (docs/canvas.md): what to start, insert or revoke when
+    # it ends, the chord it counts toward, its parent and group. NULL for a plain job,
+    # which the finish statement then passes over at no cost.
+    workflow = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        permissions = [
+            ("revoke_job", "Can revoke jobs (and stop running ones)"),
+            ("retry_job", "Can retry failed jobs"),
+        ]
+        indexes = [
+            # Matches the claim query's WHERE and ORDER BY exactly (see sql.CLAIM).
+            models.Index(
+                fields=["queue", "-priority", "eta", "id"],
+                condition=Q(state__in=states.WAITING, gated=False),
+                name="djqueue_job_ready",
+            ),
+            # The same for limited jobs, read only by the limited claim (sql.LOCK_GATES).
+            models.Index(
+                fields=["queue", "-priority", "eta", "id"],
+                condition=Q(state__in=states.WAITING, gated=True),
+                name="djqueue_job_gated",
+            ),
+            # Counting the running jobs of a concurrency key.
+            models.Index(
+                fields=["concurrency_key"],
+                condition=Q(state__in=states.HELD, concurrency_key__isnull=False),
+                name="djqueue_job_concurrency",
+            ),
+            # Lease rescue and heartbeat touch only jobs held by workers.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(state__in=states.HELD),
+                name="djqueue_job_running",
+            ),
+            # Pruning deletes finished jobs oldest first.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="djqueue_job_finished",
+            ),
+            # Retries per minute on the dashboard: only jobs that were retried.
+            models.Index(
+                fields=["retried_at"],
+                condition=Q(retried_at__isnull=False),
+                name="djqueue_job_retried",
+            ),
+            # The admin's "failed" and "revoked" filters, newest first, on a big table.
+            # Partial: only jobs that end badly pay for it.
+            models.Index(
+                fields=["-id"],
+                condition=Q(state__in=[states.FAILURE, states.REVOKED]),
+                name="djqueue_job_failed",
+            ),
+        ]
+        constraints = [
+            # Unique jobs: the arbiter of enqueue's INSERT ... ON CONFLICT. Only waiting
+            # jobs hold their key, so a running or finished one never blocks a new one.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(unique_key__isnull=False, state__in=states.WAITING),
+                name="djqueue_job_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}[{self.id}] {self.state}"
+
+
+class Group(models.Model):
+    """A group of jobs, restorable by id; for a chord, also the counter of its header.
+
+    Written only by the broker. A chord's header jobs decrement ``remaining`` in the
+    statement that records their outcome; the one that brings it to zero starts the body.
+    """
+
+    id = models.UUIDField(primary_key=True, default=ids.new_id, editable=False)
+    # The result ids of the members, in order (the last job of a member that is a chain).
+    job_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    # Chords only: header members not ended yet, their results by position, the body's
+    # first jobs (released with the results), and the first header failure, if any.
+    remaining = models.IntegerField(null=True, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    release = models.JSONField(null=True, blank=True)
+    body_id = models.UUIDField(null=True, blank=True)
+    failed = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        kind = "chord" if self.remaining is not None else "group"
+        return f"{kind} {self.id} ({len(self.job_ids)} jobs)"
+
+
+class Worker(models.Model):
+    """A running (or stopped) ``runworker`` process, kept current by its heartbeat."""
+
+    name = models.CharField(max_length=255, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    pool = models.CharField(max_length=20)
+    concurrency = models.IntegerField()
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    jobs_done = models.BigIntegerField(default=0)
+    # prefork: the child processes, as the last heartbeat saw them:
+    # [{"pid": 123, "job": "<id>" or None}].
+    children = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Queue(models.Model):
+    """A queue workers must not take jobs from while it is paused. Rows exist only for
+    queues that were ever paused; jobs name their queue directly."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (paused)" if self.paused else self.name
+
+
+class TimestampArrayField(models.Field):  # type: ignore[type-arg]
+    """A ``timestamptz[]`` column. Only the broker's SQL reads and writes it.
+
+    A plain column type rather than ``django.contrib.postgres``' ArrayField, which would
+    make every project add ``django.contrib.postgres`` to ``INSTALLED_APPS``.
+    """
+
+    def db_type(self, connection: Any) -> str:
+        return "timestamp with time zone[]"
+
+
+class Limit(models.Model):
+    """The shared state of one rate or concurrency limit, and the row its claims lock.
+
+    Keys are ``rate:<task name>`` and ``concurrency:<key>``. Rows are created by the
+    first claim that needs them; ``starts`` is the sliding log of a rate limit.
+    """
+
+    key = models.TextField(primary_key=True)
+    starts = TimestampArrayField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+# Periodic tasks ---------------------------------------------------------------------
+#
+# Schedule state, not queue state: written by the admin, by ``runbeat``'s settings sync
+# and by the scheduler (see djqueue/beat/periodic.py). The jobs they start are enqueued by the
+# broker, like any other job.
+
+
+class IntervalSchedule(models.Model):
+    """Every N seconds, minutes, hours or days."""
+
+    DAYS, HOURS, MINUTES, SECONDS = "days", "hours", "minutes", "seconds"
+    PERIOD_CHOICES = [(DAYS, "Days"), (HOURS, "Hours"), (MINUTES, "Minutes"), (SECONDS, "Seconds")]
+    PERIOD_SECONDS = {DAYS: 86400, HOURS: 3600, MINUTES: 60, SECONDS: 1}
+
+    every = models.PositiveIntegerField(help_text="Number of periods between runs.")
+    period = models.CharField(max_length=24, choices=PERIOD_CHOICES, default=SECONDS)
+
+    class Meta:
+        verbose_name = "interval"
+        constraints = [
+            models.CheckConstraint(condition=Q(every__gte=1), name="djqueue_interval_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"every {schedules.duration(self.seconds)}"
+
+    @property
+    def seconds(self) -> int:
+        """The interval in seconds."""
+        return self.every * self.PERIOD_SECONDS[self.period]
+
+    def schedule(self, anchor: datetime.datetime) -> schedules.Every:
+        """The schedule, counted from ``anchor`` (the periodic task's start)."""
+        return schedules.Every(self.seconds, anchor)
+
+
+class CrontabSchedule(models.Model):
+    """A cron expression read in a time zone (fields as in Celery's ``crontab``)."""
+
+    minute = models.CharField(max_length=240, default="*")
+    hour = models.CharField(max_length=96, default="*")
+    day_of_week = models.CharField(max_length=64, default="*")
+    day_of_month = models.CharField(max_length=124, default="*")
+    month_of_year = models.CharField(max_length=64, default="*")
+    timezone = models.CharField(
+        max_length=63, default="UTC", help_text="An IANA time zone, such as Europe/Paris."
+    )
+
+    class Meta:
+        verbose_name = "crontab"
+
+    def __str__(self) -> str:
+        try:
+            return self.schedule().describe()
+        except ValueError:
+            return f"invalid crontab {self.minute} {self.hour} {self.day_of_month} ..."
+
+    def schedule(self) -> schedules.Crontab:
+        """The schedule; raises ValueError when a field is invalid."""
+        return schedules.crontab(
+            self.minute,
+            self.hour,
+            self.day_of_week,
+            self.day_of_month,
+            self.month_of_year,
+            self.timezone,
+        )
+
+    def clean(self) -> None:
+        try:
+            self.schedule()
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class ClockedSchedule(models.Model):
+    """Once, at a moment."""
+
+    clocked_time = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "clocked"
+
+    def __str__(self) -> str:
+        return self.schedule().describe()
+
+    def schedule(self) -> schedules.Clocked:
+        return schedules.Clocked(aware(self.clocked_time))
+
+
+class SolarSchedule(models.Model):
+    """Daily at a sun event at a place."""
+
+    EVENT_CHOICES = [(event, event.title()) for event in schedules.SOLAR_EVENTS]
+
+    event = models.CharField(max_length=24, choices=EVENT_CHOICES)
+    latitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+    )
+    longitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+    )
+
+    class Meta:
+        verbose_name = "solar event"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "latitude", "longitude"], name="djqueue_solar_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.schedule().describe()
+
+    def schedule(self) -> schedules.Solar:
+        return schedules.solar(self.event, float(self.latitude), float(self.longitude))
+
+
+class PeriodicTask(models.Model):
+    """A task sent on a schedule by ``runbeat``: exactly one of the four schedules."""
+
+    CATCH_UP_CHOICES = [
+        (schedules.CATCH_UP_ONCE, "Once for the missed period"),
+        (schedules.CATCH_UP_ALL, "Every missed run"),
+        (schedules.CATCH_UP_SKIP, "Skip missed runs"),
+    ]
+
+    name = models.CharField(max_length=200, unique=True)
+    task = models.CharField(max_length=255, help_text="A registered task name.")
+    interval = models.ForeignKey(IntervalSchedule, on_delete=models.CASCADE, null=True, blank=True)
+    crontab = models.ForeignKey(CrontabSchedule, on_delete=models.CASCADE, null=True, blank=True)
+    solar = models.ForeignKey(SolarSchedule, on_delete=models.CASCADE, null=True, blank=True)
+    clocked = models.ForeignKey(ClockedSchedule, on_delete=models.CASCADE, null=True, blank=True)
+    args = models.JSONField(default=list, blank=True, encoder=codec.Encoder, decoder=codec.Decoder)
+    kwargs = models.JSONField(
+        default=dict, blank=True, encoder=codec.Encoder, decoder=codec.Decoder
+    )
+    queue = models.CharField(
+        max_length=100, blank=True, default="", help_text="Empty: the task's own queue."
+    )
+    priority = models.SmallIntegerField(
+        null=True, blank=True, help_text="Empty: the task's own priority."
+    )
+    expires = models.DateTimeField(
+        null=True, blank=True, help_text="Jobs sent after this moment expire at it."
+    )
+    expire_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Each job expires this many seconds after it is sent."
+    )
+    enabled = models.BooleanField(default=True)
+    one_off = models.BooleanField(default=False, help_text="Run once, then disable.")
+    start_time = models.DateTimeField(
+        null=True, blank=True, help_text="No run before this moment (empty: from creation)."
+    )
+    catch_up = models.CharField(
+        max_length=8,
+        choices=CATCH_UP_CHOICES,
+        default=schedules.CATCH_UP_ONCE,
+        help_text="What to do about runs missed while no scheduler was running.",
+    )
+    # The latest slot handled: run, or passed over under the "skip" policy. The next
+    # slot is computed from it, never from the current time.
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    total_run_count = models.PositiveIntegerField(default=0, editable=False)
+    description = models.TextField(blank=True, default="")
+    # Rows made from DJQUEUE["BEAT_SCHEDULE"] by runbeat's sync; the sync never touches
+    # other rows.
+    from_settings = models.BooleanField(default=False, editable=False)
+    date_created = models.DateTimeField(default=timezone.now, editable=False)
+    date_changed = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "periodic task"
+        permissions = [("run_periodictask", "Can run periodic tasks now")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(interval__isnull=False, crontab=None, solar=None, clocked=None)
+                    | Q(interval=None, crontab__isnull=False, solar=None, clocked=None)
+                    | Q(interval=None, crontab=None, solar__isnull=False, clocked=None)
+                    | Q(interval=None, crontab=None, solar=None, clocked__isnull=False)
+                ),
+                name="djqueue_periodictask_one_schedule",
+                violation_error_message=(
+                    "Choose exactly one schedule: an interval, a crontab, a solar event "
+                    "or a clocked time."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(catch_up__in=schedules.CATCH_UP_POLICIES),
+                name="djqueue_periodictask_catch_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from djqueue.core import registry
+
+        if self.task and self.task not in registry.names():
+            raise ValidationError(
+                {"task": f"{self.task!r} is not a registered task; choose one of the list."}
+            )
+
+    @property
+    def schedule_row(self) -> models.Model | None:
+        """The one schedule row this task uses."""
+        return self.interval or self.crontab or self.solar or self.clocked
+
+    def schedule(self) -> schedules.Schedule:
+        """The schedule object; raises ValueError when the row is invalid."""
+        if self.interval is not None:
+            return self.interval.schedule(self.anchor)
+        if self.crontab is not None:
+            return self.crontab.schedule()
+        if self.solar is not None:
+            return self.solar.schedule()
+        if self.clocked is not None:
+            return self.clocked.schedule()
+        raise ValueError(f"periodic task {self.name!r} has no schedule")
+
+    @property
+    def anchor(self) -> datetime.datetime:
+        """Where the task's slots start: its start time, or else its creation.
+
+        Whole seconds, so that an interval's runs fall on whole seconds too.
+        """
+        return aware(self.start_time or self.date_created).replace(microsecond=0)
+
+
+class PeriodicRun(models.Model):
+    """One slot of a periodic task that was enqueued, with its job.
+
+    The unique (periodic task, slot) pair is what makes double firing impossible: the
+    job is enqueued in the same transaction that inserts this row, and only if it did.
+    """
+
+    periodic_task = models.ForeignKey(PeriodicTask, on_delete=models.CASCADE, related_name="runs")
+    slot = models.DateTimeField()
+    job_id = models.UUIDField()
+    enqueued_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "periodic run"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["periodic_task", "slot"], name="djqueue_periodicrun_unique_slot"
+            )
+        ]
+        indexes = [models.Index(fields=["enqueued_at"], name="djqueue_periodicrun_enqueued")]
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_id} at {self.slot.isoformat()}"
+
+
+def aware(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as an aware datetime (naive ones, with USE_TZ = False, are local)."""
+    if timezone.is_naive(moment):
+        return timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
+
+
+def _schedules_changed(sender: type[models.Model], using: str, **kwargs: Any) -> None:
+    """Wake the running scheduler: a periodic task or a schedule was saved or deleted."""
+    from djqueue.beat import periodic
+
+    periodic.notify_changed(using)
+
+
+for _model in (IntervalSchedule, CrontabSchedule, ClockedSchedule, SolarSchedule, PeriodicTask):
+    for _signal in (post_save, post_delete):
+        _signal.connect(
+            _schedules_changed, sender=_model, dispatch_uid=f"djqueue-beat-{_model.__name__}"
+        )

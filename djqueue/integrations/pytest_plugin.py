@@ -1,0 +1,44 @@
+"""pytest fixtures for projects using djqueue (loaded automatically when installed).
+
+- ``djqueue_jobs``: run, list and assert on enqueued jobs (needs database access).
+- ``djqueue_eager``: run tasks at send time for the duration of a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+
+class Jobs:
+    """What the ``djqueue_jobs`` fixture gives a test."""
+
+    def run_pending(self, queues: Sequence[str] | None = None) -> list[Any]:
+        from djqueue.integrations import testing
+
+        return testing.run_pending(queues)
+
+    def enqueued(self, task: Any = None, state: str | None = "PENDING") -> Any:
+        from djqueue.integrations import testing
+
+        return testing.enqueued(task, state)
+
+    def assert_enqueued(self, task: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        from djqueue.integrations import testing
+
+        return testing.assert_enqueued(task, *args, **kwargs)
+
+
+@pytest.fixture
+def djqueue_jobs(db: None) -> Jobs:
+    """Helpers to run and inspect jobs the code under test enqueued."""
+    return Jobs()
+
+
+@pytest.fixture
+def djqueue_eager(settings: Any) -> Iterator[None]:
+    """Run tasks at send time (``DJQUEUE["EAGER"] = True``) during the test."""
+    settings.DJQUEUE = {**getattr(settings, "DJQUEUE", {}), "EAGER": True}
+    yield

@@ -1,0 +1,2 @@
+"""The console for the person on call: the admin, views and URLs, stats, metrics, charts
+and system checks."""

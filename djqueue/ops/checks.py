@@ -1,0 +1,112 @@
+"""System checks: PostgreSQL as the queue database, known settings, BEAT_SCHEDULE."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from djqueue.beat import periodic
+from djqueue.core import conf
+from djqueue.core.exceptions import DjqueueError, NotRegistered
+
+
+def register() -> None:
+    checks.register(check_database, checks.Tags.database, deploy=False)
+    checks.register(check_settings)
+    checks.register(check_beat_schedule)
+
+
+def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The queue's database must be PostgreSQL: claiming relies on SKIP LOCKED and NOTIFY."""
+    alias = conf.get("DATABASE")
+    return database_errors(alias, settings.DATABASES.get(alias))
+
+
+def database_errors(alias: str, database: dict[str, Any] | None) -> list[checks.CheckMessage]:
+    """Errors for the queue database ``alias`` configured as ``database`` (None: absent)."""
+    if database is None:
+        return [
+            checks.Error(
+                f"DJQUEUE['DATABASE'] is {alias!r}, which is not in DATABASES.",
+                hint="Name one of the aliases in DATABASES (usually 'default').",
+                id="djqueue.E001",
+            )
+        ]
+    engine = database.get("ENGINE", "")
+    if engine != "django.db.backends.postgresql":
+        return [
+            checks.Error(
+                f"djqueue needs PostgreSQL, but database {alias!r} uses {engine!r}.",
+                hint="Set ENGINE to 'django.db.backends.postgresql' (PostgreSQL 13 or "
+                "later, with psycopg 3 installed).",
+                id="djqueue.E002",
+            )
+        ]
+    return []
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Unknown keys in ``DJQUEUE`` are probably typos; heartbeats must beat the lease."""
+    messages: list[checks.CheckMessage] = []
+    lease, beat = float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS"))
+    if beat >= lease:
+        messages.append(
+            checks.Error(
+                f"HEARTBEAT_SECONDS ({beat:g}) must be below LEASE_SECONDS ({lease:g}).",
+                hint="Otherwise leases run out between heartbeats and running jobs are "
+                "rescued and run twice; a lease of 3 heartbeats or more is safe.",
+                id="djqueue.E003",
+            )
+        )
+    return messages + [
+        checks.Warning(
+            f"Unknown setting DJQUEUE[{key!r}] is ignored.",
+            hint=f"Known settings: {', '.join(sorted(conf.DEFAULTS))}.",
+            id="djqueue.W001",
+        )
+        for key in conf.unknown_keys()
+    ]
+
+
+def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each ``BEAT_SCHEDULE`` entry names a registered task and a schedule that parses.
+
+    The scheduler skips a bad entry (and logs why); this says so before it is deployed.
+    """
+    spec = conf.get("BEAT_SCHEDULE")
+    if not isinstance(spec, Mapping):
+        return [
+            checks.Error(
+                f"DJQUEUE['BEAT_SCHEDULE'] must be a dict of entries, not {type(spec).__name__}.",
+                hint="Give each periodic task a name: {'name': {'task': ..., 'schedule': ...}}.",
+                id="djqueue.E004",
+            )
+        ]
+    return [error for name, value in spec.items() for error in _entry_errors(str(name), value)]
+
+
+def _entry_errors(name: str, value: Any) -> list[checks.CheckMessage]:
+    where = f"BEAT_SCHEDULE[{name!r}]"
+    if isinstance(value, Mapping) and "schedule" in value:
+        try:
+            periodic.check_schedule(value["schedule"])
+        except (TypeError, ValueError) as exc:
+            return [checks.Error(f"{where}: {exc}.", hint=_SCHEDULE_HINT, id="djqueue.E006")]
+    try:
+        periodic.check_entry(value)
+    except NotRegistered as exc:
+        hint = "Register the task in an installed app's tasks.py, or correct its name."
+        return [checks.Error(f"{where}: {exc}", hint=hint, id="djqueue.E005")]
+    except (DjqueueError, TypeError, ValueError) as exc:
+        hint = "See the entry's keys in docs/periodic.md (Declaring schedules in settings)."
+        return [checks.Error(f"{where}: {exc}.", hint=hint, id="djqueue.E007")]
+    return []
+
+
+_SCHEDULE_HINT = (
+    "Use crontab(...), a number of seconds, a timedelta, solar(...) or schedules.Clocked(...) "
+    "from djqueue.schedules."
+)

@@ -1,0 +1,303 @@
+"""Admin pages for periodic tasks and their schedules.
+
+Every edit wakes the running scheduler (the models' save and delete signals, and the
+enable/disable actions, send a notification), so it takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+
+from djqueue.beat import periodic
+from djqueue.core import codec, registry
+from djqueue.core.exceptions import DjqueueError
+from djqueue.db.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+
+RUN_PERMISSION = "run_periodictask"
+# Runs listed on a periodic task's page.
+RECENT_RUNS = 10
+
+
+def _task_choices() -> list[tuple[str, str]]:
+    return [("", "---------"), *((name, name) for name in registry.names())]
+
+
+class JSONText(forms.JSONField):
+    """A JSON field whose error says what is wrong with the text and where."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() and not self.disabled:
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    "Not valid JSON: %(problem)s at line %(line)d, column %(column)d.",
+                    code="invalid",
+                    params={"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
+                ) from None
+        return super().to_python(value)
+
+
+class PeriodicTaskForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The periodic task form: registered tasks only, JSON arguments checked as a send."""
+
+    task = forms.ChoiceField(
+        choices=_task_choices, help_text="Tasks registered by the installed apps."
+    )
+    args = JSONText(
+        required=False,
+        encoder=codec.Encoder,
+        decoder=codec.Decoder,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Positional arguments as a JSON list, such as [1, "two"].',
+    )
+    kwargs = JSONText(
+        required=False,
+        encoder=codec.Encoder,
+        decoder=codec.Decoder,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Keyword arguments as a JSON object, such as {"report": "daily"}.',
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.from_settings:
+            self.fields["name"].help_text = (
+                "Made from BEAT_SCHEDULE in settings: runbeat puts the settings back "
+                "when it starts, so change them there."
+            )
+
+    class Meta:
+        model = PeriodicTask
+        fields = [
+            "name",
+            "task",
+            "enabled",
+            "description",
+            "interval",
+            "crontab",
+            "solar",
+            "clocked",
+            "start_time",
+            "one_off",
+            "args",
+            "kwargs",
+            "queue",
+            "priority",
+            "expires",
+            "expire_seconds",
+            "catch_up",
+        ]
+
+    def clean_args(self) -> list[Any]:
+        value = self.cleaned_data.get("args")
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ValidationError('args must be a JSON list, such as [1, "two"].')
+        return value
+
+    def clean_kwargs(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("kwargs")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError('kwargs must be a JSON object, such as {"report": "daily"}.')
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        name = data.get("task")
+        if name and "args" in data and "kwargs" in data:
+            try:
+                # The same checks as a send: JSON types, payload size, queue, priority.
+                registry.get(name).prepare(
+                    data["args"],
+                    data["kwargs"],
+                    queue=data.get("queue") or None,
+                    priority=data.get("priority"),
+                )
+            except (DjqueueError, KeyError, ValueError, TypeError) as exc:
+                message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                raise ValidationError(
+                    f"This task cannot be sent with these values: {message}"
+                ) from None
+        return data
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Periodic tasks: schedule in words, next and last run, toggles and "run now"."""
+
+    form = PeriodicTaskForm
+    list_display = (
+        "name",
+        "enabled",
+        "task",
+        "schedule_words",
+        "next_run",
+        "last_run_at",
+        "total_run_count",
+        "from_settings",
+    )
+    list_display_links = ("name",)
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "from_settings", "catch_up")
+    list_select_related = ("interval", "crontab", "solar", "clocked")
+    search_fields = ("name", "task", "description")
+    readonly_fields = (
+        "last_run_at",
+        "total_run_count",
+        "from_settings",
+        "date_changed",
+        "recent_runs",
+    )
+    actions = ["run_now", "enable", "disable"]
+    fieldsets = (
+        (None, {"fields": ("name", "task", "enabled", "description")}),
+        (
+            "Schedule (exactly one)",
+            {"fields": ("interval", "crontab", "solar", "clocked", "start_time", "one_off")},
+        ),
+        ("Arguments", {"fields": ("args", "kwargs")}),
+        (
+            "Sending",
+            {"fields": ("queue", "priority", "expires", "expire_seconds", "catch_up")},
+        ),
+        (
+            "Runs",
+            {
+                "fields": (
+                    "last_run_at",
+                    "total_run_count",
+                    "recent_runs",
+                    "from_settings",
+                    "date_changed",
+                )
+            },
+        ),
+    )
+
+    @admin.display(description="Schedule")
+    def schedule_words(self, obj: PeriodicTask) -> str:
+        try:
+            return obj.schedule().describe()
+        except ValueError as exc:
+            return f"invalid: {exc}"
+
+    @admin.display(description="Next run")
+    def next_run(self, obj: PeriodicTask) -> datetime.datetime | None:
+        moment = periodic.next_run(obj)
+        return None if moment is None else _shown(moment)
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, obj: PeriodicTask) -> str:
+        runs = list(obj.runs.order_by("-slot")[:RECENT_RUNS]) if obj.pk else []
+        if not runs:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            '{} <a href="{}">{}</a>',
+            (
+                (
+                    date_format(_shown(run.slot), "DATETIME_FORMAT"),
+                    reverse("admin:djqueue_job_change", args=[run.job_id]),
+                    run.job_id,
+                )
+                for run in runs
+            ),
+        )
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.{RUN_PERMISSION}")
+
+    @admin.action(description="Run selected periodic tasks now", permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        sent = 0
+        for row in queryset.select_related("interval", "crontab", "solar", "clocked"):
+            try:
+                job_id = periodic.run_now(row)
+            except (periodic.EntryError, ValueError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.log_change(request, row, f"Ran now: sent job {job_id}.")
+            sent += 1
+        if sent:
+            self.message_user(request, f"Sent {sent} periodic task(s) now.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected periodic tasks", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected periodic tasks", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask], enabled: bool
+    ) -> None:
+        rows = list(queryset.exclude(enabled=enabled))
+        queryset.filter(pk__in=[row.pk for row in rows]).update(
+            enabled=enabled, date_changed=timezone.now()
+        )
+        # A bulk update sends no save signal: wake the scheduler here.
+        periodic.notify_changed(queryset.db)
+        for row in rows:
+            self.log_change(request, row, [{"changed": {"fields": ["Enabled"]}}])
+        word = "Enabled" if enabled else "Disabled"
+        self.message_user(request, f"{word} {len(rows)} periodic task(s).", messages.SUCCESS)
+
+
+def _shown(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as the admin shows times: local, and naive when USE_TZ is off."""
+    if not settings.USE_TZ:
+        return timezone.make_naive(moment, timezone.get_default_timezone())
+    return timezone.localtime(moment)
+
+
+@admin.register(IntervalSchedule)
+class IntervalScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("__str__", "every", "period")
+
+
+@admin.register(CrontabSchedule)
+class CrontabScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "__str__",
+        "minute",
+        "hour",
+        "day_of_month",
+        "month_of_year",
+        "day_of_week",
+        "timezone",
+    )
+
+
+@admin.register(SolarSchedule)
+class SolarScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("__str__", "event", "latitude", "longitude")
+
+
+@admin.register(ClockedSchedule)
+class ClockedScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("__str__", "clocked_time")
