@@ -5,7 +5,7 @@ Every schedule answers two questions about instants (aware datetimes, compared i
 the latest slot not after a moment. The scheduler computes a task's next slot from its
 previous slot, never from the current time, so a timer that wakes early cannot produce a
 slot twice. Crontabs are read and stepped as Celery reads and steps them
-(:mod:`djqueue.cron`); sun positions come from ``astral``.
+(:mod:`djqueue.core.cron`); sun positions come from ``astral``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Protocol
 
 from astral import Observer, sun
 
-from djqueue import cron
+from djqueue.core import cron
 
 UTC = datetime.UTC
 
@@ -61,7 +61,7 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 class Crontab:
     """A crontab read in a time zone: ``crontab(minute=0, hour=8)``.
 
-    Fields follow Celery's syntax and rules (see :mod:`djqueue.cron`). Slots are wall-clock
+    Fields follow Celery's syntax and rules (see :mod:`djqueue.core.cron`). Slots are wall-clock
     times in ``timezone``: the next slot is the first matching minute after the previous
     slot's wall-clock minute, read with the previous slot's side of a repeated hour. So a
     slot in the hour that the clock skips in spring runs as many minutes after the jump as

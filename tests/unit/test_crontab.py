@@ -5,7 +5,7 @@ import zoneinfo
 
 import pytest
 
-from djqueue import cron, schedules
+from djqueue.core import cron, schedules
 
 UTC = datetime.UTC
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")

@@ -169,7 +169,7 @@ def _start_over_patched() -> None:
     if os.environ.get(gevent_reexec.MARKER) or not gevent_patch.requested(sys.argv):
         return
     try:
-        from djqueue.pools import gevent  # imports gevent, which may be missing
+        from djqueue.runtime.pools import gevent  # imports gevent, which may be missing
     except ImportError:
         return  # the pool says to install it
     try:
