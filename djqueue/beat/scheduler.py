@@ -25,7 +25,8 @@ from django.db import connections
 from djqueue.beat import periodic
 from djqueue.beat.periodic import Entry, EntryError
 from djqueue.core import conf, schedules, text
-from djqueue.db import sessions
+from djqueue.core.exceptions import MigrationsMissing
+from djqueue.db import schema, sessions
 
 logger = logging.getLogger("djqueue.beat")
 
@@ -236,7 +237,14 @@ class Beat:
             logger.info("Pruned %d old periodic run record(s).", count)
 
     def _lost(self, exc: BaseException) -> None:
-        """The database failed: give up leadership, back off, and try again."""
+        """The database failed: give up leadership, back off, and try again.
+
+        Missing tables are no outage: waiting would not bring them, so that ends the
+        scheduler with ``MigrationsMissing``, which says to run ``migrate``.
+        """
+        missing = schema.translate(exc)
+        if missing is not None:
+            raise missing from None
         self._failures += 1
         delay = min(10.0, 0.25 * 2**self._failures)
         was_leading = self.link.leading
@@ -255,9 +263,16 @@ class Beat:
 def start_thread(name: str, max_interval: float | None = None) -> threading.Thread:
     """Run a scheduler in a daemon thread of this process (``runworker --beat``)."""
     beat = Beat(name, max_interval)
-    thread = threading.Thread(target=beat.run, name="djqueue-beat", daemon=True)
+    thread = threading.Thread(target=_run_logged, args=(beat,), name="djqueue-beat", daemon=True)
     thread.start()
     return thread
+
+
+def _run_logged(beat: Beat) -> None:
+    try:
+        beat.run()
+    except MigrationsMissing as exc:
+        logger.error("Beat %s stopped: %s", beat.name, exc)
 
 
 def _close_connection() -> None:

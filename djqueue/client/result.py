@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from djqueue.core import conf, exceptions, ids, states
-from djqueue.db import broker, waiters
+from djqueue.db import broker, schema, waiters
 from djqueue.db.models import Job
 
 # Written by the finish statement for a chord body whose header failed (sql._FOLLOW_UP).
@@ -36,7 +36,9 @@ class AsyncResult(states.StateQueries):
     # Reading --------------------------------------------------------------------
 
     def _row(self) -> dict[str, Any]:
-        row = Job.objects.using(conf.get("DATABASE")).filter(pk=self.id).values(*_FIELDS).first()
+        with schema.translated():
+            jobs = Job.objects.using(conf.get("DATABASE"))
+            row = jobs.filter(pk=self.id).values(*_FIELDS).first()
         if row is None:
             raise exceptions.JobNotFound(
                 f"no job has id {self.id}: it was never enqueued, its transaction rolled "
@@ -47,7 +49,8 @@ class AsyncResult(states.StateQueries):
     @property
     def job(self) -> Job:
         """The job's model instance, freshly read."""
-        return Job.objects.using(conf.get("DATABASE")).get(pk=self.id)
+        with schema.translated():
+            return Job.objects.using(conf.get("DATABASE")).get(pk=self.id)
 
     @property
     def state(self) -> str:

@@ -6,6 +6,7 @@ import builtins
 import datetime
 from typing import Any
 
+from django.db import ProgrammingError
 from django.utils.module_loading import import_string
 
 from djqueue.core import conf
@@ -28,6 +29,10 @@ class PayloadTooLarge(DjqueueError, ValueError):
 
 class JobNotFound(DjqueueError, LookupError):
     """No job has this id (never enqueued, rolled back, forgotten or pruned)."""
+
+
+class MigrationsMissing(DjqueueError, ProgrammingError):
+    """djqueue's tables are missing, or older than the code: ``manage.py migrate``."""
 
 
 class TimeoutError(DjqueueError, builtins.TimeoutError):

@@ -17,7 +17,7 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue.core import conf
 from djqueue.core.records import ClaimedJob, NewJob, Outcome
-from djqueue.db import gates, sql
+from djqueue.db import gates, schema, sql
 
 logger = logging.getLogger("djqueue.broker")
 
@@ -44,7 +44,17 @@ class _PreparingDebugCursor(CursorDebugWrapper, _PreparingCursor):
 
 @contextmanager
 def _cursor() -> Iterator[CursorWrapper]:
-    """A cursor on the queue database's Django connection (so: in the caller's transaction)."""
+    """A cursor on the queue database's Django connection (so: in the caller's transaction).
+
+    A statement that finds djqueue's tables missing or out of date raises
+    ``MigrationsMissing``, which says to run ``migrate``.
+    """
+    with schema.translated(), _django_cursor() as cursor:
+        yield cursor
+
+
+@contextmanager
+def _django_cursor() -> Iterator[CursorWrapper]:
     db = connections[conf.get("DATABASE")]
     if not conf.get("PREPARED_STATEMENTS"):
         with db.cursor() as cursor:

@@ -26,7 +26,7 @@ from django.utils.safestring import SafeString
 from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import charts, stats
+from djqueue.ops import admin_tables, charts, stats
 
 DASHBOARD_HOURS = 3
 TASK_HOURS = 1
@@ -99,7 +99,7 @@ class JobChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*UNLISTED_FIELDS)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin_tables.NeedsTables):
     """Shows rows; adding, editing and deleting are left to the broker."""
 
     # No full COUNT(*) on every page load: the job table can hold millions of rows.
@@ -362,6 +362,9 @@ class JobAdmin(ReadOnlyAdmin):
         """Queue depths, throughput, task figures and live workers on one page."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        return self.needing_tables(request, self._dashboard, request)
+
+    def _dashboard(self, request: HttpRequest) -> HttpResponse:
         minutes = stats.throughput(DASHBOARD_HOURS)
         chart = charts.line_chart(
             [timezone.localtime(m.at).strftime("%H:%M") for m in minutes],
@@ -443,7 +446,7 @@ class WorkerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueueAdmin(admin_tables.NeedsTables):
     """Pause and resume queues. Saving goes through the broker, which tells the workers."""
 
     list_display = ("name", "paused", "changed_at")

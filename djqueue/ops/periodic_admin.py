@@ -32,6 +32,7 @@ from djqueue.db.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from djqueue.ops import admin_tables
 
 RUN_PERMISSION = "run_periodictask"
 # Runs listed on a periodic task's page.
@@ -146,7 +147,7 @@ class PeriodicTaskForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PeriodicTaskAdmin(admin_tables.NeedsTables):
     """Periodic tasks: schedule in words, next and last run, toggles and "run now"."""
 
     form = PeriodicTaskForm
@@ -276,12 +277,12 @@ def _shown(moment: datetime.datetime) -> datetime.datetime:
 
 
 @admin.register(IntervalSchedule)
-class IntervalScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class IntervalScheduleAdmin(admin_tables.NeedsTables):
     list_display = ("__str__", "every", "period")
 
 
 @admin.register(CrontabSchedule)
-class CrontabScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class CrontabScheduleAdmin(admin_tables.NeedsTables):
     list_display = (
         "__str__",
         "minute",
@@ -294,10 +295,10 @@ class CrontabScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(SolarSchedule)
-class SolarScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SolarScheduleAdmin(admin_tables.NeedsTables):
     list_display = ("__str__", "event", "latitude", "longitude")
 
 
 @admin.register(ClockedSchedule)
-class ClockedScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ClockedScheduleAdmin(admin_tables.NeedsTables):
     list_display = ("__str__", "clocked_time")

@@ -99,6 +99,7 @@ def options_seen_at_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """Stand-ins for the worker and the scheduler that record the alias's OPTIONS as
     they were when they started to run."""
     from djqueue.beat import scheduler as beat
+    from djqueue.db import schema
     from djqueue.management import logs
     from djqueue.management.commands import runbeat
     from djqueue.runtime import worker
@@ -128,6 +129,8 @@ def options_seen_at_run(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setattr(beat, "Beat", FakeBeat)
     monkeypatch.setattr(runbeat, "_stop_on_signals", lambda stop: None)
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+    # No database here: the migrations check is tested with one (test_missing_migrations).
+    monkeypatch.setattr(schema, "require", lambda *args: None)
     return seen
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djqueue.beat import scheduler as beat
-from djqueue.db import sessions
+from djqueue.core.exceptions import MigrationsMissing
+from djqueue.db import schema, sessions
 from djqueue.management import logs
 
 
@@ -49,7 +50,12 @@ class Command(BaseCommand):
         sessions.protect_django_connections()
         stop = threading.Event()
         _stop_on_signals(stop)
-        beat.Beat(name, max_interval, stop).run()
+        try:
+            # Tables that are missing now will not appear by waiting: say so and exit.
+            schema.require()
+            beat.Beat(name, max_interval, stop).run()
+        except MigrationsMissing as exc:
+            raise CommandError(str(exc)) from None
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

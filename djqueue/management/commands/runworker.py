@@ -14,7 +14,8 @@ from django.db import connections
 from djqueue.beat import scheduler as beat
 from djqueue.client.definition import check_time_limits
 from djqueue.core import conf
-from djqueue.db import sessions
+from djqueue.core.exceptions import MigrationsMissing
+from djqueue.db import schema, sessions
 from djqueue.management import logs
 from djqueue.runtime import gevent_patch, gevent_reexec, pools, worker
 
@@ -152,9 +153,14 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        if options["beat"]:
-            beat.start_thread(f"{run.name}-beat")
-        code = run.run()
+        try:
+            # Tables that are missing now will not appear by waiting: say so and exit.
+            schema.require()
+            if options["beat"]:
+                beat.start_thread(f"{run.name}-beat")
+            code = run.run()
+        except MigrationsMissing as exc:
+            raise CommandError(str(exc)) from None
         if code:
             raise SystemExit(code)
 
