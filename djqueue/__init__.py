@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from djqueue.client.canvas import ChordError, Signature, chain, chord, group, signature
+    from djqueue.client.canvas import Signature, chain, chord, group, signature
     from djqueue.client.definition import Task, shared_task, task
     from djqueue.client.eager import EagerResult
     from djqueue.client.result import AsyncResult, GroupResult
     from djqueue.client.sending import revoke, send_task
+    from djqueue.core.exceptions import ChordError
 
 _PUBLIC = {
     "Task": "djqueue.client.definition",
@@ -32,7 +33,7 @@ _PUBLIC = {
     "chain": "djqueue.client.canvas",
     "group": "djqueue.client.canvas",
     "chord": "djqueue.client.canvas",
-    "ChordError": "djqueue.client.canvas",
+    "ChordError": "djqueue.core.exceptions",
 }
 
 # Documented modules reachable as attributes after a bare ``import djqueue`` (for example

@@ -1,8 +1,8 @@
 """``djqueue.periodic.notify_changed``: tell the scheduler that schedules changed.
 
-The documented import path; the code lives in :mod:`djqueue.beat.periodic`.
+The documented import path; the code lives in :mod:`djqueue.db.periodic`.
 """
 
-from djqueue.beat.periodic import notify_changed
+from djqueue.db.periodic import notify_changed
 
 __all__ = ["notify_changed"]

@@ -23,6 +23,7 @@ from djqueue.core import conf, registry, schedules
 from djqueue.core.exceptions import DjqueueError
 from djqueue.core.records import NewJob
 from djqueue.db import broker, listener
+from djqueue.db import periodic as periodic_state
 from djqueue.db.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -34,8 +35,6 @@ from djqueue.db.models import (
 
 logger = logging.getLogger("djqueue.beat")
 
-# Notified (empty payload) whenever a periodic task or a schedule changes.
-CHANNEL = "djqueue_beat"
 # Advisory lock keys (any fixed 64-bit numbers, unlikely to collide with a project's).
 LEADER_LOCK = 0x646A_7175_6265_6174  # "djqubeat"
 SYNC_LOCK = 0x646A_7175_7379_6E63  # "djqusync"
@@ -80,9 +79,6 @@ WHERE id = %s
 # The database's clock, as seconds since the epoch: a float needs no time-zone
 # conversion, whatever USE_TZ says about how Django reads timestamps.
 NOW = "SELECT extract(epoch FROM statement_timestamp())::float8"
-
-# NOTIFY is transactional: sent from a save inside a transaction, it is heard at commit.
-NOTIFY = "SELECT pg_notify(%s, '')"
 
 PRUNE_RUNS = "DELETE FROM djqueue_periodicrun WHERE enqueued_at < now() - make_interval(secs => %s)"
 
@@ -242,12 +238,6 @@ def prune_runs(older_than: float) -> int:
         return int(cursor.rowcount)
 
 
-def notify_changed(using: str | None = None) -> None:
-    """Tell running schedulers to read the periodic tasks again (at commit)."""
-    with connections[using or _alias()].cursor() as cursor:
-        cursor.execute(NOTIFY, [CHANNEL])
-
-
 # Leadership ----------------------------------------------------------------------
 
 
@@ -268,7 +258,7 @@ class Link:
             return True
         if self._conn is None or self._conn.closed:
             self._conn = listener.connect()
-            self._conn.execute(f"LISTEN {CHANNEL}")
+            self._conn.execute(f"LISTEN {periodic_state.CHANNEL}")
         row = self._conn.execute(TRY_LEAD, [LEADER_LOCK]).fetchone()
         self.leading = bool(row and row[0])
         return self.leading
@@ -338,7 +328,7 @@ def sync(spec: Mapping[str, Any] | None = None) -> SyncReport:
         report.disabled = sorted(stale.exclude(name__in=kept).values_list("name", flat=True))
         if report.disabled:
             stale.filter(name__in=report.disabled).update(enabled=False)
-            notify_changed(alias)
+            periodic_state.notify_changed(alias)
     for name, error in report.errors.items():
         logger.error("BEAT_SCHEDULE entry %r is invalid and will not run: %s", name, error)
     return report

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self, Union
 
-from djqueue.core import conf, ids
-from djqueue.core.exceptions import DjqueueError
+from djqueue.core import conf, ids, registry
 from djqueue.core.records import NewJob
+from djqueue.db import broker
 
 if TYPE_CHECKING:
     from djqueue.client.definition import Task
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 _OPTIONS = ("queue", "priority", "countdown", "eta", "expires", "task_id")
 # Options a chain, group or chord passes down to its tasks (which may override them).
 _DEFAULTS = ("queue", "priority")
-
-
-class ChordError(DjqueueError):
-    """A chord's body did not run because a header task failed; the message names it."""
 
 
 class Signature:
@@ -50,8 +46,6 @@ class Signature:
         options: dict[str, Any] | None = None,
         immutable: bool = False,
     ) -> None:
-        from djqueue.core import registry
-
         self.task: Task[Any, Any] = registry.get(task) if isinstance(task, str) else task
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
@@ -322,8 +316,6 @@ def apply(node: Canvas) -> Any:
     """Send ``node`` as one workflow; return its result (see each primitive)."""
     if conf.get("EAGER"):
         return _run_eagerly(node)
-    from djqueue.db import broker
-
     plan = _Plan()
     part = plan.add(node, waiting=False, defaults={})
     broker.enqueue_workflow(plan.jobs(), plan.groups)
@@ -372,6 +364,8 @@ class _Plan:
         return part
 
     def _signature(self, sig: Signature, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client.result import AsyncResult
 
         job_id = ids.parse(sig.options["task_id"]) if "task_id" in sig.options else ids.new_id()
@@ -409,6 +403,8 @@ class _Plan:
         return group_id, members
 
     def _group(self, node: group, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client.result import GroupResult
 
         group_id, members = self._members(node, waiting, defaults)
@@ -422,6 +418,8 @@ class _Plan:
         )
 
     def _chord(self, node: chord, waiting: bool, defaults: dict[str, Any]) -> _Part:
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client.result import GroupResult
 
         assert node.body is not None  # checked by chord.apply_async
@@ -601,6 +599,8 @@ def _eager(node: Canvas, args: tuple[Any, ...], errbacks: list[Signature]) -> An
         for index, step in enumerate(_chords_in(node.tasks)):
             result = _eager(step, args if index == 0 else (result.get(),), errbacks)
     elif isinstance(node, group):
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client.result import GroupResult
 
         result = GroupResult(ids.new_id(), [_eager(t, args, errbacks) for t in node.tasks])

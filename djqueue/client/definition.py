@@ -2,63 +2,28 @@
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import datetime
 import functools
 import inspect
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue.core import codec, conf, ids, limits, registry, signals, text
+from djqueue.client import canvas, eager
+from djqueue.core import codec, conf, context, ids, limits, registry, signals, text
+from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.core.records import NewJob
+from djqueue.db import broker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 PRIORITY_RANGE = (-100, 100)
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a running task knows about its own invocation (``self.request``)."""
-
-    id: uuid.UUID | None = None
-    task: str = ""
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-    attempt: int = 0
-    queue: str = ""
-    priority: int = 0
-    eta: datetime.datetime | None = None
-    hostname: str = ""
-    is_eager: bool = False
-
-
-_NO_REQUEST = Request()
-_request: contextvars.ContextVar[Request] = contextvars.ContextVar("djqueue_request")
-
-
-def current_request() -> Request:
-    """The request of the task running in this thread or coroutine."""
-    return _request.get(_NO_REQUEST)
-
-
-def set_request(request: Request) -> contextvars.Token[Request]:
-    """Make ``request`` current; pass the token to :func:`reset_request` afterwards."""
-    return _request.set(request)
-
-
-def reset_request(token: contextvars.Token[Request]) -> None:
-    """Restore the request that was current before :func:`set_request`."""
-    _request.reset(token)
 
 
 class Task(Generic[P, R]):
@@ -131,28 +96,22 @@ class Task(Generic[P, R]):
     @property
     def request(self) -> Request:
         """The current invocation's request (empty outside a worker)."""
-        return _request.get(_NO_REQUEST)
+        return context.current_request()
 
     # Signatures (docs/canvas.md) -------------------------------------------------
 
     def s(self, *args: Any, **kwargs: Any) -> Any:
         """A signature of this task with (some of) its arguments, for workflows."""
-        from djqueue.client import canvas
-
         return canvas.Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Any:
         """An immutable signature: it ignores the result of the task before it."""
-        from djqueue.client import canvas
-
         return canvas.Signature(self, args, kwargs, immutable=True)
 
     def signature(
         self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Any:
         """A signature with sending options: ``task.signature((2,), countdown=10)``."""
-        from djqueue.client import canvas
-
         return canvas.signature(self, args, kwargs, **options)
 
     subtask = signature
@@ -184,6 +143,8 @@ class Task(Generic[P, R]):
         ``link_error`` take signatures to run with the result on success, or with the
         job's id on failure (see docs/canvas.md).
         """
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client import result
 
         if link is not None or link_error is not None:
@@ -212,8 +173,6 @@ class Task(Generic[P, R]):
         )
         if conf.get("EAGER"):
             return self._run_eagerly(job)
-        from djqueue.db import broker
-
         [job_id] = broker.enqueue([job])
         signals.emit(signals.task_enqueued, self, job_ids=[job_id])
         return result.AsyncResult(job_id)
@@ -227,8 +186,6 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> Any:
         """Send as a one-task workflow carrying its callbacks."""
-        from djqueue.client import canvas
-
         given = {name: value for name, value in options.items() if value is not None}
         sig = canvas.Signature(self, args or (), kwargs, given)
         return sig.apply_async(link=link, link_error=link_error)
@@ -260,6 +217,8 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> Any:
         """Like :meth:`apply_async`, run at commit; the returned result's id is final."""
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client import result
 
         task_id = options.pop("task_id", None) or ids.new_id()
@@ -279,8 +238,9 @@ class Task(Generic[P, R]):
         self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Any
     ) -> list[Any]:
         """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
+        # Imported here: results read the job model, which Django defines only once its app
+        # registry is ready, and a task may be declared before that.
         from djqueue.client import result
-        from djqueue.db import broker
 
         if options.get("task_id") is not None:
             raise ValueError("task_id names one job; apply_many cannot give it to many")
@@ -298,14 +258,10 @@ class Task(Generic[P, R]):
         task_id: str | uuid.UUID | None = None,
     ) -> Any:
         """Run here, now, as a worker would; return an ``EagerResult`` (errors kept)."""
-        from djqueue.client import eager
-
         job = self.prepare(args, kwargs, task_id=task_id)
         return eager.run(self, job)
 
     def _run_eagerly(self, job: NewJob) -> Any:
-        from djqueue.client import eager
-
         outcome = eager.run(self, job)
         outcome.maybe_throw()
         return outcome
@@ -329,8 +285,6 @@ class Task(Generic[P, R]):
         request = self.request
         if request.id is None or request.is_eager:
             return
-        from djqueue.db import broker
-
         broker.update_progress(
             request.id,
             request.attempt,

@@ -8,10 +8,8 @@ from typing import Any
 
 from djqueue.core import conf, exceptions, ids, states
 from djqueue.db import broker, schema, waiters
-from djqueue.db.models import Job
+from djqueue.db.models import Group, Job
 
-# Written by the finish statement for a chord body whose header failed (sql._FOLLOW_UP).
-_CHORD_ERROR = "djqueue.canvas.ChordError"
 _FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback", "progress")
 
 
@@ -164,10 +162,8 @@ def _value(row: dict[str, Any]) -> Any:
         return row["result"]
     if state == states.REVOKED:
         return exceptions.TaskRevokedError(row["error_message"] or "revoked")
-    if row["error_type"] == _CHORD_ERROR:
-        from djqueue.client import canvas
-
-        return canvas.ChordError(row["error_message"])
+    if row["error_type"] == exceptions.CHORD_ERROR_TYPE:
+        return exceptions.ChordError(row["error_message"])
     if state in (states.FAILURE, states.RETRY) and row["error_type"]:
         return exceptions.rebuild(row["error_type"], row["error_message"])
     return None
@@ -210,8 +206,6 @@ class GroupResult:
     @classmethod
     def restore(cls, id: str | uuid.UUID) -> GroupResult | None:
         """The group with this id, or None if there is none (it was never sent)."""
-        from djqueue.db.models import Group
-
         row = Group.objects.using(conf.get("DATABASE")).filter(pk=ids.parse(id)).first()
         if row is None:
             return None

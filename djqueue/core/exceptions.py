@@ -85,6 +85,15 @@ class OutcomeNotStored(DjqueueError):
     a result PostgreSQL cannot hold); the message says what it refused and why."""
 
 
+class ChordError(DjqueueError):
+    """A chord's body did not run because a header task failed; the message names it."""
+
+
+# The error type stored for a chord body whose header failed (written by the finish
+# statement). Rows keep the name ChordError had when it lived in the canvas module.
+CHORD_ERROR_TYPE = "djqueue.canvas.ChordError"
+
+
 class SoftTimeLimitExceeded(DjqueueError):
     """Raised inside a task when its soft time limit passes, so that it can clean up."""
 

@@ -8,10 +8,9 @@ import logging
 import time
 import traceback as tb
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from djqueue.client import definition
-from djqueue.core import aio, backoff, codec, conf, registry, signals, states, text
+from djqueue.core import aio, backoff, codec, conf, context, registry, signals, states, text
 from djqueue.core.exceptions import (
     NotRegistered,
     PayloadTooLarge,
@@ -21,6 +20,9 @@ from djqueue.core.exceptions import (
 )
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.core.signals import emit
+
+if TYPE_CHECKING:
+    from djqueue.client.definition import Task
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -66,18 +68,18 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
     except ValueError as exc:  # a row written by hand or by another program
         return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
     request = _request(job, args, kwargs, is_eager)
-    token = definition.set_request(request)
+    token = context.set_request(request)
     try:
         emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
         outcome, retval = _run(task, job, args, kwargs, call)
         emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
     finally:
-        definition.reset_request(token)
+        context.reset_request(token)
     return outcome
 
 
 def _run(
-    task: definition.Task[Any, Any],
+    task: Task[Any, Any],
     job: ClaimedJob,
     args: list[Any],
     kwargs: dict[str, Any],
@@ -108,8 +110,8 @@ def _run(
 
 def _request(
     job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
-) -> definition.Request:
-    return definition.Request(
+) -> context.Request:
+    return context.Request(
         id=job.id,
         task=job.task_name,
         args=tuple(args),
@@ -124,7 +126,7 @@ def _request(
     )
 
 
-def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
+def _succeeded(task: Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
     if task.ignore_result:
         return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, worker=job.worker)
     try:
@@ -145,7 +147,7 @@ def _succeeded(task: definition.Task[Any, Any], job: ClaimedJob, value: object) 
     )
 
 
-def _failed_or_retried(task: definition.Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
+def _failed_or_retried(task: Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
     if not (task.autoretry_for and isinstance(exc, task.autoretry_for)):
         return _failure(job, exc)
     delay = backoff.countdown(

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from djqueue.client.definition import Task
 
 _tasks: dict[str, Task[Any, Any]] = {}
+# Registered tasks with a rate or concurrency limit: claims take a slower path for them.
+_limited: set[str] = set()
 
 
 def register(task: Task[Any, Any]) -> None:
@@ -25,6 +27,10 @@ def register(task: Task[Any, Any]) -> None:
             "give one of them another name=..."
         )
     _tasks[task.name] = task
+    if task.gated:
+        _limited.add(task.name)
+    else:
+        _limited.discard(task.name)
 
 
 def _origin(task: Task[Any, Any]) -> tuple[str, str]:
@@ -65,20 +71,16 @@ def suggest(name: str) -> str | None:
     return by_function[found[0]] if found else None
 
 
+def limited() -> bool:
+    """Whether any registered task has a rate or concurrency limit."""
+    return bool(_limited)
+
+
 def names() -> list[str]:
     """All registered task names, sorted."""
     return sorted(_tasks)
 
 
 def autodiscover() -> None:
-    """Import ``tasks`` from every installed app so their tasks register.
-
-    With Django 6's Tasks framework, ``@django.tasks.task`` functions that use the djqueue
-    backend register too.
-    """
+    """Import ``tasks`` from every installed app so their tasks register."""
     autodiscover_modules("tasks")
-    try:
-        from djqueue.integrations import django_tasks as backends
-    except ImportError:  # Django without django.tasks
-        return
-    backends.discover()

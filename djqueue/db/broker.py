@@ -245,22 +245,25 @@ def _json(value: object) -> str:
     return json.dumps(value)
 
 
-def claim(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:
+def claim(
+    queues: Sequence[str], limit: int, worker: str, lease: float, *, limited: bool
+) -> list[ClaimedJob]:
     """Take up to ``limit`` due jobs from ``queues`` for ``worker``, highest priority first.
 
-    Jobs with rate or concurrency limits are claimed only as far as their limits allow,
-    across all workers (see :func:`claim_limited`); they are looked for when the plain
-    claim comes up short, and at least every ``gates.INTERVAL`` seconds in any case, so
-    that a backlog of plain jobs cannot starve them. A process whose registry holds no
-    limited task never looks.
+    ``limited``: whether the caller runs any task with a rate or concurrency limit (the
+    worker asks its registry); without one, the limited path is never taken. Jobs with
+    limits are claimed only as far as their limits allow, across all workers (see
+    :func:`claim_limited`); they are looked for when the plain claim comes up short, and
+    at least every ``gates.INTERVAL`` seconds in any case, so that a backlog of plain
+    jobs cannot starve them.
     """
     jobs: list[ClaimedJob] = []
-    limited_first = gates.due()
+    limited_first = gates.due(limited)
     if limited_first:
         jobs = claim_limited(queues, limit, worker, lease)
     if len(jobs) < limit:
         jobs += _claim_plain(queues, limit - len(jobs), worker, lease)
-    if len(jobs) < limit and not limited_first and gates.wanted():
+    if len(jobs) < limit and not limited_first and limited:
         jobs += claim_limited(queues, limit - len(jobs), worker, lease)
     # RETURNING gives no order: restore the claim order for fairness within the batch.
     jobs.sort(key=lambda job: (-job.priority, job.eta, job.id))

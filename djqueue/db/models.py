@@ -13,10 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from djqueue.core import codec, ids, schedules, states
+from djqueue.core import codec, ids, registry, schedules, states
 
 
 class Job(models.Model):
@@ -443,8 +442,6 @@ class PeriodicTask(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from djqueue.core import registry
-
         if self.task and self.task not in registry.names():
             raise ValidationError(
                 {"task": f"{self.task!r} is not a registered task; choose one of the list."}
@@ -506,17 +503,3 @@ def aware(moment: datetime.datetime) -> datetime.datetime:
     if timezone.is_naive(moment):
         return timezone.make_aware(moment, timezone.get_default_timezone())
     return moment
-
-
-def _schedules_changed(sender: type[models.Model], using: str, **kwargs: Any) -> None:
-    """Wake the running scheduler: a periodic task or a schedule was saved or deleted."""
-    from djqueue.beat import periodic
-
-    periodic.notify_changed(using)
-
-
-for _model in (IntervalSchedule, CrontabSchedule, ClockedSchedule, SolarSchedule, PeriodicTask):
-    for _signal in (post_save, post_delete):
-        _signal.connect(
-            _schedules_changed, sender=_model, dispatch_uid=f"djqueue-beat-{_model.__name__}"
-        )

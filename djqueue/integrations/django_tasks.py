@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the Django version
 from django.apps import apps
 
 from djqueue.client import definition
-from djqueue.core import conf, ids, registry, states
+from djqueue.core import conf, context, ids, registry, states
 from djqueue.db.models import Job
 
 STATUS = {
@@ -130,7 +130,7 @@ def adapt(task: DjangoTask[Any, Any]) -> definition.Task[Any, Any]:
 
 def _call(task: DjangoTask[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``task`` as Django would, with its context and Django's task signals."""
-    request = definition.current_request()
+    request = context.current_request()
     running: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=str(request.id),

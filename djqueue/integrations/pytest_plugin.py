@@ -15,6 +15,9 @@ import pytest
 class Jobs:
     """What the ``djqueue_jobs`` fixture gives a test."""
 
+    # ``testing`` is imported in each method, not at the top: pytest loads this plugin
+    # before Django is set up, and ``testing`` imports the models.
+
     def run_pending(self, queues: Sequence[str] | None = None) -> list[Any]:
         from djqueue.integrations import testing
 

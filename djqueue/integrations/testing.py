@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from djqueue.core import codec, conf, executor, states
+from djqueue.core import codec, conf, executor, registry, states
 from djqueue.core.records import Outcome
 from djqueue.db import broker
 from djqueue.db.models import Job
@@ -28,7 +28,9 @@ def run_pending(queues: Sequence[str] | None = None, limit: int = 10_000) -> lis
     chosen = list(queues) if queues else _all_queues()
     done: list[Outcome] = []
     while len(done) < limit and chosen:
-        claimed = broker.claim(chosen, min(100, limit - len(done)), WORKER_NAME, 3600.0)
+        claimed = broker.claim(
+            chosen, min(100, limit - len(done)), WORKER_NAME, 3600.0, limited=registry.limited()
+        )
         if not claimed:
             break
         outcomes = [executor.execute(job) for job in claimed]

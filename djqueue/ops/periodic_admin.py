@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 from djqueue.beat import periodic
 from djqueue.core import codec, registry
 from djqueue.core.exceptions import DjqueueError
+from djqueue.db import periodic as periodic_state
 from djqueue.db.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -262,7 +263,7 @@ class PeriodicTaskAdmin(admin_tables.NeedsTables):
             enabled=enabled, date_changed=timezone.now()
         )
         # A bulk update sends no save signal: wake the scheduler here.
-        periodic.notify_changed(queryset.db)
+        periodic_state.notify_changed(queryset.db)
         for row in rows:
             self.log_change(request, row, [{"changed": {"fields": ["Enabled"]}}])
         word = "Enabled" if enabled else "Disabled"

@@ -52,6 +52,7 @@ def job_status(request: HttpRequest, job_id: uuid.UUID) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics (needs the ``prometheus`` extra)."""
+    # Imported here: it needs prometheus_client, an optional dependency.
     from djqueue.ops import metrics as exporter
 
     return HttpResponse(

@@ -341,7 +341,7 @@ class Worker:
             if not queues:  # every queue of this worker is paused
                 self.maybe_more = False
                 return []
-            jobs = self._try_db(broker.claim, queues, want, self.name, self.lease)
+            jobs = self._try_db(self._claim_from, queues, want)
             if jobs is None:
                 # If the claim was committed but its reply lost, the rows name this
                 # worker without it holding them: the next heartbeat hands them back.
@@ -893,6 +893,9 @@ class Worker:
                 found[event.job_id] = event
 
     # Database trouble -----------------------------------------------------------
+
+    def _claim_from(self, queues: list[str], want: int) -> list[ClaimedJob]:
+        return broker.claim(queues, want, self.name, self.lease, limited=registry.limited())
 
     def _try_db(self, fn: Callable[..., T], *args: object) -> T | None:
         """Call ``fn``; on a lost database log it, back off, and return None."""

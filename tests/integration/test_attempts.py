@@ -54,7 +54,7 @@ def test_a_failed_attempt_retried_by_hand_is_kept() -> None:
 
 def test_success_rows_get_no_history() -> None:
     result = tasks.add.delay(1, 2)
-    jobs = broker.claim(["default"], 10, "w", 30.0)
+    jobs = broker.claim(["default"], 10, "w", 30.0, limited=True)
     broker.finish([executor.execute(job) for job in jobs])
     job = Job.objects.get(pk=result.id)
     assert (job.history, job.retried_at) == (None, None)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def claim(limit: int = 10, queues: tuple[str, ...] = ("default",), worker: str = "w1") -> Any:
-    return broker.claim(list(queues), limit, worker, 30.0)
+    return broker.claim(list(queues), limit, worker, 30.0, limited=True)
 
 
 def test_claim_marks_jobs_received_with_attempt_and_lease() -> None:
@@ -366,7 +366,7 @@ def test_concurrent_claimers_never_share_a_job() -> None:
 
         mine = []
         try:
-            while batch := broker.claim(["default"], 7, name, 30.0):
+            while batch := broker.claim(["default"], 7, name, 30.0, limited=True):
                 mine.extend(job.id for job in batch)
         finally:
             connections.close_all()

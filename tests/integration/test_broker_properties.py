@@ -361,7 +361,7 @@ class BrokerMachine(RuleBasedStateMachine):
         """Claim jobs; ``then`` says what becomes of them right after (see AFTER_CLAIM)."""
         before = read_rows()
         with limited_first(first):
-            jobs = broker.claim(QUEUES, limit, worker, lease)
+            jobs = broker.claim(QUEUES, limit, worker, lease, limited=True)
         after = read_rows()
         assert len(jobs) <= limit
         for job in jobs:

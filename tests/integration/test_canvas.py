@@ -237,7 +237,7 @@ def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
         link_error=tasks.on_chain_error.s()
     )
     # Claimed with a lease that has already run out, by a worker that never reports.
-    [claimed] = broker.claim(["default"], 10, "lost-worker", -1.0)
+    [claimed] = broker.claim(["default"], 10, "lost-worker", -1.0, limited=True)
     assert claimed.id == result.parent.id
     # It had started: a rescue charges its attempt (one only received would not be).
     broker.mark_started("lost-worker", [(claimed.id, claimed.attempt, 0.0)])

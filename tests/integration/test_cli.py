@@ -51,7 +51,7 @@ def test_inspect_active_and_scheduled() -> None:
 
 def test_inspect_reserved_lists_jobs_claimed_but_not_started() -> None:
     tasks.add.delay_many([(1, 1), (2, 2)])
-    first, second = broker.claim(["default"], 2, "host.7", 30.0)
+    first, second = broker.claim(["default"], 2, "host.7", 30.0, limited=True)
     broker.mark_started("host.7", [(first.id, first.attempt, 0.0)])
     reserved, _ = run("inspect", "reserved")
     active, _ = run("inspect", "active")

@@ -12,7 +12,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 import djqueue
-from djqueue.core import states
+from djqueue.core import registry, states
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.db import broker, gates, sql
 from djqueue.db.models import Job, Limit
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def claim(limit: int = 100, worker: str = "w1") -> list[ClaimedJob]:
-    return broker.claim(["default"], limit, worker, 30.0)
+    return broker.claim(["default"], limit, worker, 30.0, limited=True)
 
 
 def finish(job: ClaimedJob) -> None:
@@ -131,15 +131,22 @@ def test_a_process_without_limited_tasks_never_takes_the_limited_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tasks.add.delay(1, 1)
-    monkeypatch.setattr(gates, "wanted", lambda: False)
-    monkeypatch.setattr(gates, "due", lambda: False)
 
     def fail(*args: Any) -> None:
         raise AssertionError("limited path taken")
 
     monkeypatch.setattr(broker, "claim_limited", fail)
-    assert len(claim()) == 1
-    assert claim() == []
+    assert len(broker.claim(["default"], 100, "w1", 30.0, limited=False)) == 1
+    assert broker.claim(["default"], 100, "w1", 30.0, limited=False) == []
+
+
+def test_the_registry_says_whether_any_task_is_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_tasks", {})
+    monkeypatch.setattr(registry, "_limited", set())
+    djqueue.task(name="plain")(lambda: None)
+    assert not registry.limited()
+    djqueue.task(name="limited", rate_limit="1/s")(lambda: None)
+    assert registry.limited()
 
 
 # Rate limits -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _claim(worker: str = "w1") -> list[ClaimedJob]:
-    return broker.claim(["default"], 10, worker, 30.0)
+    return broker.claim(["default"], 10, worker, 30.0, limited=True)
 
 
 def _due_now(job_id: uuid.UUID) -> None:
@@ -201,7 +201,9 @@ def _running_unique_with_a_waiting_duplicate(worker: str = "w1") -> tuple[Claime
     """A unique job a worker runs, and a duplicate sent meanwhile (allowed: only
     waiting jobs hold their key)."""
     tasks.unique_report.delay(5)
-    [running] = broker.claim(["default"], 1, worker, -1.0)  # its lease is over already
+    [running] = broker.claim(
+        ["default"], 1, worker, -1.0, limited=True
+    )  # its lease is over already
     duplicate = tasks.unique_report.delay(5)
     assert duplicate.id != running.id
     return running, duplicate
@@ -231,9 +233,9 @@ def test_unique_jobs_handed_back_or_orphaned_give_up_their_key_too(how: str) -> 
 
 def test_two_running_duplicates_rescued_together_keep_one_key() -> None:
     tasks.unique_report.delay(6)
-    broker.claim(["default"], 1, "w1", -1.0)
+    broker.claim(["default"], 1, "w1", -1.0, limited=True)
     tasks.unique_report.delay(6)
-    broker.claim(["default"], 1, "w2", -1.0)
+    broker.claim(["default"], 1, "w2", -1.0, limited=True)
     assert broker.rescue() == {states.PENDING: 2}
     keys = sorted(str(key) for key in Job.objects.values_list("unique_key", flat=True))
     assert keys == ["None", "tests.testapp.tasks.unique_report:report:6"]

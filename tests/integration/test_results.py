@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run_all() -> None:
-    jobs = broker.claim(["default"], 100, "w", 30.0)
+    jobs = broker.claim(["default"], 100, "w", 30.0, limited=True)
     broker.finish([executor.execute(job) for job in jobs])
 
 

@@ -28,7 +28,7 @@ def test_revoking_a_running_job_needs_terminate() -> None:
 
 def test_revoking_a_finished_job_does_nothing() -> None:
     result = tasks.add.delay(1, 2)
-    jobs = broker.claim(["default"], 1, "w", 30.0)
+    jobs = broker.claim(["default"], 1, "w", 30.0, limited=True)
     broker.finish([executor.execute(job) for job in jobs])
     assert result.revoke(terminate=True) is False
     assert result.state == states.SUCCESS
@@ -56,7 +56,7 @@ def test_a_rescued_job_with_a_request_is_revoked_not_run() -> None:
     lost = StartedJobFactory(task_name="tests.testapp.tasks.add")
     broker.revoke(lost.id, terminate=True)
     broker.rescue()  # its worker died: back to PENDING, the request stays
-    [job] = broker.claim(["default"], 10, "w2", 30.0)
+    [job] = broker.claim(["default"], 10, "w2", 30.0, limited=True)
     assert job.revoked
     outcome = executor.execute(job)
     broker.finish([outcome])

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def claim_and_finish() -> None:
-    jobs = broker.claim(["default"], 100, "w1", 30.0)
+    jobs = broker.claim(["default"], 100, "w1", 30.0, limited=True)
     broker.finish(
         [Outcome(j.id, j.attempt, j.task_name, states.SUCCESS, "null", worker="w1") for j in jobs]
     )
@@ -39,7 +39,7 @@ def test_duplicate_while_waiting_returns_the_waiting_job() -> None:
 
 def test_a_started_or_finished_job_no_longer_holds_its_key() -> None:
     first = tasks.unique_report.delay(1)
-    [job] = broker.claim(["default"], 10, "w1", 30.0)
+    [job] = broker.claim(["default"], 10, "w1", 30.0, limited=True)
     started_then = tasks.unique_report.delay(1)
     assert started_then.id != first.id
     assert tasks.unique_report.delay(1).id == started_then.id

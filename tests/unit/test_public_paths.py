@@ -25,7 +25,7 @@ DOCUMENTED = [
     ("djqueue.codec", "loads", "djqueue.core.codec"),
     ("djqueue.gevent_patch", "patch_if_requested", "djqueue.runtime.gevent_patch"),
     ("djqueue.gevent_worker", "main", "djqueue.runtime.gevent_worker"),
-    ("djqueue.periodic", "notify_changed", "djqueue.beat.periodic"),
+    ("djqueue.periodic", "notify_changed", "djqueue.db.periodic"),
 ]
 
 

@@ -1,0 +1,50 @@
+"""The request context: what a running task knows about its own invocation.
+
+The executor makes a request current around a task's code; ``Task.request`` and
+``self.request`` (``bind=True``) read it. A context variable, so each thread and each
+coroutine sees its own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a running task knows about its own invocation (``self.request``)."""
+
+    id: uuid.UUID | None = None
+    task: str = ""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    attempt: int = 0
+    queue: str = ""
+    priority: int = 0
+    eta: datetime.datetime | None = None
+    hostname: str = ""
+    is_eager: bool = False
+
+
+_NO_REQUEST = Request()
+_request: contextvars.ContextVar[Request] = contextvars.ContextVar("djqueue_request")
+
+
+def current_request() -> Request:
+    """The request of the task running in this thread or coroutine."""
+    return _request.get(_NO_REQUEST)
+
+
+def set_request(request: Request) -> contextvars.Token[Request]:
+    """Make ``request`` current; pass the token to :func:`reset_request` afterwards."""
+    return _request.set(request)
+
+
+def reset_request(token: contextvars.Token[Request]) -> None:
+    """Restore the request that was current before :func:`set_request`."""
+    _request.reset(token)
