@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+from djqueue.client import unfinished
 from djqueue.core import conf, exceptions, ids, states
 from djqueue.db import broker, schema, waiters
 from djqueue.db.models import Group, Job
@@ -100,7 +101,7 @@ class AsyncResult(states.StateQueries):
         deadline = None if timeout is None else time.monotonic() + timeout
         row = self._row()
         if row["state"] not in states.READY:
-            row = self._wait(deadline, interval)
+            row = self._wait(deadline, interval, timeout)
         value = _value(row)
         if propagate and row["state"] != states.SUCCESS:
             raise value
@@ -126,7 +127,13 @@ class AsyncResult(states.StateQueries):
             # The thread is asgiref's: do not leave a connection open in it.
             connections.close_all()
 
-    def _wait(self, deadline: float | None, interval: float) -> dict[str, Any]:
+    def _wait(
+        self, deadline: float | None, interval: float, timeout: float | None
+    ) -> dict[str, Any]:
+        if unfinished.sent_in_open_transaction(self.id):
+            # No worker can see the job before the caller commits, and the caller
+            # cannot commit while it waits here: say so now, not after the timeout.
+            raise exceptions.TimeoutError(unfinished.open_transaction_message(self.id))
         with waiters.waiting([self.id]) as waiter:
             while True:
                 # Read after registering, and after every wake: no finish is missed.
@@ -135,10 +142,7 @@ class AsyncResult(states.StateQueries):
                     return row
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise exceptions.TimeoutError(
-                        f"job {self.id} ({row['task_name']}) is still {row['state']} "
-                        "after the timeout"
-                    )
+                    raise exceptions.TimeoutError(unfinished.explain(self.id, timeout))
                 waiter.wait(interval if left is None else min(interval, left))
 
     # Changing -------------------------------------------------------------------
@@ -274,7 +278,7 @@ class GroupResult:
         if not self._stored():
             return [result.get(propagate=propagate) for result in self.results]
         deadline = None if timeout is None else time.monotonic() + timeout
-        rows = self._wait(deadline, interval)
+        rows = self._wait(deadline, interval, timeout)
         values = [_value(rows[result.id]) for result in self.results]
         if propagate:
             for result, value in zip(self.results, values, strict=True):
@@ -284,11 +288,16 @@ class GroupResult:
 
     join = get
 
-    def _wait(self, deadline: float | None, interval: float) -> dict[uuid.UUID, dict[str, Any]]:
+    def _wait(
+        self, deadline: float | None, interval: float, timeout: float | None
+    ) -> dict[uuid.UUID, dict[str, Any]]:
         done: dict[uuid.UUID, dict[str, Any]] = {}
         pending = self._collect([result.id for result in self.results], done)
         if not pending:
             return done
+        if unfinished.sent_in_open_transaction(pending[0]):
+            why = unfinished.open_transaction_message(pending[0])
+            raise exceptions.TimeoutError(self._unfinished(pending, why))
         with waiters.waiting(pending) as waiter:
             while True:
                 # Read after registering, and after every wake: no finish is missed.
@@ -297,11 +306,15 @@ class GroupResult:
                     return done
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise exceptions.TimeoutError(
-                        f"{len(pending)} of the {len(self.results)} jobs of group {self.id} "
-                        "are not finished after the timeout"
-                    )
+                    why = unfinished.explain(pending[0], timeout)
+                    raise exceptions.TimeoutError(self._unfinished(pending, why))
                 waiter.wait(interval if left is None else min(interval, left))
+
+    def _unfinished(self, pending: list[uuid.UUID], why: str) -> str:
+        return (
+            f"{len(pending)} of the {len(self.results)} jobs of group {self.id} are not "
+            f"finished after the timeout; the first of them: {why}"
+        )
 
     def _collect(
         self, pending: list[uuid.UUID], done: dict[uuid.UUID, dict[str, Any]]

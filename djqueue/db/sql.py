@@ -975,3 +975,8 @@ WORKER_STOPPED = """
 UPDATE djqueue_worker SET last_heartbeat = now(), stopped_at = now(), jobs_done = %s
 WHERE name = %s
 """
+
+# Whether a job's row exists for other sessions: a job sent in a transaction that is
+# still open exists only for the session that sent it (AsyncResult.get asks, from a
+# connection of its own, to tell the caller so). A plain read: no lock.
+JOB_VISIBLE = "SELECT 1 FROM djqueue_job WHERE id = %s"
