@@ -44,7 +44,8 @@ def bare_database(django_db_setup: None) -> Iterator[str]:
 def _django(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DJQUEUE_TEST_DB_NAME": database, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "django", *args, "--settings=tests.settings"],
+        # The settings first: a command with sub-commands takes no options after them.
+        [sys.executable, "-m", "django", args[0], "--settings=tests.settings", *args[1:]],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -54,10 +55,17 @@ def _django(database: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "command", [("runworker", "-P", "solo"), ("runbeat",), ("runworker", "-B")]
+    "command",
+    [
+        ("runworker", "-P", "solo", "-l", "info"),
+        ("runbeat", "-l", "info"),
+        ("runworker", "-B", "-l", "info"),
+        ("djqueue", "status"),
+        ("prunejobs",),
+    ],
 )
 def test_no_tables_is_one_line_and_exit_1(bare_database: str, command: tuple[str, ...]) -> None:
-    ran = _django(bare_database, *command, "-l", "info")
+    ran = _django(bare_database, *command)
 
     assert ran.returncode == 1, ran.stdout + ran.stderr
     assert ran.stderr.strip() == (

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from djqueue.core import conf, ids, states, text
-from djqueue.db import broker
+from djqueue.core.exceptions import MigrationsMissing
+from djqueue.db import broker, schema
 from djqueue.db.models import Job
 from djqueue.ops import stats
 
@@ -64,6 +65,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            with schema.translated():
+                self._act(options)
+        except MigrationsMissing as exc:
+            raise CommandError(str(exc)) from None
+
+    def _act(self, options: dict[str, Any]) -> None:
         action = options["action"]
         if action == "status":
             self._status()

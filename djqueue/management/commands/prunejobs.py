@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djqueue.core import conf
+from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker
 
 
@@ -32,7 +33,11 @@ class Command(BaseCommand):
         if older_than < 0:
             raise CommandError("--older-than must not be negative")
         on_terminal = self.stderr.isatty()
-        count = broker.prune(float(older_than), progress=self._progress if on_terminal else None)
+        progress = self._progress if on_terminal else None
+        try:
+            count = broker.prune(float(older_than), progress=progress)
+        except MigrationsMissing as exc:
+            raise CommandError(str(exc)) from None
         if on_terminal:
             self.stderr.write("")
         self.stdout.write(f"Pruned {count} finished job(s) older than {older_than:g}s.")
