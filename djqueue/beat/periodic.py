@@ -392,15 +392,15 @@ def check_entry(value: Any) -> None:
 
 def check_schedule(schedule: Any) -> None:
     """Raise ``TypeError``/``ValueError`` unless ``schedule`` can be an entry's schedule."""
-    kinds = (schedules.Crontab, schedules.Solar, schedules.Clocked)
+    kinds = (schedules.Crontab, schedules.Solar, schedules.Clocked, schedules.Interval)
     if isinstance(schedule, kinds):
         return  # each validates itself when it is made
     if isinstance(schedule, datetime.timedelta | int | float) and not isinstance(schedule, bool):
         _interval(schedule)
         return
     raise TypeError(
-        f"schedule must be crontab(...), seconds, a timedelta, solar(...) or "
-        f"schedules.Clocked(...), not {schedule!r}"
+        f"schedule must be crontab(...), schedule(run_every), seconds, a timedelta, "
+        f"solar(...) or schedules.Clocked(...), not {schedule!r}"
     )
 
 
@@ -445,25 +445,30 @@ def _schedule_fields(schedule: Any) -> dict[str, Any]:
         )
     elif isinstance(schedule, schedules.Clocked):
         found["clocked"] = _get_or_create(ClockedSchedule, clocked_time=schedule.at)
+    elif isinstance(schedule, schedules.Interval):
+        every, period = _interval(schedule.run_every)
+        found["interval"] = _get_or_create(IntervalSchedule, every=every, period=period)
     elif isinstance(schedule, datetime.timedelta | int | float) and not isinstance(schedule, bool):
         every, period = _interval(schedule)
         found["interval"] = _get_or_create(IntervalSchedule, every=every, period=period)
     else:
         raise TypeError(
-            f"schedule must be crontab(...), seconds, a timedelta, solar(...) or "
-            f"schedules.Clocked(...), not {schedule!r}"
+            f"schedule must be crontab(...), schedule(run_every), seconds, a timedelta, "
+            f"solar(...) or schedules.Clocked(...), not {schedule!r}"
         )
     return found
 
 
 def _interval(value: datetime.timedelta | float) -> tuple[int, str]:
-    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
-    if seconds <= 0 or seconds != int(seconds):
-        raise ValueError(f"an interval must be a positive whole number of seconds, not {value!r}")
-    for period, size in IntervalSchedule.PERIOD_SECONDS.items():
-        if seconds % size == 0:
-            return int(seconds // size), period
-    raise AssertionError("every whole number of seconds divides by 1")  # pragma: no cover
+    """(every, period) for an interval: the largest period it is a whole number of."""
+    step = value if isinstance(value, datetime.timedelta) else datetime.timedelta(seconds=value)
+    micros = step // datetime.timedelta(microseconds=1)
+    if micros <= 0:
+        raise ValueError(f"an interval must be positive, not {value!r}")
+    for period, size in IntervalSchedule.PERIOD_MICROSECONDS.items():
+        if micros % size == 0:
+            return micros // size, period
+    raise AssertionError("every interval divides by 1 microsecond")  # pragma: no cover
 
 
 def _degrees(value: float) -> decimal.Decimal:

@@ -5,18 +5,19 @@ Every schedule answers two questions about instants (aware datetimes, compared i
 the latest slot not after a moment. The scheduler computes a task's next slot from its
 previous slot, never from the current time, so a timer that wakes early cannot produce a
 slot twice. Crontabs are read and stepped as Celery reads and steps them
-(:mod:`djqueue.core.cron`); sun positions come from ``astral``.
+(:mod:`djqueue.core.cron`); sun events are computed with PyEphem, as Celery computes them.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import typing
 import zoneinfo
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from astral import Observer, sun
+import ephem
 
 from djqueue.core import cron
 
@@ -42,6 +43,50 @@ class Schedule(Protocol):
         """The schedule in words, for people."""
 
 
+class schedstate(NamedTuple):  # Celery's name
+    """Celery's answer to "is it due?": whether it is, and the seconds to the next check."""
+
+    is_due: bool
+    next: float
+
+
+class CeleryChecks:
+    """Celery's questions to a schedule, answered from its slots.
+
+    A naive ``last_run_at`` or ``now`` is read as UTC, as Celery reads it; ``now``
+    defaults to the current time.
+    """
+
+    def next_after(self, slot: datetime.datetime) -> datetime.datetime | None:
+        raise NotImplementedError
+
+    def remaining_estimate(
+        self, last_run_at: datetime.datetime, now: datetime.datetime | None = None
+    ) -> datetime.timedelta:
+        """How long until the next run after ``last_run_at`` (negative: overdue)."""
+        upcoming = self.next_after(_utc(last_run_at))
+        if upcoming is None:
+            return datetime.timedelta.max
+        return upcoming - _utc(now or datetime.datetime.now(UTC))
+
+    def is_due(
+        self, last_run_at: datetime.datetime, now: datetime.datetime | None = None
+    ) -> schedstate:
+        """Whether a run is due, and in how many seconds to ask again."""
+        now = _utc(now or datetime.datetime.now(UTC))
+        remaining = max(self.remaining_estimate(last_run_at, now).total_seconds(), 0)
+        if remaining > 0:
+            return schedstate(False, remaining)
+        return schedstate(True, self._after_run(now))
+
+    def _after_run(self, now: datetime.datetime) -> float:
+        return max(self.remaining_estimate(now, now).total_seconds(), 0)
+
+
+def _utc(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _aware(moment: datetime.datetime) -> datetime.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"schedule instants must be time-zone aware, not {moment!r}")
@@ -58,7 +103,7 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 @dataclass(frozen=True)
-class Crontab:
+class Crontab(CeleryChecks):
     """A crontab read in a time zone: ``crontab(minute=0, hour=8)``.
 
     Fields follow Celery's syntax and rules (see :mod:`djqueue.core.cron`). Slots are wall-clock
@@ -186,6 +231,52 @@ def crontab(
 
 
 @dataclass(frozen=True)
+class Interval(CeleryChecks):
+    """Celery's ``schedule(run_every=...)``: a run every ``run_every``, to the microsecond.
+
+    As an entry of ``BEAT_SCHEDULE`` it becomes an interval counted from the task's
+    start (see :class:`Every`); on its own, the next run is ``run_every`` after the last.
+    """
+
+    run_every: datetime.timedelta
+
+    def __post_init__(self) -> None:
+        if self.run_every <= datetime.timedelta(0):
+            raise ValueError(f"an interval must be positive, not {self.run_every!r}")
+
+    @property
+    def seconds(self) -> float:
+        return self.run_every.total_seconds()
+
+    def next_after(self, slot: datetime.datetime) -> datetime.datetime | None:
+        return (_aware(slot) + self.run_every).astimezone(UTC)
+
+    def _after_run(self, now: datetime.datetime) -> float:
+        return self.seconds
+
+    def describe(self) -> str:
+        return f"every {duration(self.seconds)}"
+
+
+def schedule(run_every: float | datetime.timedelta, relative: bool = False) -> Interval:
+    """An interval schedule, with Celery's arguments: ``schedule(run_every=timedelta(...))``.
+
+    ``run_every`` is a timedelta or a number of seconds, fractions included.
+    """
+    if relative:
+        raise ValueError(
+            "schedule(relative=True) is not supported: intervals run at fixed steps from "
+            "the task's start; for runs on the clock's boundaries use crontab(...), for "
+            "example crontab(minute='*/15')"
+        )
+    if isinstance(run_every, bool) or not isinstance(run_every, datetime.timedelta | int | float):
+        raise TypeError(f"run_every must be a timedelta or a number of seconds, not {run_every!r}")
+    if not isinstance(run_every, datetime.timedelta):
+        run_every = datetime.timedelta(seconds=run_every)
+    return Interval(run_every)
+
+
+@dataclass(frozen=True)
 class Every:
     """Every ``seconds`` seconds, counted from an anchor slot (the first run)."""
 
@@ -234,59 +325,148 @@ class Clocked:
         return f"once at {self.at.isoformat()}"
 
 
-SOLAR_EVENTS = ("dawn", "sunrise", "noon", "sunset", "dusk")
+# Celery's events: (the horizon the sun crosses, which crossing, whether its centre or its
+# upper edge counts). No atmospheric refraction is modelled; sunrise and sunset take the
+# upper edge 34 arc minutes below the horizon, as a stand-in for it.
+_SOLAR: dict[str, tuple[str, str, bool]] = {
+    "dawn_astronomical": ("-18", "rising", True),
+    "dawn_nautical": ("-12", "rising", True),
+    "dawn_civil": ("-6", "rising", True),
+    "sunrise": ("-0:34", "rising", False),
+    "solar_noon": ("0", "transit", False),
+    "sunset": ("-0:34", "setting", False),
+    "dusk_civil": ("-6", "setting", True),
+    "dusk_nautical": ("-12", "setting", True),
+    "dusk_astronomical": ("-18", "setting", True),
+}
+SOLAR_EVENTS = tuple(_SOLAR)
+# Names of earlier releases, read as the event they meant.
+SOLAR_ALIASES = {"dawn": "dawn_civil", "noon": "solar_noon", "dusk": "dusk_civil"}
+# How many days a search for an event goes on before there is none (polar day or night
+# can hide an event for months, never for a whole year).
+SOLAR_SEARCH_DAYS = 366
+SECOND = datetime.timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
-class Solar:
-    """Daily at a sun event (dawn, sunrise, noon, sunset, dusk) at a place."""
+class Solar(CeleryChecks):
+    """Daily at a sun event at a place: ``solar("sunset", -37.81, 144.96)``.
+
+    Events, names and arguments are Celery's, and so is the astronomy (PyEphem with
+    Celery's horizons). A slot is the event's time rounded up to the whole second, so
+    that it never comes before the event and is the same however it was computed.
+    """
 
     event: str
-    latitude: float
-    longitude: float
+    lat: float
+    lon: float
 
     def __post_init__(self) -> None:
-        if self.event not in SOLAR_EVENTS:
-            raise ValueError(f"unknown solar event {self.event!r}; use one of {SOLAR_EVENTS}")
-        if not -90 <= self.latitude <= 90 or not -180 <= self.longitude <= 180:
+        event = SOLAR_ALIASES.get(self.event, self.event)
+        if event not in _SOLAR:
             raise ValueError(
-                f"latitude must be within ±90 and longitude within ±180, not "
-                f"({self.latitude}, {self.longitude})"
+                f"unknown solar event {self.event!r}; use one of {', '.join(SOLAR_EVENTS)}"
+            )
+        object.__setattr__(self, "event", event)
+        if not -90 <= self.lat <= 90 or not -180 <= self.lon <= 180:
+            raise ValueError(
+                f"latitude (lat) must be within ±90 and longitude (lon) within ±180, not "
+                f"({self.lat}, {self.lon})"
             )
 
-    def _on(self, day: datetime.date) -> datetime.datetime | None:
-        observer = Observer(latitude=self.latitude, longitude=self.longitude)
-        try:
-            moment: datetime.datetime = getattr(sun, self.event)(observer, date=day)
-        except ValueError:  # the sun never reaches that position that day (polar regions)
-            return None
-        return moment.replace(microsecond=0).astimezone(UTC)
+    @property
+    def latitude(self) -> float:
+        return self.lat
+
+    @property
+    def longitude(self) -> float:
+        return self.lon
 
     def next_after(self, slot: datetime.datetime) -> datetime.datetime | None:
-        day = _aware(slot).astimezone(UTC).date() - datetime.timedelta(days=1)
-        for _ in range(370):
-            found = self._on(day)
-            if found is not None and found > slot:
-                return found
-            day += datetime.timedelta(days=1)
+        start = _aware(slot).astimezone(UTC)
+        found = self._search(start, forward=True)
+        while found is not None:
+            rounded = _ceil(self._settled(found))
+            if rounded > start:
+                return rounded
+            # The same event, already taken as a slot: the next one.
+            found = self._search(found + datetime.timedelta(minutes=1), forward=True)
         return None
 
     def last_at_or_before(self, moment: datetime.datetime) -> datetime.datetime | None:
-        day = _aware(moment).astimezone(UTC).date() + datetime.timedelta(days=1)
-        for _ in range(370):
-            found = self._on(day)
-            if found is not None and found <= moment:
-                return found
-            day -= datetime.timedelta(days=1)
+        end = _aware(moment).astimezone(UTC)
+        found = self._search(end, forward=False)
+        while found is not None:
+            rounded = _ceil(self._settled(found))
+            if rounded <= end:
+                return rounded
+            found = self._search(found - datetime.timedelta(minutes=1), forward=False)
+        return None
+
+    def _settled(self, found: datetime.datetime) -> datetime.datetime:
+        """``found`` computed again from a fixed start, so that it does not vary by the
+        hundredths of a second that depend on where a search began."""
+        start = found.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=2)
+        settled = self._search(start, forward=True)
+        if settled is None or abs(settled - found) > datetime.timedelta(minutes=10):
+            return found
+        return settled
+
+    def _search(self, start: datetime.datetime, forward: bool) -> datetime.datetime | None:
+        """The first event after (or before) ``start``, as Celery's ephem search finds it."""
+        horizon, crossing, centre = _SOLAR[self.event]
+        observer = ephem.Observer()
+        observer.lat, observer.lon = str(self.lat), str(self.lon)
+        observer.elev, observer.pressure, observer.horizon = 0, 0, horizon
+        when = ephem.Date(start.replace(tzinfo=None))
+        observer.date = when
+        find = getattr(observer, f"{'next' if forward else 'previous'}_{crossing}")
+        step = observer.next_antitransit if forward else observer.previous_antitransit
+        options = {"use_center": True} if centre else {}
+        sun = ephem.Sun()
+        for _ in range(SOLAR_SEARCH_DAYS):
+            try:
+                found = find(sun, start=when, **options)
+            except ephem.CircumpolarError:  # not that day (polar day or night): the next
+                when = step(sun, start=when)
+                continue
+            return typing.cast(datetime.datetime, found.datetime()).replace(tzinfo=UTC)
         return None
 
     def describe(self) -> str:
-        return f"at {self.event} at ({self.latitude:g}, {self.longitude:g})"
+        return f"at {self.event} at ({self.lat:g}, {self.lon:g})"
 
 
-def solar(event: str, latitude: float, longitude: float) -> Solar:
-    """A daily schedule at a sun event, with Celery's argument names."""
-    return Solar(event, float(latitude), float(longitude))
+def _ceil(moment: datetime.datetime) -> datetime.datetime:
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + SECOND
+    return moment
+
+
+def solar(
+    event: str,
+    lat: float | None = None,
+    lon: float | None = None,
+    *,
+    latitude: float | None = None,
+    longitude: float | None = None,
+) -> Solar:
+    """A daily schedule at a sun event, with Celery's arguments: ``solar(event, lat, lon)``.
+
+    ``latitude`` and ``longitude`` are accepted for ``lat`` and ``lon``, as earlier
+    releases named them.
+    """
+    lat = _one_of("lat", lat, "latitude", latitude)
+    lon = _one_of("lon", lon, "longitude", longitude)
+    return Solar(event, float(lat), float(lon))
+
+
+def _one_of(name: str, value: float | None, alias: str, other: float | None) -> float:
+    if value is not None and other is not None:
+        raise TypeError(f"give {name} or {alias}, not both")
+    if value is None and other is None:
+        raise TypeError(f"solar() needs {name} (degrees)")
+    return value if value is not None else typing.cast(float, other)
 
 
 @dataclass(frozen=True)

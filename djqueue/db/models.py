@@ -248,11 +248,24 @@ class Limit(models.Model):
 
 
 class IntervalSchedule(models.Model):
-    """Every N seconds, minutes, hours or days."""
+    """Every N days, hours, minutes, seconds or microseconds."""
 
     DAYS, HOURS, MINUTES, SECONDS = "days", "hours", "minutes", "seconds"
-    PERIOD_CHOICES = [(DAYS, "Days"), (HOURS, "Hours"), (MINUTES, "Minutes"), (SECONDS, "Seconds")]
-    PERIOD_SECONDS = {DAYS: 86400, HOURS: 3600, MINUTES: 60, SECONDS: 1}
+    MICROSECONDS = "microseconds"
+    PERIOD_CHOICES = [
+        (DAYS, "Days"),
+        (HOURS, "Hours"),
+        (MINUTES, "Minutes"),
+        (SECONDS, "Seconds"),
+        (MICROSECONDS, "Microseconds"),
+    ]
+    PERIOD_MICROSECONDS = {
+        DAYS: 86_400_000_000,
+        HOURS: 3_600_000_000,
+        MINUTES: 60_000_000,
+        SECONDS: 1_000_000,
+        MICROSECONDS: 1,
+    }
 
     every = models.PositiveIntegerField(help_text="Number of periods between runs.")
     period = models.CharField(max_length=24, choices=PERIOD_CHOICES, default=SECONDS)
@@ -267,9 +280,9 @@ class IntervalSchedule(models.Model):
         return f"every {schedules.duration(self.seconds)}"
 
     @property
-    def seconds(self) -> int:
+    def seconds(self) -> float:
         """The interval in seconds."""
-        return self.every * self.PERIOD_SECONDS[self.period]
+        return self.every * self.PERIOD_MICROSECONDS[self.period] / 1_000_000
 
     def schedule(self, anchor: datetime.datetime) -> schedules.Every:
         """The schedule, counted from ``anchor`` (the periodic task's start)."""
@@ -333,7 +346,17 @@ class ClockedSchedule(models.Model):
 class SolarSchedule(models.Model):
     """Daily at a sun event at a place."""
 
-    EVENT_CHOICES = [(event, event.title()) for event in schedules.SOLAR_EVENTS]
+    EVENT_CHOICES = [
+        ("dawn_astronomical", "Astronomical dawn"),
+        ("dawn_nautical", "Nautical dawn"),
+        ("dawn_civil", "Civil dawn"),
+        ("sunrise", "Sunrise"),
+        ("solar_noon", "Solar noon"),
+        ("sunset", "Sunset"),
+        ("dusk_civil", "Civil dusk"),
+        ("dusk_nautical", "Nautical dusk"),
+        ("dusk_astronomical", "Astronomical dusk"),
+    ]
 
     event = models.CharField(max_length=24, choices=EVENT_CHOICES)
     latitude = models.DecimalField(

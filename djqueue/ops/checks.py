@@ -107,6 +107,6 @@ def _entry_errors(name: str, value: Any) -> list[checks.CheckMessage]:
 
 
 _SCHEDULE_HINT = (
-    "Use crontab(...), a number of seconds, a timedelta, solar(...) or schedules.Clocked(...) "
-    "from djqueue.schedules."
+    "Use crontab(...), schedule(run_every), a number of seconds, a timedelta, solar(...) or "
+    "schedules.Clocked(...) from djqueue.schedules."
 )

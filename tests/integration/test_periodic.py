@@ -6,9 +6,11 @@ import datetime
 import threading
 import time
 import uuid
+import zoneinfo
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, transaction
 from django.test import override_settings
 
@@ -294,3 +296,102 @@ def test_a_task_deleted_since_it_was_read_is_not_sent() -> None:
     row.delete()
     assert periodic.fire(item, decision, finish=False) is False
     assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_settings_schedules_are_stored_with_their_celery_semantics() -> None:
+    spec = {
+        "half-second": {
+            "task": NOOP,
+            "schedule": schedules.schedule(run_every=datetime.timedelta(seconds=1.5)),
+        },
+        "quarter": {"task": NOOP, "schedule": 0.25},
+        "friday-13th": {
+            "task": NOOP,
+            "schedule": schedules.crontab(
+                minute=[0, 30], hour=0, day_of_week="fri", day_of_month=13
+            ),
+        },
+        "night": {"task": NOOP, "schedule": schedules.crontab(minute=0, hour="22-2")},
+        "melbourne": {"task": NOOP, "schedule": schedules.solar("sunset", -37.81, 144.96)},
+        "paris-dawn": {"task": NOOP, "schedule": schedules.solar("dawn", 48.8566, 2.3522)},
+    }
+    periodic.sync(spec)
+    rows = {row.name: row for row in PeriodicTask.objects.select_related("interval", "crontab")}
+    assert rows["half-second"].interval is not None
+    assert (rows["half-second"].interval.every, rows["half-second"].interval.period) == (
+        1_500_000,
+        IntervalSchedule.MICROSECONDS,
+    )
+    assert rows["half-second"].interval.seconds == 1.5
+    assert rows["quarter"].interval is not None and rows["quarter"].interval.seconds == 0.25
+    # The stored rows read back as the same schedules, with the same next runs.
+    friday = rows["friday-13th"].crontab
+    assert friday is not None and (friday.minute, friday.day_of_week) == ("0,30", "fri")
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    assert rows["friday-13th"].schedule().next_after(start) == spec["friday-13th"][
+        "schedule"
+    ].next_after(start)
+    assert rows["friday-13th"].schedule().next_after(start) == datetime.datetime(
+        2026, 2, 13, tzinfo=datetime.UTC
+    )
+    assert rows["night"].schedule() == spec["night"]["schedule"]
+    assert rows["melbourne"].schedule() == spec["melbourne"]["schedule"]
+    assert PeriodicTask.objects.get(name="paris-dawn").solar.event == "dawn_civil"  # type: ignore[union-attr]
+    # An interval row counts from the task's start, to the microsecond.
+    row = rows["half-second"]
+    anchor = row.anchor
+    assert row.schedule().next_after(anchor) == anchor + datetime.timedelta(seconds=1.5)
+
+
+@pytest.mark.django_db
+def test_a_stored_crontab_that_cron_would_read_as_six_fields_is_refused() -> None:
+    row = CrontabSchedule(minute="0", hour="5 1")
+    with pytest.raises(ValidationError, match="hour='5 1' is invalid"):
+        row.full_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("night", "expected"),
+    [
+        # Spring: 02:00 becomes 03:00; 02:30 runs at 03:30, and no hour is skipped.
+        (
+            datetime.datetime(2026, 3, 29),
+            [
+                "00:30+01:00",
+                "01:30+01:00",
+                "03:30+02:00",
+                "04:30+02:00",
+                "05:30+02:00",
+                "06:30+02:00",
+            ],
+        ),
+        # Autumn: 03:00 becomes 02:00; 02:30 runs once, on its first pass.
+        (
+            datetime.datetime(2026, 10, 25),
+            ["00:30+02:00", "01:30+02:00", "02:30+02:00", "03:30+01:00", "04:30+01:00"],
+        ),
+    ],
+)
+def test_the_scheduler_fires_an_hourly_crontab_once_per_slot_across_dst(
+    night: datetime.datetime, expected: list[str]
+) -> None:
+    from djqueue.beat import scheduler as beat
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    start = night.replace(tzinfo=paris)
+    crontab = CrontabSchedule.objects.create(minute="30", timezone="Europe/Paris")
+    row = PeriodicTask.objects.create(name="hourly", task=NOOP, crontab=crontab, start_time=start)
+    scheduler = beat.Scheduler(beat.DatabaseStore())
+    scheduler.load()
+    now = start.astimezone(datetime.UTC)
+    while now < start.astimezone(datetime.UTC) + datetime.timedelta(hours=6):
+        scheduler.tick(now)
+        now += datetime.timedelta(minutes=1)
+    slots = PeriodicRun.objects.filter(periodic_task=row).order_by("slot")
+    # Six real hours from midnight.
+    assert [run.slot.astimezone(paris).isoformat()[11:] for run in slots] == [
+        f"{time[:5]}:00{time[5:]}" for time in expected
+    ]
+    assert Job.objects.filter(task_name=NOOP).count() == slots.count()

@@ -73,8 +73,8 @@ def test_an_unregistered_task_in_the_beat_schedule_says_which_was_meant(settings
     ("schedule", "says"),
     [
         ("0 8 * * *", "schedule must be crontab(...)"),
-        (1.5, "positive whole number of seconds"),
-        (datetime.timedelta(0), "positive whole number of seconds"),
+        (-1.5, "an interval must be positive"),
+        (datetime.timedelta(0), "an interval must be positive"),
         (True, "schedule must be crontab(...)"),
     ],
 )

@@ -119,17 +119,6 @@ def test_clocked_runs_once() -> None:
     assert schedules.due(clocked, at, at + datetime.timedelta(days=365)) is None
 
 
-def test_solar_sunrise_in_paris() -> None:
-    sunrise = schedules.solar("sunrise", 48.8566, 2.3522)
-    slot = sunrise.next_after(datetime.datetime(2026, 6, 21, tzinfo=UTC))
-    assert slot is not None
-    assert slot.date() == datetime.date(2026, 6, 21)
-    assert datetime.time(3, 40) < slot.time() < datetime.time(4, 0)
-    assert sunrise.last_at_or_before(slot) == slot
-    with pytest.raises(ValueError, match="unknown solar event"):
-        schedules.solar("moonrise", 0, 0)
-
-
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="time-zone aware"):
         schedules.crontab().next_after(datetime.datetime(2026, 1, 1))
