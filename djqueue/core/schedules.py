@@ -174,6 +174,15 @@ class Crontab(CeleryChecks):
         return wall.replace(tzinfo=self.zone, fold=local.fold).astimezone(UTC)
 
     def last_at_or_before(self, moment: datetime.datetime) -> datetime.datetime | None:
+        local = _aware(moment).astimezone(self.zone)
+        wall = self.spec.last_at_or_before(local.replace(tzinfo=None))
+        if wall is not None:
+            direct = wall.replace(tzinfo=self.zone).astimezone(UTC)
+            # No clock change from some hours before that time until ``moment`` (no zone
+            # changes twice within hours): the slots there are the matching times.
+            recent = direct >= moment - LOOKBACK
+            if recent and _offset(direct - LOOKBACK, self.zone) == local.utcoffset():
+                return direct
         # Near a clock change the slots are not simply the matching wall-clock times
         # (see the class): walk forward from a slot some hours back, as the scheduler does.
         found = self._slot_before(_aware(moment) - LOOKBACK)

@@ -1,6 +1,7 @@
 """Crontab fields and matching as Celery defines them, with a controlled clock."""
 
 import datetime
+import random
 import zoneinfo
 
 import pytest
@@ -275,3 +276,38 @@ def test_a_zone_with_half_hour_changes() -> None:
         "2026-10-04T02:40:00+11:00",
         "2026-10-05T02:00:00+11:00",
     ]
+
+
+ZONES = ("UTC", "Europe/Paris", "America/Santiago", "Australia/Lord_Howe", "America/Havana")
+CHANGES = [
+    datetime.date(2026, month, day)
+    for month, day in ((3, 29), (10, 25), (4, 5), (9, 6), (10, 4), (3, 8), (11, 1))
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_latest_slot_is_one_the_walk_reaches_and_the_last_before(seed: int) -> None:
+    r = random.Random(seed)
+    for _ in range(50):
+        crontab = schedules.crontab(
+            minute=r.choice(("*", "*/7", "0,30", "15", "*/20")),
+            hour=r.choice(("*", "2", "1-3", "22-2", "*/5")),
+            day_of_week=r.choice(("*", "sat-sun", "mon")),
+            timezone=r.choice(ZONES),
+        )
+        # Mostly on the days the zones change their clocks.
+        day = r.choice(CHANGES) if r.random() < 0.7 else datetime.date(2026, 1, 1)
+        midnight = datetime.datetime.combine(day, datetime.time(tzinfo=UTC))
+        moment = midnight + datetime.timedelta(
+            minutes=r.randrange(-12 * 60, 36 * 60), seconds=r.randint(0, 59)
+        )
+        found = crontab.last_at_or_before(moment)
+        assert found is not None and found <= moment
+        following = crontab.next_after(found)
+        assert following is not None and following > moment
+        # Walking from two days before reaches it.
+        slot = crontab.last_at_or_before(moment - datetime.timedelta(days=2))
+        assert slot is not None
+        while slot < found:
+            slot = crontab.next_after(slot)  # type: ignore[assignment]
+        assert slot == found, f"{crontab} at {moment}"
