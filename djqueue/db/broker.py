@@ -49,7 +49,7 @@ def _cursor() -> Iterator[CursorWrapper]:
     A statement that finds djqueue's tables missing or out of date raises
     ``MigrationsMissing``, which says to run ``migrate``.
     """
-    with schema.translated(), _django_cursor() as cursor:
+    with schema.translated(ours=True), _django_cursor() as cursor:
         yield cursor
 
 

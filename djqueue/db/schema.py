@@ -74,11 +74,15 @@ def _migration_count() -> int:
     return sum(1 for key in executor.loader.disk_migrations if key[0] == APP)
 
 
-def translate(exc: BaseException, alias: str | None = None) -> MigrationsMissing | None:
+def translate(
+    exc: BaseException, alias: str | None = None, ours: bool = False
+) -> MigrationsMissing | None:
     """The :class:`MigrationsMissing` that ``exc`` amounts to, or None.
 
     ``exc`` is a database error from Django or psycopg, for a statement that named a
-    djqueue table, column or function the database lacks.
+    djqueue table, column or function the database lacks. With ``ours`` the statement
+    was one of djqueue's own, so a missing table or column is djqueue's even when the
+    error names it by an alias (``column j.claimed_at does not exist``).
     """
     if isinstance(exc, MigrationsMissing):
         return exc
@@ -88,7 +92,10 @@ def translate(exc: BaseException, alias: str | None = None) -> MigrationsMissing
     if not isinstance(cause, _UNDEFINED):
         return None
     said = cause.diag.message_primary or str(cause).splitlines()[0]
-    if "djqueue_" not in said:
+    # A function that is missing may be PostgreSQL's own (an older server): only
+    # djqueue's functions come from its migrations.
+    named = "djqueue_" in said
+    if not named and (not ours or isinstance(cause, psycopg.errors.UndefinedFunction)):
         return None
     where = _where(alias or _alias())
     if isinstance(cause, psycopg.errors.UndefinedTable):
@@ -100,12 +107,13 @@ def translate(exc: BaseException, alias: str | None = None) -> MigrationsMissing
 
 
 @contextmanager
-def translated(alias: str | None = None) -> Iterator[None]:
-    """Raise :class:`MigrationsMissing` for database errors that mean missing migrations."""
+def translated(alias: str | None = None, ours: bool = False) -> Iterator[None]:
+    """Raise :class:`MigrationsMissing` for database errors that mean missing migrations
+    (see :func:`translate` for ``ours``)."""
     try:
         yield
     except DatabaseError as exc:
-        missing = translate(exc, alias)
+        missing = translate(exc, alias, ours)
         if missing is None:
             raise
         raise missing from None

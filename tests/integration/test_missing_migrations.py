@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from djqueue.client.result import AsyncResult
 from djqueue.core.exceptions import MigrationsMissing
-from djqueue.db import schema
+from djqueue.db import broker, schema
 from tests.factories import JobFactory
 from tests.testapp import tasks
 
@@ -88,6 +88,16 @@ def test_a_column_of_a_newer_migration_missing_says_to_migrate() -> None:
     assert 'column "task_name" of relation "djqueue_job" does not exist' in message
     assert message.endswith(MIGRATE)
     assert "\n" not in message
+
+
+def test_a_missing_column_named_without_its_table_is_still_djqueues() -> None:
+    # The claim names its columns bare or by an alias: PostgreSQL's error does not
+    # name the table, but the statement is djqueue's own.
+    _hide("ALTER TABLE djqueue_job RENAME COLUMN eta TO eta_hidden")
+    claim = lambda: broker.claim(["default"], 5, "w1", 30.0, limited=False)  # noqa: E731
+    message = str(_raised(claim))
+    assert 'older than this version of djqueue (column "eta" does not exist)' in message
+    assert message.endswith(MIGRATE)
 
 
 def test_other_programming_errors_pass_through_unchanged() -> None:
