@@ -290,13 +290,30 @@ class IntervalSchedule(models.Model):
 
 
 class CrontabSchedule(models.Model):
-    """A cron expression read in a time zone (fields as in Celery's ``crontab``)."""
+    """A crontab read in a time zone (fields, syntax and rules of Celery's ``crontab``)."""
 
-    minute = models.CharField(max_length=240, default="*")
-    hour = models.CharField(max_length=96, default="*")
-    day_of_week = models.CharField(max_length=64, default="*")
-    day_of_month = models.CharField(max_length=124, default="*")
-    month_of_year = models.CharField(max_length=64, default="*")
+    minute = models.CharField(
+        max_length=240, default="*", help_text="0-59: '*', '0', '0,30', '10-20', '*/15'."
+    )
+    hour = models.CharField(
+        max_length=96,
+        default="*",
+        help_text="0-23: '*', '8', '9-17', '22-2' (through midnight), '*/3'.",
+    )
+    day_of_week = models.CharField(
+        max_length=64,
+        default="*",
+        help_text="0-6, Sunday is 0, or names: 'mon-fri', 'sat,sun'. "
+        "A day must match this and the day of the month.",
+    )
+    day_of_month = models.CharField(
+        max_length=124,
+        default="*",
+        help_text="1-31: '1', '1-7,15-21', '*/2'. A day must match this and the day of the week.",
+    )
+    month_of_year = models.CharField(
+        max_length=64, default="*", help_text="1-12 or names: 'jan', 'nov-feb', '*/3'."
+    )
     timezone = models.CharField(
         max_length=63, default="UTC", help_text="An IANA time zone, such as Europe/Paris."
     )
