@@ -17,36 +17,53 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self, Union
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Union, cast, overload
 
+from djqueue.client.typevars import R, T
 from djqueue.core import conf, ids, registry
 from djqueue.core.records import NewJob
 from djqueue.db import broker
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
     from djqueue.client.definition import Task
+    from djqueue.client.result import AsyncResult, GroupResult
+
+    # What sending a chain or a chord gives: the result of its last step (``H``), or of
+    # the step put after it (``N``). Unknown, it is either kind.
+    H = DefaultedTypeVar(
+        "H", bound="AsyncResult[Any] | GroupResult", default="AsyncResult[Any] | GroupResult"
+    )
+    N = DefaultedTypeVar(
+        "N", bound="AsyncResult[Any] | GroupResult", default="AsyncResult[Any] | GroupResult"
+    )
+else:
+    H = TypeVar("H")
+    N = TypeVar("N")
 
 _OPTIONS = ("queue", "priority", "countdown", "eta", "expires", "task_id")
 # Options a chain, group or chord passes down to its tasks (which may override them).
 _DEFAULTS = ("queue", "priority")
 
 
-class Signature:
+class Signature(Generic[R]):
     """A task with (some of) its arguments and options: ``task.s(...)``, ``task.si(...)``.
 
     Partial: applied in a workflow, the result of the job before it comes first in its
-    arguments, unless it is immutable (``si``).
+    arguments, unless it is immutable (``si``). ``Signature[int]`` is a signature of a
+    task that returns an ``int``; of a task given by name, ``Signature[Any]``.
     """
 
     def __init__(
         self,
-        task: Task[Any, Any] | str,
+        task: Task[Any, R] | str,
         args: Iterable[Any] = (),
         kwargs: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         immutable: bool = False,
     ) -> None:
-        self.task: Task[Any, Any] = registry.get(task) if isinstance(task, str) else task
+        self.task: Task[Any, R] = registry.get(task) if isinstance(task, str) else task
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
         self.options: dict[str, Any] = {}
@@ -57,7 +74,7 @@ class Signature:
         shown = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self.task.name}{'!' if self.immutable else ''}({', '.join(shown)})"
 
-    def set(self, **options: Any) -> Signature:
+    def set(self, **options: Any) -> Self:
         """Set sending options (``queue``, ``priority``, ``countdown``, ``eta``,
         ``expires``, ``task_id``) in place; return the signature."""
         unknown = set(options) - set(_OPTIONS) - {"link", "link_error"}
@@ -69,7 +86,7 @@ class Signature:
         self.options.update(options)
         return self
 
-    def clone(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> Signature:
+    def clone(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> Self:
         """A copy with ``args`` put first and ``kwargs`` merged (ignored when immutable)."""
         made = copy.copy(self)
         made.options = {
@@ -81,17 +98,26 @@ class Signature:
             made.kwargs = {**self.kwargs, **(kwargs or {})}
         return made
 
-    def link(self, callback: Signature) -> Signature:
+    def link(self, callback: Signature[T]) -> Signature[T]:
         """Run ``callback`` with this job's result when it succeeds; return ``callback``."""
         self.options.setdefault("link", []).append(_signature(callback))
         return callback
 
-    def link_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature[T]) -> Signature[T]:
         """Run ``errback`` with the failed job's id when it fails; return ``errback``."""
         self.options.setdefault("link_error", []).append(_signature(errback))
         return errback
 
-    def __or__(self, other: Any) -> Canvas:
+    @overload
+    def __or__(self, other: Signature[T]) -> chain[AsyncResult[T]]: ...
+
+    @overload
+    def __or__(self, other: group) -> chain[GroupResult]: ...
+
+    @overload
+    def __or__(self, other: chain[N] | chord[N]) -> chain[N]: ...
+
+    def __or__(self, other: Any) -> chain[Any]:
         return chain(self, other)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,19 +125,23 @@ class Signature:
         made = self.clone(args, kwargs)
         return made.task.run(*made.args, **made.kwargs)
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[R]:
         """Send it with these extra arguments."""
         return self.apply_async(args, kwargs)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> AsyncResult[R]:
         """Send it (extra ``args`` first, ``options`` over its own); return its result."""
-        return apply(self.clone(args, kwargs).set(**options))
+        # apply() gives the result of the node's last step: here, this task's.
+        return cast("AsyncResult[R]", apply(self.clone(args, kwargs).set(**options)))
 
 
-class _Composite:
-    """What chain, group and chord share: options, callbacks, and ``delay()``."""
+class _Composite(Generic[H]):
+    """What chain, group and chord share: options, callbacks, and ``delay()``.
+
+    ``H`` is what sending it gives: an ``AsyncResult`` or a ``GroupResult``.
+    """
 
     options: dict[str, Any]
 
@@ -120,28 +150,53 @@ class _Composite:
         _set(self, options)
         return self
 
-    def link(self, callback: Signature) -> Signature:
+    def link(self, callback: Signature[T]) -> Signature[T]:
         return _link(self, "link", callback)
 
-    def link_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature[T]) -> Signature[T]:
         return _link(self, "link_error", errback)
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
+    def delay(self, *args: Any, **kwargs: Any) -> H:
         return self.apply_async(args, kwargs)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> H:
         raise NotImplementedError
 
 
-class chain(_Composite):  # Celery's lower-case name
+class chain(_Composite[H]):  # Celery's lower-case name
     """Run tasks one after the other, each given the result of the one before.
 
     Returns, when sent, the last task's result, whose ``.parent`` is the one before.
+    ``chain[AsyncResult[int]]`` ends with a task that returns an ``int``; a chain that
+    ends with a group is a ``chain[GroupResult]``.
     """
 
-    def __init__(self, *tasks: Any) -> None:
+    # Typed by the last step, which gives the chain's result.
+    @overload
+    def __init__(
+        self: chain[AsyncResult[T]], *tasks: *tuple[*tuple[Canvas, ...], Signature[T]]
+    ) -> None: ...
+
+    @overload
+    def __init__(self: chain[GroupResult], *tasks: *tuple[*tuple[Canvas, ...], group]) -> None: ...
+
+    @overload
+    def __init__(self, *tasks: *tuple[*tuple[Canvas, ...], chain[H] | chord[H]]) -> None: ...
+
+    @overload
+    def __init__(self: chain[AsyncResult[T]], *tasks: Signature[T]) -> None: ...
+
+    @overload
+    def __init__(self: chain[AsyncResult[T]], tasks: Iterable[Signature[T]], /) -> None: ...
+
+    @overload
+    def __init__(self: chain[AsyncResult[Any] | GroupResult], *tasks: Any) -> None: ...
+
+    def __init__(self, *given: object) -> None:
+        # (``object``: mypy checks the overloads' unpacked ``*tasks`` against it only so.)
+        tasks: tuple[Any, ...] = given
         if len(tasks) == 1 and not isinstance(tasks[0], Signature | chain | group | chord):
             tasks = tuple(tasks[0])
         flat: list[Canvas] = []
@@ -156,22 +211,32 @@ class chain(_Composite):  # Celery's lower-case name
     def __repr__(self) -> str:
         return " | ".join(repr(task) for task in self.tasks)
 
-    def __or__(self, other: Any) -> Canvas:
+    @overload
+    def __or__(self, other: Signature[T]) -> chain[AsyncResult[T]]: ...
+
+    @overload
+    def __or__(self, other: group) -> chain[GroupResult]: ...
+
+    @overload
+    def __or__(self, other: chain[N] | chord[N]) -> chain[N]: ...
+
+    def __or__(self, other: Any) -> chain[Any]:
         return chain(*self.tasks, other) if not self.options else chain(self, other)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> H:
         """Send the chain (extra ``args`` go to the first task); return the last result."""
         made = chain(_partial(self.tasks[0], args, kwargs), *self.tasks[1:])
         made.options = {**self.options}
-        return apply(_set(made, options))
+        # apply() gives the result of the last step, which H describes.
+        return cast("H", apply(_set(made, options)))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> H:
         return self.apply_async(args, kwargs)
 
 
-class group(_Composite):  # Celery's lower-case name
+class group(_Composite["GroupResult"]):  # Celery's lower-case name
     """Run tasks in parallel; sent, returns a ``GroupResult`` (results in this order)."""
 
     def __init__(self, *tasks: Any) -> None:
@@ -190,28 +255,52 @@ class group(_Composite):  # Celery's lower-case name
     def __repr__(self) -> str:
         return f"group({', '.join(repr(task) for task in self.tasks)})"
 
-    def __or__(self, other: Any) -> Canvas:
+    @overload
+    def __or__(self, other: Signature[T]) -> chord[AsyncResult[T]]: ...
+
+    @overload
+    def __or__(self, other: group) -> chord[GroupResult]: ...
+
+    @overload
+    def __or__(self, other: chain[N] | chord[N]) -> chord[N]: ...
+
+    def __or__(self, other: Any) -> chord[Any]:
         # A group followed by a task is a chord: the task gets the list of results.
         return chord(self, other)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> GroupResult:
         """Send every member (extra ``args`` go to each); return a ``GroupResult``."""
         made = group([_partial(task, args, kwargs) for task in self.tasks])
         made.options = {**self.options}
-        return apply(_set(made, options))
+        # apply() gives a group's GroupResult.
+        return cast("GroupResult", apply(_set(made, options)))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)
 
 
-class chord(_Composite):  # Celery's lower-case name
+class chord(_Composite[H]):  # Celery's lower-case name
     """Run a group (the header), then the body once with the list of their results.
 
     The body runs exactly once, after every header task ended; if one failed, the body
-    does not run and its result raises ``ChordError`` naming that task.
+    does not run and its result raises ``ChordError`` naming that task. Sent, it gives
+    the body's result: ``chord[AsyncResult[int]]`` has a body that returns an ``int``.
     """
+
+    # Typed by the body, which gives the chord's result.
+    @overload
+    def __init__(self: chord[AsyncResult[T]], header: Any, body: Signature[T]) -> None: ...
+
+    @overload
+    def __init__(self: chord[GroupResult], header: Any, body: group) -> None: ...
+
+    @overload
+    def __init__(self, header: Any, body: chain[H] | chord[H]) -> None: ...
+
+    @overload
+    def __init__(self, header: Any, body: None = None) -> None: ...
 
     def __init__(self, header: Any, body: Any = None) -> None:
         self.header = header if isinstance(header, group) else group(header)
@@ -221,18 +310,40 @@ class chord(_Composite):  # Celery's lower-case name
     def __repr__(self) -> str:
         return f"chord({self.header!r}, {self.body!r})"
 
-    def __or__(self, other: Any) -> Canvas:
+    @overload
+    def __or__(self, other: Signature[T]) -> chain[AsyncResult[T]]: ...
+
+    @overload
+    def __or__(self, other: group) -> chain[GroupResult]: ...
+
+    @overload
+    def __or__(self, other: chain[N] | chord[N]) -> chain[N]: ...
+
+    def __or__(self, other: Any) -> chain[Any]:
         return chain(self, other)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> H:
         """Send it (extra ``args`` go to each header task); return the body's result."""
         if self.body is None:
             raise TypeError("a chord needs a body: chord(header, body) or chord(header)(body)")
         made = chord(group([_partial(t, args, kwargs) for t in self.header.tasks]), self.body)
         made.options = {**self.options}
-        return apply(_set(made, options))
+        # apply() gives the result of the body, which H describes.
+        return cast("H", apply(_set(made, options)))
+
+    @overload
+    def __call__(self, body: Signature[T], **options: Any) -> AsyncResult[T]: ...
+
+    @overload
+    def __call__(self, body: group, **options: Any) -> GroupResult: ...
+
+    @overload
+    def __call__(self, body: chain[N] | chord[N], **options: Any) -> N: ...
+
+    @overload
+    def __call__(self, body: None = None, **options: Any) -> H: ...
 
     def __call__(self, body: Any = None, **options: Any) -> Any:
         """``chord(header)(body)``: send with this body."""
@@ -241,15 +352,15 @@ class chord(_Composite):  # Celery's lower-case name
         return made.apply_async(**options)
 
 
-Canvas = Union[Signature, chain, group, chord]  # noqa: UP007 - a runtime alias
+Canvas = Union[Signature[Any], chain[Any], group, chord[Any]]  # noqa: UP007 - a runtime alias
 
 
 def signature(
-    task: Task[Any, Any] | str,
+    task: Task[Any, R] | str,
     args: Iterable[Any] = (),
     kwargs: dict[str, Any] | None = None,
     **options: Any,
-) -> Signature:
+) -> Signature[R]:
     """A signature of ``task`` (a task or a registered task name)."""
     immutable = bool(options.pop("immutable", False))
     return Signature(task, args, kwargs, options, immutable=immutable)

@@ -7,8 +7,19 @@ import datetime
 import functools
 import inspect
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +31,11 @@ from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Re
 from djqueue.core.records import NewJob
 from djqueue.db import broker
 
+if TYPE_CHECKING:
+    from djqueue.client.canvas import Signature
+    from djqueue.client.eager import EagerResult
+    from djqueue.client.result import AsyncResult
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -27,7 +43,11 @@ PRIORITY_RANGE = (-100, 100)
 
 
 class Task(Generic[P, R]):
-    """A function that can run in a worker. Made by ``@djqueue.task``."""
+    """A function that can run in a worker. Made by ``@djqueue.task``.
+
+    ``Task[P, R]`` takes the parameters ``P`` and returns ``R``: ``delay`` checks its
+    arguments against ``P`` and returns an ``AsyncResult[R]``.
+    """
 
     def __init__(
         self,
@@ -100,17 +120,17 @@ class Task(Generic[P, R]):
 
     # Signatures (docs/canvas.md) -------------------------------------------------
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature of this task with (some of) its arguments, for workflows."""
         return canvas.Signature(self, args, kwargs)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable signature: it ignores the result of the task before it."""
         return canvas.Signature(self, args, kwargs, immutable=True)
 
     def signature(
         self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> Signature[R]:
         """A signature with sending options: ``task.signature((2,), countdown=10)``."""
         return canvas.signature(self, args, kwargs, **options)
 
@@ -118,7 +138,7 @@ class Task(Generic[P, R]):
 
     # Sending --------------------------------------------------------------------
 
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Enqueue with these arguments; return an ``AsyncResult``."""
         return self.apply_async(args, kwargs)
 
@@ -133,9 +153,9 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | uuid.UUID | None = None,
-        link: Any = None,
-        link_error: Any = None,
-    ) -> Any:
+        link: Signature[Any] | Sequence[Signature[Any]] | None = None,
+        link_error: Signature[Any] | Sequence[Signature[Any]] | None = None,
+    ) -> AsyncResult[R]:
         """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
 
         For a task with ``unique_key``/``unique_for``, a duplicate of a waiting job
@@ -181,16 +201,16 @@ class Task(Generic[P, R]):
         self,
         args: Sequence[Any] | None,
         kwargs: dict[str, Any] | None,
-        link: Any,
-        link_error: Any,
+        link: Signature[Any] | Sequence[Signature[Any]] | None,
+        link_error: Signature[Any] | Sequence[Signature[Any]] | None,
         **options: Any,
-    ) -> Any:
+    ) -> AsyncResult[R]:
         """Send as a one-task workflow carrying its callbacks."""
         given = {name: value for name, value in options.items() if value is not None}
         sig = canvas.Signature(self, args or (), kwargs, given)
         return sig.apply_async(link=link, link_error=link_error)
 
-    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """:meth:`delay` for async code (runs in the thread of the request's sync work,
         so it joins the same transaction as other database work done there)."""
         return await self.aapply_async(args, kwargs)
@@ -200,13 +220,13 @@ class Task(Generic[P, R]):
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AsyncResult[R]:
         """:meth:`apply_async` for async code."""
         from asgiref.sync import sync_to_async
 
         return await sync_to_async(self.apply_async, thread_sensitive=True)(args, kwargs, **options)
 
-    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Like :meth:`delay`, but enqueue only once the current transaction commits."""
         return self.apply_async_on_commit(args, kwargs)
 
@@ -215,7 +235,7 @@ class Task(Generic[P, R]):
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AsyncResult[R]:
         """Like :meth:`apply_async`, run at commit; the returned result's id is final."""
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
@@ -230,13 +250,13 @@ class Task(Generic[P, R]):
         )
         return result.AsyncResult(ids.parse(task_id))
 
-    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[Any]:
+    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
         """Enqueue one job per argument tuple in ``calls``, in one round trip per chunk."""
         return self.apply_many(((args, {}) for args in calls), **options)
 
     def apply_many(
         self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Any
-    ) -> list[Any]:
+    ) -> list[AsyncResult[R]]:
         """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
@@ -256,15 +276,17 @@ class Task(Generic[P, R]):
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         task_id: str | uuid.UUID | None = None,
-    ) -> Any:
+    ) -> EagerResult[R]:
         """Run here, now, as a worker would; return an ``EagerResult`` (errors kept)."""
         job = self.prepare(args, kwargs, task_id=task_id)
         return eager.run(self, job)
 
-    def _run_eagerly(self, job: NewJob) -> Any:
+    def _run_eagerly(self, job: NewJob) -> AsyncResult[R]:
         outcome = eager.run(self, job)
         outcome.maybe_throw()
-        return outcome
+        # With EAGER, sending returns the EagerResult, which reads as an AsyncResult does
+        # (docs/tasks.md, "Type checking"); the senders are typed for the usual case.
+        return cast("AsyncResult[R]", outcome)
 
     # Progress ---------------------------------------------------------------------
 
@@ -528,19 +550,75 @@ def _aware(moment: datetime.datetime) -> datetime.datetime:
     return moment
 
 
+class AsyncTask(Task[P, R]):
+    """A task made from an ``async def`` function, by ``@djqueue.task``.
+
+    It is sent and run as any task; calling it directly gives a coroutine. ``R`` is
+    the coroutine's value, which is what the job's result holds.
+    """
+
+    if TYPE_CHECKING:
+        # Only the types differ from Task's: the same code returns the coroutine that
+        # the function made. A Task[P, R] called directly gives R, so this is a
+        # knowingly narrower promise for async tasks (docs/tasks.md, "Type checking").
+        def __call__(  # type: ignore[override]
+            self, *args: P.args, **kwargs: P.kwargs
+        ) -> Coroutine[Any, Any, R]: ...
+
+        def run(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, R]: ...  # type: ignore[override]
+
+
+class TaskDecorator(Protocol):
+    """What ``@djqueue.task(...)`` with options gives: it makes the task."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+class BoundTaskDecorator(Protocol):
+    """What ``@djqueue.task(bind=True, ...)`` gives: the function's first parameter is
+    the task itself, so callers pass the parameters after it."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(fn: None = None, /, *, bind: Literal[True], **options: Any) -> BoundTaskDecorator: ...
 
 
-def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+@overload
+def task(fn: None = None, /, *, bind: Literal[False] = False, **options: Any) -> TaskDecorator: ...
+
+
+@overload
+def task(
+    fn: None = None, /, *, bind: bool, **options: Any
+) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Make ``fn`` a task: ``@task`` or ``@task(name=..., queue=..., ...)``."""
 
-    def decorate(function: Callable[P, R]) -> Task[P, R]:
-        made: Task[P, R] = Task(function, **options)
+    def decorate(function: Callable[..., Any]) -> Task[..., Any]:
+        kind = AsyncTask if inspect.iscoroutinefunction(function) else Task
+        made: Task[..., Any] = kind(function, **options)
         registry.register(made)
         return made
 

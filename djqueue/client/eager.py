@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from django.utils import timezone
 
+from djqueue.client.typevars import R, R_co
 from djqueue.core import codec, exceptions, executor, states
 from djqueue.core.records import ClaimedJob, NewJob, Outcome
 
@@ -14,8 +15,11 @@ if TYPE_CHECKING:
     from djqueue.client.definition import Task
 
 
-class EagerResult(states.StateQueries):
-    """The outcome of a job run in this process; shaped like ``AsyncResult``."""
+class EagerResult(states.StateQueries, Generic[R_co]):
+    """The outcome of a job run in this process; shaped like ``AsyncResult``.
+
+    ``EagerResult[int]`` is the outcome of a task that returns an ``int``.
+    """
 
     def __init__(self, outcome: Outcome) -> None:
         self.id: uuid.UUID = outcome.job_id
@@ -44,11 +48,12 @@ class EagerResult(states.StateQueries):
 
     info = result
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R_co:
         """Return the result; re-raise the task's error when ``propagate``."""
         if self.state != states.SUCCESS and propagate:
             raise self.result
-        return self.result
+        # What the task returned (or, not propagated, its error).
+        return cast("R_co", self.result)
 
     def maybe_throw(self) -> None:
         """Re-raise the task's error if it did not succeed."""
@@ -61,7 +66,7 @@ class EagerResult(states.StateQueries):
         return exceptions.rebuild(self._outcome.error_type, self._outcome.error_message)
 
 
-def run(task: Task[Any, Any], job: NewJob) -> EagerResult:
+def run(task: Task[Any, R], job: NewJob) -> EagerResult[R]:
     """Run ``job`` now in this process; retries run at once, ignoring their delay."""
     retries = 0
     while True:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Generic, cast
 
 from djqueue.client import unfinished
+from djqueue.client.typevars import R_co
 from djqueue.core import conf, exceptions, ids, states
 from djqueue.db import broker, schema, waiters
 from djqueue.db.models import Group, Job
@@ -14,8 +16,12 @@ from djqueue.db.models import Group, Job
 _FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback", "progress")
 
 
-class AsyncResult(states.StateQueries):
-    """A handle on a job by id; every read looks at the job's row."""
+class AsyncResult(states.StateQueries, Generic[R_co]):
+    """A handle on a job by id; every read looks at the job's row.
+
+    ``AsyncResult[int]`` is the result of a task that returns an ``int``: ``get()``
+    returns one. Made from an id alone, it is ``AsyncResult[Any]``.
+    """
 
     def __init__(self, id: str | uuid.UUID, parent: Any = None) -> None:
         self.id: uuid.UUID = ids.parse(id)
@@ -90,7 +96,7 @@ class AsyncResult(states.StateQueries):
 
     def get(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
-    ) -> Any:
+    ) -> R_co:
         """Wait until the job is finished and return its result.
 
         Waiting is woken by the notification a worker sends on finishing (through the
@@ -105,11 +111,12 @@ class AsyncResult(states.StateQueries):
         value = _value(row)
         if propagate and row["state"] != states.SUCCESS:
             raise value
-        return value
+        # The row holds what the task returned (or, not propagated, its error).
+        return cast("R_co", value)
 
     async def aget(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
-    ) -> Any:
+    ) -> R_co:
         """:meth:`get` for async code: waits in a worker thread, not on the event loop."""
         from asgiref.sync import sync_to_async
 
@@ -118,7 +125,7 @@ class AsyncResult(states.StateQueries):
         wait = sync_to_async(self._get_and_close, thread_sensitive=False)
         return await wait(timeout, propagate, interval)
 
-    def _get_and_close(self, timeout: float | None, propagate: bool, interval: float) -> Any:
+    def _get_and_close(self, timeout: float | None, propagate: bool, interval: float) -> R_co:
         from django.db import connections
 
         try:
@@ -197,7 +204,7 @@ class GroupResult:
     def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.results)
 
     def __getitem__(self, index: int) -> Any:

@@ -16,7 +16,7 @@ def send_task(
     args: Sequence[Any] | None = None,
     kwargs: dict[str, Any] | None = None,
     **options: Any,
-) -> Any:
+) -> AsyncResult[Any]:
     """Enqueue the registered task ``name``; unknown names raise ``NotRegistered``."""
     return registry.get(name).apply_async(args, kwargs, **options)
 
