@@ -217,6 +217,7 @@ def test_crontab_is_due_answers_are_celerys(seed: int) -> None:
         except REFUSED:
             continue
         mine = ours.crontab(**fields, timezone=zone_name)
+        zone = zoneinfo.ZoneInfo(zone_name)
         last = moment(r)
         upcoming = mine.next_after(last)
         assert upcoming is not None
@@ -227,10 +228,14 @@ def test_crontab_is_due_answers_are_celerys(seed: int) -> None:
             upcoming + datetime.timedelta(seconds=r.randint(1, 7200)),
         ):
             reference.nowfun = lambda now=now: now
-            expected = reference.is_due(last)
-            assert tuple(mine.is_due(last, now=now)) == pytest.approx(tuple(expected)), (
-                f"seed {seed}: crontab({fields}) in {zone_name}, last {last}, now {now}"
-            )
+            expected, found = reference.is_due(last), mine.is_due(last, now=now)
+            if tuple(found) != pytest.approx(tuple(expected)):
+                context = f"seed {seed}: crontab({fields}) in {zone_name}, last {last}, now {now}"
+                # The documented difference: from a moment in a repeated hour's second
+                # pass, Celery's next run is on the first pass, already past (due, 0).
+                passes = (last.astimezone(zone).fold, now.astimezone(zone).fold)
+                assert 1 in passes, f"{context}: Celery {expected}, djqueue {found}"
+                assert expected.is_due or expected.next == 0, context
 
 
 # Field text -----------------------------------------------------------------------------
