@@ -162,6 +162,9 @@ class Task(Generic[P, R]):
         returns that job's result instead of enqueueing a second one. ``link`` and
         ``link_error`` take signatures to run with the result on success, or with the
         job's id on failure (see docs/canvas.md).
+
+        Type checkers cannot match ``args`` and ``kwargs`` against the task's parameters
+        (``delay``'s are checked): a wrong argument shows when the job runs, as its error.
         """
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.

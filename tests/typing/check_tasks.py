@@ -49,6 +49,16 @@ def nothing() -> None:
     return None
 
 
+@djqueue.task()
+def with_parentheses(text: str) -> list[str]:
+    return text.split()
+
+
+@djqueue.task(bind=False, queue="slow")
+def not_bound(text: str) -> int:
+    return len(text)
+
+
 def check_task_objects() -> None:
     plain: Task[[int, int], int] = add
     bound: Task[[str], int] = attempt_of
@@ -65,6 +75,8 @@ def check_sending() -> None:
     assert_type(greet.delay("Ada", punctuation="?").get(), str)
     assert_type(total.delay([1.0, 2.5]).get(), float)
     assert_type(nothing.delay().get(), None)
+    assert_type(with_parentheses.delay("a b").get(), list[str])
+    assert_type(not_bound.delay("abc").get(), int)
     assert_type(add.apply_async((1, 2)), AsyncResult[int])
     assert_type(add.apply_async(args=(1, 2), countdown=10).get(), int)
     assert_type(add.apply_async(kwargs={"x": 1, "y": 2}, queue="fast"), AsyncResult[int])
