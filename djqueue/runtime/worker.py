@@ -31,21 +31,22 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import psycopg
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from djqueue.core import conf, executor, registry, signals, states, text
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.db import broker, listener, sessions
+from djqueue.db import listener, sessions
 from djqueue.db.listener import JOBS_CHANNEL, PAUSE_CHANNEL, REVOKE_CHANNEL, Listener
 from djqueue.runtime import pools
+from djqueue.runtime.clock import Clock, SystemClock
 from djqueue.runtime.interrupt import Window
 from djqueue.runtime.pools import isolation
 from djqueue.runtime.pools.autoscale import Autoscaler
 from djqueue.runtime.pools.base import Inline, Scalable
 from djqueue.runtime.pools.child import Limits
+from djqueue.runtime.store import DatabaseStore, Store
 from djqueue.runtime.supervisor import Supervisor
 
 logger = logging.getLogger("djqueue.worker")
@@ -59,14 +60,6 @@ _MARK_AFTER = 0.05
 # Seconds the control thread waits for a claim in flight before it renews leases
 # without handing back orphans (which must not overlap a claim of its own).
 _CLAIM_WAIT = 1.0
-
-
-def _clock() -> float:
-    """Seconds on a clock that keeps counting while the machine or process is stopped."""
-    return time.clock_gettime(_BOOTTIME)
-
-
-_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 @dataclass
@@ -93,7 +86,7 @@ class Options:
 @dataclass(slots=True)
 class Held:
     """A job this worker claimed, whether a pool has started it, and whether that start
-    is recorded in its row (``_clock()`` time of the start)."""
+    is recorded in its row (``Worker.clock`` time of the start)."""
 
     job: ClaimedJob
     started: bool = False
@@ -123,10 +116,18 @@ class JobRunner:
 
 
 class Worker:
-    """One worker process. ``run()`` returns when it has shut down."""
+    """One worker process. ``run()`` returns when it has shut down.
 
-    def __init__(self, options: Options) -> None:
+    It reaches the queue through ``store`` and reads the time through ``clock`` (by
+    default, the database and the system clock; unit tests pass fakes of both).
+    """
+
+    def __init__(
+        self, options: Options, store: Store | None = None, clock: Clock | None = None
+    ) -> None:
         self.options = options
+        self.store: Store = DatabaseStore() if store is None else store
+        self.clock: Clock = SystemClock() if clock is None else clock
         self.queues = list(options.queues)
         # The queues not paused: the ones claims take from (replaced, never mutated).
         self.active_queues = list(self.queues)
@@ -172,11 +173,10 @@ class Worker:
         # orphans, and a cold shutdown takes it for good so that no claim lands after
         # the hand-back (the claimed jobs would stay held).
         self._claim_lock = threading.Lock()
-        # When the leases of every held job were last renewed (_clock()), and the
-        # connection and lock used to confirm them from a pool's thread.
-        self._renewed_at = _clock()
+        # When the leases of every held job were last renewed (self.clock), and the
+        # lock that lets one pool thread at a time confirm them.
+        self._renewed_at = self.clock.now()
         self._confirm_lock = threading.Lock()
-        self._confirm_conn: psycopg.Connection[Any] | None = None
         # Outcomes taken, to be written in batches (guarded by _buffer_lock).
         self.buffer: list[Outcome] = []
         self._buffered_at = 0.0
@@ -197,12 +197,9 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped by a signal; return the process exit code."""
         self._install_signal_handlers()
-        if not self._register():
+        if not self._start():
             logger.info("Worker %s stopped before it could register.", self.name)
             return 0
-        self._renewed_at = _clock()
-        self._refresh_paused()
-        self.pool.start()
         if self._inline is None:
             # This thread's connection serves the loop only (solo runs tasks on it).
             sessions.own_thread()
@@ -222,13 +219,22 @@ class Worker:
             while not self.stopping.is_set():
                 self._guarded(self._tick)
             self._drain()
-            self._until_db(broker.worker_stopped, self.name, self.jobs_done)
+            self._until_db(self.store.worker_stopped, self.name, self.jobs_done)
         finally:
             self.stopped.set()
-            self._close_confirm_connection()
+            self.store.close()
         logger.info("Worker %s stopped after %d job(s).", self.name, self.jobs_done)
         signals.emit(signals.worker_shutdown, self)
         return 0
+
+    def _start(self) -> bool:
+        """Register, read the paused queues, start the pool; False if stopped first."""
+        if not self._register():
+            return False
+        self._renewed_at = self.clock.now()
+        self._refresh_paused()
+        self.pool.start()
+        return True
 
     def stop(self, hard: bool = False) -> None:
         """Stop claiming; running jobs finish within the grace period (``hard``: now).
@@ -260,8 +266,8 @@ class Worker:
             self._loop_failures += 1
             delay = min(5.0, 0.1 * 2**self._loop_failures)
             logger.exception("Worker loop error (%s); carrying on in %.1fs.", _describe(exc), delay)
-            _reset_connection()
-            self.stopping.wait(delay)
+            self.store.reset()
+            self.clock.wait(self.stopping, delay)
         else:
             self._loop_failures = 0
 
@@ -278,7 +284,7 @@ class Worker:
         """Record this worker, waiting out a database outage; False if stopped first."""
         while not self.stopping.is_set():
             registered = self._try_db(
-                broker.register_worker,
+                self.store.register_worker,
                 self.name,
                 socket.gethostname(),
                 os.getpid(),
@@ -371,7 +377,7 @@ class Worker:
         frozen or cut off, possibly claimed again since), when its lease cannot be
         confirmed, or when ``revoke(terminate=True)`` reached it first.
         """
-        if _clock() - self._renewed_at > self.trust_leases_for and not self._confirm():
+        if self.clock.now() - self._renewed_at > self.trust_leases_for and not self._confirm():
             self._drop(job, "its lease could not be confirmed (the database is unreachable)")
             return False
         with self._lock:
@@ -380,7 +386,7 @@ class Worker:
                 mine = False
             else:
                 mine = True
-                held.started, held.started_at = True, _clock()
+                held.started, held.started_at = True, self.clock.now()
             revoked = mine and job.id in self.revoked
             self.revoked.discard(job.id)
         if not mine:
@@ -412,7 +418,7 @@ class Worker:
             event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
         except queue.Empty:
             # Nothing arrived: poll, in case a notification was missed or a job got due.
-            if timeout > 0 or self.retry_due <= time.monotonic():
+            if timeout > 0 or self.retry_due <= self.clock.now():
                 self.maybe_more = True
                 self.retry_due = float("inf")
             return
@@ -430,11 +436,11 @@ class Worker:
         if event.retry_in is not None:
             # The database dates the retry when the outcome is written, a little later:
             # wake a little after that, not before.
-            due = time.monotonic() + event.retry_in + 0.05
+            due = self.clock.now() + event.retry_in + 0.05
             self.retry_due = min(self.retry_due, due)
         with self._buffer_lock:
             if not self.buffer:
-                self._buffered_at = time.monotonic()
+                self._buffered_at = self.clock.now()
             self.buffer.append(event)
         with self._lock:
             self.held.pop(event.job_id, None)
@@ -448,8 +454,8 @@ class Worker:
         if self.buffer:
             if not self.held:
                 return 0.0
-            return max(0.0005, self._buffered_at + self.flush_after - time.monotonic())
-        return max(0.0, min(self.poll_interval, self.retry_due - time.monotonic()))
+            return max(0.0005, self._buffered_at + self.flush_after - self.clock.now())
+        return max(0.0, min(self.poll_interval, self.retry_due - self.clock.now()))
 
     def _flush(self, force: bool) -> None:
         """Write the buffered outcomes if they are due (any thread; solo's control
@@ -461,7 +467,7 @@ class Worker:
                 force
                 or not self.held
                 or len(self.buffer) >= self.finish_batch
-                or time.monotonic() - self._buffered_at >= self.flush_after
+                or self.clock.now() - self._buffered_at >= self.flush_after
             )
             if not due:
                 return
@@ -470,7 +476,7 @@ class Worker:
 
     def _write(self, batch: list[Outcome]) -> None:
         try:
-            broker.finish(batch)
+            self.store.finish(batch)
         except _DB_DOWN as exc:
             # Keep them: written once the database is back (fencing makes it safe).
             self._rebuffer(batch)
@@ -483,7 +489,7 @@ class Worker:
                 len(batch),
                 _describe(exc),
             )
-            _reset_connection()
+            self.store.reset()
             batch = self._finish_one_by_one(batch)
         self._database_up()
         self._written(batch)
@@ -496,13 +502,13 @@ class Worker:
         """
         for index, outcome in enumerate(batch):
             try:
-                broker.finish([outcome])
+                self.store.finish([outcome])
             except _DB_DOWN as exc:
                 self._rebuffer(batch[index:])
                 self._database_down(exc)
                 return batch[:index]
             except DatabaseError as exc:
-                _reset_connection()
+                self.store.reset()
                 self._finish_refused(outcome, exc)
         return batch
 
@@ -529,11 +535,11 @@ class Worker:
             runtime=outcome.runtime,
         )
         try:
-            broker.finish([refused])
+            self.store.finish([refused])
         except DatabaseError as again:
             # Not even that: the row stays held by nobody and goes back to the queue at
             # the next heartbeat (it is no longer in ``writing``).
-            _reset_connection()
+            self.store.reset()
             logger.error(
                 "Could not record the failure of job %s either (%s); it goes back to the queue.",
                 outcome.job_id,
@@ -559,7 +565,7 @@ class Worker:
         while self.buffer:
             self._guarded(lambda: self._flush(force=True))
             if self.buffer:
-                time.sleep(0.5)
+                self.clock.wait(self.hard_stop, 0.5)
 
     def _drain_step(self) -> None:
         self._gather(0.05)
@@ -571,7 +577,7 @@ class Worker:
         with self._lock:
             for job in jobs:
                 self.held.pop(job.id, None)
-        self._until_db(broker.release, self.name, [(j.id, j.attempt, False) for j in jobs])
+        self._until_db(self.store.release, self.name, [(j.id, j.attempt, False) for j in jobs])
 
     # Other threads --------------------------------------------------------------
 
@@ -609,11 +615,11 @@ class Worker:
         if held is None:
             return
         try:
-            asked = broker.revoke_asked(job_id, held.job.attempt, self.name)
+            asked = self.store.revoke_asked(job_id, held.job.attempt, self.name)
         except DatabaseError as exc:
             # The heartbeat reads the same mark from the row, and acts on it then.
             logger.warning("Could not check a revoke request (%s).", _describe(exc))
-            _reset_connection()
+            self.store.reset()
             return
         if asked:
             self._revoke_requested(job_id)
@@ -626,10 +632,10 @@ class Worker:
     def _refresh_paused(self) -> bool:
         """Read which queues are paused; return whether this worker's set changed."""
         try:
-            paused = broker.paused_queues()
+            paused = self.store.paused_queues()
         except DatabaseError as exc:
             logger.warning("Could not read paused queues (%s).", _describe(exc))
-            _reset_connection()
+            self.store.reset()
             return False
         active = [queue for queue in self.queues if queue not in paused]
         if active == self.active_queues:
@@ -713,7 +719,7 @@ class Worker:
                 for job in waiting:
                     self.held.pop(job.id, None)
             try:
-                broker.release(self.name, [(j.id, j.attempt, False) for j in waiting])
+                self.store.release(self.name, [(j.id, j.attempt, False) for j in waiting])
             except DatabaseError as exc:
                 logger.warning(
                     "Could not hand %d waiting job(s) back now (%s); their leases will "
@@ -721,7 +727,7 @@ class Worker:
                     len(waiting),
                     _describe(exc),
                 )
-                _reset_connection()
+                self.store.reset()
 
     def _owned(self) -> list[tuple[uuid.UUID, int]]:
         """``(id, attempt)`` of every job this worker holds: claimed, outcome not written."""
@@ -733,12 +739,12 @@ class Worker:
     def _beat(self) -> None:
         try:
             self._renew(orphans=True)
-            broker.worker_heartbeat(self.name, self.jobs_done, _children(self.pool))
-            broker.rescue()
+            self.store.worker_heartbeat(self.name, self.jobs_done, _children(self.pool))
+            self.store.rescue()
             self._refresh_paused()
         except DatabaseError as exc:
             logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
-            _reset_connection()
+            self.store.reset()
 
     def _renew(self, orphans: bool) -> None:
         """Renew the leases of what this worker holds; forget what was taken from it.
@@ -750,14 +756,14 @@ class Worker:
         locked = orphans and self._claim_lock.acquire(timeout=_CLAIM_WAIT)
         try:
             owned = self._owned()
-            renewing_at = _clock()
-            renewed = broker.renew_leases(self.name, self.lease, owned)
+            renewing_at = self.clock.now()
+            renewed = self.store.renew_leases(self.name, self.lease, owned)
             # Lost jobs are forgotten before the renewal counts: a pool thread that
             # trusts the fresh renewal must not find a lost job still held.
             self._forget_lost(owned, renewed)
             self._renewed_at = renewing_at
             if locked:
-                broker.release_orphans(self.name, [job_id for job_id, _ in owned])
+                self.store.release_orphans(self.name, [job_id for job_id, _ in owned])
         finally:
             if locked:
                 self._claim_lock.release()
@@ -770,29 +776,18 @@ class Worker:
         """Before a start, when the leases may have run out: ask the database which held
         jobs are still this worker's (any thread; on a connection of its own)."""
         with self._confirm_lock:
-            if _clock() - self._renewed_at <= self.trust_leases_for:
+            if self.clock.now() - self._renewed_at <= self.trust_leases_for:
                 return True  # another thread confirmed meanwhile
             owned = self._owned()
-            confirming_at = _clock()
+            confirming_at = self.clock.now()
             try:
-                if self._confirm_conn is None or self._confirm_conn.closed:
-                    self._confirm_conn = listener.connect()
-                renewed = broker.renew_leases(
-                    self.name, self.lease, owned, connection=self._confirm_conn
-                )
-            except (psycopg.Error, OSError) as exc:
+                renewed = self.store.confirm_leases(self.name, self.lease, owned)
+            except DatabaseError as exc:
                 logger.warning("Could not confirm this worker's leases (%s).", _describe(exc))
-                self._close_confirm_connection()
                 return False
             self._forget_lost(owned, renewed)
             self._renewed_at = confirming_at
         return True
-
-    def _close_confirm_connection(self) -> None:
-        conn, self._confirm_conn = self._confirm_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
 
     def _forget_lost(
         self, owned: list[tuple[uuid.UUID, int]], renewed: dict[uuid.UUID, bool]
@@ -820,12 +815,12 @@ class Worker:
             self._mark_started()
         except DatabaseError as exc:
             logger.warning("Could not record started jobs (%s).", _describe(exc))
-            _reset_connection()
+            self.store.reset()
 
     def _mark_started(self) -> None:
         """Record jobs that have run for a while as STARTED (a received job otherwise
         shows as waiting in the worker's buffer, and a rescue would not charge it)."""
-        now = _clock()
+        now = self.clock.now()
         with self._lock:
             due = [
                 held
@@ -834,7 +829,9 @@ class Worker:
             ]
         if not due:
             return
-        broker.mark_started(self.name, [(h.job.id, h.job.attempt, now - h.started_at) for h in due])
+        self.store.mark_started(
+            self.name, [(h.job.id, h.job.attempt, now - h.started_at) for h in due]
+        )
         for held in due:
             held.marked = True
 
@@ -843,10 +840,10 @@ class Worker:
         if retention is None:
             return
         try:
-            count = broker.prune(float(retention))
+            count = self.store.prune(float(retention))
         except DatabaseError as exc:
             logger.warning("Pruning failed (%s); will try again later.", _describe(exc))
-            _reset_connection()
+            self.store.reset()
             return
         if count:
             logger.info("Pruned %d finished job(s).", count)
@@ -867,9 +864,9 @@ class Worker:
         try:
             if done:
                 # Jobs that already finished are recorded, not run again.
-                broker.finish(list(done.values()))
-            broker.release(self.name, jobs)
-            broker.worker_stopped(self.name, self.jobs_done)
+                self.store.finish(list(done.values()))
+            self.store.release(self.name, jobs)
+            self.store.worker_stopped(self.name, self.jobs_done)
         except DatabaseError as exc:
             logger.error(
                 "Could not hand %d job(s) back (%s); their leases will expire and another "
@@ -895,7 +892,7 @@ class Worker:
     # Database trouble -----------------------------------------------------------
 
     def _claim_from(self, queues: list[str], want: int) -> list[ClaimedJob]:
-        return broker.claim(queues, want, self.name, self.lease, limited=registry.limited())
+        return self.store.claim(queues, want, self.name, self.lease, limited=registry.limited())
 
     def _try_db(self, fn: Callable[..., T], *args: object) -> T | None:
         """Call ``fn``; on a lost database log it, back off, and return None."""
@@ -915,12 +912,12 @@ class Worker:
             _describe(exc),
             delay,
         )
-        _reset_connection()
+        self.store.reset()
         if self.stopping.is_set():
             # Draining: do not spin, but a cold shutdown must not wait for us.
-            self.hard_stop.wait(delay)
+            self.clock.wait(self.hard_stop, delay)
         else:
-            self.stopping.wait(delay)
+            self.clock.wait(self.stopping, delay)
 
     def _database_up(self) -> None:
         if self._db_failures:
@@ -959,11 +956,6 @@ def _any_time_limit(options: Options) -> bool:
         return True
     tasks = (registry.get(name) for name in registry.names())
     return any(t.time_limit is not None or t.soft_time_limit is not None for t in tasks)
-
-
-def _reset_connection() -> None:
-    with contextlib.suppress(DatabaseError):
-        connections[conf.get("DATABASE")].close()
 
 
 def _describe(exc: BaseException) -> str:

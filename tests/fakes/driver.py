@@ -1,0 +1,131 @@
+"""A real ``Worker`` on an in-memory store and a fake clock, driven one step at a time.
+
+``Worker.run()`` turns three loops in three threads: the main loop (claim, submit,
+gather outcomes, write them), the control loop (heartbeat, marks, warm shutdown, and
+for solo the flush of outcomes while a job runs) and the listener (wake-ups,
+revocations). Here the test's thread takes each step itself, in the order the test
+chooses; the pool runs jobs as it would in ``run()`` (solo in the calling thread,
+threads in its own threads). Each method names the step of ``run()`` it stands for.
+
+Steps are not guarded as ``run()`` guards them: an error the loop did not expect fails
+the test instead of being logged and outlived.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from djqueue.core import states
+from djqueue.runtime import worker as worker_module
+from djqueue.runtime.worker import Options, Worker
+from tests.fakes.clock import FakeClock
+from tests.fakes.store import MemoryStore
+
+HOSTNAME = "test@host"
+
+
+class WorkerDriver:
+    """One worker, its store and its clock."""
+
+    def __init__(
+        self,
+        pool: str = "solo",
+        concurrency: int = 1,
+        queues: Sequence[str] = ("default",),
+        clock: FakeClock | None = None,
+        store: MemoryStore | None = None,
+        **options: Any,
+    ) -> None:
+        self.clock = clock or FakeClock()
+        self.store = store or MemoryStore(self.clock)
+        self.worker = Worker(
+            Options(
+                queues=queues, pool=pool, concurrency=concurrency, hostname=HOSTNAME, **options
+            ),
+            store=self.store,
+            clock=self.clock,
+        )
+        self.name = self.worker.name
+
+    # run(), before its loops --------------------------------------------------------
+
+    def start(self) -> None:
+        """Register and start the pool."""
+        assert self.worker._start(), "the worker was stopped before it started"
+
+    # The main loop ------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One turn of the main loop."""
+        self.worker._tick()
+
+    def run_until(self, done: Callable[[], bool], steps: int = 200) -> None:
+        """Turn the main loop until ``done()``; fail after ``steps`` turns."""
+        for _ in range(steps):
+            if done():
+                return
+            self.step()
+        raise AssertionError(f"not done after {steps} steps; rows: {self.describe()}")
+
+    def run_all(self, ids: Sequence[uuid.UUID], steps: int = 200) -> None:
+        """Turn the main loop until every job of ``ids`` has ended in the table and the
+        worker has no outcome left to write."""
+
+        def done() -> bool:
+            ended = all(state in states.READY for state in self.store.states(ids))
+            return ended and not self.worker.buffer and not self.worker.writing
+
+        self.run_until(done, steps)
+
+    def drain(self) -> None:
+        """After a stop: what ``run()`` does once its main loop ends."""
+        self.worker._drain()
+        self.worker._until_db(self.store.worker_stopped, self.name, self.worker.jobs_done)
+
+    # The control loop ---------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Renew leases, hand back orphans, update the worker row, rescue, read pauses."""
+        self.worker._beat()
+
+    def mark_started(self) -> None:
+        """Between heartbeats: record jobs that have run a while as STARTED."""
+        self.worker._mark_started_or_log()
+
+    def flush(self) -> None:
+        """Solo: write the outcomes that are due while the main thread runs a job."""
+        self.worker._flush(force=False)
+
+    def stop_warm(self) -> None:
+        """SIGTERM, then the control loop's announcement: waiting jobs go back now."""
+        self.worker.stop()
+        self.worker._announce_warm_shutdown()
+
+    # The listener -------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A notification of new jobs."""
+        self.worker.events.put(worker_module.WAKE)
+
+    def revoke_notified(self, job_id: uuid.UUID) -> None:
+        """A notification that ``revoke(terminate=True)`` asked to stop ``job_id``."""
+        self.worker._revoke_notified(job_id)
+
+    # Looking ------------------------------------------------------------------------
+
+    def held(self) -> set[uuid.UUID]:
+        """The jobs the worker holds (claimed, outcome not taken)."""
+        with self.worker._lock:
+            return set(self.worker.held)
+
+    def describe(self) -> str:
+        rows = self.store.rows.values()
+        return ", ".join(f"{row.id.hex[:6]}:{row.state}/{row.attempt}" for row in rows)
+
+    def close(self) -> None:
+        """Stop the pool's threads (after a test, whatever it left running)."""
+        self.worker.stopping.set()
+        self.worker.pool.take_waiting()
+        self.worker.pool.stop()
