@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import typing
 
 import djqueue
 from djqueue.client.definition import AsyncTask
@@ -39,3 +41,47 @@ def test_the_generic_classes_can_be_subscribed_at_run_time() -> None:
     assert djqueue.Signature[int] is not None
     assert djqueue.chain[djqueue.AsyncResult[int]] is not None
     assert djqueue.chord[djqueue.GroupResult] is not None
+
+
+# Public methods and properties whose value is ``Any`` on purpose, and why. Anything else
+# that the top-level API gives is typed (docs/tasks.md, "Type checking").
+ANY_ON_PURPOSE = {
+    "AsyncResult.result": "the value, the error or None, depending on the state",
+    "AsyncResult.info": "the value, the error or the progress, depending on the state",
+    "EagerResult.result": "the value or the error, depending on the state",
+    "EagerResult.info": "the value or the error, depending on the state",
+    "GroupResult.__getitem__": "AsyncResults, or EagerResults when run eagerly",
+    "Signature.__call__": "the function's value, or a coroutine for an async def task",
+}
+_DUNDERS = {"__call__", "__getitem__", "__iter__", "__or__"}
+
+
+def _returns_any(function: object) -> bool:
+    if not inspect.isfunction(function):
+        return False  # inherited from a builtin (an exception's methods)
+    if typing.get_overloads(function):
+        return False  # the overloads are typed; the implementation takes anything
+    return getattr(function, "__annotations__", {}).get("return") == "Any"
+
+
+def _public_members(cls: type) -> list[tuple[str, object]]:
+    found = []
+    for name, value in inspect.getmembers(cls):
+        if name.startswith("_") and name not in _DUNDERS:
+            continue
+        function = value.fget if isinstance(value, property) else value
+        if callable(function):
+            found.append((name, function))
+    return found
+
+
+def test_the_public_api_returns_no_unexplained_any() -> None:
+    returning_any = []
+    for name in djqueue.__all__:
+        exported = getattr(djqueue, name)
+        members = _public_members(exported) if inspect.isclass(exported) else [("", exported)]
+        for member, function in members:
+            label = f"{name}.{member}" if member else name
+            if _returns_any(function) and label not in ANY_ON_PURPOSE:
+                returning_any.append(label)
+    assert returning_any == [], "give these a return type (or say in ANY_ON_PURPOSE why not)"
