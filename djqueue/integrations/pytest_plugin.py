@@ -7,9 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from djqueue.core.records import Outcome
+    from djqueue.db.models import Job
 
 
 class Jobs:
@@ -18,17 +24,17 @@ class Jobs:
     # ``testing`` is imported in each method, not at the top: pytest loads this plugin
     # before Django is set up, and ``testing`` imports the models.
 
-    def run_pending(self, queues: Sequence[str] | None = None) -> list[Any]:
+    def run_pending(self, queues: Sequence[str] | None = None) -> list[Outcome]:
         from djqueue.integrations import testing
 
         return testing.run_pending(queues)
 
-    def enqueued(self, task: Any = None, state: str | None = "PENDING") -> Any:
+    def enqueued(self, task: Any = None, state: str | None = "PENDING") -> QuerySet[Job]:
         from djqueue.integrations import testing
 
         return testing.enqueued(task, state)
 
-    def assert_enqueued(self, task: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    def assert_enqueued(self, task: Any, *args: Any, **kwargs: Any) -> list[Job]:
         from djqueue.integrations import testing
 
         return testing.assert_enqueued(task, *args, **kwargs)
