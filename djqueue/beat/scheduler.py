@@ -1,7 +1,7 @@
 """The periodic task scheduler behind ``manage.py runbeat`` (and ``runworker --beat``).
 
 Several schedulers may run at once: the one holding the leader lock fires slots, the
-others wait to take over (see :class:`djqueue.beat.periodic.Link`). The leader computes each
+others wait to take over (see :class:`djqueue.beat.leadership.Link`). The leader computes each
 task's next slot from its previous slot, fires it when the database's clock reaches it,
 and enqueues its job in the transaction that records the run, under a unique (task, slot)
 constraint. Edits to periodic tasks arrive as notifications, with a polling fallback.
@@ -22,11 +22,11 @@ import psycopg
 from django.db import Error as DjangoDatabaseError
 from django.db import connections
 
-from djqueue.beat import periodic
-from djqueue.beat.periodic import Entry, EntryError
+from djqueue.beat import beat_schedule, entries, leadership
+from djqueue.beat.entries import Entry, EntryError
 from djqueue.core import conf, schedules, text
 from djqueue.core.exceptions import MigrationsMissing
-from djqueue.db import schema, sessions
+from djqueue.db import periodic, schema, sessions
 
 logger = logging.getLogger("djqueue.beat")
 
@@ -50,13 +50,13 @@ class Store(Protocol):
 
 
 class DatabaseStore:
-    """The real store: :mod:`djqueue.beat.periodic` on the queue database."""
+    """The real store: the periodic task rows of the queue database."""
 
     def load(self) -> tuple[list[Entry], dict[int, tuple[str, str]]]:
-        return periodic.load()
+        return entries.load()
 
     def fire(self, item: Entry, decision: schedules.Decision, finish: bool) -> bool:
-        return periodic.fire(item, decision, finish)
+        return entries.fire(item, decision, finish)
 
 
 class Scheduler:
@@ -151,7 +151,7 @@ class Beat:
         self.stop = stop or threading.Event()
         self.scheduler = Scheduler(store or DatabaseStore())
         self.clock = clock
-        self.link = periodic.Link()
+        self.link = leadership.Link()
         self._reload_at = 0.0
         self._prune_at = 0.0
         self._failures = 0
@@ -188,7 +188,7 @@ class Beat:
     def _sync(self) -> None:
         while not self.stop.is_set():
             try:
-                report = periodic.sync()
+                report = beat_schedule.sync()
             except _DB_ERRORS as exc:
                 self._lost(exc)
                 continue

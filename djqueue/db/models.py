@@ -1,7 +1,7 @@
 """Queue state and schedules as Django models.
 
 Only :mod:`djqueue.db.broker` writes queue state (jobs, workers, limits). Periodic tasks
-and their schedules are edited in the admin and written by :mod:`djqueue.beat.periodic`.
+and their schedules are edited in the admin and written by :mod:`djqueue.db.periodic`.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class Limit(models.Model):
 # Periodic tasks ---------------------------------------------------------------------
 #
 # Schedule state, not queue state: written by the admin, by ``runbeat``'s settings sync
-# and by the scheduler (see djqueue/beat/periodic.py). The jobs they start are enqueued by the
+# and by the scheduler (see djqueue/db/periodic.py). The jobs they start are enqueued by the
 # broker, like any other job.
 
 

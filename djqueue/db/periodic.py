@@ -1,26 +1,225 @@
-"""Periodic task state in the database: change notifications to running schedulers."""
+"""Periodic task state: every statement and write on periodic tasks, schedules and runs.
+
+The scheduler (:mod:`djqueue.beat`), the BEAT_SCHEDULE sync and the admin read the
+models; whatever they change goes through here. The jobs of periodic tasks are enqueued
+through :mod:`djqueue.db.broker`, in the transaction that records their run.
+"""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from django.db import connections, models
+import psycopg
+from django.db import connections, models, transaction
+from django.utils import timezone
 
 from djqueue.core import conf
+from djqueue.core.records import NewJob
+from djqueue.db import broker
+from djqueue.db.models import PeriodicTask
 
 # Notified (empty payload) whenever a periodic task or a schedule changes.
 CHANNEL = "djqueue_beat"
+# Advisory lock keys (any fixed 64-bit numbers, unlikely to collide with a project's).
+LEADER_LOCK = 0x646A_7175_6265_6174  # "djqubeat"
+SYNC_LOCK = 0x646A_7175_7379_6E63  # "djqusync"
+
+# Statements ----------------------------------------------------------------------
+
+# Subscribes the scheduler's own connection to change notifications.
+LISTEN = f"LISTEN {CHANNEL}"
+
+# Checks that the scheduler's connection (which holds the leader lock) is alive.
+PING = "SELECT 1"
+
+# The leader lock is a session-level advisory lock on the scheduler's own connection:
+# held for as long as that connection lives, and released by the server when it ends,
+# however it ends (kill -9 included), so a follower's next attempt succeeds. "try" never
+# waits, so followers stay responsive to shutdown.
+TRY_LEAD = "SELECT pg_try_advisory_lock(%s)"
+
+# Serializes BEAT_SCHEDULE syncs of schedulers starting together, so that two of them
+# never both create the same periodic task; released at the end of the transaction.
+LOCK_SYNC = "SELECT pg_advisory_xact_lock(%s)"
+
+# The arbiter of double firing. Two leaders (or a stale one) that compute the same slot
+# both try this insert; the unique (periodic_task_id, slot) index lets one in, and an
+# insert racing an uncommitted one waits for it, then does nothing. The job is enqueued
+# only when a row comes back, in the same transaction: a slot has a job iff it has a run.
+INSERT_RUN = """
+INSERT INTO djqueue_periodicrun (periodic_task_id, slot, job_id, enqueued_at)
+VALUES (%s, %s, %s, now())
+ON CONFLICT (periodic_task_id, slot) DO NOTHING
+RETURNING id
+"""
+
+# A unique task's duplicate was not inserted: the run points at the job that stood in.
+RUN_JOB = "UPDATE djqueue_periodicrun SET job_id = %s WHERE id = %s"
+
+# GREATEST: a scheduler working from an older view never moves a task's last slot back
+# (GREATEST ignores the NULL of a task that never ran). A finished task (one-off, or a
+# schedule with no more slots) is disabled in the same statement.
+ADVANCE = """
+UPDATE djqueue_periodictask
+SET last_run_at = GREATEST(last_run_at, %s),
+    total_run_count = total_run_count + %s,
+    enabled = enabled AND NOT %s
+WHERE id = %s
+"""
+
+# The database's clock, as seconds since the epoch: a float needs no time-zone
+# conversion, whatever USE_TZ says about how Django reads timestamps.
+NOW = "SELECT extract(epoch FROM statement_timestamp())::float8"
+
+PRUNE_RUNS = "DELETE FROM djqueue_periodicrun WHERE enqueued_at < now() - make_interval(secs => %s)"
 
 # NOTIFY is transactional: sent from a save inside a transaction, it is heard at commit.
 NOTIFY = "SELECT pg_notify(%s, '')"
 
 
+# Firing --------------------------------------------------------------------------
+
+
+def record_run(task_id: int, slot: datetime.datetime, made: NewJob | None, finish: bool) -> bool:
+    """Record that ``slot`` of periodic task ``task_id`` was handled, in one transaction.
+
+    ``made``: the job to enqueue for the slot (None: the slot is passed over). Returns
+    whether this call enqueued it: False when another scheduler had already. ``finish``
+    disables the task. Raises IntegrityError when the task was deleted meanwhile.
+    """
+    alias = _alias()
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        inserted = made is not None and _insert_run(cursor, task_id, slot, made)
+        cursor.execute(ADVANCE, [slot, int(inserted), finish, task_id])
+    return inserted
+
+
+def _insert_run(cursor: Any, task_id: int, slot: datetime.datetime, made: NewJob) -> bool:
+    cursor.execute(INSERT_RUN, [task_id, slot, made.id])
+    row = cursor.fetchone()
+    if row is None:
+        return False
+    [job_id] = broker.enqueue([made])
+    if job_id != made.id:
+        cursor.execute(RUN_JOB, [job_id, row[0]])
+    return True
+
+
+def db_now() -> datetime.datetime:
+    """The database's current time (all scheduling decisions use it)."""
+    with connections[_alias()].cursor() as cursor:
+        cursor.execute(NOW)
+        (seconds,) = cursor.fetchone()
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
+def prune_runs(older_than: float) -> int:
+    """Delete run records older than ``older_than`` seconds; return how many."""
+    with connections[_alias()].cursor() as cursor:
+        cursor.execute(PRUNE_RUNS, [older_than])
+        return int(cursor.rowcount)
+
+
+# Leadership (on the scheduler's own psycopg connection) ----------------------------
+
+
+def listen(conn: psycopg.Connection[Any]) -> None:
+    """Subscribe ``conn`` to change notifications."""
+    conn.execute(LISTEN)
+
+
+def try_lead(conn: psycopg.Connection[Any]) -> bool:
+    """Take the leader lock on ``conn`` if nobody holds it; True if it is now held."""
+    row = conn.execute(TRY_LEAD, [LEADER_LOCK]).fetchone()
+    return bool(row and row[0])
+
+
+def ping(conn: psycopg.Connection[Any]) -> None:
+    """Raise psycopg.OperationalError when ``conn`` (so the lock it holds) is gone."""
+    conn.execute(PING)
+
+
+# Writes of periodic tasks and schedules --------------------------------------------
+
+
+def lock_sync() -> None:
+    """Serialize BEAT_SCHEDULE syncs; call inside the sync's transaction."""
+    with connections[_alias()].cursor() as cursor:
+        cursor.execute(LOCK_SYNC, [SYNC_LOCK])
+
+
+def create_task(name: str, fields: dict[str, Any]) -> None:
+    """Create the periodic task ``name`` of a BEAT_SCHEDULE entry."""
+    PeriodicTask.objects.using(_alias()).create(name=name, from_settings=True, **fields)
+
+
+def update_task(row: PeriodicTask, fields: dict[str, Any]) -> list[str]:
+    """Set ``fields`` on ``row`` and save it if any changed; return the changed names."""
+    changed = [key for key, value in fields.items() if getattr(row, key) != value]
+    if changed:
+        for key in changed:
+            setattr(row, key, fields[key])
+        row.save()
+    return changed
+
+
+def disable_from_settings(keep: list[str]) -> list[str]:
+    """Disable the enabled tasks from settings not named in ``keep``; return their names."""
+    alias = _alias()
+    stale = PeriodicTask.objects.using(alias).filter(from_settings=True, enabled=True)
+    names = sorted(stale.exclude(name__in=keep).values_list("name", flat=True))
+    if names:
+        stale.filter(name__in=names).update(enabled=False)
+        notify_changed(alias)
+    return names
+
+
+def schedule_row(model: type[models.Model], **values: Any) -> Any:
+    """A schedule row with ``values``, reused when one exists (duplicates are allowed)."""
+    manager = model._default_manager.using(_alias())
+    return manager.filter(**values).order_by("pk").first() or manager.create(**values)
+
+
+def set_enabled(rows: models.QuerySet[PeriodicTask], enabled: bool) -> list[PeriodicTask]:
+    """Enable or disable ``rows``; return the ones that changed."""
+    changed = list(rows.exclude(enabled=enabled))
+    rows.filter(pk__in=[row.pk for row in changed]).update(
+        enabled=enabled, date_changed=timezone.now()
+    )
+    # A bulk update sends no save signal: wake the scheduler here.
+    notify_changed(rows.db)
+    return changed
+
+
+def save(row: models.Model) -> None:
+    """Save a periodic task or schedule edited in the admin (its signal wakes schedulers)."""
+    row.save()
+
+
+def delete(row: models.Model) -> None:
+    """Delete a periodic task or schedule (and what depends on it)."""
+    row.delete()
+
+
+def delete_rows(rows: models.QuerySet[Any]) -> None:
+    """Delete ``rows`` and what depends on them (each deletion wakes schedulers)."""
+    rows.delete()
+
+
+# Change notifications ----------------------------------------------------------------
+
+
 def notify_changed(using: str | None = None) -> None:
     """Tell running schedulers to read the periodic tasks again (at commit)."""
-    with connections[using or conf.get("DATABASE")].cursor() as cursor:
+    with connections[using or _alias()].cursor() as cursor:
         cursor.execute(NOTIFY, [CHANNEL])
 
 
 def schedules_changed(sender: type[models.Model], using: str, **kwargs: Any) -> None:
     """Signal receiver: a periodic task or a schedule was saved or deleted."""
     notify_changed(using)
+
+
+def _alias() -> str:
+    return str(conf.get("DATABASE"))

@@ -12,7 +12,6 @@ from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
@@ -24,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue.core import codec, conf, ids, registry, states, text
-from djqueue.db import broker
+from djqueue.db import broker, counts
 from djqueue.db.models import Job, Queue, Worker
 from djqueue.ops import admin_tables, charts, stats
 
@@ -64,15 +63,10 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     def count(self) -> int:
         queryset = self.object_list
         if isinstance(queryset, QuerySet) and not queryset.query.where:
-            with connections[queryset.db].cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
-                    [queryset.model._meta.db_table],
-                )
-                row = cursor.fetchone()
+            estimate = counts.estimated_rows(queryset.model._meta.db_table, queryset.db)
             # Below a few thousand rows the estimate is poor and COUNT(*) is cheap.
-            if row and row[0] > 10_000:
-                return int(row[0])
+            if estimate is not None and estimate > 10_000:
+                return estimate
         return super().count
 
 

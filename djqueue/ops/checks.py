@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from djqueue.beat import periodic
+from djqueue.beat import beat_schedule
 from djqueue.core import conf
 from djqueue.core.exceptions import DjqueueError, NotRegistered
 
@@ -92,11 +92,11 @@ def _entry_errors(name: str, value: Any) -> list[checks.CheckMessage]:
     where = f"BEAT_SCHEDULE[{name!r}]"
     if isinstance(value, Mapping) and "schedule" in value:
         try:
-            periodic.check_schedule(value["schedule"])
+            beat_schedule.check_schedule(value["schedule"])
         except (TypeError, ValueError) as exc:
             return [checks.Error(f"{where}: {exc}.", hint=_SCHEDULE_HINT, id="djqueue.E006")]
     try:
-        periodic.check_entry(value)
+        beat_schedule.check_entry(value)
     except NotRegistered as exc:
         hint = "Register the task in an installed app's tasks.py, or correct its name."
         return [checks.Error(f"{where}: {exc}", hint=hint, id="djqueue.E005")]

@@ -22,10 +22,10 @@ from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from djqueue.beat import periodic
+from djqueue.beat import entries
 from djqueue.core import codec, registry
 from djqueue.core.exceptions import DjqueueError
-from djqueue.db import periodic as periodic_state
+from djqueue.db import periodic
 from djqueue.db.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -42,6 +42,19 @@ RECENT_RUNS = 10
 
 def _task_choices() -> list[tuple[str, str]]:
     return [("", "---------"), *((name, name) for name in registry.names())]
+
+
+class ScheduleStateAdmin(admin_tables.NeedsTables):
+    """Saves and deletes through :mod:`djqueue.db.periodic`, which owns schedule state."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        periodic.save(obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        periodic.delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        periodic.delete_rows(queryset)
 
 
 class JSONText(forms.JSONField):
@@ -148,7 +161,7 @@ class PeriodicTaskForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(admin_tables.NeedsTables):
+class PeriodicTaskAdmin(ScheduleStateAdmin):
     """Periodic tasks: schedule in words, next and last run, toggles and "run now"."""
 
     form = PeriodicTaskForm
@@ -209,7 +222,7 @@ class PeriodicTaskAdmin(admin_tables.NeedsTables):
 
     @admin.display(description="Next run")
     def next_run(self, obj: PeriodicTask) -> datetime.datetime | None:
-        moment = periodic.next_run(obj)
+        moment = entries.next_run(obj)
         return None if moment is None else _shown(moment)
 
     @admin.display(description="Recent runs")
@@ -238,8 +251,8 @@ class PeriodicTaskAdmin(admin_tables.NeedsTables):
         sent = 0
         for row in queryset.select_related("interval", "crontab", "solar", "clocked"):
             try:
-                job_id = periodic.run_now(row)
-            except (periodic.EntryError, ValueError) as exc:
+                job_id = entries.run_now(row)
+            except (entries.EntryError, ValueError) as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
             self.log_change(request, row, f"Ran now: sent job {job_id}.")
@@ -258,12 +271,7 @@ class PeriodicTaskAdmin(admin_tables.NeedsTables):
     def _set_enabled(
         self, request: HttpRequest, queryset: QuerySet[PeriodicTask], enabled: bool
     ) -> None:
-        rows = list(queryset.exclude(enabled=enabled))
-        queryset.filter(pk__in=[row.pk for row in rows]).update(
-            enabled=enabled, date_changed=timezone.now()
-        )
-        # A bulk update sends no save signal: wake the scheduler here.
-        periodic_state.notify_changed(queryset.db)
+        rows = periodic.set_enabled(queryset, enabled)
         for row in rows:
             self.log_change(request, row, [{"changed": {"fields": ["Enabled"]}}])
         word = "Enabled" if enabled else "Disabled"
@@ -278,12 +286,12 @@ def _shown(moment: datetime.datetime) -> datetime.datetime:
 
 
 @admin.register(IntervalSchedule)
-class IntervalScheduleAdmin(admin_tables.NeedsTables):
+class IntervalScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "every", "period")
 
 
 @admin.register(CrontabSchedule)
-class CrontabScheduleAdmin(admin_tables.NeedsTables):
+class CrontabScheduleAdmin(ScheduleStateAdmin):
     list_display = (
         "__str__",
         "minute",
@@ -296,10 +304,10 @@ class CrontabScheduleAdmin(admin_tables.NeedsTables):
 
 
 @admin.register(SolarSchedule)
-class SolarScheduleAdmin(admin_tables.NeedsTables):
+class SolarScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "event", "latitude", "longitude")
 
 
 @admin.register(ClockedSchedule)
-class ClockedScheduleAdmin(admin_tables.NeedsTables):
+class ClockedScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "clocked_time")

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, transaction
 from django.test import override_settings
 
-from djqueue.beat import periodic
+from djqueue.beat import beat_schedule, entries, leadership
 from djqueue.core import schedules
 from djqueue.db import broker
 from djqueue.db.models import CrontabSchedule, IntervalSchedule, Job, PeriodicRun, PeriodicTask
@@ -33,7 +33,7 @@ def every(seconds: int = 1, **fields: Any) -> PeriodicTask:
 
 
 def first_slot(row: PeriodicTask) -> schedules.Decision:
-    slot = periodic.entry(row).next_slot()
+    slot = entries.entry(row).next_slot()
     assert slot is not None
     return schedules.Decision(slot, run=True)
 
@@ -41,9 +41,9 @@ def first_slot(row: PeriodicTask) -> schedules.Decision:
 @pytest.mark.django_db
 def test_firing_a_slot_enqueues_its_job_and_moves_the_task_on() -> None:
     row = every(10, queue="reports", priority=5)
-    item = periodic.entry(row)
+    item = entries.entry(row)
     decision = first_slot(row)
-    assert periodic.fire(item, decision, finish=False) is True
+    assert entries.fire(item, decision, finish=False) is True
     job = Job.objects.get()
     assert (job.task_name, job.args, job.queue, job.priority) == (ADD, [1, 2], "reports", 5)
     run = PeriodicRun.objects.get()
@@ -51,17 +51,17 @@ def test_firing_a_slot_enqueues_its_job_and_moves_the_task_on() -> None:
     row.refresh_from_db()
     assert (row.last_run_at, row.total_run_count, row.enabled) == (decision.slot, 1, True)
     # The same slot again (a stale leader): nothing more is enqueued.
-    assert periodic.fire(item, decision, finish=False) is False
+    assert entries.fire(item, decision, finish=False) is False
     assert Job.objects.count() == 1
 
 
 @pytest.mark.django_db
 def test_an_older_slot_never_moves_last_run_at_back() -> None:
     row = every(1)
-    item = periodic.entry(row)
+    item = entries.entry(row)
     later = first_slot(row).slot + datetime.timedelta(seconds=5)
-    periodic.fire(item, schedules.Decision(later, run=True), finish=False)
-    periodic.fire(item, first_slot(row), finish=False)
+    entries.fire(item, schedules.Decision(later, run=True), finish=False)
+    entries.fire(item, first_slot(row), finish=False)
     row.refresh_from_db()
     assert row.last_run_at == later
     assert row.total_run_count == 2
@@ -70,7 +70,7 @@ def test_an_older_slot_never_moves_last_run_at_back() -> None:
 @pytest.mark.django_db
 def test_a_one_off_disables_itself_when_it_fires() -> None:
     row = every(1, one_off=True)
-    periodic.fire(periodic.entry(row), first_slot(row), finish=True)
+    entries.fire(entries.entry(row), first_slot(row), finish=True)
     row.refresh_from_db()
     assert not row.enabled
 
@@ -80,7 +80,7 @@ def test_two_leaders_firing_the_same_slot_at_once_enqueue_one_job(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     row = every(1)
-    item, decision = periodic.entry(row), first_slot(row)
+    item, decision = entries.entry(row), first_slot(row)
     real_enqueue = broker.enqueue
 
     def slow_enqueue(jobs: Any) -> Any:
@@ -98,7 +98,7 @@ def test_two_leaders_firing_the_same_slot_at_once_enqueue_one_job(
     def leader() -> None:
         try:
             barrier.wait()
-            results.append(periodic.fire(item, decision, finish=False))
+            results.append(entries.fire(item, decision, finish=False))
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -130,8 +130,8 @@ def test_exactly_one_schedule_is_enforced_by_the_database() -> None:
 @pytest.mark.django_db
 def test_an_unregistered_task_cannot_be_sent() -> None:
     row = every(1, task="nowhere.missing")
-    with pytest.raises(periodic.EntryError, match=r"'nowhere\.missing'"):
-        periodic.fire(periodic.entry(row), first_slot(row), finish=False)
+    with pytest.raises(entries.EntryError, match=r"'nowhere\.missing'"):
+        entries.fire(entries.entry(row), first_slot(row), finish=False)
     assert Job.objects.count() == 0
 
 
@@ -141,8 +141,8 @@ def test_load_reads_enabled_tasks_and_reports_invalid_rows() -> None:
     every(1, enabled=False)
     bad_cron = CrontabSchedule.objects.create(minute="99")  # saved without validation
     bad = PeriodicTask.objects.create(name="bad", task=NOOP, crontab=bad_cron)
-    entries, invalid = periodic.load()
-    assert [item.id for item in entries] == [good.pk]
+    loaded, invalid = entries.load()
+    assert [item.id for item in loaded] == [good.pk]
     assert list(invalid) == [bad.pk]
     assert "crontab minute='99' is invalid" in invalid[bad.pk][1]
 
@@ -152,18 +152,18 @@ def test_next_run_is_the_slot_after_the_last_one() -> None:
     row = every(60)
     # Counted from the creation, in whole seconds.
     assert row.anchor == row.date_created.replace(microsecond=0)
-    assert periodic.next_run(row) == row.anchor + datetime.timedelta(seconds=60)
+    assert entries.next_run(row) == row.anchor + datetime.timedelta(seconds=60)
     row.last_run_at = row.anchor + datetime.timedelta(minutes=5)
-    assert periodic.next_run(row) == row.anchor + datetime.timedelta(minutes=6)
+    assert entries.next_run(row) == row.anchor + datetime.timedelta(minutes=6)
     row.enabled = False
-    assert periodic.next_run(row) is None
+    assert entries.next_run(row) is None
 
 
 # BEAT_SCHEDULE sync ----------------------------------------------------------------
 
 
-def beat_schedule(**entries: Any) -> Any:
-    return override_settings(DJQUEUE={"BEAT_SCHEDULE": entries})
+def declared(**spec: Any) -> Any:
+    return override_settings(DJQUEUE={"BEAT_SCHEDULE": spec})
 
 
 @pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_sync_creates_updates_and_disables_never_duplicating() -> None:
         "tick": {"task": NOOP, "schedule": datetime.timedelta(minutes=5)},
         "sun": {"task": NOOP, "schedule": schedules.solar("sunrise", 48.8566, 2.3522)},
     }
-    first = periodic.sync(spec)
+    first = beat_schedule.sync(spec)
     assert sorted(first.created) == ["report", "sun", "tick"]
     report = PeriodicTask.objects.get(name="report")
     assert report.from_settings and report.enabled
@@ -186,13 +186,13 @@ def test_sync_creates_updates_and_disables_never_duplicating() -> None:
     assert (report.queue, report.priority, report.expire_seconds) == ("reports", 3, 60)
     assert str(PeriodicTask.objects.get(name="tick").interval) == "every 5 minutes"
 
-    again = periodic.sync(spec)
+    again = beat_schedule.sync(spec)
     assert (again.created, again.updated, again.disabled) == ([], [], [])
     assert PeriodicTask.objects.count() == 3
 
     spec["report"]["args"] = [5, 6]
     del spec["sun"]
-    changed = periodic.sync(spec)
+    changed = beat_schedule.sync(spec)
     assert (changed.updated, changed.disabled) == (["report"], ["sun"])
     assert PeriodicTask.objects.get(name="report").args == [5, 6]
     assert not PeriodicTask.objects.get(name="sun").enabled
@@ -202,19 +202,19 @@ def test_sync_creates_updates_and_disables_never_duplicating() -> None:
 @pytest.mark.django_db
 def test_sync_never_touches_rows_made_in_the_admin() -> None:
     mine = every(30, name="made-by-hand")
-    report = periodic.sync({"made-by-hand": {"task": NOOP, "schedule": 10}})
+    report = beat_schedule.sync({"made-by-hand": {"task": NOOP, "schedule": 10}})
     assert "was made in the admin" in report.errors["made-by-hand"]
     mine.refresh_from_db()
     assert (mine.task, mine.enabled, mine.interval.every) == (ADD, True, 30)  # type: ignore[union-attr]
-    assert periodic.sync({}).disabled == []
+    assert beat_schedule.sync({}).disabled == []
 
 
 @pytest.mark.django_db
 def test_sync_reports_bad_entries_by_name_and_sends_nothing_for_them(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    periodic.sync({"nightly": {"task": NOOP, "schedule": 60}})
-    report = periodic.sync(
+    beat_schedule.sync({"nightly": {"task": NOOP, "schedule": 60}})
+    report = beat_schedule.sync(
         {
             "nightly": {"task": "nowhere.missing", "schedule": 60},
             "cron": {"task": NOOP, "schedule": "0 8 * * *"},
@@ -236,13 +236,13 @@ def test_sync_reports_bad_entries_by_name_and_sends_nothing_for_them(
 
 @pytest.mark.django_db
 def test_sync_reads_the_setting() -> None:
-    with beat_schedule(tick={"task": NOOP, "schedule": 2}):
-        assert periodic.sync().created == ["tick"]
+    with declared(tick={"task": NOOP, "schedule": 2}):
+        assert beat_schedule.sync().created == ["tick"]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_saving_a_periodic_task_wakes_the_scheduler() -> None:
-    link = periodic.Link()
+    link = leadership.Link()
     try:
         assert link.try_lead()
         assert not link.wait(0)
@@ -256,7 +256,7 @@ def test_saving_a_periodic_task_wakes_the_scheduler() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_one_leader_at_a_time_and_a_follower_takes_over() -> None:
-    first, second = periodic.Link(), periodic.Link()
+    first, second = leadership.Link(), leadership.Link()
     try:
         assert first.try_lead()
         assert not second.try_lead()
@@ -279,10 +279,10 @@ def test_with_use_tz_off_naive_times_are_local_time() -> None:
 
     row = every(60)
     assert row.date_created.tzinfo is None
-    item = periodic.entry(row)
+    item = entries.entry(row)
     assert abs(item.after - datetime.datetime.now(UTC)) < datetime.timedelta(seconds=5)
     decision = first_slot(row)
-    assert periodic.fire(item, decision, finish=False)
+    assert entries.fire(item, decision, finish=False)
     row.refresh_from_db()
     assert row.last_run_at is not None and row.last_run_at.tzinfo is None
     assert aware(row.last_run_at) == decision.slot
@@ -292,9 +292,9 @@ def test_with_use_tz_off_naive_times_are_local_time() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_task_deleted_since_it_was_read_is_not_sent() -> None:
     row = every(1)
-    item, decision = periodic.entry(row), first_slot(row)
+    item, decision = entries.entry(row), first_slot(row)
     row.delete()
-    assert periodic.fire(item, decision, finish=False) is False
+    assert entries.fire(item, decision, finish=False) is False
     assert not Job.objects.exists()
 
 

@@ -172,15 +172,15 @@ def test_enable_and_disable_actions_are_logged(
 def test_a_task_page_lists_its_recent_runs_with_links_to_their_jobs(
     admin_client: Client, interval: IntervalSchedule
 ) -> None:
-    from djqueue.beat import periodic
+    from djqueue.beat import entries
     from djqueue.core import schedules
 
     row = PeriodicTask.objects.create(
         name="adder", task=ADD, args=[1, 1], interval=interval, from_settings=True
     )
-    slot = periodic.entry(row).next_slot()
+    slot = entries.entry(row).next_slot()
     assert slot is not None
-    periodic.fire(periodic.entry(row), schedules.Decision(slot, run=True), finish=False)
+    entries.fire(entries.entry(row), schedules.Decision(slot, run=True), finish=False)
     job = Job.objects.get()
     page = admin_client.get(reverse("admin:djqueue_periodictask_change", args=[row.pk]))
     html = page.content.decode()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from djqueue.beat import scheduler as beat
-from djqueue.beat.periodic import Entry, EntryError
+from djqueue.beat.entries import Entry, EntryError
 from djqueue.core import schedules
 
 UTC = datetime.UTC
