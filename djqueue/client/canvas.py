@@ -5,7 +5,7 @@ wait for another have an eta in the year 9999), each carrying its continuation a
 ``Job.workflow``: the waiting jobs its success releases (``next``), callbacks to insert
 (``link``, ``link_error``), the waiting jobs its failure revokes (``cancel``) and the chord
 it counts toward. The statement that records a job's outcome acts on that continuation
-(``sql._FOLLOW_UP``), so the workflow lives in PostgreSQL and survives any worker.
+(``sql.parts.FOLLOW_UP``), so the workflow lives in PostgreSQL and survives any worker.
 """
 
 from __future__ import annotations
@@ -628,7 +628,7 @@ class _Plan:
 
 
 def _callback(sig: Signature, job_id: uuid.UUID) -> dict[str, Any]:
-    """A callback as the finish statement inserts it (see ``sql._FOLLOW_UP``)."""
+    """A callback as the finish statement inserts it (see ``sql.parts.FOLLOW_UP``)."""
     if sig.options.get("link") or sig.options.get("link_error"):
         raise TypeError(f"a callback cannot have callbacks of its own: {sig!r}")
     options = {k: v for k, v in sig.options.items() if k in ("queue", "priority", "expires")}

@@ -18,7 +18,7 @@ from djqueue.core import conf, states
 from djqueue.db import visibility
 from djqueue.db.models import Job, Queue, Worker
 
-# The eta of a job that waits for an earlier job of its workflow (sql.WAITING_ETA).
+# The eta of a job that waits for an earlier job of its workflow (sql.parts.WAITING_ETA).
 _WAITING_YEAR = 9999
 _FIELDS = (
     "task_name",

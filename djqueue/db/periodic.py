@@ -16,66 +16,11 @@ from django.utils import timezone
 
 from djqueue.core import conf
 from djqueue.core.records import NewJob
-from djqueue.db import broker
+from djqueue.db import broker, sql
 from djqueue.db.models import PeriodicTask
 
 # Notified (empty payload) whenever a periodic task or a schedule changes.
-CHANNEL = "djqueue_beat"
-# Advisory lock keys (any fixed 64-bit numbers, unlikely to collide with a project's).
-LEADER_LOCK = 0x646A_7175_6265_6174  # "djqubeat"
-SYNC_LOCK = 0x646A_7175_7379_6E63  # "djqusync"
-
-# Statements ----------------------------------------------------------------------
-
-# Subscribes the scheduler's own connection to change notifications.
-LISTEN = f"LISTEN {CHANNEL}"
-
-# Checks that the scheduler's connection (which holds the leader lock) is alive.
-PING = "SELECT 1"
-
-# The leader lock is a session-level advisory lock on the scheduler's own connection:
-# held for as long as that connection lives, and released by the server when it ends,
-# however it ends (kill -9 included), so a follower's next attempt succeeds. "try" never
-# waits, so followers stay responsive to shutdown.
-TRY_LEAD = "SELECT pg_try_advisory_lock(%s)"
-
-# Serializes BEAT_SCHEDULE syncs of schedulers starting together, so that two of them
-# never both create the same periodic task; released at the end of the transaction.
-LOCK_SYNC = "SELECT pg_advisory_xact_lock(%s)"
-
-# The arbiter of double firing. Two leaders (or a stale one) that compute the same slot
-# both try this insert; the unique (periodic_task_id, slot) index lets one in, and an
-# insert racing an uncommitted one waits for it, then does nothing. The job is enqueued
-# only when a row comes back, in the same transaction: a slot has a job iff it has a run.
-INSERT_RUN = """
-INSERT INTO djqueue_periodicrun (periodic_task_id, slot, job_id, enqueued_at)
-VALUES (%s, %s, %s, now())
-ON CONFLICT (periodic_task_id, slot) DO NOTHING
-RETURNING id
-"""
-
-# A unique task's duplicate was not inserted: the run points at the job that stood in.
-RUN_JOB = "UPDATE djqueue_periodicrun SET job_id = %s WHERE id = %s"
-
-# GREATEST: a scheduler working from an older view never moves a task's last slot back
-# (GREATEST ignores the NULL of a task that never ran). A finished task (one-off, or a
-# schedule with no more slots) is disabled in the same statement.
-ADVANCE = """
-UPDATE djqueue_periodictask
-SET last_run_at = GREATEST(last_run_at, %s),
-    total_run_count = total_run_count + %s,
-    enabled = enabled AND NOT %s
-WHERE id = %s
-"""
-
-# The database's clock, as seconds since the epoch: a float needs no time-zone
-# conversion, whatever USE_TZ says about how Django reads timestamps.
-NOW = "SELECT extract(epoch FROM statement_timestamp())::float8"
-
-PRUNE_RUNS = "DELETE FROM djqueue_periodicrun WHERE enqueued_at < now() - make_interval(secs => %s)"
-
-# NOTIFY is transactional: sent from a save inside a transaction, it is heard at commit.
-NOTIFY = "SELECT pg_notify(%s, '')"
+CHANNEL = sql.CHANNEL
 
 
 # Firing --------------------------------------------------------------------------
@@ -91,25 +36,25 @@ def record_run(task_id: int, slot: datetime.datetime, made: NewJob | None, finis
     alias = _alias()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         inserted = made is not None and _insert_run(cursor, task_id, slot, made)
-        cursor.execute(ADVANCE, [slot, int(inserted), finish, task_id])
+        cursor.execute(sql.ADVANCE, [slot, int(inserted), finish, task_id])
     return inserted
 
 
 def _insert_run(cursor: Any, task_id: int, slot: datetime.datetime, made: NewJob) -> bool:
-    cursor.execute(INSERT_RUN, [task_id, slot, made.id])
+    cursor.execute(sql.INSERT_RUN, [task_id, slot, made.id])
     row = cursor.fetchone()
     if row is None:
         return False
     [job_id] = broker.enqueue([made])
     if job_id != made.id:
-        cursor.execute(RUN_JOB, [job_id, row[0]])
+        cursor.execute(sql.RUN_JOB, [job_id, row[0]])
     return True
 
 
 def db_now() -> datetime.datetime:
     """The database's current time (all scheduling decisions use it)."""
     with connections[_alias()].cursor() as cursor:
-        cursor.execute(NOW)
+        cursor.execute(sql.NOW)
         (seconds,) = cursor.fetchone()
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
@@ -117,7 +62,7 @@ def db_now() -> datetime.datetime:
 def prune_runs(older_than: float) -> int:
     """Delete run records older than ``older_than`` seconds; return how many."""
     with connections[_alias()].cursor() as cursor:
-        cursor.execute(PRUNE_RUNS, [older_than])
+        cursor.execute(sql.PRUNE_RUNS, [older_than])
         return int(cursor.rowcount)
 
 
@@ -126,18 +71,18 @@ def prune_runs(older_than: float) -> int:
 
 def listen(conn: psycopg.Connection[Any]) -> None:
     """Subscribe ``conn`` to change notifications."""
-    conn.execute(LISTEN)
+    conn.execute(sql.LISTEN)
 
 
 def try_lead(conn: psycopg.Connection[Any]) -> bool:
     """Take the leader lock on ``conn`` if nobody holds it; True if it is now held."""
-    row = conn.execute(TRY_LEAD, [LEADER_LOCK]).fetchone()
+    row = conn.execute(sql.TRY_LEAD, [sql.LEADER_LOCK]).fetchone()
     return bool(row and row[0])
 
 
 def ping(conn: psycopg.Connection[Any]) -> None:
     """Raise psycopg.OperationalError when ``conn`` (so the lock it holds) is gone."""
-    conn.execute(PING)
+    conn.execute(sql.PING)
 
 
 # Writes of periodic tasks and schedules --------------------------------------------
@@ -146,7 +91,7 @@ def ping(conn: psycopg.Connection[Any]) -> None:
 def lock_sync() -> None:
     """Serialize BEAT_SCHEDULE syncs; call inside the sync's transaction."""
     with connections[_alias()].cursor() as cursor:
-        cursor.execute(LOCK_SYNC, [SYNC_LOCK])
+        cursor.execute(sql.LOCK_SYNC, [sql.SYNC_LOCK])
 
 
 def create_task(name: str, fields: dict[str, Any]) -> None:
@@ -213,7 +158,7 @@ def delete_rows(rows: models.QuerySet[Any]) -> None:
 def notify_changed(using: str | None = None) -> None:
     """Tell running schedulers to read the periodic tasks again (at commit)."""
     with connections[using or _alias()].cursor() as cursor:
-        cursor.execute(NOTIFY, [CHANNEL])
+        cursor.execute(sql.NOTIFY_SCHEDULES, [sql.CHANNEL])
 
 
 def schedules_changed(sender: type[models.Model], using: str, **kwargs: Any) -> None:

@@ -316,7 +316,7 @@ def test_settings_schedules_are_stored_with_their_celery_semantics() -> None:
         "melbourne": {"task": NOOP, "schedule": schedules.solar("sunset", -37.81, 144.96)},
         "paris-dawn": {"task": NOOP, "schedule": schedules.solar("dawn", 48.8566, 2.3522)},
     }
-    periodic.sync(spec)
+    beat_schedule.sync(spec)
     rows = {row.name: row for row in PeriodicTask.objects.select_related("interval", "crontab")}
     assert rows["half-second"].interval is not None
     assert (rows["half-second"].interval.every, rows["half-second"].interval.period) == (

@@ -146,3 +146,16 @@ def test_type_only_imports_that_point_up_are_the_known_few() -> None:
             if low is not None and high is not None and high > low:
                 upward.add((module, imported))
     assert upward == TYPE_ONLY_UPWARD
+
+
+def test_each_statement_has_one_name_across_the_sql_modules() -> None:
+    # djqueue.db.sql gives every module's statements under one name: two with the same
+    # name would make one of them unreachable.
+    defined: dict[str, list[str]] = {}
+    for path in sorted((DATA_LAYER / "sql").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and not target.id.startswith("_"):
+                        defined.setdefault(target.id, []).append(path.name)
+    assert {name: files for name, files in defined.items() if len(files) > 1} == {}

@@ -1,0 +1,177 @@
+"""Claim: take due jobs for a worker, plain ones on the hot path, limited ones within
+their limits."""
+
+from __future__ import annotations
+
+# Claim a batch in one statement. SKIP LOCKED lets concurrent workers take disjoint rows
+# without waiting on each other. The WHERE and ORDER BY match the partial index
+# djqueue_job_ready exactly (no OR: an OR makes the planner leave the index); "NOT gated"
+# is part of that index's predicate, so limited jobs are not even in it.
+# synchronous_commit is off for this transaction only: losing a claim in a server crash
+# just leaves the job PENDING, which is safe for at-least-once delivery.
+# A claimed job is RECEIVED, not STARTED: it waits in the worker's buffer until a pool
+# slot takes it (MARK_STARTED, or the outcome itself, records the start). ``isolate``
+# tells the worker that the job was once taken back from a lost worker or killed its
+# process, so that in-process pools run it in a process of its own.
+_CLAIM = """
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
+picked AS (
+    SELECT id FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND NOT gated AND queue {queue_test} AND eta <= now()
+    ORDER BY {order}
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE djqueue_job AS j
+SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %s, started_at = NULL,
+    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %s)
+FROM picked, sync
+WHERE j.id = picked.id
+RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
+          j.queue, j.priority, j.eta,
+          (j.expires_at IS NOT NULL AND j.expires_at <= now()),
+          j.revoke_requested_at IS NOT NULL, j.lost > 0 OR j.kills > 0
+"""
+# With one queue the equality lets the index deliver rows already in order.
+CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
+# With several queues: the same claim (rows sorted after the index scan).
+CLAIM_QUEUES = _CLAIM.format(queue_test="= ANY(%s::text[])", order="priority DESC, eta, id")
+
+# Limited jobs (rate or concurrency limit) are claimed in a transaction of two statements:
+# LOCK_GATES, then CLAIM_GATED. Two statements because under READ COMMITTED a statement
+# sees the database as it was when the statement began: had one statement both waited
+# for a limit's lock and counted the jobs running under it, it could count from before
+# the previous lock holder committed its claims, and overshoot the limit. Locking first
+# and counting in the next statement (a fresh snapshot, taken while we hold the lock)
+# sees every claim made under that limit.
+#
+# LOCK_GATES: the limits of waiting limited jobs in these queues (at most %s of them),
+# their djqueue_limit rows created on first use, and locked FOR UPDATE for the rest of
+# the transaction. Every claim of a limited job holds the locks of all its limits, so
+# claims under one limit are serialised. SKIP LOCKED: a limit another worker is claiming
+# under right now is left to that worker rather than waited for; our claim simply takes
+# no jobs of it this time. The INSERT takes keys in sorted order, so two claimers that
+# both create rows wait for each other (on the uncommitted insert) in the same order
+# and cannot deadlock; ON CONFLICT DO NOTHING takes no lock on a row that exists.
+# Rows this statement inserts are ours until commit but invisible to its own SELECT
+# FOR UPDATE, hence the UNION of both.
+LOCK_GATES = """
+WITH waiting AS (
+    SELECT task_name, rate_limit, concurrency_key FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND gated AND queue = ANY(%s::text[])
+          AND eta <= now()
+),
+keys AS (
+    SELECT DISTINCT k.key
+    FROM waiting AS w,
+         LATERAL (VALUES (CASE WHEN w.rate_limit IS NOT NULL THEN 'rate:' || w.task_name END),
+                         ('concurrency:' || w.concurrency_key)) AS k(key)
+    WHERE k.key IS NOT NULL
+    ORDER BY k.key
+    LIMIT %s
+),
+created AS (
+    INSERT INTO djqueue_limit (key, starts)
+    SELECT key, '{}' FROM keys ORDER BY key
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+),
+locked AS (
+    SELECT l.key FROM djqueue_limit AS l
+    WHERE l.key IN (SELECT key FROM keys)
+    FOR UPDATE SKIP LOCKED
+)
+SELECT key FROM created UNION ALL SELECT key FROM locked
+"""
+
+# CLAIM_GATED: claim limited jobs whose every limit we locked, no more than each allows.
+# - Concurrency: a key's jobs held by workers (RECEIVED or STARTED) are counted (index
+#   djqueue_job_concurrency); counting the jobs themselves cannot drift the way a
+#   separate counter could when a job is rescued, revoked or released.
+# - Rate: djqueue_limit.starts is a sliding log of start times. A start is allowed while
+#   fewer than rate_limit starts lie within the last rate_period seconds, which bounds
+#   starts in *every* window of that length (a token bucket would let twice as many
+#   through across a refill). The log is trimmed to the window on every write.
+# Within a limit, jobs are ranked in claim order; a job is taken when its rank fits in
+# what its limits allow. A job held back by one of its limits still uses a rank in the
+# other: that can only under-claim, never overshoot.
+# Times come from statement_timestamp(): taken after LOCK_GATES got the locks, they grow
+# in lock order, which the sliding window relies on (now() is the transaction's start).
+# The jobs themselves are locked FOR UPDATE SKIP LOCKED (a revoke in progress, say) and
+# the state is checked again on the locked row.
+CLAIM_GATED = """
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
+waiting AS (
+    SELECT id, priority, eta, task_name, rate_limit, rate_period, concurrency_key,
+           concurrency_limit
+    FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND gated AND queue = ANY(%(queues)s::text[])
+          AND eta <= now()
+          AND (rate_limit IS NULL OR 'rate:' || task_name = ANY(%(keys)s::text[]))
+          AND (concurrency_key IS NULL
+               OR 'concurrency:' || concurrency_key = ANY(%(keys)s::text[]))
+),
+ranked AS (
+    SELECT w.*,
+           row_number() OVER (PARTITION BY w.task_name, w.rate_limit IS NULL
+                              ORDER BY w.priority DESC, w.eta, w.id) AS rate_rank,
+           row_number() OVER (PARTITION BY w.concurrency_key
+                              ORDER BY w.priority DESC, w.eta, w.id) AS concurrency_rank
+    FROM waiting AS w
+),
+rate_used AS (
+    SELECT p.task_name, p.rate_period,
+           (SELECT count(*) FROM unnest(l.starts) AS s(at)
+            WHERE s.at > statement_timestamp() - make_interval(secs => p.rate_period)) AS used
+    FROM (SELECT DISTINCT task_name, rate_period FROM waiting WHERE rate_limit IS NOT NULL) AS p
+    JOIN djqueue_limit AS l ON l.key = 'rate:' || p.task_name
+),
+running AS (
+    SELECT concurrency_key, count(*) AS used FROM djqueue_job
+    WHERE state IN ('RECEIVED', 'STARTED')
+          AND concurrency_key IN (SELECT concurrency_key FROM waiting)
+    GROUP BY concurrency_key
+),
+allowed AS (
+    SELECT r.id FROM ranked AS r
+    LEFT JOIN rate_used AS u ON u.task_name = r.task_name AND u.rate_period = r.rate_period
+    LEFT JOIN running AS c ON c.concurrency_key = r.concurrency_key
+    WHERE (r.rate_limit IS NULL OR r.rate_rank <= r.rate_limit - COALESCE(u.used, 0))
+      AND (r.concurrency_key IS NULL
+           OR r.concurrency_rank <= r.concurrency_limit - COALESCE(c.used, 0))
+    ORDER BY r.priority DESC, r.eta, r.id
+    LIMIT %(limit)s
+),
+picked AS (
+    SELECT id FROM djqueue_job
+    WHERE id IN (SELECT id FROM allowed) AND state IN ('PENDING', 'RETRY')
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE djqueue_job AS j
+    SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s,
+        started_at = NULL, claimed_at = statement_timestamp(),
+        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s)
+    FROM picked, sync
+    WHERE j.id = picked.id
+    RETURNING j.id, j.task_name, j.args::text AS args, j.kwargs::text AS kwargs, j.attempt,
+              j.retries, j.queue, j.priority, j.eta,
+              (j.expires_at IS NOT NULL AND j.expires_at <= now()) AS expired,
+              j.revoke_requested_at IS NOT NULL AS revoked,
+              j.lost > 0 OR j.kills > 0 AS isolate,
+              j.rate_limit, j.rate_period
+),
+logged AS (
+    UPDATE djqueue_limit AS l
+    SET starts = ARRAY(
+            SELECT s.at FROM unnest(l.starts) AS s(at)
+            WHERE s.at > statement_timestamp() - make_interval(secs => c.period)
+        ) || array_fill(statement_timestamp(), ARRAY[c.n])
+    FROM (SELECT 'rate:' || task_name AS key, max(rate_period) AS period, count(*)::int AS n
+          FROM claimed WHERE rate_limit IS NOT NULL GROUP BY 1) AS c
+    WHERE l.key = c.key
+)
+SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked,
+       isolate
+FROM claimed
+"""

@@ -1,0 +1,34 @@
+"""Worker rows: registration, heartbeats, stop, and pruning of old rows."""
+
+from __future__ import annotations
+
+# A worker (re)starts: one row per name, reset on a restart under the same name.
+REGISTER_WORKER = """
+INSERT INTO djqueue_worker (
+    name, hostname, pid, pool, concurrency, queues, started_at, last_heartbeat, jobs_done,
+    children
+)
+VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(), now(), 0, '[]'::jsonb)
+ON CONFLICT (name) DO UPDATE
+SET started_at = now(), last_heartbeat = now(), stopped_at = NULL, jobs_done = 0,
+    children = '[]'::jsonb
+"""
+
+# A heartbeat: the worker is alive, with its counters.
+WORKER_HEARTBEAT = """
+UPDATE djqueue_worker SET last_heartbeat = now(), jobs_done = %s, children = %s::jsonb
+WHERE name = %s
+"""
+
+# A worker stopped cleanly.
+WORKER_STOPPED = """
+UPDATE djqueue_worker SET last_heartbeat = now(), stopped_at = now(), jobs_done = %s
+WHERE name = %s
+"""
+
+# Live workers beat every few seconds; the floor keeps their rows even when asked to
+# prune everything finished (--older-than 0).
+PRUNE_WORKERS = """
+DELETE FROM djqueue_worker
+WHERE last_heartbeat < now() - make_interval(secs => GREATEST(%s, %s))
+"""
