@@ -199,4 +199,4 @@ def _degrees(value: float) -> decimal.Decimal:
 
 
 def _alias() -> str:
-    return str(conf.get("DATABASE"))
+    return conf.database()

@@ -143,7 +143,7 @@ def next_run(row: PeriodicTask) -> datetime.datetime | None:
 
 
 def _alias() -> str:
-    return str(conf.get("DATABASE"))
+    return conf.database()
 
 
 def reason(exc: BaseException) -> str:

@@ -144,10 +144,10 @@ class Beat:
         clock: Callable[[], datetime.datetime] = periodic.db_now,
     ) -> None:
         self.name = name
-        self.max_interval = float(
-            conf.get("BEAT_MAX_INTERVAL_SECONDS") if max_interval is None else max_interval
+        self.max_interval = (
+            conf.number("BEAT_MAX_INTERVAL_SECONDS") if max_interval is None else max_interval
         )
-        self.follower_retry = float(conf.get("BEAT_FOLLOWER_RETRY_SECONDS"))
+        self.follower_retry = conf.number("BEAT_FOLLOWER_RETRY_SECONDS")
         self.stop = stop or threading.Event()
         self.scheduler = Scheduler(store or DatabaseStore())
         self.clock = clock
@@ -231,8 +231,8 @@ class Beat:
     def _prune(self) -> None:
         if time.monotonic() < self._prune_at:
             return
-        self._prune_at = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
-        count = periodic.prune_runs(float(conf.get("BEAT_RUN_RETENTION_SECONDS")))
+        self._prune_at = time.monotonic() + conf.number("PRUNE_INTERVAL_SECONDS")
+        count = periodic.prune_runs(conf.number("BEAT_RUN_RETENTION_SECONDS"))
         if count:
             logger.info("Pruned %d old periodic run record(s).", count)
 
@@ -277,4 +277,4 @@ def _run_logged(beat: Beat) -> None:
 
 def _close_connection() -> None:
     with contextlib.suppress(DjangoDatabaseError):
-        connections[conf.get("DATABASE")].close()
+        connections[conf.database()].close()

@@ -425,7 +425,7 @@ def _link(node: Any, name: str, callback: Signature) -> Signature:
 
 def apply(node: Canvas) -> Any:
     """Send ``node`` as one workflow; return its result (see each primitive)."""
-    if conf.get("EAGER"):
+    if conf.flag("EAGER"):
         return _run_eagerly(node)
     plan = _Plan()
     part = plan.add(node, waiting=False, defaults={})

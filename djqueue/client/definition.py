@@ -194,7 +194,7 @@ class Task(Generic[P, R]):
             priority=priority,
             task_id=task_id,
         )
-        if conf.get("EAGER"):
+        if conf.flag("EAGER"):
             return self._run_eagerly(job)
         [job_id] = broker.enqueue([job])
         signals.emit(signals.task_enqueued, self, job_ids=[job_id])
@@ -249,7 +249,7 @@ class Task(Generic[P, R]):
         self.prepare(args, kwargs, task_id=task_id, **options)
         transaction.on_commit(
             lambda: self.apply_async(args, kwargs, task_id=task_id, **options),
-            using=conf.get("DATABASE"),
+            using=conf.database(),
         )
         return result.AsyncResult(ids.parse(task_id))
 
@@ -268,7 +268,7 @@ class Task(Generic[P, R]):
         if options.get("task_id") is not None:
             raise ValueError("task_id names one job; apply_many cannot give it to many")
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
-        if conf.get("EAGER"):
+        if conf.flag("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
         job_ids = broker.enqueue(jobs)
         signals.emit(signals.task_enqueued, self, job_ids=job_ids)
@@ -375,7 +375,7 @@ class Task(Generic[P, R]):
             id=ids.new_id() if task_id is None else ids.parse(task_id),
             task_name=self.name,
             queue=_check_queue(
-                queue if queue is not None else self.queue or conf.get("DEFAULT_QUEUE")
+                queue if queue is not None else self.queue or conf.string("DEFAULT_QUEUE")
             ),
             priority=self.priority if priority is None else _check_priority(priority),
             args=args_json,
@@ -441,7 +441,7 @@ class Task(Generic[P, R]):
         except TypeError as exc:
             raise TypeError(self._unencodable(args, kwargs, exc)) from None
         size = len(args_json) + len(kwargs_json)
-        cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+        cap = conf.integer("MAX_PAYLOAD_BYTES")
         if size > cap:
             raise PayloadTooLarge(
                 f"arguments of {self.name} are {size} bytes as JSON, over the "

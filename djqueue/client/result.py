@@ -42,7 +42,7 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
 
     def _row(self) -> dict[str, Any]:
         with schema.translated():
-            jobs = Job.objects.using(conf.get("DATABASE"))
+            jobs = Job.objects.using(conf.database())
             row = jobs.filter(pk=self.id).values(*_FIELDS).first()
         if row is None:
             raise exceptions.JobNotFound(
@@ -55,7 +55,7 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
     def job(self) -> Job:
         """The job's model instance, freshly read."""
         with schema.translated():
-            return Job.objects.using(conf.get("DATABASE")).get(pk=self.id)
+            return Job.objects.using(conf.database()).get(pk=self.id)
 
     @property
     def state(self) -> str:
@@ -217,7 +217,7 @@ class GroupResult:
     @classmethod
     def restore(cls, id: str | uuid.UUID) -> GroupResult | None:
         """The group with this id, or None if there is none (it was never sent)."""
-        row = Group.objects.using(conf.get("DATABASE")).filter(pk=ids.parse(id)).first()
+        row = Group.objects.using(conf.database()).filter(pk=ids.parse(id)).first()
         if row is None:
             return None
         return cls(row.id, [AsyncResult(job_id) for job_id in row.job_ids])
@@ -235,9 +235,7 @@ class GroupResult:
         wanted = [r.id for r in self.results] if ids_ is None else ids_
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for start in range(0, len(wanted), 5000):
-            rows = Job.objects.using(conf.get("DATABASE")).filter(
-                pk__in=wanted[start : start + 5000]
-            )
+            rows = Job.objects.using(conf.database()).filter(pk__in=wanted[start : start + 5000])
             found.update({row["id"]: row for row in rows.values("id", *_FIELDS)})
         missing = set(wanted) - set(found)
         if missing:

@@ -115,7 +115,7 @@ def _unserved(queue: str) -> str | None:
 
 def _live_queues() -> set[str]:
     """Queues of the workers that sent a heartbeat lately and did not stop."""
-    cutoff = datetime.timedelta(seconds=3 * float(conf.get("HEARTBEAT_SECONDS")))
+    cutoff = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     workers = Worker.objects.using(_alias()).filter(
         stopped_at__isnull=True, last_heartbeat__gte=Now() - cutoff
     )
@@ -156,4 +156,4 @@ def _span(seconds: float) -> str:
 
 
 def _alias() -> str:
-    return str(conf.get("DATABASE"))
+    return conf.database()

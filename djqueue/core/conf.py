@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # Run tasks at send time in the calling process (for users' unit tests).
@@ -78,6 +79,51 @@ def get(name: str) -> Any:
         raise KeyError(f"unknown djqueue setting {name!r}")
     user: dict[str, Any] = getattr(settings, "DJQUEUE", {}) or {}
     return user.get(name, DEFAULTS[name])
+
+
+def integer(name: str) -> int:
+    """The setting ``name`` as a whole number; a clear error when it is not one."""
+    value = get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(_wrong(name, value, "a whole number")) from None
+
+
+def number(name: str) -> float:
+    """The setting ``name`` as a number of seconds, bytes...; a clear error otherwise."""
+    value = get(name)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(_wrong(name, value, "a number")) from None
+
+
+def optional_number(name: str) -> float | None:
+    """The setting ``name`` as a number, or None where None means "not set"."""
+    return None if get(name) is None else number(name)
+
+
+def flag(name: str) -> bool:
+    """The setting ``name`` as true or false."""
+    return bool(get(name))
+
+
+def string(name: str) -> str:
+    """The setting ``name`` as text; a clear error when it is something else."""
+    value = get(name)
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(_wrong(name, value, "a string"))
+    return value
+
+
+def database() -> str:
+    """The alias of the database holding the queue tables (``DATABASE``)."""
+    return string("DATABASE")
+
+
+def _wrong(name: str, value: Any, expected: str) -> str:
+    return f"DJQUEUE[{name!r}] must be {expected}, not {value!r}"
 
 
 def unknown_keys() -> list[str]:

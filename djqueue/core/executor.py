@@ -135,7 +135,7 @@ def _succeeded(task: Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
         found = codec.describe_unencodable(value)
         detail = f"result{found[0]} {found[1]}" if found else str(exc)
         return _failure(job, TypeError(f"the task returned a value JSON cannot carry: {detail}"))
-    cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+    cap = conf.integer("MAX_PAYLOAD_BYTES")
     if len(encoded) > cap:
         too_large = PayloadTooLarge(
             f"the result is {len(encoded)} bytes as JSON, over the MAX_PAYLOAD_BYTES limit "
@@ -221,7 +221,7 @@ def _message_of(exc: BaseException) -> str:
         message = str(exc)
     except Exception as broken:  # a user exception whose __str__ raises
         message = f"(the error's message could not be read: {type(broken).__name__})"
-    return text.storable(message, int(conf.get("MAX_ERROR_CHARS")))
+    return text.storable(message, conf.integer("MAX_ERROR_CHARS"))
 
 
 def _traceback_of(exc: BaseException) -> str:
@@ -229,7 +229,7 @@ def _traceback_of(exc: BaseException) -> str:
         formatted = "".join(tb.format_exception(exc))
     except Exception as broken:
         formatted = f"(the traceback could not be formatted: {type(broken).__name__})"
-    return text.storable(formatted, int(conf.get("MAX_TRACEBACK_CHARS")))
+    return text.storable(formatted, conf.integer("MAX_TRACEBACK_CHARS"))
 
 
 def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
@@ -239,7 +239,7 @@ def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcom
         job.task_name,
         state,
         error_type=error_type,
-        error_message=text.storable(message, int(conf.get("MAX_ERROR_CHARS"))),
+        error_message=text.storable(message, conf.integer("MAX_ERROR_CHARS")),
         worker=job.worker,
     )
 

@@ -55,8 +55,8 @@ def _cursor() -> Iterator[CursorWrapper]:
 
 @contextmanager
 def _django_cursor() -> Iterator[CursorWrapper]:
-    db = connections[conf.get("DATABASE")]
-    if not conf.get("PREPARED_STATEMENTS"):
+    db = connections[conf.database()]
+    if not conf.flag("PREPARED_STATEMENTS"):
         with db.cursor() as cursor:
             yield cursor
         return
@@ -85,7 +85,7 @@ def enqueue(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
         with _cursor() as cursor:
             cursor.execute(sql.ENQUEUE_ONE, _row(jobs[0]))
         return [jobs[0].id]
-    size = int(conf.get("BULK_BATCH_SIZE"))
+    size = conf.integer("BULK_BATCH_SIZE")
     with _cursor() as cursor:
         for start in range(0, len(jobs), size):
             cursor.execute(sql.ENQUEUE_MANY, [_json_rows(jobs[start : start + size])])
@@ -127,7 +127,7 @@ def _insert_limited(cursor: CursorWrapper, jobs: Sequence[NewJob]) -> set[uuid.U
         cursor.execute(sql.ENQUEUE_LIMITED_ONE, [*_row(jobs[0]), *_limits_row(jobs[0])])
         inserted.update(row[0] for row in cursor.fetchall())
         return inserted
-    size = int(conf.get("BULK_BATCH_SIZE"))
+    size = conf.integer("BULK_BATCH_SIZE")
     for start in range(0, len(jobs), size):
         cursor.execute(
             sql.ENQUEUE_LIMITED_MANY, [_json_rows(jobs[start : start + size], _limits_json)]
@@ -168,8 +168,8 @@ def enqueue_workflow(jobs: Sequence[NewJob], groups: Sequence[dict[str, Any]]) -
     Jobs carry their continuation (``NewJob.workflow``); ``waiting`` ones are not due
     until the job before them ends (see ``sql.ENQUEUE_WORKFLOW``).
     """
-    size = int(conf.get("BULK_BATCH_SIZE"))
-    with transaction.atomic(using=conf.get("DATABASE")), _cursor() as cursor:
+    size = conf.integer("BULK_BATCH_SIZE")
+    with transaction.atomic(using=conf.database()), _cursor() as cursor:
         if groups:
             cursor.execute(sql.INSERT_GROUPS, [json.dumps(list(groups))])
         for start in range(0, len(jobs), size):
@@ -292,7 +292,7 @@ def claim_limited(queues: Sequence[str], limit: int, worker: str, lease: float) 
     of the waiting jobs, then claim what they allow and record the starts.
     """
     gates.looked()
-    with transaction.atomic(using=conf.get("DATABASE")), _cursor() as cursor:
+    with transaction.atomic(using=conf.database()), _cursor() as cursor:
         cursor.execute(sql.LOCK_GATES, [list(queues), _MAX_GATES])
         keys = [row[0] for row in cursor.fetchall()]
         if not keys:
@@ -341,7 +341,7 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
     if not outcomes:
         return set()
     if any(o.killed for o in outcomes):
-        with transaction.atomic(using=conf.get("DATABASE")):
+        with transaction.atomic(using=conf.database()):
             return _finish_all(_count_kills(outcomes))
     return _finish_all(outcomes)
 
@@ -399,7 +399,7 @@ def _count_kills(outcomes: Sequence[Outcome]) -> list[Outcome]:
     with _cursor() as cursor:
         cursor.execute(sql.COUNT_KILL, columns)
         kills = {row[0]: row[1] for row in cursor.fetchall()}
-    limit = conf.get("QUARANTINE_AFTER_KILLS")
+    limit = conf.integer("QUARANTINE_AFTER_KILLS")
     return [_quarantined(o, kills[o.job_id], limit) if o.job_id in kills else o for o in outcomes]
 
 
@@ -554,7 +554,7 @@ def prune(
                 progress(total)
             if deleted < batch:
                 break
-        floor = 10 * max(float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS")))
+        floor = 10 * max(conf.number("LEASE_SECONDS"), conf.number("HEARTBEAT_SECONDS"))
         cursor.execute(sql.PRUNE_WORKERS, [older_than, floor])
         while True:
             cursor.execute(sql.PRUNE_GROUPS, [older_than, batch])
@@ -594,7 +594,7 @@ def retry_failed(job_ids: Sequence[uuid.UUID]) -> int:
 
 
 def _retry_chunk(chunk: list[uuid.UUID]) -> int:
-    alias = conf.get("DATABASE")
+    alias = conf.database()
     for _ in range(_RETRY_ROUNDS):
         try:
             # A savepoint: a duplicate enqueued between the statement's look and its

@@ -60,7 +60,7 @@ def connect(autocommit: bool = True) -> psycopg.Connection[Any]:
         extra: dict[str, Any] = {k: v for k, v in sessions.link_options().items() if k not in given}
         conn = psycopg.connect(dsn, autocommit=autocommit, **extra)
     else:
-        params = connections[conf.get("DATABASE")].get_connection_params()
+        params = connections[conf.database()].get_connection_params()
         for django_only in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(django_only, None)
         conn = psycopg.connect(**sessions.with_link_options(params), autocommit=autocommit)
@@ -300,7 +300,7 @@ class Listener:
         logger.warning(
             "Lost the notification connection (%s); polling every %ss until it is back.",
             reason,
-            conf.get("POLL_INTERVAL_SECONDS"),
+            conf.number("POLL_INTERVAL_SECONDS"),
         )
         try:
             self._conn.close()

@@ -167,4 +167,4 @@ def schedules_changed(sender: type[models.Model], using: str, **kwargs: Any) -> 
 
 
 def _alias() -> str:
-    return str(conf.get("DATABASE"))
+    return conf.database()

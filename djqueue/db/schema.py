@@ -125,4 +125,4 @@ def _where(alias: str) -> str:
 
 
 def _alias() -> str:
-    return str(conf.get("DATABASE"))
+    return conf.database()

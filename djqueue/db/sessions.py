@@ -79,7 +79,7 @@ def protect_django_connections(alias: str | None = None) -> None:
     For the processes djqueue runs (``runworker``, ``runbeat``): call it before the
     alias is used. Every thread's connection to the alias reads the same settings dict.
     """
-    alias = alias or conf.get("DATABASE")
+    alias = alias or conf.database()
     database = connections.settings[alias]
     database["OPTIONS"] = with_link_options(database.get("OPTIONS") or {})
     # A connection this thread already holds was made without them: start afresh.

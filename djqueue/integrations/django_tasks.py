@@ -173,7 +173,7 @@ def _uses_djqueue(task: DjangoTask[Any, Any]) -> bool:
 
 
 def _row(job_id: Any) -> Job:
-    return Job.objects.using(conf.get("DATABASE")).get(pk=job_id)
+    return Job.objects.using(conf.database()).get(pk=job_id)
 
 
 def _class_path(error_type: str) -> str:

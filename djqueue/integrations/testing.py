@@ -41,7 +41,7 @@ def run_pending(queues: Sequence[str] | None = None, limit: int = 10_000) -> lis
 
 def _all_queues() -> list[str]:
     return list(
-        Job.objects.using(conf.get("DATABASE"))
+        Job.objects.using(conf.database())
         .filter(state__in=states.WAITING)
         .values_list("queue", flat=True)
         .distinct()
@@ -50,7 +50,7 @@ def _all_queues() -> list[str]:
 
 def enqueued(task: Any = None, state: str | None = states.PENDING) -> QuerySet[Job]:
     """Jobs of ``task`` (a task or its name) in ``state`` (None: any state)."""
-    jobs = Job.objects.using(conf.get("DATABASE")).all()
+    jobs = Job.objects.using(conf.database()).all()
     if task is not None:
         jobs = jobs.filter(task_name=getattr(task, "name", task))
     if state is not None:

@@ -212,7 +212,7 @@ class JobAdmin(ReadOnlyAdmin):
     ) -> None:
         """One admin log entry per job, written in bulk."""
         if job_ids:
-            jobs = Job.objects.using(conf.get("DATABASE")).filter(pk__in=job_ids)
+            jobs = Job.objects.using(conf.database()).filter(pk__in=job_ids)
             _log_entries(request, jobs, flag, message)
 
     @admin.display(description="workflow")
@@ -419,7 +419,7 @@ class WorkerAdmin(ReadOnlyAdmin):
         if worker.stopped_at is not None:
             return _coloured("#777777", "stopped")
         silent = timezone.now() - worker.last_heartbeat
-        limit = datetime.timedelta(seconds=3 * float(conf.get("HEARTBEAT_SECONDS")))
+        limit = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
         if silent > limit:
             return _coloured(STATE_COLOURS[states.FAILURE], "lost")
         return _coloured(STATE_COLOURS[states.SUCCESS], "alive")

@@ -21,7 +21,7 @@ def register() -> None:
 
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The queue's database must be PostgreSQL: claiming relies on SKIP LOCKED and NOTIFY."""
-    alias = conf.get("DATABASE")
+    alias = conf.database()
     return database_errors(alias, settings.DATABASES.get(alias))
 
 
@@ -51,7 +51,7 @@ def database_errors(alias: str, database: dict[str, Any] | None) -> list[checks.
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Unknown keys in ``DJQUEUE`` are probably typos; heartbeats must beat the lease."""
     messages: list[checks.CheckMessage] = []
-    lease, beat = float(conf.get("LEASE_SECONDS")), float(conf.get("HEARTBEAT_SECONDS"))
+    lease, beat = conf.number("LEASE_SECONDS"), conf.number("HEARTBEAT_SECONDS")
     if beat >= lease:
         messages.append(
             checks.Error(

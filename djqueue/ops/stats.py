@@ -73,7 +73,7 @@ class TaskFigures:
 
 
 def _jobs() -> Any:
-    return Job.objects.using(conf.get("DATABASE"))
+    return Job.objects.using(conf.database())
 
 
 def queue_depths() -> list[QueueDepth]:
@@ -185,9 +185,9 @@ def _seconds(interval: Any) -> Any:
 
 def live_workers() -> list[Worker]:
     """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=3 * float(conf.get("HEARTBEAT_SECONDS")))
+    cutoff = timezone.now() - datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     return list(
-        Worker.objects.using(conf.get("DATABASE"))
+        Worker.objects.using(conf.database())
         .filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
         .order_by("name")
     )

@@ -30,7 +30,7 @@ FIELDS = (
 @require_GET
 def job_status(request: HttpRequest, job_id: uuid.UUID) -> JsonResponse:
     """A job's state (and result or error once finished), for front ends that poll."""
-    row = Job.objects.using(conf.get("DATABASE")).filter(pk=job_id).values(*FIELDS).first()
+    row = Job.objects.using(conf.database()).filter(pk=job_id).values(*FIELDS).first()
     if row is None:
         return JsonResponse({"id": str(job_id), "error": "no such job"}, status=404)
     body: dict[str, Any] = {

@@ -140,22 +140,22 @@ class Worker:
         self.autoscaler = self._autoscaler(options)
         # Solo runs jobs in this loop's thread, when the loop asks it to.
         self._inline = self.pool if isinstance(self.pool, Inline) else None
-        multiplier = options.prefetch_multiplier or int(conf.get("PREFETCH_MULTIPLIER"))
+        multiplier = options.prefetch_multiplier or conf.integer("PREFETCH_MULTIPLIER")
         self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
         # While jobs are held, claim again only once this many places are free: one
         # round trip then fetches several jobs instead of one per finished job. (With
         # nothing held a claim goes out at once, so pick-up latency is unchanged.)
         self.claim_threshold = max(1, self.capacity // 4)
-        self.lease = float(conf.get("LEASE_SECONDS"))
+        self.lease = conf.number("LEASE_SECONDS")
         # A job is started only while the leases are surely still ours: renewed less
         # than this long ago (by the worker's clock); otherwise it asks the database.
         self.trust_leases_for = self.lease / 2
         # Read once: the loop below runs per batch and settings do not change at run time.
-        self.claim_batch = int(conf.get("CLAIM_BATCH_SIZE"))
-        self.finish_batch = int(conf.get("FINISH_BATCH_SIZE"))
-        self.flush_after = float(conf.get("FINISH_FLUSH_MS")) / 1000
-        self.poll_interval = float(conf.get("POLL_INTERVAL_SECONDS"))
-        self.grace = float(conf.get("SHUTDOWN_GRACE_SECONDS"))
+        self.claim_batch = conf.integer("CLAIM_BATCH_SIZE")
+        self.finish_batch = conf.integer("FINISH_BATCH_SIZE")
+        self.flush_after = conf.number("FINISH_FLUSH_MS") / 1000
+        self.poll_interval = conf.number("POLL_INTERVAL_SECONDS")
+        self.grace = conf.number("SHUTDOWN_GRACE_SECONDS")
         self.events: queue.SimpleQueue[Outcome | str] = queue.SimpleQueue()
         # Guarded by _lock (read by the control, listener and pool threads):
         # jobs claimed whose outcome was not taken yet,
@@ -514,7 +514,7 @@ class Worker:
 
     def _finish_refused(self, outcome: Outcome, exc: DatabaseError) -> None:
         """End the job whose outcome the database refused, with the database's reason."""
-        reason = text.storable(_describe(exc), int(conf.get("MAX_ERROR_CHARS")))
+        reason = text.storable(_describe(exc), conf.integer("MAX_ERROR_CHARS"))
         logger.error(
             "The outcome of %s[%s] could not be stored (%s); the job ends FAILURE.",
             text.printable(outcome.task_name),
@@ -670,9 +670,9 @@ class Worker:
                 connections.close_all()
 
     def _control_ticks(self) -> None:
-        every = float(conf.get("HEARTBEAT_SECONDS"))
+        every = conf.number("HEARTBEAT_SECONDS")
         next_beat = 0.0
-        next_prune = time.monotonic() + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+        next_prune = time.monotonic() + conf.number("PRUNE_INTERVAL_SECONDS")
         # After a restart of this loop, a warm shutdown already announced stays so.
         announced = self.stopping.is_set()
         while not self.stopped.wait(0.2):
@@ -699,7 +699,7 @@ class Worker:
             else:
                 self._mark_started_or_log()
             if now >= next_prune:
-                next_prune = now + float(conf.get("PRUNE_INTERVAL_SECONDS"))
+                next_prune = now + conf.number("PRUNE_INTERVAL_SECONDS")
                 self._prune()
 
     def _announce_warm_shutdown(self) -> None:
@@ -836,11 +836,11 @@ class Worker:
             held.marked = True
 
     def _prune(self) -> None:
-        retention = conf.get("RESULT_RETENTION_SECONDS")
+        retention = conf.optional_number("RESULT_RETENTION_SECONDS")
         if retention is None:
             return
         try:
-            count = self.store.prune(float(retention))
+            count = self.store.prune(retention)
         except DatabaseError as exc:
             logger.warning("Pruning failed (%s); will try again later.", _describe(exc))
             self.store.reset()

@@ -118,7 +118,7 @@ class Command(BaseCommand):
         if what == "stats":
             self._task_stats()
             return
-        jobs = Job.objects.using(conf.get("DATABASE"))
+        jobs = Job.objects.using(conf.database())
         if queue:
             jobs = jobs.filter(queue=queue)
         if what == "active":
@@ -165,7 +165,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             done = broker.revoke(job_id, terminate=terminate)
             state = (
-                Job.objects.using(conf.get("DATABASE"))
+                Job.objects.using(conf.database())
                 .filter(pk=job_id)
                 .values_list("state", flat=True)
                 .first()
@@ -179,7 +179,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{job_id}: not revoked ({why}{hint})")
 
     def _retry(self, task: str | None, queue: str | None, since: float | None) -> None:
-        failed = Job.objects.using(conf.get("DATABASE")).filter(state=states.FAILURE)
+        failed = Job.objects.using(conf.database()).filter(state=states.FAILURE)
         if task:
             failed = failed.filter(task_name=task)
         if queue:
@@ -193,9 +193,7 @@ class Command(BaseCommand):
 
     def _purge(self, queue: str, yes: bool) -> None:
         waiting = (
-            Job.objects.using(conf.get("DATABASE"))
-            .filter(queue=queue, state__in=states.WAITING)
-            .count()
+            Job.objects.using(conf.database()).filter(queue=queue, state__in=states.WAITING).count()
         )
         if not waiting:
             self.stdout.write(f"Queue {queue!r} has no waiting jobs.")

@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         older_than = options["older_than"]
         if older_than is None:
-            older_than = conf.get("RESULT_RETENTION_SECONDS")
+            older_than = conf.optional_number("RESULT_RETENTION_SECONDS")
         if older_than is None:
             raise CommandError(
                 "RESULT_RETENTION_SECONDS is None (keep forever); pass --older-than SECONDS"

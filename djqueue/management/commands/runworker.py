@@ -112,7 +112,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         logs.configure(options["loglevel"])
-        queues = _queues(options["queues"] or conf.get("DEFAULT_QUEUE"))
+        queues = _queues(options["queues"] or conf.string("DEFAULT_QUEUE"))
         concurrency = options["concurrency"]
         if concurrency is None:
             concurrency = os.cpu_count() or 1
