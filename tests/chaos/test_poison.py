@@ -44,7 +44,7 @@ def most_runs(pool: str) -> int:
     with it, and nobody can tell which of its jobs did: that run counts as a loss, and
     the job's next runs, each in a process of its own, count as kills.
     """
-    return int(conf.get("QUARANTINE_AFTER_KILLS")) + (0 if pool == "prefork" else 1)
+    return conf.integer("QUARANTINE_AFTER_KILLS") + (0 if pool == "prefork" else 1)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ POISONS = [
     ),
     Poison(
         "result above MAX_PAYLOAD_BYTES",
-        lambda: tasks.poison_huge_result.delay(2 * int(conf.get("MAX_PAYLOAD_BYTES"))),
+        lambda: tasks.poison_huge_result.delay(2 * conf.integer("MAX_PAYLOAD_BYTES")),
         lambda job: "MAX_PAYLOAD_BYTES" in job.error_message,
     ),
     Poison(
