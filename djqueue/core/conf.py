@@ -99,6 +99,11 @@ def number(name: str) -> float:
         raise ImproperlyConfigured(_wrong(name, value, "a number")) from None
 
 
+def optional_integer(name: str) -> int | None:
+    """The setting ``name`` as a whole number, or None where None means "never"."""
+    return None if get(name) is None else integer(name)
+
+
 def optional_number(name: str) -> float | None:
     """The setting ``name`` as a number, or None where None means "not set"."""
     return None if get(name) is None else number(name)

@@ -399,12 +399,12 @@ def _count_kills(outcomes: Sequence[Outcome]) -> list[Outcome]:
     with _cursor() as cursor:
         cursor.execute(sql.COUNT_KILL, columns)
         kills = {row[0]: row[1] for row in cursor.fetchall()}
-    limit = conf.integer("QUARANTINE_AFTER_KILLS")
+    limit = conf.optional_integer("QUARANTINE_AFTER_KILLS")
     return [_quarantined(o, kills[o.job_id], limit) if o.job_id in kills else o for o in outcomes]
 
 
 def _quarantined(outcome: Outcome, kills: int, limit: int | None) -> Outcome:
-    if limit is None or kills < int(limit):
+    if limit is None or kills < limit:
         return outcome
     return dataclasses.replace(
         outcome,
