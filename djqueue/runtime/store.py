@@ -164,7 +164,7 @@ class DatabaseStore:
 
     def reset(self) -> None:
         with contextlib.suppress(DatabaseError):
-            connections[conf.get("DATABASE")].close()
+            connections[conf.database()].close()
 
     def close(self) -> None:
         conn, self._confirm_conn = self._confirm_conn, None
