@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from django.db import DatabaseError, OperationalError, connections
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from djqueue.core import conf
@@ -117,6 +117,17 @@ def translated(alias: str | None = None, ours: bool = False) -> Iterator[None]:
         if missing is None:
             raise
         raise missing from None
+
+
+def roll_back_after_error() -> None:
+    """After catching a failed statement: have any open ``atomic()`` block roll back.
+
+    PostgreSQL refuses further statements in a transaction with a failed one, so the
+    block must end in a rollback, not a commit (``ATOMIC_REQUESTS``, the admin's forms).
+    """
+    for alias in connections:
+        if connections[alias].in_atomic_block:
+            transaction.set_rollback(True, using=alias)
 
 
 def _where(alias: str) -> str:

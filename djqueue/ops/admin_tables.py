@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -48,11 +48,7 @@ class NeedsTables(admin.ModelAdmin):  # type: ignore[type-arg]
             missing = schema.translate(exc)
             if missing is None:
                 raise
-            # The failed statement spoiled a surrounding transaction (ATOMIC_REQUESTS,
-            # the change form's own): it must roll back, not commit.
-            for alias in connections:
-                if connections[alias].in_atomic_block:
-                    transaction.set_rollback(True, using=alias)
+            schema.roll_back_after_error()
             return self._missing(request, str(missing))
         return response
 

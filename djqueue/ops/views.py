@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from djqueue.core import conf, states
+from djqueue.core.exceptions import MigrationsMissing
+from djqueue.db import schema
 from djqueue.db.models import Job
 
 FIELDS = (
@@ -30,7 +32,14 @@ FIELDS = (
 @require_GET
 def job_status(request: HttpRequest, job_id: uuid.UUID) -> JsonResponse:
     """A job's state (and result or error once finished), for front ends that poll."""
-    row = Job.objects.using(conf.database()).filter(pk=job_id).values(*FIELDS).first()
+    try:
+        with schema.translated():
+            jobs = Job.objects.using(conf.database())
+            row = jobs.filter(pk=job_id).values(*FIELDS).first()
+    except MigrationsMissing as exc:
+        schema.roll_back_after_error()
+        # What a front end can show; the page works again once migrate has run.
+        return JsonResponse({"id": str(job_id), "error": str(exc)}, status=503)
     if row is None:
         return JsonResponse({"id": str(job_id), "error": "no such job"}, status=404)
     body: dict[str, Any] = {

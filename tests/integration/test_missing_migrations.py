@@ -149,6 +149,14 @@ def test_periodic_task_pages_say_to_migrate(admin_client: Any, no_periodic_table
         assert "python manage.py migrate" in response.content.decode()
 
 
+def test_the_job_status_view_says_to_migrate(client: Any, no_job_table: None) -> None:
+    job_id = "01942a6e-0000-7000-8000-000000000000"
+    with transaction.atomic():
+        response = client.get(reverse("djqueue:job-status", args=[job_id]))
+    assert response.status_code == 503
+    assert MIGRATE in response.json()["error"]
+
+
 def test_admin_pages_work_with_the_tables(admin_client: Any) -> None:
     assert admin_client.get(reverse("admin:djqueue_job_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:djqueue_dashboard")).status_code == 200
