@@ -14,6 +14,7 @@ class DjqueueConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: Django imports this module before any app's
         # models, and these modules import djqueue's models.
+        from djqueue.client import builtins  # noqa: F401 - registers the builtin tasks
         from djqueue.core import registry
         from djqueue.db import models, periodic
         from djqueue.ops import checks

@@ -611,7 +611,9 @@ class _Plan:
             # Its release sets when it runs (see _step).
             options.pop("countdown", None)
             options.pop("eta", None)
-        job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, **options)
+        # A waiting step gets the result before it as its first argument when released.
+        partial = planned.waiting and not sig.immutable
+        job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, partial=partial, **options)
         if job.limited:
             raise ValueError(
                 f"{sig.task.name} has rate, concurrency or unique limits; such tasks cannot "
@@ -632,7 +634,9 @@ def _callback(sig: Signature, job_id: uuid.UUID) -> dict[str, Any]:
     if sig.options.get("link") or sig.options.get("link_error"):
         raise TypeError(f"a callback cannot have callbacks of its own: {sig!r}")
     options = {k: v for k, v in sig.options.items() if k in ("queue", "priority", "expires")}
-    job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, **options)
+    job = sig.task.prepare(
+        sig.args, sig.kwargs, task_id=job_id, partial=not sig.immutable, **options
+    )
     if job.limited:
         raise ValueError(f"{sig.task.name} has limits; it cannot be a callback yet")
     countdown = sig.options.get("countdown")
@@ -697,7 +701,8 @@ def _run_eagerly(node: Canvas) -> Any:
         return _eager(node, (), [])
     except _Stopped as stopped:
         stopped.outcome.maybe_throw()
-        raise  # pragma: no cover - maybe_throw raised
+        # A rejected or ignored step stops the workflow without an error, as in Celery.
+        return stopped.outcome
 
 
 def _eager(node: Canvas, args: tuple[Any, ...], errbacks: list[Signature]) -> Any:

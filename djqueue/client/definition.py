@@ -24,8 +24,8 @@ from typing import (
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue.client import canvas, eager
-from djqueue.core import codec, conf, context, ids, limits, registry, signals, text
+from djqueue.client import canvas, eager, mapping
+from djqueue.core import codec, conf, context, executor, ids, limits, registry, signals, text
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.core.records import NewJob
@@ -72,6 +72,10 @@ class Task(Generic[P, R]):
         concurrency_key: limits.KeySource | None = None,
         unique_key: limits.KeySource | None = None,
         unique_for: float | None = None,
+        acks_late: bool = False,
+        retry_kwargs: dict[str, Any] | None = None,
+        throws: Sequence[type[BaseException]] = (),
+        typing: bool = True,
     ) -> None:
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -96,6 +100,12 @@ class Task(Generic[P, R]):
         self.concurrency_key = concurrency_key
         self.unique_key = unique_key
         self.unique_for = limits.check_unique(unique_key, unique_for)
+        # Accepted for Celery code: jobs are acknowledged when they end, always (see
+        # docs/tasks.md, "acks_late").
+        self.acks_late = acks_late
+        self.retry_kwargs = _check_retry_kwargs(retry_kwargs, self.name)
+        self.throws = _exception_types(throws, "throws", self.name)
+        self.typing = typing
         functools.update_wrapper(self, fn)
         self._parameters = _parameter_names(fn, bind)
         self._signature = _call_signature(fn, bind)
@@ -135,6 +145,61 @@ class Task(Generic[P, R]):
         return canvas.signature(self, args, kwargs, **options)
 
     subtask = signature
+
+    def map(self, it: Iterable[Any]) -> Any:
+        """One job that calls this task's function on every item: ``[f(x) for x in it]``."""
+        return mapping.xmap(self, it)
+
+    def starmap(self, it: Iterable[Sequence[Any]]) -> Any:
+        """One job that calls this task's function on every tuple: ``[f(*x) for x in it]``."""
+        return mapping.xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Any:
+        """Split ``it`` (argument tuples) into jobs of ``n`` calls each, sent as a group."""
+        return mapping.chunks(self, it, n)
+
+    # Hooks: override in a Task subclass given as ``base=`` (docs/tasks.md) ----------
+    # They run in the process that runs the job (the worker, or the caller when eager),
+    # with Celery's arguments; what they return is ignored.
+
+    def before_start(self, task_id: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Called before the task's function, inside its run (an error fails the job)."""
+
+    def on_success(
+        self, retval: Any, task_id: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Called when the task returned."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called when the job fails (``einfo``: an ``ExceptionInfo`` with the traceback)."""
+
+    def on_retry(
+        self,
+        exc: BaseException | None,
+        task_id: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called when the job will run again (``exc``: the error that asked for it)."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called after the job succeeded or failed (not after a retry, reject or ignore)."""
 
     # Sending --------------------------------------------------------------------
 
@@ -317,6 +382,47 @@ class Task(Generic[P, R]):
             {"current": current, "total": total, "message": text.storable(str(message), 1000)},
         )
 
+    def update_state(
+        self,
+        task_id: str | uuid.UUID | None = None,
+        state: str | None = None,
+        meta: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Report the running job's state (any name: ``"PROGRESS"``) and its meta.
+
+        ``AsyncResult(id).state`` shows ``state`` and ``.info`` shows ``meta`` while the
+        job runs, and after the task raises ``Ignore``; when the job ends, its final
+        state replaces them. Stored in the job's row at once, like ``update_progress``.
+        A task reports its own state only: ``task_id`` may name nothing else. Does
+        nothing outside a worker (plain calls, eager runs).
+        """
+        if not isinstance(state, str) or not state or len(state) > 100:
+            raise ValueError(
+                f"update_state takes a state name of 1 to 100 characters, not {state!r}"
+            )
+        request = self.request
+        if task_id is not None and (request.id is None or ids.parse(task_id) != request.id):
+            raise ValueError(
+                f"update_state can only report the state of the running job "
+                f"({request.id}), not of {task_id}: another job's state is its own worker's"
+            )
+        try:
+            encoded = codec.dumps(meta)
+        except TypeError as exc:
+            raise TypeError(f"the meta of update_state must be JSON data: {exc}") from None
+        cap = int(conf.get("MAX_PAYLOAD_BYTES"))
+        if len(encoded) > cap:
+            raise PayloadTooLarge(
+                f"the meta of update_state is {len(encoded)} bytes as JSON, over the "
+                f"MAX_PAYLOAD_BYTES limit of {cap}"
+            )
+        if request.id is None or request.is_eager:
+            return
+        from djqueue.db import broker
+
+        broker.update_state(request.id, request.attempt, request.hostname or "", state, encoded)
+
     # Retrying -------------------------------------------------------------------
 
     def retry(
@@ -359,14 +465,21 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | uuid.UUID | None = None,
+        partial: bool = False,
     ) -> NewJob:
-        """Validate and encode a call into a :class:`NewJob`; raise on bad input."""
+        """Validate and encode a call into a :class:`NewJob`; raise on bad input.
+
+        ``partial``: the job will get one more argument first when it is released (a
+        workflow step given the result before it), which the argument check allows for.
+        """
         args = () if args is None else args
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(args, list | tuple):
             raise TypeError(f"args of {self.name} must be a list or tuple, not {type(args)}")
         if not isinstance(kwargs, dict):
             raise TypeError(f"kwargs of {self.name} must be a dict, not {type(kwargs)}")
+        if self.typing:
+            self.check_arguments(args, kwargs, partial=partial)
         args_json, kwargs_json = self._encode(args, kwargs)
         if countdown is not None and eta is not None:
             raise ValueError("give countdown or eta, not both")
@@ -380,7 +493,7 @@ class Task(Generic[P, R]):
             priority=self.priority if priority is None else _check_priority(priority),
             args=args_json,
             kwargs=kwargs_json,
-            max_attempts=None if self.max_retries is None else self.max_retries + 1,
+            max_attempts=self._max_attempts(),
             eta=_aware(eta) if eta is not None else None,
             countdown=_seconds(countdown, "countdown") if countdown is not None else None,
             expires_at=_aware(expires) if isinstance(expires, datetime.datetime) else None,
@@ -391,6 +504,32 @@ class Task(Generic[P, R]):
             ),
         )
         return self._limit(job, args, kwargs) if self._limited else job
+
+    def check_arguments(
+        self, args: Sequence[Any], kwargs: dict[str, Any], *, partial: bool = False
+    ) -> None:
+        """Raise ``TypeError`` if the function cannot take these arguments (``typing``)."""
+        if self._signature is None:
+            return
+        given = (None, *args) if partial else tuple(args)
+        try:
+            self._signature.bind(*given, **kwargs)
+        except TypeError as exc:
+            parameters = ", ".join(
+                str(p.replace(annotation=p.empty)) for p in self._signature.parameters.values()
+            )
+            raise TypeError(
+                f"{self.name}() cannot take these arguments: {exc} (it takes "
+                f"({parameters})); fix the call, or give the task typing=False to send "
+                "calls unchecked"
+            ) from None
+
+    def _max_attempts(self) -> int | None:
+        """Claims a job may have: its retries (``retry_kwargs`` may allow more) plus one."""
+        limits_ = [self.max_retries, self.retry_kwargs.get("max_retries", self.max_retries)]
+        if any(limit is None for limit in limits_):
+            return None
+        return max(int(limit) for limit in limits_ if limit is not None) + 1
 
     @property
     def gated(self) -> bool:
@@ -471,6 +610,11 @@ class Task(Generic[P, R]):
         return f"args[{index}]"
 
 
+# Hooks a subclass does not override are skipped by the executor, at no cost.
+for _hook in ("before_start", "on_success", "on_failure", "on_retry", "after_return"):
+    setattr(getattr(Task, _hook), executor.DEFAULT_HOOK, True)
+
+
 def _parameter_names(fn: Callable[..., Any], bind: bool) -> list[str]:
     try:
         parameters = list(inspect.signature(fn).parameters.values())
@@ -521,6 +665,34 @@ def check_time_limits(
         None if hard is None else float(hard),
         None if soft is None else float(soft),
     )
+
+
+_RETRY_KWARGS = frozenset({"countdown", "eta", "max_retries"})
+
+
+def _check_retry_kwargs(given: dict[str, Any] | None, owner: str) -> dict[str, Any]:
+    """``retry_kwargs``: what ``autoretry_for`` passes to ``retry()``."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise TypeError(f"retry_kwargs of {owner} must be a dict, not {given!r}")
+    unknown = set(given) - _RETRY_KWARGS
+    if unknown:
+        raise TypeError(
+            f"retry_kwargs of {owner} has unknown key(s) {', '.join(sorted(unknown))}; "
+            f"it takes {', '.join(sorted(_RETRY_KWARGS))}"
+        )
+    return dict(given)
+
+
+def _exception_types(
+    given: Sequence[type[BaseException]], label: str, owner: str
+) -> tuple[type[BaseException], ...]:
+    types = tuple(given) if isinstance(given, list | tuple) else (given,)
+    for item in types:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"{label} of {owner} must list exception classes, not {item!r}")
+    return types
 
 
 def _check_priority(priority: int) -> int:
@@ -617,10 +789,19 @@ def task(
 
 
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Make ``fn`` a task: ``@task`` or ``@task(name=..., queue=..., ...)``."""
+    """Make ``fn`` a task: ``@task`` or ``@task(name=..., queue=..., ...)``.
+
+    ``base=`` names a ``Task`` subclass to make it with: its hooks run, and the options
+    it sets as class attributes are defaults that the decorator's options override.
+    """
+    base = options.pop("base", None)
+    if base is not None and not (isinstance(base, type) and issubclass(base, Task)):
+        raise TypeError(f"base must be a subclass of djqueue.Task, not {base!r}")
+    if base is not None:
+        options = {**_class_options(base), **options}
 
     def decorate(function: Callable[..., Any]) -> Task[..., Any]:
-        kind = AsyncTask if inspect.iscoroutinefunction(function) else Task
+        kind = base or (AsyncTask if inspect.iscoroutinefunction(function) else Task)
         made: Task[..., Any] = kind(function, **options)
         registry.register(made)
         return made
@@ -628,6 +809,18 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def _class_options(base: type[Task[Any, Any]]) -> dict[str, Any]:
+    """Options a ``Task`` subclass sets as class attributes (the nearest class wins)."""
+    names = set(inspect.signature(Task.__init__).parameters) - {"self", "fn"}
+    found: dict[str, Any] = {}
+    for klass in base.__mro__:
+        if klass is Task:
+            break
+        for name in names & set(vars(klass)):
+            found.setdefault(name, vars(klass)[name])
+    return found
 
 
 shared_task = task

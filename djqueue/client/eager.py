@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import TYPE_CHECKING, Any, Generic, cast
 
@@ -49,15 +50,19 @@ class EagerResult(states.StateQueries, Generic[R_co]):
     info = result
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> R_co:
-        """Return the result; re-raise the task's error when ``propagate``."""
+        """Return the result; re-raise the task's error when ``propagate`` (an ignored
+        job has no result: None)."""
+        if self.state == states.IGNORED:
+            return cast("R_co", None)
         if self.state != states.SUCCESS and propagate:
             raise self.result
         # What the task returned (or, not propagated, its error).
         return cast("R_co", self.result)
 
     def maybe_throw(self) -> None:
-        """Re-raise the task's error if it did not succeed."""
-        if self.state != states.SUCCESS:
+        """Re-raise the task's error if it failed or was revoked (as sending does when
+        ``EAGER`` is on; a rejected or ignored job raises nothing there, as in Celery)."""
+        if self.state in states.PROPAGATE_STATES:
             raise self.result
 
     def _error(self) -> BaseException:
@@ -83,6 +88,9 @@ def run(task: Task[Any, R], job: NewJob) -> EagerResult[R]:
             expired=False,
         )
         outcome = executor.execute(claimed, is_eager=True)
+        if outcome.state == states.PENDING:
+            # Reject(requeue=True): there is no queue to go back to when run here.
+            return EagerResult(dataclasses.replace(outcome, state=states.REJECTED))
         if outcome.state != states.RETRY:
             return EagerResult(outcome)
         retries += 1

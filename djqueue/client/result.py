@@ -13,7 +13,20 @@ from djqueue.core import conf, exceptions, ids, states
 from djqueue.db import broker, schema, waiters
 from djqueue.db.models import Group, Job
 
-_FIELDS = ("task_name", "state", "result", "error_type", "error_message", "traceback", "progress")
+# Finished states whose error get() raises; an ignored job has no result (None).
+_RAISING = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
+_FIELDS = (
+    "task_name",
+    "state",
+    "result",
+    "error_type",
+    "error_message",
+    "traceback",
+    "progress",
+    "reported_state",
+)
+# Row states in which the state a task reported with update_state is what users see.
+_REPORTING = frozenset({states.RECEIVED, states.STARTED, states.IGNORED})
 
 
 class AsyncResult(states.StateQueries, Generic[R_co]):
@@ -59,8 +72,10 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
 
     @property
     def state(self) -> str:
-        """One of PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED."""
-        return str(self._row()["state"])
+        """PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED or
+        IGNORED; or, while the job runs (and after Ignore), the state the task reported
+        with ``update_state``."""
+        return _shown_state(self._row())
 
     status = state
 
@@ -70,16 +85,34 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
 
     @property
     def result(self) -> Any:
-        """The return value; for a failed job the error (not raised)."""
-        return _value(self._row())
+        """The return value; for a failed job the error (not raised); while the task
+        reports a state of its own, that state's meta."""
+        row = self._row()
+        if row["reported_state"] and row["state"] in _REPORTING:
+            return row["progress"]
+        return _value(row)
 
     @property
     def info(self) -> Any:
-        """The result once finished; while running, the progress the task reported."""
+        """The result once finished; while running, the progress or meta the task
+        reported."""
         row = self._row()
-        if row["state"] == states.STARTED:
+        if row["state"] in states.HELD or (row["reported_state"] and row["state"] in _REPORTING):
             return row["progress"]
         return _value(row)
+
+    # Whether the job ended is read from its row: a state the task reports while it
+    # runs (even "SUCCESS") does not end it.
+
+    def ready(self) -> bool:
+        """Whether the job has finished (and will never change again)."""
+        return self._row()["state"] in states.READY
+
+    def successful(self) -> bool:
+        return bool(self._row()["state"] == states.SUCCESS)
+
+    def failed(self) -> bool:
+        return bool(self._row()["state"] == states.FAILURE)
 
     @property
     def progress(self) -> dict[str, Any] | None:
@@ -109,7 +142,7 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
         if row["state"] not in states.READY:
             row = self._wait(deadline, interval, timeout)
         value = _value(row)
-        if propagate and row["state"] != states.SUCCESS:
+        if propagate and row["state"] in _RAISING:
             raise value
         # The row holds what the task returned (or, not propagated, its error).
         return cast("R_co", value)
@@ -167,6 +200,12 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
         broker.forget(self.id)
 
 
+def _shown_state(row: dict[str, Any]) -> str:
+    if row["reported_state"] and row["state"] in _REPORTING:
+        return str(row["reported_state"])
+    return str(row["state"])
+
+
 def _value(row: dict[str, Any]) -> Any:
     state = row["state"]
     if state == states.SUCCESS:
@@ -175,7 +214,7 @@ def _value(row: dict[str, Any]) -> Any:
         return exceptions.TaskRevokedError(row["error_message"] or "revoked")
     if row["error_type"] == exceptions.CHORD_ERROR_TYPE:
         return exceptions.ChordError(row["error_message"])
-    if state in (states.FAILURE, states.RETRY) and row["error_type"]:
+    if state in (states.FAILURE, states.RETRY, states.REJECTED) and row["error_type"]:
         return exceptions.rebuild(row["error_type"], row["error_message"])
     return None
 
@@ -287,7 +326,7 @@ class GroupResult:
         values = [_value(rows[result.id]) for result in self.results]
         if propagate:
             for result, value in zip(self.results, values, strict=True):
-                if rows[result.id]["state"] != states.SUCCESS:
+                if rows[result.id]["state"] in _RAISING:
                     raise value
         return values
 

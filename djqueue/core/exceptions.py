@@ -58,6 +58,28 @@ class Retry(DjqueueError):
         return f"Retry {when}: {self.exc!r}" if self.exc else f"Retry {when}"
 
 
+class Ignore(DjqueueError):
+    """Raised inside a task: end the job here, with no result and no state change.
+
+    The job's row ends ``IGNORED`` (so that it is not taken for a lost one); what
+    ``AsyncResult.state`` shows is the last state the task reported with
+    ``update_state``, or ``IGNORED`` when it reported none.
+    """
+
+
+class Reject(DjqueueError):
+    """Raised inside a task: refuse the job. It ends ``REJECTED``, or with ``requeue``
+    goes back to the queue, as long as its attempts last (then it ends ``REJECTED``)."""
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__(reason, requeue)
+        self.reason = reason
+        self.requeue = requeue
+
+    def __str__(self) -> str:
+        return "" if self.reason is None else str(self.reason)
+
+
 class MaxRetriesExceededError(DjqueueError):
     """``self.retry()`` was called with no retries left and no ``exc`` to re-raise."""
 
@@ -108,6 +130,22 @@ class TimeLimitExceeded(DjqueueError):
 for _error in (value for value in list(globals().values()) if isinstance(value, type)):
     if issubclass(_error, DjqueueError):
         _error.__module__ = "djqueue.exceptions"
+
+
+class ExceptionInfo:
+    """What a task's error hooks get as ``einfo``: the exception, its type and its
+    formatted traceback (``str(einfo)`` is the traceback, as in Celery)."""
+
+    def __init__(self, exception: BaseException, traceback: str) -> None:
+        self.exception = exception
+        self.type = type(exception)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return self.traceback
+
+    def __repr__(self) -> str:
+        return f"<ExceptionInfo: {self.exception!r}>"
 
 
 def qualified_name(cls: type[BaseException]) -> str:

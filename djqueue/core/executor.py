@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from djqueue.core import aio, backoff, codec, conf, context, registry, signals, states, text
 from djqueue.core.exceptions import (
+    ExceptionInfo,
+    Ignore,
     NotRegistered,
     PayloadTooLarge,
+    Reject,
     Retry,
     TaskRevokedError,
     qualified_name,
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("djqueue.worker")
 
 REVOKED_TYPE = "djqueue.exceptions.TaskRevokedError"
+# The attribute that marks ``Task``'s hooks that do nothing (see ``_overrides``).
+DEFAULT_HOOK = "djqueue_default_hook"
 # The longest error_type the column holds.
 _TYPE_LIMIT = 255
 
@@ -48,7 +53,7 @@ def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) ->
     started = time.perf_counter()
     outcome = _execute(job, is_eager, call)
     outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
-    _log(outcome)
+    _log(outcome, _expected(outcome))
     _announce(outcome)
     return outcome
 
@@ -72,6 +77,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
     try:
         emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
         outcome, retval = _run(task, job, args, kwargs, call)
+        _hooks(task, request, outcome, retval)
         emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
     finally:
         context.reset_request(token)
@@ -88,6 +94,8 @@ def _run(
     """Call the task; return the outcome and what the call returned or raised."""
 
     def invoke() -> object:
+        if _overrides(task, "before_start"):
+            task.before_start(job.id, tuple(args), kwargs)
         value = task.run(*args, **kwargs)
         if inspect.iscoroutine(value):  # an ``async def`` task
             value = aio.run(value)
@@ -97,6 +105,10 @@ def _run(
         value = call(invoke)
     except Retry as signal:
         return _retried(job, signal, task.default_retry_delay), signal
+    except Ignore as exc:
+        return _ended(job, states.IGNORED, _type_of(exc), _message_of(exc), exc), exc
+    except Reject as exc:
+        return _rejected(job, exc), exc
     except TaskRevokedError as exc:
         # Raised into the running task by revoke(terminate=True) (threads, solo).
         return revoked(job, str(exc) or "revoked while running"), exc
@@ -150,18 +162,40 @@ def _succeeded(task: Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
 def _failed_or_retried(task: Task[Any, Any], job: ClaimedJob, exc: Exception) -> Outcome:
     if not (task.autoretry_for and isinstance(exc, task.autoretry_for)):
         return _failure(job, exc)
-    delay = backoff.countdown(
-        job.retries,
-        task.retry_backoff,
-        task.retry_backoff_max,
-        task.retry_jitter,
-        task.default_retry_delay,
-    )
+    # retry_kwargs are what retry() is called with; a backoff sets the countdown.
+    options = dict(task.retry_kwargs)
+    if task.retry_backoff or ("countdown" not in options and "eta" not in options):
+        options.pop("eta", None)
+        options["countdown"] = backoff.countdown(
+            job.retries,
+            task.retry_backoff,
+            task.retry_backoff_max,
+            task.retry_jitter,
+            task.default_retry_delay,
+        )
     try:
-        signal = task.retry(exc=exc, countdown=delay, throw=False)
+        signal = task.retry(exc=exc, throw=False, **options)
     except Exception as final:  # out of retries: retry() re-raised the error
         return _failure(job, final)
-    return _retried(job, signal, delay)
+    return _retried(job, signal, task.default_retry_delay)
+
+
+def _rejected(job: ClaimedJob, exc: Reject) -> Outcome:
+    """REJECTED, or back to the queue now (state PENDING) when it asks to be requeued:
+    the finish statement ends it REJECTED instead once its attempts are used up."""
+    state = states.PENDING if exc.requeue else states.REJECTED
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_name,
+        state,
+        error_type=_type_of(exc),
+        error_message=_message_of(exc),
+        traceback=_traceback_of(exc),
+        retry_in=0.0 if exc.requeue else None,
+        worker=job.worker,
+        exception=exc,
+    )
 
 
 def _retried(job: ClaimedJob, signal: Retry, default_delay: float) -> Outcome:
@@ -232,7 +266,13 @@ def _traceback_of(exc: BaseException) -> str:
     return text.storable(formatted, conf.integer("MAX_TRACEBACK_CHARS"))
 
 
-def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcome:
+def _ended(
+    job: ClaimedJob,
+    state: str,
+    error_type: str,
+    message: str,
+    exception: BaseException | None = None,
+) -> Outcome:
     return Outcome(
         job.id,
         job.attempt,
@@ -241,7 +281,67 @@ def _ended(job: ClaimedJob, state: str, error_type: str, message: str) -> Outcom
         error_type=error_type,
         error_message=text.storable(message, conf.integer("MAX_ERROR_CHARS")),
         worker=job.worker,
+        exception=exception,
     )
+
+
+def _overrides(task: Task[Any, Any], hook: str) -> bool:
+    """Whether ``task``'s class defines its own ``hook`` (else calling it is skipped):
+    ``Task``'s own hooks, which do nothing, carry ``DEFAULT_HOOK``."""
+    return not getattr(getattr(type(task), hook), DEFAULT_HOOK, False)
+
+
+def _hooks(
+    task: Task[Any, Any], request: context.Request, outcome: Outcome, retval: object
+) -> None:
+    """Call the task's hooks for ``outcome`` with Celery's arguments.
+
+    The outcome stands whatever a hook does: an error in a hook is logged, never raised.
+    """
+    args, kwargs = request.args, request.kwargs
+    if outcome.state == states.SUCCESS:
+        _hook(task, request, "on_success", retval, request.id, args, kwargs)
+    elif outcome.state == states.FAILURE:
+        exc = outcome.exception if outcome.exception is not None else _rebuilt(outcome)
+        einfo = ExceptionInfo(exc, outcome.traceback)
+        _hook(task, request, "on_failure", exc, request.id, args, kwargs, einfo)
+    elif outcome.state == states.RETRY and isinstance(outcome.exception, Retry):
+        einfo = ExceptionInfo(outcome.exception, outcome.traceback)
+        _hook(task, request, "on_retry", outcome.exception.exc, request.id, args, kwargs, einfo)
+    if outcome.state in (states.SUCCESS, states.FAILURE):
+        value = retval if outcome.state == states.SUCCESS else outcome.exception
+        _hook(task, request, "after_return", outcome.state, value, request.id, args, kwargs, None)
+
+
+def _hook(task: Task[Any, Any], request: context.Request, name: str, *args: Any) -> None:
+    if not _overrides(task, name):
+        return
+    try:
+        getattr(task, name)(*args)
+    except Exception:
+        logger.exception(
+            "Task %s[%s]: its %s hook raised (the job's outcome stands)",
+            text.printable(task.name),
+            request.id,
+            name,
+        )
+
+
+def _rebuilt(outcome: Outcome) -> BaseException:
+    from djqueue.core import exceptions
+
+    return exceptions.rebuild(outcome.error_type, outcome.error_message)
+
+
+def _expected(outcome: Outcome) -> bool:
+    """Whether a failure is one its task lists in ``throws`` (logged without traceback)."""
+    if outcome.state != states.FAILURE or outcome.exception is None:
+        return False
+    try:
+        task = registry.get(outcome.task_name)
+    except NotRegistered:
+        return False
+    return bool(task.throws) and isinstance(outcome.exception, task.throws)
 
 
 def _announce(outcome: Outcome) -> None:
@@ -275,7 +375,7 @@ def _announce(outcome: Outcome) -> None:
         emit(signals.task_revoked, task, task_id=outcome.job_id, reason=outcome.error_message)
 
 
-def _log(outcome: Outcome) -> None:
+def _log(outcome: Outcome, expected: bool = False) -> None:
     if outcome.state == states.SUCCESS:
         if logger.isEnabledFor(logging.INFO):
             logger.info(
@@ -304,6 +404,26 @@ def _log(outcome: Outcome) -> None:
             "Task %s[%s] revoked: %s",
             text.printable(outcome.task_name),
             outcome.job_id,
+            text.printable(outcome.error_message),
+        )
+    elif outcome.state == states.IGNORED:
+        logger.info("Task %s[%s] ignored", text.printable(outcome.task_name), outcome.job_id)
+    elif outcome.state in (states.REJECTED, states.PENDING):
+        logger.warning(
+            "Task %s[%s] rejected%s: %s\n%s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            " (requeued)" if outcome.state == states.PENDING else "",
+            text.printable(outcome.error_message),
+            text.printable(outcome.traceback.rstrip(), one_line=False),
+        )
+    elif expected:
+        # An error the task declares in ``throws``: part of its normal behaviour.
+        logger.info(
+            "Task %s[%s] raised expected: %s: %s",
+            text.printable(outcome.task_name),
+            outcome.job_id,
+            text.printable(outcome.error_type),
             text.printable(outcome.error_message),
         )
     else:

@@ -1,4 +1,4 @@
-"""Job states, named as Celery names them."""
+"""Job states, named as Celery names them, and Celery's sets of them."""
 
 from __future__ import annotations
 
@@ -10,14 +10,27 @@ RETRY = "RETRY"
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
+# The task raised Reject (without requeue, or with its attempts used up).
+REJECTED = "REJECTED"
+# The task raised Ignore: it ended without a result. The row records it so that the job
+# is not taken for a lost one; what AsyncResult shows is the last state the task reported.
+IGNORED = "IGNORED"
 
-ALL = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
+ALL = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, IGNORED)
 # States a worker may claim from.
 WAITING = (PENDING, RETRY)
 # States of a job a worker holds under a lease (claimed, then running).
 HELD = (RECEIVED, STARTED)
-# States that never change again.
-READY = frozenset({SUCCESS, FAILURE, REVOKED})
+# States that never change again: a job in one of them is finished for good. Wider than
+# Celery's READY_STATES: a rejected or ignored job is finished here too, so that nothing
+# waits for it forever (docs/celery-migration.md).
+READY = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED, IGNORED})
+
+# Celery's sets, as Celery defines them, for code that imports them.
+READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
+UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, REJECTED, RETRY})
+EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED})
+PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
 
 
 class StateQueries:

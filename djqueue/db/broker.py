@@ -347,7 +347,8 @@ def finish(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
 
 
 def _finish_all(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
-    retrying = any(o.state == "RETRY" for o in outcomes)
+    # A retry, or a requeue (Reject(requeue=True)), goes back to waiting.
+    retrying = any(o.state in ("RETRY", "PENDING") for o in outcomes)
     written = _finish(sql.FINISH_RETRYING if retrying else sql.FINISH, outcomes)
     if len(written) < len(outcomes):
         rest = [o for o in outcomes if o.job_id not in written]
@@ -641,6 +642,14 @@ def update_progress(job_id: uuid.UUID, attempt: int, worker: str, progress: dict
     """Record a running job's progress; False if the job is no longer that run."""
     with _cursor() as cursor:
         cursor.execute(sql.UPDATE_PROGRESS, [json.dumps(progress), job_id, attempt, worker])
+        return bool(cursor.rowcount)
+
+
+def update_state(job_id: uuid.UUID, attempt: int, worker: str, state: str, meta: str) -> bool:
+    """Record the state a running job reports and its meta (encoded JSON); False if the
+    job is no longer that run."""
+    with _cursor() as cursor:
+        cursor.execute(sql.UPDATE_STATE, [state, meta, job_id, attempt, worker])
         return bool(cursor.rowcount)
 
 

@@ -82,8 +82,13 @@ class Job(models.Model):
     unique_until = models.DateTimeField(
         null=True, blank=True, help_text="The key is given up to a duplicate after this."
     )
-    # Reported by the running task (self.update_progress): current, total, message.
+    # Reported by the running task: self.update_progress (current, total, message), or
+    # the meta of self.update_state.
     progress = models.JSONField(null=True, blank=True)
+    # The state the running task reported with self.update_state (a custom one such as
+    # "PROGRESS"): AsyncResult.state shows it while the job runs, and after Ignore. The
+    # queue never reads it; a claim clears it, since it describes one run.
+    reported_state = models.CharField(max_length=100, blank=True, default="", db_default="")
     # Earlier attempts that did not end the job (retried, or lost with their worker),
     # oldest first; the row's own columns describe the latest one.
     history = models.JSONField(null=True, blank=True)

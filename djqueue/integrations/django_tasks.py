@@ -39,6 +39,9 @@ STATUS = {
     states.SUCCESS: TaskResultStatus.SUCCESSFUL,
     states.FAILURE: TaskResultStatus.FAILED,
     states.REVOKED: TaskResultStatus.FAILED,
+    states.REJECTED: TaskResultStatus.FAILED,
+    # Ended without a result, and without an error: Django has no closer status.
+    states.IGNORED: TaskResultStatus.SUCCESSFUL,
 }
 
 

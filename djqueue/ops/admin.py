@@ -53,6 +53,8 @@ STATE_COLOURS = {
     states.SUCCESS: "#3a7d44",
     states.FAILURE: "#ba2121",
     states.REVOKED: "#777777",
+    states.REJECTED: "#8a4f7d",
+    states.IGNORED: "#999999",
 }
 
 
@@ -239,7 +241,8 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, job: Job) -> SafeString:
-        progress = job.progress or {}
+        # update_state's meta may be any JSON value; only a dict can carry a progress.
+        progress = job.progress if isinstance(job.progress, dict) else {}
         current, total = progress.get("current"), progress.get("total")
         if job.state != states.STARTED or current is None:
             return format_html("{}", "-")

@@ -218,7 +218,7 @@ def test_sync_reports_bad_entries_by_name_and_sends_nothing_for_them(
         {
             "nightly": {"task": "nowhere.missing", "schedule": 60},
             "cron": {"task": NOOP, "schedule": "0 8 * * *"},
-            "args": {"task": ADD, "schedule": 60, "args": [object()]},
+            "args": {"task": ADD, "schedule": 60, "args": [object(), 2]},
             "typo": {"task": NOOP, "schedule": 60, "kwarg": {}},
             "misspelt": {"task": ADD + "s", "schedule": 60},
         }

@@ -504,3 +504,96 @@ def abort_process() -> None:
     """Kill the process running it, as a crash in a C extension would."""
     _no_core_file()
     os.abort()
+
+
+# The task API as Celery code uses it (docs/tasks.md): hooks of a base class, Reject,
+# Ignore, throws, retry_kwargs. Hooks log what they got, so that tests read it in the
+# worker's log (or in the caplog of an eager run).
+
+
+def _say(*parts: Any) -> None:
+    import logging
+
+    logging.getLogger("djqueue.worker").info("hook %s", " ".join(str(part) for part in parts))
+
+
+class Hooked(djqueue.Task[Any, Any]):
+    def before_start(self, task_id: Any, args: Any, kwargs: Any) -> None:
+        _say("before_start", task_id, list(args), kwargs)
+
+    def on_success(self, retval: Any, task_id: Any, args: Any, kwargs: Any) -> None:
+        _say("on_success", retval, task_id, list(args), kwargs)
+
+    def on_failure(
+        self, exc: BaseException, task_id: Any, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        _say("on_failure", repr(exc), task_id, list(args), "KeyError" in str(einfo))
+
+    def on_retry(self, exc: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any) -> None:
+        _say("on_retry", repr(exc), task_id, list(args), type(einfo.exception).__name__)
+
+    def after_return(
+        self, status: str, retval: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        _say("after_return", status, repr(retval), task_id, einfo)
+
+
+class PatientTask(djqueue.Task[Any, Any]):
+    """Options set on a base class are the defaults of the tasks made with it."""
+
+    max_retries = 5
+    default_retry_delay = 0
+
+
+@djqueue.task(base=Hooked, bind=True, max_retries=1, default_retry_delay=0)
+def hooked(self: djqueue.Task[Any, Any], action: str) -> str:
+    if action == "fail":
+        raise KeyError("boom")
+    if action == "retry" and self.request.retries == 0:
+        raise self.retry(exc=ConnectionError("again"))
+    return action
+
+
+@djqueue.task(base=PatientTask, bind=True)
+def patient(self: djqueue.Task[Any, Any]) -> int:
+    if self.request.retries < 4:
+        raise self.retry()
+    return self.request.retries
+
+
+@djqueue.task(max_retries=2)
+def reject(reason: str, requeue: bool = False) -> None:
+    from djqueue.exceptions import Reject
+
+    raise Reject(reason, requeue=requeue)
+
+
+@djqueue.task(bind=True)
+def ignore(self: djqueue.Task[Any, Any], state: str = "") -> None:
+    from djqueue.exceptions import Ignore
+
+    if state:
+        self.update_state(state=state, meta={"why": "ignored on purpose"})
+    raise Ignore()
+
+
+@djqueue.task(throws=(KeyError,))
+def expected_failure(key: str) -> None:
+    raise KeyError(key)
+
+
+@djqueue.task(
+    bind=True,
+    max_retries=0,
+    autoretry_for=(ConnectionError,),
+    retry_kwargs={"max_retries": 2, "countdown": 0},
+)
+def autoretry_twice(self: djqueue.Task[Any, Any]) -> int:
+    if self.request.retries < 2:
+        raise ConnectionError(f"try {self.request.retries}")
+    return self.request.retries
+
+
+@djqueue.task(typing=False)
+def untyped(x: int) -> Any:
+    return x

@@ -51,8 +51,12 @@ def _beat_schedule(settings: Any, entries: Any) -> list[Any]:
 def test_a_valid_beat_schedule_passes(settings: Any) -> None:
     entries = {
         "every-minute": {"task": ADD, "schedule": 60, "args": [1, 2]},
-        "mornings": {"task": ADD, "schedule": schedules.crontab(minute=0, hour=8)},
-        "hourly": {"task": ADD, "schedule": datetime.timedelta(hours=1)},
+        "mornings": {
+            "task": ADD,
+            "schedule": schedules.crontab(minute=0, hour=8),
+            "kwargs": {"x": 1, "y": 2},
+        },
+        "hourly": {"task": ADD, "schedule": datetime.timedelta(hours=1), "args": [3, 4]},
     }
     assert _beat_schedule(settings, entries) == []
 
@@ -92,7 +96,7 @@ def test_a_schedule_that_does_not_parse_is_an_error(
     [
         ({"task": ADD, "schedule": 60, "kwarg": {}}, "unknown key(s) ['kwarg']"),
         ({"task": ADD}, "the entry has no 'schedule'"),
-        ({"task": ADD, "schedule": 60, "args": [object()]}, "JSON cannot carry"),
+        ({"task": ADD, "schedule": 60, "args": [object(), 2]}, "JSON cannot carry"),
         ({"task": ADD, "schedule": 60, "options": {"queu": "x"}}, "unknown option(s)"),
         ("tests.testapp.tasks.add", "an entry must be a dict"),
     ],

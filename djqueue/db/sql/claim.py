@@ -24,7 +24,8 @@ picked AS (
 )
 UPDATE djqueue_job AS j
 SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %s, started_at = NULL,
-    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %s)
+    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %s),
+    reported_state = ''
 FROM picked, sync
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
@@ -151,7 +152,8 @@ claimed AS (
     UPDATE djqueue_job AS j
     SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s,
         started_at = NULL, claimed_at = statement_timestamp(),
-        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s)
+        lease_expires_at = statement_timestamp() + make_interval(secs => %(lease)s),
+        reported_state = ''
     FROM picked, sync
     WHERE j.id = picked.id
     RETURNING j.id, j.task_name, j.args::text AS args, j.kwargs::text AS kwargs, j.attempt,

@@ -29,24 +29,26 @@ done AS (
         error_type = v.error_type,
         error_message = v.error_message,
         traceback = v.traceback,
-        finished_at = CASE WHEN v.state = 'RETRY' THEN NULL ELSE now() END,
+        finished_at = CASE WHEN v.state IN ('RETRY', 'PENDING') THEN NULL ELSE now() END,
         -- A job that ran and ended before its start was marked: dated from its runtime.
         started_at = COALESCE(j.started_at, now() - make_interval(secs => v.runtime)),
-        eta = CASE WHEN v.state = 'RETRY'
+        eta = CASE WHEN v.state IN ('RETRY', 'PENDING')
                    THEN COALESCE(v.retry_at, now() + make_interval(secs => v.retry_in))
                    ELSE j.eta END,
         retries = j.retries + CASE WHEN v.state = 'RETRY' THEN 1 ELSE 0 END,
         lease_expires_at = NULL,
-        -- A retry keeps the attempt that asked for it; other outcomes leave both as
-        -- they are (the common SUCCESS row pays for a CASE, nothing more).
-        history = CASE WHEN v.state = 'RETRY'
+        -- A retry (or a requeue: PENDING) keeps the attempt that asked for it; other
+        -- outcomes leave both as they are (the common SUCCESS row pays for a CASE).
+        history = CASE WHEN v.state IN ('RETRY', 'PENDING')
                        THEN COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(
                            jsonb_build_object(
                                'attempt', j.attempt, 'worker', j.worker,
                                'started_at', COALESCE(j.started_at, now() - make_interval(
                                    secs => v.runtime)),
                                'ended_at', now(),
-                               'outcome', 'RETRY', 'error_type', v.error_type,
+                               'outcome', CASE WHEN v.state = 'RETRY' THEN 'RETRY'
+                                               ELSE 'REQUEUED' END,
+                               'error_type', v.error_type,
                                'error_message', v.error_message))
                        ELSE j.history END,
         retried_at = CASE WHEN v.state = 'RETRY' THEN now() ELSE j.retried_at END{key_set}
@@ -76,12 +78,15 @@ _OUTCOMES = _GIVEN.replace("given AS", "v AS", 1)
 # Retries and lost runs count against one budget of attempts: a retry asked for on the
 # last attempt (a task's retries left, but a run was lost with its worker before) ends
 # the job as FAILURE with the error that asked for it, as a retry past max_retries does.
+# A job that rejected itself asking to be requeued (PENDING) shares that budget too: on
+# its last attempt it ends REJECTED, so that it cannot go round forever.
 _CAPPED = (
     _GIVEN  # noqa: S608 (constants only)
     + """,
 v AS (
     SELECT g.id, g.attempt,
            CASE WHEN g.state = 'RETRY' AND g.attempt >= j.max_attempts THEN 'FAILURE'
+                WHEN g.state = 'PENDING' AND g.attempt >= j.max_attempts THEN 'REJECTED'
                 ELSE g.state END AS state,
            g.result, g.error_type, g.error_message, g.traceback, g.retry_in, g.retry_at,
            g.worker, g.runtime
@@ -100,14 +105,17 @@ FINISH = _FINISH.format(
 )
 # A batch with retries: a retrying unique job may have to give up its key (parts.GIVE_UP_KEYS).
 # Its own statement, so that the common batch of successes pays nothing for it.
+# Outcomes that go back to waiting: retries, and requeues (Reject(requeue=True)).
+_BACK_TO_WAITING = "SELECT id FROM v WHERE state IN ('RETRY', 'PENDING')"
 FINISH_RETRYING = _FINISH.format(
     outcomes=_CAPPED,
     which="AND j.workflow IS NULL",
     returning="j.id, j.queue, j.concurrency_key",
     follow_up="",
     woken="",
-    keys="," + parts.GIVE_UP_KEYS.format(source="SELECT id FROM v WHERE state = 'RETRY'"),  # noqa: S608
-    key_set=",\n        " + parts.KEY_SET.replace("j.id IN", "v.state = 'RETRY' AND j.id IN"),
+    keys="," + parts.GIVE_UP_KEYS.format(source=_BACK_TO_WAITING),
+    key_set=",\n        "
+    + parts.KEY_SET.replace("j.id IN", "v.state IN ('RETRY', 'PENDING') AND j.id IN"),
 )
 # Outcomes of jobs in a workflow, with their follow-ups in the same statement.
 FINISH_WORKFLOW = _FINISH.format(

@@ -40,7 +40,7 @@ WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTE
 # Delete a finished job's row (AsyncResult.forget); a job still waiting or running stays.
 FORGET = """
 DELETE FROM djqueue_job
-WHERE id = %s AND state IN ('SUCCESS', 'FAILURE', 'REVOKED')
+WHERE id = %s AND state IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')
 """
 
 # Prune in bounded batches so that no statement holds many row locks for long; SKIP
@@ -110,7 +110,7 @@ FROM (SELECT queue, count(*) AS n FROM again GROUP BY queue) AS q
 # Delete finished jobs chosen in the admin; waiting and running ones stay.
 DELETE_FINISHED = """
 DELETE FROM djqueue_job
-WHERE id = ANY(%s::uuid[]) AND state IN ('SUCCESS', 'FAILURE', 'REVOKED')
+WHERE id = ANY(%s::uuid[]) AND state IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')
 """
 
 # Purge takes waiting jobs only: running ones belong to their workers.
@@ -134,6 +134,13 @@ PAUSED_QUEUES = "SELECT name FROM djqueue_queue WHERE paused"
 # Progress of a running job, fenced like a finish: a stale run cannot overwrite it.
 UPDATE_PROGRESS = """
 UPDATE djqueue_job SET progress = %s::jsonb
+WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
+"""
+
+# A state the running task reports (self.update_state), with its meta; fenced like a
+# finish: a stale run cannot overwrite what the current one reported.
+UPDATE_STATE = """
+UPDATE djqueue_job SET reported_state = %s, progress = %s::jsonb
 WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
 """
 

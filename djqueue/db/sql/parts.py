@@ -60,14 +60,16 @@ KEY_SET = (
 # - ``callbacks``: link (on success, with the result) and link_error (on failure, with
 #   the failed job's id) callbacks are inserted; their ids were fixed when the workflow
 #   was sent, so ON CONFLICT DO NOTHING runs an errback shared by several jobs once.
-# - ``cancelled``: on failure or revocation, the waiting parts downstream end REVOKED.
+# - ``cancelled``: on failure, revocation, rejection or Ignore, the waiting parts
+#   downstream end REVOKED (nothing would ever release them).
 # - chords: a header member's end decrements its chord's counter row. UPDATE under READ
 #   COMMITTED waits for a concurrent decrement to commit and then recomputes SET from the
 #   row as that transaction left it, so decrements and results never get lost, and
 #   exactly one statement sees remaining reach 0: that one releases the body, with the
 #   header results in header order. chord_locks takes the counter rows in id order first,
 #   so that two batches that share several chords cannot deadlock. A failed or revoked
-#   member ends the body at once (FAILURE with ChordError naming it, or REVOKED).
+#   member ends the body at once (FAILURE with ChordError naming it, or REVOKED); so
+#   does a rejected or ignored one (REVOKED), which would otherwise hold it forever.
 # - ``woken``: one NOTIFY per queue given a due job, and a djqueue_done NOTIFY for jobs
 #   ended here (result waiters); the statement must read it for it to run.
 FOLLOW_UP = """
@@ -75,10 +77,13 @@ ended AS (
     SELECT s.id, s.state, s.result, s.workflow,
            s.task_name || '[' || s.id || '] '
            || CASE WHEN s.state = 'REVOKED' THEN 'was revoked: ' || s.error_message
+                   WHEN s.state = 'REJECTED' THEN 'was rejected: ' || s.error_message
+                   WHEN s.state = 'IGNORED' THEN 'was ignored'
                    ELSE 'raised ' || regexp_replace(s.error_type, '^.*[.]', '') || ': '
                         || s.error_message END AS what
     FROM {source} AS s
-    WHERE s.workflow IS NOT NULL AND s.state IN ('SUCCESS', 'FAILURE', 'REVOKED')
+    WHERE s.workflow IS NOT NULL
+          AND s.state IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')
 ),
 released AS (
     UPDATE djqueue_job AS n

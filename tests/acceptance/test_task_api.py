@@ -1,0 +1,81 @@
+"""The task API in real workers, in every pool: base-class hooks, Reject, Ignore,
+throws, retry_kwargs, update_state and map/chunks."""
+
+from __future__ import annotations
+
+import pytest
+
+from djqueue import exceptions, states
+from tests.acceptance.conftest import Workers
+from tests.testapp import tasks
+
+POOLS = ["solo", "threads", "prefork"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", POOLS)
+def test_hooks_run_in_the_worker_with_celerys_arguments(workers: Workers, pool: str) -> None:
+    worker = workers.start("-P", pool, "-c", "1")
+    fine = tasks.hooked.delay("fine")
+    failed = tasks.hooked.delay("fail")
+    retried = tasks.hooked.delay("retry")
+
+    assert fine.get(timeout=30) == "fine"
+    with pytest.raises(KeyError):
+        failed.get(timeout=30)
+    assert retried.get(timeout=30) == "retry"
+
+    worker.wait_for_log(f"hook after_return SUCCESS 'retry' {retried.id} None")
+    log = worker.log()
+    for line in (
+        f"hook before_start {fine.id} ['fine'] {{}}",
+        f"hook on_success fine {fine.id} ['fine'] {{}}",
+        f"hook after_return SUCCESS 'fine' {fine.id} None",
+        f"hook on_failure KeyError('boom') {failed.id} ['fail'] True",
+        f"hook after_return FAILURE KeyError('boom') {failed.id} None",
+        f"hook on_retry ConnectionError('again') {retried.id} ['retry'] Retry",
+    ):
+        assert line in log
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", POOLS)
+def test_reject_ignore_and_throws_in_the_worker(workers: Workers, pool: str) -> None:
+    worker = workers.start("-P", pool, "-c", "2")
+    rejected = tasks.reject.delay("no thanks")
+    requeued = tasks.reject.delay("not now", requeue=True)
+    ignored = tasks.ignore.delay(state="SKIPPED")
+    expected = tasks.expected_failure.delay("known")
+
+    with pytest.raises(exceptions.Reject, match="no thanks"):
+        rejected.get(timeout=30)
+    with pytest.raises(exceptions.Reject, match="not now"):
+        requeued.get(timeout=30)
+    assert requeued.job.attempt == 3  # max_retries=2: three runs, then rejected
+    assert ignored.get(timeout=30) is None
+    assert (ignored.state, ignored.info) == ("SKIPPED", {"why": "ignored on purpose"})
+    with pytest.raises(KeyError):
+        expected.get(timeout=30)
+    assert expected.state == states.FAILURE
+
+    worker.wait_for_log(f"Task tests.testapp.tasks.expected_failure[{expected.id}] raised expected")
+    log = worker.log()
+    assert f"Task tests.testapp.tasks.ignore[{ignored.id}] ignored" in log
+    assert f"Task tests.testapp.tasks.reject[{rejected.id}] rejected: no thanks" in log
+    expected_line = next(line for line in log.splitlines() if str(expected.id) in line)
+    assert "Traceback" not in log.split(expected_line, 1)[1].split("\n", 2)[1]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", POOLS)
+def test_retry_kwargs_base_options_and_map_in_the_worker(workers: Workers, pool: str) -> None:
+    workers.start("-P", pool, "-c", "2")
+    autoretried = tasks.autoretry_twice.delay()
+    patient = tasks.patient.delay()
+    chunked = tasks.add.chunks([(i, 1) for i in range(5)], 2).apply_async()
+    mapped = tasks.show.map(["a"]).delay()
+
+    assert autoretried.get(timeout=30) == 2
+    assert patient.get(timeout=30) == 4
+    assert chunked.get(timeout=30) == [[1, 2], [3, 4], [5]]
+    assert mapped.get(timeout=30) == ["result: a"]
