@@ -146,15 +146,15 @@ class Task(Generic[P, R]):
 
     subtask = signature
 
-    def map(self, it: Iterable[Any]) -> Any:
+    def map(self, it: Iterable[Any]) -> mapping.xmap:
         """One job that calls this task's function on every item: ``[f(x) for x in it]``."""
         return mapping.xmap(self, it)
 
-    def starmap(self, it: Iterable[Sequence[Any]]) -> Any:
+    def starmap(self, it: Iterable[Sequence[Any]]) -> mapping.xstarmap:
         """One job that calls this task's function on every tuple: ``[f(*x) for x in it]``."""
         return mapping.xstarmap(self, it)
 
-    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Any:
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> mapping.chunks:
         """Split ``it`` (argument tuples) into jobs of ``n`` calls each, sent as a group."""
         return mapping.chunks(self, it, n)
 

@@ -23,7 +23,7 @@ MAP = "djqueue.map"
 STARMAP = "djqueue.starmap"
 
 
-class _Mapped(canvas.Signature):
+class _Mapped(canvas.Signature[list[Any]]):
     """One job of a builtin that runs ``task`` over ``it``; sent to the task's queue."""
 
     builtin = MAP
