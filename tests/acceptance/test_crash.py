@@ -28,9 +28,11 @@ def test_jobs_of_a_killed_worker_are_rescued(workers: Workers) -> None:
         timeout=10,
         what="the first worker to take two jobs",
     )
-    survivor = workers.start("-c", "2", "--prefetch-multiplier", "1")
+    # Killed before the survivor starts: a survivor slow to start under load must not
+    # leave the doomed worker time to finish its two-second jobs.
     doomed.send(signal.SIGKILL)
     assert doomed.wait_exit(5) == -signal.SIGKILL
+    survivor = workers.start("-c", "2", "--prefetch-multiplier", "1")
 
     wait_until(
         lambda: Job.objects.filter(state="SUCCESS").count() == 6,
