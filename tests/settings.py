@@ -60,6 +60,7 @@ DJQUEUE = {
     "HEARTBEAT_SECONDS": float(os.environ.get("DJQUEUE_HEARTBEAT_SECONDS", "5")),
     "SHUTDOWN_GRACE_SECONDS": float(os.environ.get("DJQUEUE_GRACE_SECONDS", "30")),
     "POLL_INTERVAL_SECONDS": float(os.environ.get("DJQUEUE_POLL_SECONDS", "1")),
+    "SERIES_ROLLUP_SECONDS": float(os.environ.get("DJQUEUE_SERIES_ROLLUP_SECONDS", "30")),
 }
 
 # Django 6's Tasks framework, backed by djqueue (ignored by Django 5.2).

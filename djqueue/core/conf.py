@@ -70,6 +70,16 @@ DEFAULTS: dict[str, Any] = {
     "BEAT_FOLLOWER_RETRY_SECONDS": 1.0,
     # Seconds run records (one per enqueued slot) are kept.
     "BEAT_RUN_RETENTION_SECONDS": 7 * 86400.0,
+    # The console's time series (docs/monitoring.md): seconds between a worker's
+    # rollups (None: workers keep no series), and seconds rows are kept (None: forever).
+    "SERIES_ROLLUP_SECONDS": 30.0,
+    "SERIES_RETENTION_SECONDS": 8 * 86400.0,
+    # Alerts on the overview: a due job waiting longer than this many seconds; a task
+    # whose failure rate over the last minutes reaches this fraction (and at least twice
+    # its rate of the hour before) with at least ALERT_FAILURE_MIN_JOBS failures.
+    "ALERT_WAIT_SECONDS": 300.0,
+    "ALERT_FAILURE_RATE": 0.2,
+    "ALERT_FAILURE_MIN_JOBS": 10,
 }
 
 

@@ -25,7 +25,7 @@ from django.db import utils as db_errors
 
 from djqueue.core import conf
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.db import broker, listener
+from djqueue.db import broker, listener, series
 
 
 class Store(Protocol):
@@ -88,6 +88,9 @@ class Store(Protocol):
 
     def prune(self, older_than: float) -> int:
         """Delete jobs finished more than ``older_than`` seconds ago; return how many."""
+
+    def rollup(self) -> None:
+        """Bring the console's time series up to date (one process at a time)."""
 
     def reset(self) -> None:
         """Drop the calling thread's connection after an error (the next call reconnects)."""
@@ -161,6 +164,9 @@ class DatabaseStore:
 
     def prune(self, older_than: float) -> int:
         return broker.prune(older_than)
+
+    def rollup(self) -> None:
+        series.rollup()
 
     def reset(self) -> None:
         with contextlib.suppress(DatabaseError):

@@ -673,6 +673,8 @@ class Worker:
         every = conf.number("HEARTBEAT_SECONDS")
         next_beat = 0.0
         next_prune = time.monotonic() + conf.number("PRUNE_INTERVAL_SECONDS")
+        rollup_every = conf.optional_number("SERIES_ROLLUP_SECONDS")
+        next_rollup = time.monotonic() + (rollup_every or 0)
         # After a restart of this loop, a warm shutdown already announced stays so.
         announced = self.stopping.is_set()
         while not self.stopped.wait(0.2):
@@ -698,6 +700,9 @@ class Worker:
                 self._beat()
             else:
                 self._mark_started_or_log()
+            if rollup_every is not None and now >= next_rollup:
+                next_rollup = now + rollup_every
+                self._rollup()
             if now >= next_prune:
                 next_prune = now + conf.number("PRUNE_INTERVAL_SECONDS")
                 self._prune()
@@ -834,6 +839,15 @@ class Worker:
         )
         for held in due:
             held.marked = True
+
+    def _rollup(self) -> None:
+        """The console's time series: off the hot path, on the control thread; the
+        store lets one worker of the cluster in at a time."""
+        try:
+            self.store.rollup()
+        except DatabaseError as exc:
+            logger.warning("Time series rollup failed (%s); will try again.", _describe(exc))
+            self.store.reset()
 
     def _prune(self) -> None:
         retention = conf.optional_number("RESULT_RETENTION_SECONDS")

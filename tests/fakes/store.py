@@ -322,6 +322,10 @@ class MemoryStore:
                 del self.rows[job_id]
             return len(old)
 
+    def rollup(self) -> None:
+        with self._call("rollup"):
+            pass  # the time series lives in PostgreSQL only (tests/integration/test_series.py)
+
     def reset(self) -> None:
         self.resets += 1
 

@@ -2,7 +2,8 @@
 
 Only the data layer (:mod:`djqueue.db`) runs them. Table names are fixed by the models
 (``djqueue_job``, ``djqueue_worker``, ``djqueue_limit``, ``djqueue_group``,
-``djqueue_queue``, ``djqueue_periodic*``); parameters use ``%s`` placeholders as Django
+``djqueue_queue``, ``djqueue_periodic*``, ``djqueue_jobminute``, ``djqueue_queueminute``,
+``djqueue_seriesmark``); parameters use ``%s`` placeholders as Django
 cursors expect. Each module names its statements; this package gives them all under one
 name (``sql.CLAIM_ONE_QUEUE``):
 
@@ -13,6 +14,7 @@ name (``sql.CLAIM_ONE_QUEUE``):
 - :mod:`.operations` -- revoke, forget, prune, the console's actions and reads
 - :mod:`.workers` -- worker rows
 - :mod:`.schedules` -- periodic tasks: leadership, runs, slots, notifications
+- :mod:`.series` -- the time series: rollups, depth samples, pruning, reads
 - :mod:`.parts` -- pieces shared by several statements
 """
 
@@ -23,6 +25,7 @@ from djqueue.db.sql.leases import *  # noqa: F403
 from djqueue.db.sql.operations import *  # noqa: F403
 from djqueue.db.sql.parts import WAITING_ETA
 from djqueue.db.sql.schedules import *  # noqa: F403
+from djqueue.db.sql.series import *  # noqa: F403
 from djqueue.db.sql.workers import *  # noqa: F403
 
 __all__ = ["WAITING_ETA"]

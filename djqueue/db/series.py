@@ -1,0 +1,157 @@
+"""The time series the console charts: written here, off the hot path, and read here.
+
+:func:`rollup` is called by every worker now and then (``SERIES_ROLLUP_SECONDS``); an
+advisory lock lets one of them in at a time. It rewrites the minutes that closed since
+the last rollup, and the one before them once more (a row dated in a minute may be
+committed a little after it), from the jobs table, samples queue depth, and prunes rows
+older than ``SERIES_RETENTION_SECONDS``. The jobs, the claim and the finish statements
+are not touched: the hot path pays nothing but the rollup's own reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, transaction
+
+from djqueue.core import conf
+from djqueue.db import schema, sql
+
+# Seconds a minute must have been closed before it is rolled up.
+SETTLE_SECONDS = 15.0
+# The most minutes one rollup reads: after a long stop, later rollups catch up in
+# steps, so that none runs for long.
+MAX_MINUTES = 10
+MINUTE = datetime.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """What one rollup did: the minutes rewritten, ``[start, end)`` (None when no
+    minute was due or another process held the lock), and whether it ran at all."""
+
+    ran: bool
+    start: datetime.datetime | None = None
+    end: datetime.datetime | None = None
+
+
+def rollup() -> Rolled:
+    """Roll up the minutes that closed since the last rollup, sample queue depth, prune.
+
+    Returns at once, doing nothing, when another process is rolling up.
+    """
+    retention = conf.optional_number("SERIES_RETENTION_SECONDS")
+    with transaction.atomic(using=conf.database()), _cursor() as cursor:
+        cursor.execute(sql.TRY_ROLLUP_LOCK, [sql.ROLLUP_LOCK])
+        if not cursor.fetchone()[0]:
+            return Rolled(ran=False)
+        cursor.execute(sql.ROLLUP_RANGE, [SETTLE_SECONDS])
+        closed, mark, now = cursor.fetchone()
+        cursor.execute(sql.SAMPLE_DEPTH)
+        window = _window(closed, mark, now, retention)
+        if window is not None:
+            rewrite(cursor, *window)
+            cursor.execute(sql.SET_MARK, [window[1]])
+            if retention is not None:
+                cursor.execute(sql.PRUNE_JOB_MINUTES, [retention])
+                cursor.execute(sql.PRUNE_QUEUE_MINUTES, [retention])
+        return Rolled(True, *(window or (None, None)))
+
+
+def _window(
+    closed: datetime.datetime,
+    mark: datetime.datetime | None,
+    now: datetime.datetime,
+    retention: float | None,
+) -> tuple[datetime.datetime, datetime.datetime] | None:
+    """The minutes to rewrite, or None when no minute closed since the last rollup."""
+    if mark is not None and mark >= closed:
+        return None
+    # The minute before the mark once more, for rows committed after it was rolled up.
+    start = closed - MAX_MINUTES * MINUTE if mark is None else mark - MINUTE
+    if retention is not None:
+        oldest = now - datetime.timedelta(seconds=retention)
+        start = max(start, oldest.replace(second=0, microsecond=0))
+    end = min(closed, start + (MAX_MINUTES + 1) * MINUTE)
+    return (start, end) if start < end else None
+
+
+def rewrite(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> None:
+    """Rewrite the rollup rows of the minutes in ``[start, end)`` from the jobs table."""
+    cursor.execute(sql.ROLLUP_DELETE, [start, end])
+    cursor.execute(sql.ROLLUP_INSERT, {"start": start, "end": end})
+
+
+def rewrite_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
+    """Rewrite the minutes in ``[start, end)`` again (the rollup's own step, in a
+    transaction of its own; the mark is left as it is)."""
+    with transaction.atomic(using=conf.database()), _cursor() as cursor:
+        rewrite(cursor, start, end)
+
+
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor on the queue database; missing tables say to run ``migrate``."""
+    with schema.translated(ours=True), connections[conf.database()].cursor() as cursor:
+        yield cursor
+
+
+# Reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskTotal:
+    """One task's jobs that ended one way over a window, with their durations."""
+
+    task_name: str
+    outcome: str
+    count: int
+    runtime_sum: float
+    runtime_max: float | None
+    runtime_buckets: Sequence[int]
+    wait_sum: float
+    wait_max: float | None
+    wait_buckets: Sequence[int]
+
+
+def outcomes_by_bin(
+    start: datetime.datetime, end: datetime.datetime, step: float
+) -> list[tuple[datetime.datetime, str, int]]:
+    """``(bin start, outcome, jobs)`` for bins of ``step`` seconds from ``start``."""
+    return _rows(sql.OUTCOMES_BY_BIN, start, end, step)  # type: ignore[return-value]
+
+
+def depth_by_bin(
+    start: datetime.datetime, end: datetime.datetime, step: float
+) -> list[tuple[datetime.datetime, str, int, int, float | None]]:
+    """``(bin start, queue, peak waiting, peak running, peak oldest age)`` per bin; the
+    queue ``""`` is all queues together."""
+    return _rows(sql.DEPTH_BY_BIN, start, end, step)  # type: ignore[return-value]
+
+
+def task_totals(start: datetime.datetime, end: datetime.datetime) -> list[TaskTotal]:
+    """Per task and outcome, the jobs that ended in ``[start, end)``."""
+    with _cursor() as cursor:
+        cursor.execute(sql.TASK_TOTALS, {"start": start, "end": end})
+        return [TaskTotal(*row) for row in cursor.fetchall()]
+
+
+def mark() -> datetime.datetime | None:
+    """Where the rolled-up series ends (None before the first rollup)."""
+    with _cursor() as cursor:
+        cursor.execute(sql.SERIES_MARK)
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+
+def _rows(
+    statement: str, start: datetime.datetime, end: datetime.datetime, step: float
+) -> list[tuple[object, ...]]:
+    params = {"start": start, "end": end, "step": step, "origin": start}
+    with _cursor() as cursor:
+        cursor.execute(statement, params)
+        return [tuple(row) for row in cursor.fetchall()]

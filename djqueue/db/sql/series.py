@@ -1,0 +1,164 @@
+"""The time series: per-minute rollups of ended jobs, queue depth samples, pruning, and
+the console's reads of them (docs/monitoring.md#time-series)."""
+
+from __future__ import annotations
+
+from djqueue.core import histogram
+
+# Advisory lock key (a fixed 64-bit number, as the scheduler's): one rollup at a time.
+ROLLUP_LOCK = 0x646A_7175_726F_6C6C  # "djquroll"
+
+# Every worker tries the rollup; the transaction-level lock lets one in and the others
+# pass ("try" never waits, so a heartbeat is never held up by another worker's rollup).
+TRY_ROLLUP_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
+
+# The database's clock: the last minute closed for at least ``settle`` seconds (finish
+# statements date rows with their transaction's start, so a row may appear a little
+# after its minute ended), and the mark left by the previous rollup.
+ROLLUP_RANGE = """
+SELECT date_trunc('minute', now() - make_interval(secs => %s)),
+       (SELECT until FROM djqueue_seriesmark WHERE name = 'jobs'),
+       now()
+"""
+
+_THRESHOLDS = "ARRAY[{}]::float8[]".format(", ".join(repr(b) for b in histogram.BOUNDS))
+
+
+def _buckets(column: str) -> str:
+    # One FILTER aggregate per bucket: width_bucket gives 0 .. len(BOUNDS).
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {column} = {index})" for index in range(histogram.SIZE)
+    )
+    return f"ARRAY[{counts}]::int[]"
+
+
+# A rollup rewrites its minutes whole: rows of those minutes go, then each group is
+# inserted from the jobs. Recomputing the same minutes gives the same rows (idempotent),
+# and a group that vanished (a job retried again later moves its retry) leaves no stale
+# row. Reads go through the finished_at and retried_at indexes, over [start, end) only.
+# Runtime of a retried attempt is not kept: its row's started_at may already belong to
+# the next attempt.
+ROLLUP_DELETE = "DELETE FROM djqueue_jobminute WHERE minute >= %s AND minute < %s"
+
+ROLLUP_INSERT = f"""
+WITH ended AS (
+    SELECT date_trunc('minute', finished_at) AS minute, queue, task_name,
+           state AS outcome,
+           EXTRACT(EPOCH FROM finished_at - started_at)::float8 AS runtime,
+           GREATEST(EXTRACT(EPOCH FROM started_at - eta)::float8, 0) AS wait
+    FROM djqueue_job
+    WHERE finished_at >= %(start)s AND finished_at < %(end)s
+    UNION ALL
+    SELECT date_trunc('minute', retried_at), queue, task_name, 'RETRY', NULL, NULL
+    FROM djqueue_job
+    WHERE retried_at >= %(start)s AND retried_at < %(end)s
+),
+binned AS (
+    SELECT *, width_bucket(runtime, {_THRESHOLDS}) AS runtime_bucket,
+              width_bucket(wait, {_THRESHOLDS}) AS wait_bucket
+    FROM ended
+)
+INSERT INTO djqueue_jobminute (
+    minute, queue, task_name, outcome, count,
+    runtime_sum, runtime_max, runtime_buckets, wait_sum, wait_max, wait_buckets
+)
+SELECT minute, queue, task_name, outcome, count(*),
+       COALESCE(sum(runtime), 0), max(runtime), {_buckets("runtime_bucket")},
+       COALESCE(sum(wait), 0), max(wait), {_buckets("wait_bucket")}
+FROM binned
+GROUP BY minute, queue, task_name, outcome
+ON CONFLICT (minute, queue, task_name, outcome) DO UPDATE
+SET count = EXCLUDED.count,
+    runtime_sum = EXCLUDED.runtime_sum, runtime_max = EXCLUDED.runtime_max,
+    runtime_buckets = EXCLUDED.runtime_buckets,
+    wait_sum = EXCLUDED.wait_sum, wait_max = EXCLUDED.wait_max,
+    wait_buckets = EXCLUDED.wait_buckets
+"""  # noqa: S608 (constants only)
+
+SET_MARK = """
+INSERT INTO djqueue_seriesmark (name, until) VALUES ('jobs', %s)
+ON CONFLICT (name) DO UPDATE SET until = EXCLUDED.until
+"""
+
+# Queue depth now, per queue and over all queues (the ROLLUP's grand total, queue ''),
+# read through the partial indexes of waiting and held jobs; the latest sample of a
+# minute wins.
+SAMPLE_DEPTH = """
+INSERT INTO djqueue_queueminute (minute, queue, waiting, scheduled, running, oldest_seconds)
+SELECT date_trunc('minute', now()), COALESCE(queue, ''),
+       count(*) FILTER (WHERE state IN ('PENDING', 'RETRY') AND eta <= now()),
+       count(*) FILTER (WHERE state IN ('PENDING', 'RETRY') AND eta > now()),
+       count(*) FILTER (WHERE state IN ('RECEIVED', 'STARTED')),
+       EXTRACT(EPOCH FROM now() - min(eta) FILTER (
+           WHERE state IN ('PENDING', 'RETRY') AND eta <= now()))::float8
+FROM djqueue_job
+WHERE state IN ('PENDING', 'RETRY', 'RECEIVED', 'STARTED')
+GROUP BY ROLLUP (queue)
+ON CONFLICT (minute, queue) DO UPDATE
+SET waiting = EXCLUDED.waiting, scheduled = EXCLUDED.scheduled,
+    running = EXCLUDED.running, oldest_seconds = EXCLUDED.oldest_seconds
+"""
+
+# Pruning: rows older than the retention; both tables are small and indexed by minute.
+PRUNE_JOB_MINUTES = "DELETE FROM djqueue_jobminute WHERE minute < now() - make_interval(secs => %s)"
+PRUNE_QUEUE_MINUTES = (
+    "DELETE FROM djqueue_queueminute WHERE minute < now() - make_interval(secs => %s)"
+)
+
+# Reads for the console. ``date_bin`` puts minutes into bins of the chart's step.
+
+OUTCOMES_BY_BIN = """
+SELECT date_bin(make_interval(secs => %(step)s), minute, %(origin)s) AS bin, outcome,
+       sum(count)::bigint
+FROM djqueue_jobminute
+WHERE minute >= %(start)s AND minute < %(end)s
+GROUP BY bin, outcome
+ORDER BY bin
+"""
+
+# The peak depth of each bin: a spike inside an hour should not average away.
+DEPTH_BY_BIN = """
+SELECT date_bin(make_interval(secs => %(step)s), minute, %(origin)s) AS bin, queue,
+       max(waiting), max(running), max(oldest_seconds)
+FROM djqueue_queueminute
+WHERE minute >= %(start)s AND minute < %(end)s
+GROUP BY bin, queue
+ORDER BY bin
+"""
+
+# Per task and outcome over a window: counts, sums, maxima, and bucket counts added up
+# position by position (unnest WITH ORDINALITY, then array_agg in bucket order).
+TASK_TOTALS = """
+WITH rows AS (
+    SELECT * FROM djqueue_jobminute WHERE minute >= %(start)s AND minute < %(end)s
+),
+totals AS (
+    SELECT task_name, outcome, sum(count)::bigint AS count,
+           sum(runtime_sum) AS runtime_sum, max(runtime_max) AS runtime_max,
+           sum(wait_sum) AS wait_sum, max(wait_max) AS wait_max
+    FROM rows GROUP BY task_name, outcome
+),
+runtime AS (
+    SELECT task_name, outcome, array_agg(n ORDER BY i) AS buckets FROM (
+        SELECT r.task_name, r.outcome, b.i, sum(b.n)::int AS n
+        FROM rows AS r, unnest(r.runtime_buckets) WITH ORDINALITY AS b(n, i)
+        GROUP BY r.task_name, r.outcome, b.i
+    ) AS s GROUP BY task_name, outcome
+),
+wait AS (
+    SELECT task_name, outcome, array_agg(n ORDER BY i) AS buckets FROM (
+        SELECT r.task_name, r.outcome, b.i, sum(b.n)::int AS n
+        FROM rows AS r, unnest(r.wait_buckets) WITH ORDINALITY AS b(n, i)
+        GROUP BY r.task_name, r.outcome, b.i
+    ) AS s GROUP BY task_name, outcome
+)
+SELECT t.task_name, t.outcome, t.count, t.runtime_sum, t.runtime_max, r.buckets,
+       t.wait_sum, t.wait_max, w.buckets
+FROM totals AS t
+LEFT JOIN runtime AS r USING (task_name, outcome)
+LEFT JOIN wait AS w USING (task_name, outcome)
+ORDER BY t.task_name, t.outcome
+"""
+
+# Where the series ends: the mark (minutes before it are rolled up).
+SERIES_MARK = "SELECT until FROM djqueue_seriesmark WHERE name = 'jobs'"
