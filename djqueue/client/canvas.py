@@ -42,7 +42,21 @@ else:
     H = TypeVar("H")
     N = TypeVar("N")
 
-_OPTIONS = ("queue", "priority", "countdown", "eta", "expires", "task_id")
+_OPTIONS = (
+    "queue",
+    "priority",
+    "countdown",
+    "eta",
+    "expires",
+    "task_id",
+    # Per-call options, carried in the job's continuation (djqueue.core.options).
+    "headers",
+    "shadow",
+    "routing_key",
+    "ignore_result",
+    "time_limit",
+    "soft_time_limit",
+)
 # Options a chain, group or chord passes down to its tasks (which may override them).
 _DEFAULTS = ("queue", "priority")
 
@@ -619,11 +633,13 @@ class _Plan:
                 f"{sig.task.name} has rate, concurrency or unique limits; such tasks cannot "
                 "be part of a workflow yet"
             )
-        continuation = planned.continuation or None
+        continuation = dict(planned.continuation)
+        if job.workflow is not None:  # the call's own options (see Task.prepare)
+            continuation.update(json.loads(job.workflow))
         return NewJob(
             **{
                 **{name: getattr(job, name) for name in NewJob.__dataclass_fields__},
-                "workflow": None if continuation is None else json.dumps(continuation),
+                "workflow": json.dumps(continuation) if continuation else None,
                 "waiting": planned.waiting,
             }
         )

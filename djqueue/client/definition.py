@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import json
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import (
@@ -24,7 +25,7 @@ from typing import (
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue.client import canvas, eager, mapping
+from djqueue.client import canvas, eager, mapping, publish
 from djqueue.core import codec, conf, context, executor, ids, limits, registry, signals, text
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
@@ -220,6 +221,14 @@ class Task(Generic[P, R]):
         task_id: str | uuid.UUID | None = None,
         link: Signature[Any] | Sequence[Signature[Any]] | None = None,
         link_error: Signature[Any] | Sequence[Signature[Any]] | None = None,
+        headers: dict[str, Any] | None = None,
+        shadow: str | None = None,
+        routing_key: str | None = None,
+        ignore_result: bool | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        retry: bool = True,
+        retry_policy: dict[str, Any] | None = None,
     ) -> AsyncResult[R]:
         """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
 
@@ -229,8 +238,25 @@ class Task(Generic[P, R]):
         job's id on failure (see docs/canvas.md).
 
         Type checkers cannot match ``args`` and ``kwargs`` against the task's parameters
-        (``delay``'s are checked): a wrong argument shows when the job runs, as its error.
+        (``delay``'s are checked); at run time, ``typing`` (on by default) checks them when
+        sent: a wrong argument raises ``TypeError`` here.
+
+        ``headers`` are read in the task as ``self.request.headers`` (and as attributes of
+        ``self.request``), ``shadow`` is the name the worker logs the job under,
+        ``routing_key`` shows in ``self.request.delivery_info``; ``ignore_result``,
+        ``time_limit`` and ``soft_time_limit`` override the task's for this call.
+        ``retry``/``retry_policy``: outside a transaction, an INSERT that loses its
+        connection is tried again on a new one (see docs/calling.md); inside one, never.
         """
+        extra: dict[str, Any] = {
+            "headers": headers,
+            "shadow": shadow,
+            "routing_key": routing_key,
+            "ignore_result": ignore_result,
+            "time_limit": time_limit,
+            "soft_time_limit": soft_time_limit,
+        }
+        policy = publish.policy(retry, retry_policy)
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
         from djqueue.client import result
@@ -247,6 +273,7 @@ class Task(Generic[P, R]):
                 queue=queue,
                 priority=priority,
                 task_id=task_id,
+                **extra,
             )
 
         job = self.prepare(
@@ -258,10 +285,15 @@ class Task(Generic[P, R]):
             queue=queue,
             priority=priority,
             task_id=task_id,
+            **extra,
         )
         if conf.flag("EAGER"):
             return self._run_eagerly(job)
-        [job_id] = broker.enqueue([job])
+        [job_id] = publish.send(
+            lambda: broker.enqueue([job]),
+            policy,
+            lambda: [job.id] if broker.exists(job.id) else None,
+        )
         signals.emit(signals.task_enqueued, self, job_ids=[job_id])
         return result.AsyncResult(job_id)
 
@@ -466,12 +498,24 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         task_id: str | uuid.UUID | None = None,
         partial: bool = False,
+        headers: dict[str, Any] | None = None,
+        shadow: str | None = None,
+        routing_key: str | None = None,
+        ignore_result: bool | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> NewJob:
         """Validate and encode a call into a :class:`NewJob`; raise on bad input.
 
         ``partial``: the job will get one more argument first when it is released (a
         workflow step given the result before it), which the argument check allows for.
+        The per-call options (``headers`` to ``soft_time_limit``), and the sending task's
+        ids when sent from inside one, travel in the job's continuation (see
+        :mod:`djqueue.core.options`).
         """
+        carried = self._carried(
+            headers, shadow, routing_key, ignore_result, time_limit, soft_time_limit
+        )
         args = () if args is None else args
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(args, list | tuple):
@@ -503,7 +547,51 @@ class Task(Generic[P, R]):
                 else None
             ),
         )
-        return self._limit(job, args, kwargs) if self._limited else job
+        if carried:
+            job = dataclasses.replace(job, workflow=json.dumps({"options": carried}))
+        if not self._limited:
+            return job
+        if set(carried) - {"root_id", "parent_id"}:
+            raise ValueError(
+                f"{self.name} has rate, concurrency or unique limits; such tasks cannot be "
+                f"sent with {', '.join(sorted(set(carried) - {'root_id', 'parent_id'}))} yet"
+            )
+        # A limited job keeps no continuation: the ids of the task that sent it are lost.
+        return self._limit(dataclasses.replace(job, workflow=None), args, kwargs)
+
+    def _carried(
+        self,
+        headers: dict[str, Any] | None,
+        shadow: str | None,
+        routing_key: str | None,
+        ignore_result: bool | None,
+        time_limit: float | None,
+        soft_time_limit: float | None,
+    ) -> dict[str, Any]:
+        """The per-call options given, checked, plus the ids of the task sending this."""
+        carried: dict[str, Any] = {}
+        if headers:
+            if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
+                raise TypeError(f"headers must be a dict with str keys, not {headers!r}")
+            try:
+                carried["headers"] = json.loads(codec.dumps(headers))
+            except TypeError as exc:
+                raise TypeError(f"headers must be JSON data: {exc}") from None
+        for label, value in (("shadow", shadow), ("routing_key", routing_key)):
+            if value is not None:
+                if not isinstance(value, str) or len(value) > 255:
+                    raise TypeError(f"{label} must be a str of at most 255 characters: {value!r}")
+                carried[label] = value
+        if ignore_result is not None:
+            carried["ignore_result"] = bool(ignore_result)
+        if time_limit is not None or soft_time_limit is not None:
+            hard, soft = check_time_limits(time_limit, soft_time_limit, f"this call of {self.name}")
+            carried.update({"time_limit": hard, "soft_time_limit": soft})
+        sender = context.current_request()
+        if sender.id is not None:
+            carried["root_id"] = str(sender.root_id or sender.id)
+            carried["parent_id"] = str(sender.id)
+        return carried
 
     def check_arguments(
         self, args: Sequence[Any], kwargs: dict[str, Any], *, partial: bool = False

@@ -86,6 +86,8 @@ def run(task: Task[Any, R], job: NewJob) -> EagerResult[R]:
             priority=job.priority,
             eta=job.eta or timezone.now(),
             expired=False,
+            workflow=job.workflow,
+            expires_at=job.expires_at,
         )
         outcome = executor.execute(claimed, is_eager=True)
         if outcome.state == states.PENDING:

@@ -29,6 +29,37 @@ class Request:
     eta: datetime.datetime | None = None
     hostname: str = ""
     is_eager: bool = False
+    # Celery's request fields (docs/tasks.md, "bind and self.request").
+    expires: datetime.datetime | None = None
+    root_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
+    group: uuid.UUID | None = None
+    chain: list[dict[str, Any]] | None = None
+    callbacks: list[dict[str, Any]] | None = None
+    errbacks: list[dict[str, Any]] | None = None
+    delivery_info: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    shadow: str | None = None
+    ignore_result: bool = False
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """Celery's message properties: the delivery information and the priority."""
+        return {"delivery_info": self.delivery_info, "priority": self.priority}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field or a header by name, as Celery's ``request.get``."""
+        return getattr(self, key, default)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not fields: the headers the call was sent with
+        # read as attributes, as in Celery (``self.request.tenant``).
+        headers = self.__dict__.get("headers") or {}
+        if name in headers:
+            return headers[name]
+        raise AttributeError(f"the request has no field or header {name!r}")
 
 
 _NO_REQUEST = Request()

@@ -10,7 +10,18 @@ import traceback as tb
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from djqueue.core import aio, backoff, codec, conf, context, registry, signals, states, text
+from djqueue.core import (
+    aio,
+    backoff,
+    codec,
+    conf,
+    context,
+    options,
+    registry,
+    signals,
+    states,
+    text,
+)
 from djqueue.core.exceptions import (
     ExceptionInfo,
     Ignore,
@@ -53,7 +64,7 @@ def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) ->
     started = time.perf_counter()
     outcome = _execute(job, is_eager, call)
     outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
-    _log(outcome, _expected(outcome))
+    _log(outcome, _expected(outcome), options.read(job.workflow).shadow)
     _announce(outcome)
     return outcome
 
@@ -72,7 +83,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
         kwargs: dict[str, Any] = codec.loads(job.kwargs)
     except ValueError as exc:  # a row written by hand or by another program
         return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
-    request = _request(job, args, kwargs, is_eager)
+    request = _request(task, job, args, kwargs, is_eager)
     token = context.set_request(request)
     try:
         emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
@@ -121,8 +132,9 @@ def _run(
 
 
 def _request(
-    job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
+    task: Task[Any, Any], job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
 ) -> context.Request:
+    carried = options.read(job.workflow)
     return context.Request(
         id=job.id,
         task=job.task_name,
@@ -135,11 +147,33 @@ def _request(
         eta=job.eta,
         hostname=job.worker,
         is_eager=is_eager,
+        expires=job.expires_at,
+        root_id=carried.root_id or job.id,
+        parent_id=carried.parent_id,
+        group=carried.group,
+        chain=carried.chain or None,
+        callbacks=carried.callbacks or None,
+        errbacks=carried.errbacks or None,
+        delivery_info={
+            "exchange": "",
+            "routing_key": carried.routing_key or job.queue,
+            "queue": job.queue,
+            "priority": job.priority,
+            # Claimed before without ending: a run was lost, handed back or requeued.
+            "redelivered": job.attempt > job.retries + 1,
+        },
+        headers=carried.headers,
+        shadow=carried.shadow or None,
+        ignore_result=(
+            task.ignore_result if carried.ignore_result is None else carried.ignore_result
+        ),
+        time_limit=carried.time_limit,
+        soft_time_limit=carried.soft_time_limit,
     )
 
 
 def _succeeded(task: Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
-    if task.ignore_result:
+    if context.current_request().ignore_result:
         return Outcome(job.id, job.attempt, job.task_name, states.SUCCESS, worker=job.worker)
     try:
         encoded = codec.dumps(value)
@@ -375,12 +409,14 @@ def _announce(outcome: Outcome) -> None:
         emit(signals.task_revoked, task, task_id=outcome.job_id, reason=outcome.error_message)
 
 
-def _log(outcome: Outcome, expected: bool = False) -> None:
+def _log(outcome: Outcome, expected: bool = False, shadow: str = "") -> None:
+    """Log ``outcome`` under its task's name, or the ``shadow`` name it was sent with."""
+    name = shadow or outcome.task_name
     if outcome.state == states.SUCCESS:
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "Task %s[%s] succeeded in %.4fs: %s",
-                outcome.task_name,
+                text.printable(shadow) if shadow else outcome.task_name,
                 outcome.job_id,
                 outcome.runtime,
                 _short(outcome.result),
@@ -394,7 +430,7 @@ def _log(outcome: Outcome, expected: bool = False) -> None:
         cause = f": {outcome.error_type}: {outcome.error_message}" if outcome.error_type else ""
         logger.warning(
             "Task %s[%s] will retry %s%s",
-            text.printable(outcome.task_name),
+            text.printable(name),
             outcome.job_id,
             when,
             text.printable(cause),
@@ -402,16 +438,16 @@ def _log(outcome: Outcome, expected: bool = False) -> None:
     elif outcome.state == states.REVOKED:
         logger.warning(
             "Task %s[%s] revoked: %s",
-            text.printable(outcome.task_name),
+            text.printable(name),
             outcome.job_id,
             text.printable(outcome.error_message),
         )
     elif outcome.state == states.IGNORED:
-        logger.info("Task %s[%s] ignored", text.printable(outcome.task_name), outcome.job_id)
+        logger.info("Task %s[%s] ignored", text.printable(name), outcome.job_id)
     elif outcome.state in (states.REJECTED, states.PENDING):
         logger.warning(
             "Task %s[%s] rejected%s: %s\n%s",
-            text.printable(outcome.task_name),
+            text.printable(name),
             outcome.job_id,
             " (requeued)" if outcome.state == states.PENDING else "",
             text.printable(outcome.error_message),
@@ -421,7 +457,7 @@ def _log(outcome: Outcome, expected: bool = False) -> None:
         # An error the task declares in ``throws``: part of its normal behaviour.
         logger.info(
             "Task %s[%s] raised expected: %s: %s",
-            text.printable(outcome.task_name),
+            text.printable(name),
             outcome.job_id,
             text.printable(outcome.error_type),
             text.printable(outcome.error_message),
@@ -430,7 +466,7 @@ def _log(outcome: Outcome, expected: bool = False) -> None:
         # Job data goes to the operator's terminal: control characters are escaped.
         logger.error(
             "Task %s[%s] failed in %.4fs: %s: %s\n%s",
-            text.printable(outcome.task_name),
+            text.printable(name),
             outcome.job_id,
             outcome.runtime,
             text.printable(outcome.error_type),

@@ -63,6 +63,10 @@ class ClaimedJob:
     # It was taken back from a lost worker or killed its process before: in-process
     # pools run it in a process of its own (docs/guarantees.md, "Quarantine").
     isolate: bool = False
+    # The job's place in a workflow and its per-call options (encoded JSON, or None for
+    # a plain job): what ``self.request`` tells about them. See djqueue.core.options.
+    workflow: str | None = None
+    expires_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,15 @@ def enqueue(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
     Returns each job's id, in order; for a duplicate of a unique job that is waiting
     (not inserted), the id of that waiting job instead.
     """
+    if any(job.workflow is not None for job in jobs):
+        # Jobs with per-call options or sent by a running task carry a continuation:
+        # the workflow statement writes it.
+        plain = [job for job in jobs if job.workflow is None]
+        chosen = dict(zip([job.id for job in plain], enqueue(plain), strict=True))
+        enqueue_workflow([job for job in jobs if job.workflow is not None], [])
+        return [chosen.get(job.id, job.id) for job in jobs]
+    if not jobs:
+        return []
     if any(job.limited for job in jobs):
         return limits_enqueue(jobs)
     if len(jobs) == 1:
@@ -325,6 +334,8 @@ def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
             expired=row[9],
             revoked=row[10],
             isolate=row[11],
+            workflow=row[12],
+            expires_at=row[13],
             worker=worker,
         )
         for row in rows
@@ -643,6 +654,13 @@ def update_progress(job_id: uuid.UUID, attempt: int, worker: str, progress: dict
     with _cursor() as cursor:
         cursor.execute(sql.UPDATE_PROGRESS, [json.dumps(progress), job_id, attempt, worker])
         return bool(cursor.rowcount)
+
+
+def exists(job_id: uuid.UUID) -> bool:
+    """Whether job ``job_id`` has a row (read on the queue database's connection)."""
+    with _cursor() as cursor:
+        cursor.execute(sql.JOB_EXISTS, [job_id])
+        return cursor.fetchone() is not None
 
 
 def update_state(job_id: uuid.UUID, attempt: int, worker: str, state: str, meta: str) -> bool:

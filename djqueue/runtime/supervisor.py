@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from djqueue.core import executor, registry
+from djqueue.core import executor, options, registry
 from djqueue.core.exceptions import (
     NotRegistered,
     SoftTimeLimitExceeded,
@@ -50,9 +50,19 @@ class Supervisor:
 
     # Time limits --------------------------------------------------------------------
 
+    @property
+    def active(self) -> bool:
+        """Whether any job is watched now."""
+        return bool(self._watched)
+
     def watch(self, job: ClaimedJob) -> None:
-        """Start watching ``job`` if it has a time limit (a task's, or the worker's)."""
+        """Start watching ``job`` if it has a time limit (its call's, its task's, or the
+        worker's)."""
         soft, hard = self.limits(job.task_name)
+        if job.workflow is not None:
+            carried = options.read(job.workflow)
+            soft = carried.soft_time_limit if carried.soft_time_limit is not None else soft
+            hard = carried.time_limit if carried.time_limit is not None else hard
         if soft is None and hard is None:
             return
         with self._lock:

@@ -357,8 +357,9 @@ class Worker:
                     # A job taken back from this worker and claimed again replaces the
                     # stale copy, which then fails its attempt check and never starts.
                     self.held[job.id] = Held(job)
-            if self._timed:
-                for job in jobs:
+            for job in jobs:
+                # A job sent with a time limit of its own is watched in any worker.
+                if self._timed or job.workflow is not None:
                     self.supervisor.watch(job)
         self.maybe_more = len(jobs) == want
         return jobs
@@ -446,7 +447,7 @@ class Worker:
             self.held.pop(event.job_id, None)
             self.writing[event.job_id] = event.attempt
             self._revoking.discard(event.job_id)
-        if self._timed:
+        if self._timed or self.supervisor.active:
             self.supervisor.done(event.job_id)
         self.jobs_done += 1
 
@@ -690,7 +691,7 @@ class Worker:
                 self._hand_back_and_exit()
             if self.autoscaler is not None and not self.stopping.is_set():
                 self.autoscaler.tick(now)
-            if self._timed:
+            if self._timed or self.supervisor.active:
                 self.supervisor.tick(now)
             if self._inline is not None:
                 # Solo's main thread is inside a job: outcomes before it must not wait.

@@ -79,3 +79,19 @@ def test_retry_kwargs_base_options_and_map_in_the_worker(workers: Workers, pool:
     assert patient.get(timeout=30) == 4
     assert chunked.get(timeout=30) == [[1, 2], [3, 4], [5]]
     assert mapped.get(timeout=30) == ["result: a"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", POOLS)
+def test_request_and_per_call_options_in_every_pool(workers: Workers, pool: str) -> None:
+    worker = workers.start("-P", pool, "-c", "2")
+    seen = tasks.describe_request.apply_async(
+        headers={"tenant": "acme"}, shadow="acme report", routing_key="reports"
+    ).get(timeout=30)
+    assert (seen["tenant"], seen["delivery_info"]["routing_key"]) == ("acme", "reports")
+    assert seen["root_id"] == seen["id"] and seen["hostname"].startswith(worker.name_prefix)
+    worker.wait_for_log(f"Task acme report[{seen['id']}] succeeded")
+
+    stopped = tasks.spin.apply_async((30,), time_limit=1)
+    with pytest.raises(exceptions.TimeLimitExceeded):
+        stopped.get(timeout=30)

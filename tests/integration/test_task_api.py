@@ -129,3 +129,141 @@ def test_map_runs_eagerly(settings: Any) -> None:
     settings.DJQUEUE = {"EAGER": True}
     assert tasks.add.starmap([(1, 1)]).delay().get() == [2]
     assert tasks.add.chunks([(1, 1), (2, 2), (3, 3)], 2)().get() == [[2, 4], [6]]
+
+
+def test_request_of_a_plain_job() -> None:
+    result = tasks.describe_request.apply_async(expires=60)
+    run_all()
+    seen = result.get(timeout=1)
+    assert seen["id"] == seen["root_id"] == str(result.id)
+    assert (seen["parent_id"], seen["group"], seen["chain"], seen["callbacks"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert seen["delivery_info"] == {
+        "exchange": "",
+        "routing_key": "default",
+        "queue": "default",
+        "priority": 0,
+        "redelivered": False,
+    }
+    assert seen["hostname"] == "w" and seen["is_eager"] is False
+    assert seen["expires"] is not None and seen["eta"] is not None
+    assert seen["headers"] == {} and seen["tenant"] is None
+
+
+def test_per_call_options_reach_the_request() -> None:
+    result = tasks.describe_request.apply_async(
+        headers={"tenant": "acme"},
+        shadow="report for acme",
+        routing_key="reports.acme",
+        time_limit=30,
+        soft_time_limit=20,
+        ignore_result=False,
+    )
+    run_all()
+    seen = result.get(timeout=1)
+    assert (seen["headers"], seen["tenant"], seen["shadow"]) == (
+        {"tenant": "acme"},
+        "acme",
+        "report for acme",
+    )
+    assert seen["delivery_info"]["routing_key"] == "reports.acme"
+    assert (seen["time_limit"], seen["soft_time_limit"]) == (30.0, 20.0)
+
+
+def test_ignore_result_per_call() -> None:
+    result = tasks.add.apply_async((1, 2), ignore_result=True)
+    run_all()
+    assert result.state == states.SUCCESS
+    assert result.get(timeout=1) is None
+
+
+def test_bad_per_call_options_fail_in_the_caller() -> None:
+    with pytest.raises(ValueError, match="soft_time_limit of this call"):
+        tasks.add.apply_async((1, 2), time_limit=1, soft_time_limit=2)
+    with pytest.raises(TypeError, match="headers must be JSON data"):
+        tasks.add.apply_async((1, 2), headers={"x": object()})
+    with pytest.raises(TypeError, match="retry_policy takes"):
+        tasks.add.apply_async((1, 2), retry_policy={"max_tries": 1})
+    assert Job.objects.count() == 0
+
+
+def test_a_job_sent_by_a_task_knows_its_parent_and_root() -> None:
+    parent = tasks.send_child.delay()
+    run_all()
+    child = djqueue.AsyncResult(parent.get(timeout=1))
+    run_all()
+    seen = child.get(timeout=1)
+    assert (seen["parent_id"], seen["root_id"]) == (str(parent.id), str(parent.id))
+
+
+def test_workflow_places_in_the_request() -> None:
+    chained = djqueue.chain(tasks.describe_request.si(), tasks.describe_request.si()).apply_async()
+    grouped = djqueue.group(tasks.describe_request.si()).apply_async()
+    linked = tasks.describe_request.apply_async(
+        link=tasks.show.s(), link_error=tasks.show.si("failed")
+    )
+    while run_all():
+        pass
+    first, second = chained.parent.get(timeout=1), chained.get(timeout=1)
+    assert first["chain"] == [{"id": str(chained.id), "options": {"task_id": str(chained.id)}}]
+    assert second["parent_id"] == str(chained.parent.id)
+    assert grouped.get(timeout=1)[0]["group"] == str(grouped.id)
+    seen = linked.get(timeout=1)
+    assert [c["task"] for c in seen["callbacks"]] == [tasks.show.name]
+    assert seen["errbacks"][0]["args"] == ["failed"] and seen["errbacks"][0]["immutable"]
+
+
+def test_request_in_eager_mode(settings: Any) -> None:
+    settings.DJQUEUE = {"EAGER": True}
+    seen = tasks.describe_request.apply_async(headers={"tenant": "t"}).get()
+    assert seen["is_eager"] is True and seen["tenant"] == "t"
+    assert seen["root_id"] == seen["id"]
+
+
+def _lose_the_connection() -> None:
+    """End this test's database session from another one, as a network cut would: the
+    next statement on it finds it gone."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    given = connection.settings_dict
+    with psycopg.connect(
+        dbname=given["NAME"],
+        host=given["HOST"] or "127.0.0.1",
+        port=given["PORT"] or 5432,
+        user=given["USER"],
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_publish_is_tried_again_after_a_lost_connection_outside_a_transaction(
+    transactional_db: None,
+) -> None:
+    _lose_the_connection()
+    result = tasks.add.apply_async((1, 2))
+    assert Job.objects.filter(pk=result.id).exists()
+
+
+def test_publish_is_not_tried_again_with_retry_false_or_in_a_transaction(
+    transactional_db: None,
+) -> None:
+    from django.db import OperationalError, connection, transaction
+
+    _lose_the_connection()
+    with pytest.raises(OperationalError):
+        tasks.add.apply_async((1, 2), retry=False)
+    connection.close()
+    with pytest.raises(OperationalError), transaction.atomic():
+        _lose_the_connection()
+        tasks.add.apply_async((1, 2))
+    connection.close()
+    assert Job.objects.count() == 0

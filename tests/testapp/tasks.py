@@ -597,3 +597,39 @@ def autoretry_twice(self: djqueue.Task[Any, Any]) -> int:
 @djqueue.task(typing=False)
 def untyped(x: int) -> Any:
     return x
+
+
+@djqueue.task(bind=True)
+def describe_request(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
+    """What ``self.request`` says, as JSON (tests compare it with what was sent)."""
+    request = self.request
+    return {
+        "id": str(request.id),
+        "task": request.task,
+        "args": list(request.args),
+        "kwargs": request.kwargs,
+        "root_id": str(request.root_id),
+        "parent_id": None if request.parent_id is None else str(request.parent_id),
+        "group": None if request.group is None else str(request.group),
+        "chain": request.chain,
+        "callbacks": request.callbacks,
+        "errbacks": request.errbacks,
+        "delivery_info": request.delivery_info,
+        "hostname": request.hostname,
+        "is_eager": request.is_eager,
+        "retries": request.retries,
+        "eta": request.eta,
+        "expires": request.expires,
+        "headers": request.headers,
+        "tenant": request.get("tenant"),
+        "shadow": request.shadow,
+        "time_limit": request.time_limit,
+        "soft_time_limit": request.soft_time_limit,
+        "ignore_result": request.ignore_result,
+    }
+
+
+@djqueue.task(bind=True)
+def send_child(self: djqueue.Task[Any, Any]) -> str:
+    """Send ``describe_request`` from inside a task; return the child's id."""
+    return str(describe_request.delay().id)

@@ -31,7 +31,8 @@ WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
           j.queue, j.priority, j.eta,
           (j.expires_at IS NOT NULL AND j.expires_at <= now()),
-          j.revoke_requested_at IS NOT NULL, j.lost > 0 OR j.kills > 0
+          j.revoke_requested_at IS NOT NULL, j.lost > 0 OR j.kills > 0,
+          j.workflow::text, j.expires_at
 """
 # With one queue the equality lets the index deliver rows already in order.
 CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
@@ -161,6 +162,7 @@ claimed AS (
               (j.expires_at IS NOT NULL AND j.expires_at <= now()) AS expired,
               j.revoke_requested_at IS NOT NULL AS revoked,
               j.lost > 0 OR j.kills > 0 AS isolate,
+              j.workflow::text AS workflow, j.expires_at,
               j.rate_limit, j.rate_period
 ),
 logged AS (
@@ -174,6 +176,6 @@ logged AS (
     WHERE l.key = c.key
 )
 SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked,
-       isolate
+       isolate, workflow, expires_at
 FROM claimed
 """

@@ -137,6 +137,9 @@ UPDATE djqueue_job SET progress = %s::jsonb
 WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
 """
 
+# Whether a job has a row: a send tried again after a lost connection finds its own job.
+JOB_EXISTS = "SELECT 1 FROM djqueue_job WHERE id = %s"
+
 # A state the running task reports (self.update_state), with its meta; fenced like a
 # finish: a stale run cannot overwrite what the current one reported.
 UPDATE_STATE = """

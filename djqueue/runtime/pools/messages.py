@@ -37,6 +37,8 @@ def job_line(job: ClaimedJob) -> bytes:
             job.expired,
             job.worker,
             job.revoked,
+            job.workflow,
+            _time(job.expires_at),
         ]
     )
 
@@ -56,6 +58,8 @@ def read_job(line: bytes) -> ClaimedJob:
         expired,
         worker,
         revoked,
+        workflow,
+        expires_at,
     ) = _decode(line.decode("ascii"))
     return ClaimedJob(
         uuid.UUID(hex=job_id),
@@ -70,6 +74,8 @@ def read_job(line: bytes) -> ClaimedJob:
         expired,
         worker,
         revoked,
+        workflow=workflow,
+        expires_at=_read_time(expires_at),
     )
 
 
