@@ -84,7 +84,14 @@ def enqueue(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
         # the workflow statement writes it.
         plain = [job for job in jobs if job.workflow is None]
         chosen = dict(zip([job.id for job in plain], enqueue(plain), strict=True))
-        enqueue_workflow([job for job in jobs if job.workflow is not None], [])
+        carrying = [job for job in jobs if job.workflow is not None]
+        size = conf.integer("BULK_BATCH_SIZE")
+        # No groups to write with them: chunk by chunk, in the caller's transaction, as
+        # plain jobs are (no transaction of its own, which would cost two round trips).
+        with _cursor() as cursor:
+            for start in range(0, len(carrying), size):
+                chunk = carrying[start : start + size]
+                cursor.execute(sql.ENQUEUE_WORKFLOW, [_json_rows(chunk, _workflow_json)])
         return [chosen.get(job.id, job.id) for job in jobs]
     if not jobs:
         return []
