@@ -3,13 +3,25 @@ throws, retry_kwargs, update_state and map/chunks."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from djqueue import exceptions, states
 from tests.acceptance.conftest import Workers
 from tests.testapp import tasks
 
-POOLS = ["solo", "threads", "prefork"]
+POOLS = [
+    "solo",
+    "threads",
+    "prefork",
+    pytest.param(
+        "gevent",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("gevent") is None, reason="gevent is not installed"
+        ),
+    ),
+]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -92,6 +104,8 @@ def test_request_and_per_call_options_in_every_pool(workers: Workers, pool: str)
     assert seen["root_id"] == seen["id"] and seen["hostname"].startswith(worker.name_prefix)
     worker.wait_for_log(f"Task acme report[{seen['id']}] succeeded")
 
-    stopped = tasks.spin.apply_async((30,), time_limit=1)
+    # A greenlet is stopped where it waits; a thread where it runs Python code.
+    long_running = tasks.sleep if pool == "gevent" else tasks.spin
+    stopped = long_running.apply_async((30,), time_limit=1)
     with pytest.raises(exceptions.TimeLimitExceeded):
         stopped.get(timeout=30)
