@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from djqueue.client.eager import EagerResult
     from djqueue.client.result import AsyncResult, GroupResult
     from djqueue.client.sending import revoke, send_task
+    from djqueue.client.tokens import status_token
     from djqueue.core.exceptions import ChordError
 
 _PUBLIC = {
@@ -27,6 +28,7 @@ _PUBLIC = {
     "EagerResult": "djqueue.client.eager",
     "send_task": "djqueue.client.sending",
     "revoke": "djqueue.client.sending",
+    "status_token": "djqueue.client.tokens",
     "GroupResult": "djqueue.client.result",
     "Signature": "djqueue.client.canvas",
     "signature": "djqueue.client.canvas",
@@ -55,6 +57,7 @@ __all__ = [
     "send_task",
     "shared_task",
     "signature",
+    "status_token",
     "task",
 ]
 

@@ -80,6 +80,13 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_WAIT_SECONDS": 300.0,
     "ALERT_FAILURE_RATE": 0.2,
     "ALERT_FAILURE_MIN_JOBS": 10,
+    # Access (docs/monitoring.md#access). The job status view answers only the holder of
+    # the job's token or a user with djqueue.view_job, unless this opens it to anyone.
+    "JOB_STATUS_PUBLIC": False,
+    # The metrics view answers "Authorization: Bearer <METRICS_TOKEN>" (when set) or a
+    # user with djqueue.view_metrics, unless METRICS_PUBLIC opens it to anyone.
+    "METRICS_TOKEN": None,
+    "METRICS_PUBLIC": False,
 }
 
 

@@ -100,9 +100,13 @@ class Job(models.Model):
     workflow = models.JSONField(null=True, blank=True)
 
     class Meta:
+        # The console's own permissions (docs/monitoring.md#access), where the model's
+        # add/change/delete/view do not fit an action.
         permissions = [
-            ("revoke_job", "Can revoke jobs (and stop running ones)"),
+            ("revoke_job", "Can revoke jobs that have not started"),
+            ("terminate_job", "Can stop running jobs"),
             ("retry_job", "Can retry failed jobs"),
+            ("view_metrics", "Can read the Prometheus metrics"),
         ]
         indexes = [
             # Matches the claim query's WHERE and ORDER BY exactly (see sql.CLAIM).
@@ -204,6 +208,9 @@ class Worker(models.Model):
     # [{"pid": 123, "job": "<id>" or None}].
     children = models.JSONField(default=list, blank=True)
 
+    class Meta:
+        permissions = [("control_worker", "Can control workers (pool size, shutdown)")]
+
     def __str__(self) -> str:
         return self.name
 
@@ -215,6 +222,9 @@ class Queue(models.Model):
     name = models.CharField(max_length=100, primary_key=True)
     paused = models.BooleanField(default=False)
     changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [("pause_queue", "Can pause and resume queues")]
 
     def __str__(self) -> str:
         return f"{self.name} (paused)" if self.paused else self.name

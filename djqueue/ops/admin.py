@@ -25,7 +25,7 @@ from django.utils.safestring import SafeString
 from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker, counts
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import admin_tables, charts, stats
+from djqueue.ops import access, admin_tables, charts, stats
 
 DASHBOARD_HOURS = 3
 TASK_HOURS = 1
@@ -128,7 +128,7 @@ class JobAdmin(ReadOnlyAdmin):
         "worker",
     )
     list_filter = ("state", "queue", TaskNameFilter, ("enqueued_at", admin.DateFieldListFilter))
-    actions = ["revoke_jobs", "retry_failed_jobs", "delete_finished_jobs"]
+    actions = ["revoke_jobs", "terminate_jobs", "retry_failed_jobs", "delete_finished_jobs"]
     search_fields = ("id", "task_name")  # see get_search_results
     ordering = ("-id",)
     paginator = EstimatedCountPaginator
@@ -176,23 +176,40 @@ class JobAdmin(ReadOnlyAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return JobChangeList
 
-    # Actions: each has its own permission; the admin sends them as CSRF-protected POSTs.
+    # Actions: each has its own permission (ops.access); the admin sends them as
+    # CSRF-protected POSTs.
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("djqueue.revoke_job"))
+        return access.may(request.user, access.REVOKE)
+
+    def has_terminate_permission(self, request: HttpRequest) -> bool:
+        return access.may(request.user, access.TERMINATE)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("djqueue.retry_job"))
+        return access.may(request.user, access.RETRY)
 
     def has_delete_finished_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("djqueue.delete_job"))
+        return access.may(request.user, access.DELETE_JOBS)
 
-    @admin.action(description="Revoke selected jobs (stop running ones)", permissions=["revoke"])
+    @admin.action(description="Revoke selected jobs (those not started)", permissions=["revoke"])
     def revoke_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         ids = list(queryset.values_list("id", flat=True))
-        done = [job_id for job_id in ids if broker.revoke(job_id, terminate=True)]
+        done = [job_id for job_id in ids if broker.revoke(job_id)]
         self._log(request, done, "Revoked")
-        self.message_user(request, f"Revoked {len(done)} of {len(ids)} selected job(s).")
+        self.message_user(
+            request,
+            f"Revoked {len(done)} of {len(ids)} selected job(s). Jobs already running "
+            "are left to finish: Terminate stops them.",
+        )
+
+    @admin.action(
+        description="Terminate selected jobs (stop running ones)", permissions=["terminate"]
+    )
+    def terminate_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        done = [job_id for job_id in ids if broker.revoke(job_id, terminate=True)]
+        self._log(request, done, "Revoked; running ones asked to stop")
+        self.message_user(request, f"Revoked or stopped {len(done)} of {len(ids)} selected job(s).")
 
     @admin.action(description="Retry selected failed jobs", permissions=["retry"])
     def retry_failed_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -362,6 +379,7 @@ class JobAdmin(ReadOnlyAdmin):
         return self.needing_tables(request, self._dashboard, request)
 
     def _dashboard(self, request: HttpRequest) -> HttpResponse:
+        visible = access.Visible.to(request.user)
         minutes = stats.throughput(DASHBOARD_HOURS)
         chart = charts.line_chart(
             [timezone.localtime(m.at).strftime("%H:%M") for m in minutes],
@@ -383,7 +401,9 @@ class JobAdmin(ReadOnlyAdmin):
             "chart": chart,
             "queues": stats.queue_depths(),
             "tasks": stats.task_figures(TASK_HOURS),
-            "workers": stats.live_workers(),
+            # Only what the user may open elsewhere (ops.access).
+            "workers": stats.live_workers() if visible.workers else None,
+            "visible": visible,
         }
         return TemplateResponse(request, "djqueue/admin/dashboard.html", context)
 
@@ -444,26 +464,42 @@ class WorkerAdmin(ReadOnlyAdmin):
 
 @admin.register(Queue)
 class QueueAdmin(admin_tables.NeedsTables):
-    """Pause and resume queues. Saving goes through the broker, which tells the workers."""
+    """Pause and resume queues. Saving goes through the broker, which tells the workers.
+
+    Pausing and resuming need ``pause_queue``, whichever way they are asked for: the
+    actions, the change form, or adding a queue row with *paused* ticked.
+    """
 
     list_display = ("name", "paused", "changed_at")
     fields = ("name", "paused")
     actions = ["pause", "resume"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("name",) if obj is not None else ()
+        name = ("name",) if obj is not None else ()
+        return name if self.has_pause_permission(request) else (*name, "paused")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return access.may(request.user, access.PAUSE)
+
     def save_model(self, request: HttpRequest, obj: Queue, form: Any, change: bool) -> None:
+        was = (
+            Queue.objects.using(conf.database())
+            .filter(pk=obj.pk)
+            .values_list("paused", flat=True)
+            .first()
+        )
+        if bool(was) != obj.paused and not self.has_pause_permission(request):
+            raise PermissionDenied("Pausing and resuming a queue needs djqueue.pause_queue.")
         broker.set_paused(obj.name, obj.paused)
 
-    @admin.action(description="Pause selected queues", permissions=["change"])
+    @admin.action(description="Pause selected queues", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         self._set(request, queryset, paused=True)
 
-    @admin.action(description="Resume selected queues", permissions=["change"])
+    @admin.action(description="Resume selected queues", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         self._set(request, queryset, paused=False)
 

@@ -33,9 +33,8 @@ from djqueue.db.models import (
     PeriodicTask,
     SolarSchedule,
 )
-from djqueue.ops import admin_tables
+from djqueue.ops import access, admin_tables, run_guard
 
-RUN_PERMISSION = "run_periodictask"
 # Runs listed on a periodic task's page.
 RECENT_RUNS = 10
 
@@ -45,7 +44,24 @@ def _task_choices() -> list[tuple[str, str]]:
 
 
 class ScheduleStateAdmin(admin_tables.NeedsTables):
-    """Saves and deletes through :mod:`djqueue.db.periodic`, which owns schedule state."""
+    """Saves and deletes through :mod:`djqueue.db.periodic`, which owns schedule state.
+
+    Its forms refuse an edit that would make a task run at once from a user who may not
+    run tasks now (:mod:`djqueue.ops.run_guard`).
+    """
+
+    form = run_guard.GuardedForm
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return run_guard.with_permission(form, request)
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs.setdefault("form", run_guard.GuardedForm)
+        form = super().get_changelist_form(request, **kwargs)
+        return run_guard.with_permission(form, request)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         periodic.save(obj)
@@ -73,7 +89,7 @@ class JSONText(forms.JSONField):
         return super().to_python(value)
 
 
-class PeriodicTaskForm(forms.ModelForm):  # type: ignore[type-arg]
+class PeriodicTaskForm(run_guard.GuardedForm):
     """The periodic task form: registered tasks only, JSON arguments checked as a send."""
 
     task = forms.ChoiceField(
@@ -244,7 +260,7 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
         )
 
     def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.{RUN_PERMISSION}")
+        return access.may(request.user, access.RUN_PERIODIC)
 
     @admin.action(description="Run selected periodic tasks now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
@@ -271,11 +287,32 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
     def _set_enabled(
         self, request: HttpRequest, queryset: QuerySet[PeriodicTask], enabled: bool
     ) -> None:
+        if enabled and not self.has_run_permission(request):
+            queryset = self._not_made_due(request, queryset)
         rows = periodic.set_enabled(queryset, enabled)
         for row in rows:
             self.log_change(request, row, [{"changed": {"fields": ["Enabled"]}}])
         word = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{word} {len(rows)} periodic task(s).", messages.SUCCESS)
+
+    def _not_made_due(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask]
+    ) -> QuerySet[PeriodicTask]:
+        """``queryset`` without the disabled tasks that enabling would run at once."""
+        held = []
+        for row in queryset.filter(enabled=False).select_related(
+            *run_guard.SCHEDULE_FIELDS.values()
+        ):
+            row.enabled = True
+            try:
+                if run_guard.due_at_once(row):
+                    held.append(row)
+            except ValueError:
+                continue
+        if held:
+            names = ", ".join(repr(row.name) for row in held)
+            self.message_user(request, run_guard.MESSAGE.format(names=names), messages.ERROR)
+        return queryset.exclude(pk__in=[row.pk for row in held])
 
 
 def _shown(moment: datetime.datetime) -> datetime.datetime:

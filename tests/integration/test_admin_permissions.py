@@ -23,7 +23,16 @@ from tests.factories import JobFactory
 pytestmark = pytest.mark.django_db
 
 VIEW = ["view_job", "view_worker", "view_queue"]
-EVERYTHING = [*VIEW, "revoke_job", "retry_job", "delete_job", "change_queue", "add_queue"]
+EVERYTHING = [
+    *VIEW,
+    "revoke_job",
+    "terminate_job",
+    "retry_job",
+    "delete_job",
+    "change_queue",
+    "add_queue",
+    "pause_queue",
+]
 USERS = ["anonymous", "not_staff", "staff", "viewer", "operator"]
 
 
@@ -143,7 +152,7 @@ def test_bulk_retry_of_thousands_of_jobs(django_user_model: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", USERS)
-def test_pausing_a_queue_needs_the_change_permission(kind: str, django_user_model: Any) -> None:
+def test_pausing_a_queue_needs_the_pause_permission(kind: str, django_user_model: Any) -> None:
     Queue.objects.create(name="mail", paused=False)
     client = _client(kind, django_user_model)
     _post_action(client, "pause", ["mail"], reverse("admin:djqueue_queue_changelist"))

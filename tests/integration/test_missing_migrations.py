@@ -13,6 +13,7 @@ import pytest
 from django.db import ProgrammingError, connection, transaction
 from django.urls import reverse
 
+import djqueue
 from djqueue.client.result import AsyncResult
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, schema
@@ -151,8 +152,9 @@ def test_periodic_task_pages_say_to_migrate(admin_client: Any, no_periodic_table
 
 def test_the_job_status_view_says_to_migrate(client: Any, no_job_table: None) -> None:
     job_id = "01942a6e-0000-7000-8000-000000000000"
+    token = djqueue.status_token(job_id)
     with transaction.atomic():
-        response = client.get(reverse("djqueue:job-status", args=[job_id]))
+        response = client.get(reverse("djqueue:job-status", args=[job_id]), {"token": token})
     assert response.status_code == 503
     assert MIGRATE in response.json()["error"]
 

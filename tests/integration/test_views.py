@@ -13,6 +13,12 @@ from tests.testapp import tasks
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def client(admin_client: Any) -> Any:
+    """A user who may read every job's status and the metrics (see test_access)."""
+    return admin_client
+
+
 def test_job_status_of_a_pending_job(client: Any) -> None:
     result = tasks.add.delay(1, 2)
     body = client.get(f"/tasks/jobs/{result.id}/").json()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from djqueue.core import conf, ids, states, text
 from djqueue.core.exceptions import MigrationsMissing
-from djqueue.db import broker, schema
+from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
 from djqueue.ops import stats
 
@@ -19,7 +19,9 @@ LIST_LIMIT = 50
 
 
 class Command(BaseCommand):
-    help = "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune."
+    help = (
+        "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune, roles."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -56,6 +58,9 @@ class Command(BaseCommand):
         for name, verb in (("pause", "stop"), ("resume", "start again")):
             toggle = commands.add_parser(name, help=f"workers {verb} taking jobs from queues")
             toggle.add_argument("queues", nargs="+", metavar="QUEUE")
+        commands.add_parser(
+            "roles", help="make the console's groups: djqueue operator, djqueue admin"
+        )
         prune = commands.add_parser("prune", help="delete old finished jobs")
         prune.add_argument(
             "--older-than",
@@ -89,6 +94,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{queue}: {'paused' if action == 'pause' else 'resumed'}")
         elif action == "prune":
             self._prune(options["older_than"])
+        elif action == "roles":
+            self._roles()
 
     # status ---------------------------------------------------------------------
 
@@ -206,6 +213,16 @@ class Command(BaseCommand):
 
     def _prune(self, older_than: float | None) -> None:
         call_command("prunejobs", older_than=older_than, stdout=self.stdout)
+
+    def _roles(self) -> None:
+        try:
+            made = roles.install()
+        except roles.PermissionsMissing as exc:
+            raise CommandError(str(exc)) from None
+        for role in made:
+            verb = "made" if role.created else "brought up to date"
+            self.stdout.write(f"{role.name}: {verb}, {len(role.permissions)} permission(s)")
+        self.stdout.write("Add users to these groups (and tick 'staff status') to give a role.")
 
 
 def _shown(name: str) -> str:
