@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,8 +22,9 @@ from typing import Any
 
 from django.db import DataError, OperationalError
 
-from djqueue.core import codec, states
+from djqueue.core import codec, ids, states
 from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.runtime.store import Store
 from tests.fakes.clock import FakeClock
 
 HELD = states.HELD
@@ -109,7 +111,7 @@ class MemoryStore:
         **kwargs: Any,
     ) -> uuid.UUID:
         """Enqueue a job as ``broker.enqueue`` would; return its id."""
-        job_id = uuid.uuid4()
+        job_id = ids.new_id()  # time-ordered: the claim order of equal jobs is FIFO
         with self._lock:
             self.rows[job_id] = Row(
                 job_id,
@@ -231,11 +233,7 @@ class MemoryStore:
     def finish(self, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         with self._call("finish"):
             for outcome in outcomes:
-                refused = self._refused.get(outcome.job_id)
-                if refused is not None and (not refused or outcome.state in refused):
-                    raise DataError(
-                        f"invalid input in the outcome of job {outcome.job_id} (refused by a test)"
-                    )
+                self._check_storable(outcome)
             return {o.job_id for o in outcomes if not self._finish_one(o)}
 
     def renew_leases(
@@ -377,6 +375,23 @@ class MemoryStore:
     def _last(row: Row) -> bool:
         return row.max_attempts is not None and row.attempt >= row.max_attempts
 
+    def _check_storable(self, outcome: Outcome) -> None:
+        """Raise ``DataError`` for what PostgreSQL would refuse (a result that is not
+        JSON, a NUL character in text) and for what a test made it refuse."""
+        refused = self._refused.get(outcome.job_id)
+        if refused is not None and (not refused or outcome.state in refused):
+            raise DataError(f"invalid input in the outcome of job {outcome.job_id} (refused)")
+        if outcome.result is not None:
+            try:
+                json.loads(outcome.result)
+            except ValueError:
+                raise DataError("invalid input syntax for type json") from None
+            if "\\u0000" in outcome.result:
+                raise DataError("unsupported Unicode escape sequence")
+        texts = (outcome.error_type, outcome.error_message, outcome.traceback)
+        if any("\x00" in text for text in texts):
+            raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
     def _finish_one(self, outcome: Outcome) -> bool:
         row = self.rows.get(outcome.job_id)
         if row is None or not self._fenced(row, outcome.attempt, outcome.worker):
@@ -442,3 +457,8 @@ class _Call:
         self.lock.release()
         if kind is None and self.fault is Fault.LOST_REPLY:
             raise OperationalError(f"connection lost after {self.operation} committed")
+
+
+def _conforms(store: MemoryStore) -> Store:
+    """Never called: mypy (which checks ``tests/fakes``) proves the fake a ``Store``."""
+    return store
