@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,7 @@ from tests.fakes.store import Fault
 
 IN_PROCESS_POOLS = ["solo", "threads"]
 
-# What ran, in order: (tag, attempt). Jobs that must run first or last say so by their
-# priority: jobs sent at one moment are otherwise claimed in the order of their ids.
+# What ran, in order: (tag, attempt). Jobs are claimed in the order they were sent.
 RUNS: list[tuple[str, int]] = []
 # Hooks jobs call while they run, by name.
 HOOKS: dict[str, Callable[[], None]] = {}
@@ -243,7 +243,7 @@ def test_warm_shutdown_hands_back_waiting_jobs_and_finishes_the_running_one_thre
 ) -> None:
     driver = make("threads", concurrency=1)
     gated("running")
-    running = driver.store.send(gate.name, "running", priority=1)
+    running = driver.store.send(gate.name, "running")
     waiting = send_records(driver, "w1", "w2", "w3")
     driver.step()
     wait_arrived("running")
@@ -264,7 +264,7 @@ def test_warm_shutdown_hands_back_waiting_jobs_while_solo_runs_one(
     make: Callable[..., WorkerDriver],
 ) -> None:
     driver = make("solo")
-    running = driver.store.send(hook.name, "running", priority=1)
+    running = driver.store.send(hook.name, "running")
     waiting = send_records(driver, "w1", "w2")
     seen: list[list[str]] = []
 
@@ -304,7 +304,7 @@ def test_a_worker_frozen_past_its_lease_does_not_start_what_was_taken_from_it(
     make: Callable[..., WorkerDriver],
 ) -> None:
     driver = make("solo")
-    first = driver.store.send(hook.name, "first", priority=1)
+    first = driver.store.send(hook.name, "first")
     taken, rescued = send_records(driver, "taken", "rescued")
 
     def frozen() -> None:
@@ -332,7 +332,7 @@ def test_a_worker_that_cannot_confirm_its_claims_starts_none_of_them(
     make: Callable[..., WorkerDriver],
 ) -> None:
     driver = make("solo")
-    first = driver.store.send(hook.name, "first", priority=1)
+    first = driver.store.send(hook.name, "first")
     later = send_records(driver, "b", "c")
 
     def cut_off() -> None:
@@ -365,7 +365,7 @@ def test_a_slow_renewal_is_trusted_from_when_it_was_sent(
 ) -> None:
     driver = make("threads", concurrency=1)
     gated("running")
-    running = driver.store.send(gate.name, "running", priority=1)
+    running = driver.store.send(gate.name, "running")
     [waiting] = send_records(driver, "waiting")
     driver.step()
     wait_arrived("running")
@@ -385,7 +385,7 @@ def test_jobs_rescued_during_a_slow_renewal_are_dropped(
 ) -> None:
     driver = make("threads", concurrency=1)
     gated("running")
-    running = driver.store.send(gate.name, "running", priority=1)
+    running = driver.store.send(gate.name, "running")
     [waiting] = send_records(driver, "waiting")
     driver.step()
     wait_arrived("running")
@@ -413,7 +413,7 @@ def test_leases_are_renewed_for_exactly_the_jobs_the_worker_holds(
 ) -> None:
     driver = make("threads", concurrency=1)
     gated("running")
-    running = driver.store.send(gate.name, "running", priority=1)
+    running = driver.store.send(gate.name, "running")
     [waiting] = send_records(driver, "waiting")
     driver.step()
     wait_arrived("running")
@@ -441,7 +441,7 @@ def test_a_running_job_is_marked_started_and_charged_if_its_worker_is_lost(
 ) -> None:
     driver = make("threads", concurrency=1)
     gated("running")
-    running = driver.store.send(gate.name, "running", max_attempts=1, priority=1)
+    running = driver.store.send(gate.name, "running", max_attempts=1)
     [waiting] = send_records(driver, "waiting")
     driver.step()
     wait_arrived("running")
@@ -465,7 +465,7 @@ def test_a_buffered_job_revoked_before_it_starts_never_runs(
     make: Callable[..., WorkerDriver], how: str
 ) -> None:
     driver = make("solo")
-    first = driver.store.send(hook.name, "first", priority=1)
+    first = driver.store.send(hook.name, "first")
     revoked, other = send_records(driver, "revoked", "other")
 
     def revoke() -> None:
@@ -487,7 +487,7 @@ def test_a_revoke_notification_the_row_does_not_back_is_ignored(
     make: Callable[..., WorkerDriver],
 ) -> None:
     driver = make("solo")
-    first = driver.store.send(hook.name, "first", priority=1)
+    first = driver.store.send(hook.name, "first")
     [named] = send_records(driver, "named")
     HOOKS["first"] = lambda: driver.revoke_notified(named)  # anyone may NOTIFY
     driver.run_all([first, named])
@@ -503,7 +503,7 @@ def test_solo_writes_earlier_outcomes_while_a_long_job_runs(
 ) -> None:
     driver = make("solo")
     a, poison = send_records(driver, "a", "poison")
-    long = driver.store.send(hook.name, "long", priority=-1)
+    long = driver.store.send(hook.name, "long")
     driver.store.refuse(poison, "SUCCESS")
     seen: list[list[str]] = []
 
@@ -527,6 +527,14 @@ def test_solo_writes_a_batch_as_soon_as_it_is_full(
     ids = send_records(driver, *"abcdef")
     seen: list[list[str]] = []
     HOOKS["look"] = lambda: seen.append(driver.store.states(ids))
-    driver.run_all([*ids, driver.store.send(hook.name, "look", priority=-1)])
+    driver.run_all([*ids, driver.store.send(hook.name, "look")])
     assert seen == [["SUCCESS"] * 6]
     assert driver.store.called("finish") == 4
+
+
+def test_the_example_in_the_design_notes_runs(settings: Any) -> None:
+    settings.DJQUEUE = {**settings.DJQUEUE, "POLL_INTERVAL_SECONDS": 0.001}
+    page = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
+    section = page.split("\n## The worker loop behind a store, tested in-process\n")[1]
+    code = section.split("\n## ")[0].split("```python\n")[1].split("```")[0]
+    exec(code, {})
