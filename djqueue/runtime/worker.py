@@ -444,10 +444,15 @@ class Worker:
                 self._buffered_at = self.clock.now()
             self.buffer.append(event)
         with self._lock:
-            self.held.pop(event.job_id, None)
+            held = self.held.get(event.job_id)
+            # The late outcome of an attempt taken back from this worker must not end
+            # the newer attempt it has claimed since (that one would never start).
+            newer = held is not None and held.job.attempt != event.attempt
+            if not newer:
+                self.held.pop(event.job_id, None)
+                self._revoking.discard(event.job_id)
             self.writing[event.job_id] = event.attempt
-            self._revoking.discard(event.job_id)
-        if self._timed or self.supervisor.active:
+        if (self._timed or self.supervisor.active) and not newer:
             self.supervisor.done(event.job_id)
         self.jobs_done += 1
 

@@ -13,6 +13,7 @@ the test instead of being logged and outlived.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.store import MemoryStore
 
 HOSTNAME = "test@host"
+# Seconds of real time a driven loop may take to get done before the test fails.
+PATIENCE = 30.0
 
 
 class WorkerDriver:
@@ -61,15 +64,21 @@ class WorkerDriver:
         """One turn of the main loop."""
         self.worker._tick()
 
-    def run_until(self, done: Callable[[], bool], steps: int = 200) -> None:
-        """Turn the main loop until ``done()``; fail after ``steps`` turns."""
-        for _ in range(steps):
-            if done():
-                return
-            self.step()
-        raise AssertionError(f"not done after {steps} steps; rows: {self.describe()}")
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Turn the main loop until ``done()``.
 
-    def run_all(self, ids: Sequence[uuid.UUID], steps: int = 200) -> None:
+        A turn with nothing to do waits for an event up to ``POLL_INTERVAL_SECONDS``
+        of real time (the pool's threads, or a child process running an isolated job,
+        report there). ``PATIENCE`` bounds the whole so that a test that cannot end
+        fails instead of hanging; no test comes near it.
+        """
+        deadline = time.monotonic() + PATIENCE
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done after {PATIENCE}s; rows: {self.describe()}")
+            self.step()
+
+    def run_all(self, ids: Sequence[uuid.UUID]) -> None:
         """Turn the main loop until every job of ``ids`` has ended in the table and the
         worker has no outcome left to write."""
 
@@ -77,7 +86,7 @@ class WorkerDriver:
             ended = all(state in states.READY for state in self.store.states(ids))
             return ended and not self.worker.buffer and not self.worker.writing
 
-        self.run_until(done, steps)
+        self.run_until(done)
 
     def drain(self) -> None:
         """After a stop: what ``run()`` does once its main loop ends."""

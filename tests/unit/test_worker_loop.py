@@ -380,7 +380,7 @@ def test_a_slow_renewal_is_trusted_from_when_it_was_sent(
     assert driver.store.states([running, waiting]) == ["SUCCESS", "SUCCESS"]
 
 
-def test_jobs_rescued_during_a_slow_renewal_are_dropped(
+def test_jobs_rescued_during_a_slow_renewal_are_dropped_and_claimed_again(
     make: Callable[..., WorkerDriver],
 ) -> None:
     driver = make("threads", concurrency=1)
@@ -397,12 +397,42 @@ def test_jobs_rescued_during_a_slow_renewal_are_dropped(
     driver.store.during("renew_leases", slow)
     driver.heartbeat()
     assert driver.held() == set()
+    # Back in the queue, both are claimed again while the first attempt still runs.
+    driver.wake()
+    driver.step()
+    assert driver.held() == {running, waiting}
+    assert [driver.store.row(job_id).attempt for job_id in (running, waiting)] == [2, 2]
     GATES["running"].set()
     driver.run_all([running, waiting])
-    # The late outcome was fenced off; the job ran again under a new attempt, and the
-    # waiting job only then (both in a process of their own, as rescued jobs run).
+    # The first attempt's late outcome was fenced off and did not end the second one;
+    # the second attempts ran (in a process of their own, as rescued jobs do).
     assert RUNS == [("running", 1)]
-    assert [driver.store.row(job_id).attempt for job_id in (running, waiting)] == [2, 2]
+    assert driver.store.states([running, waiting]) == ["SUCCESS", "SUCCESS"]
+
+
+def test_a_late_outcome_of_an_attempt_taken_back_leaves_the_newer_claim_alone(
+    make: Callable[..., WorkerDriver],
+) -> None:
+    driver = make("threads", concurrency=1)
+    gated("running")
+    running = driver.store.send(gate.name, "running")
+    driver.step()
+    wait_arrived("running")
+    driver.clock.advance(driver.worker.lease + 1)
+    driver.store.rescue()  # the worker was cut off; another worker's heartbeat
+    driver.heartbeat()  # the renewal tells it so: the job is forgotten
+    gated("blocker")
+    blocker = driver.store.send(gate.name, "blocker", priority=1)
+    driver.wake()
+    driver.step()  # claims the job again (attempt 2), behind the blocker in the pool
+    assert driver.held() == {running, blocker}
+    GATES["running"].set()
+    # The first attempt's outcome reaches the loop before the second attempt starts.
+    driver.run_until(lambda: driver.worker.jobs_done == 1 and ARRIVED["blocker"].is_set())
+    assert driver.held() == {running, blocker}
+    GATES["blocker"].set()
+    driver.run_all([running, blocker])
+    assert (driver.store.state(running), driver.store.row(running).attempt) == ("SUCCESS", 2)
 
 
 # Leases ------------------------------------------------------------------------------
