@@ -25,7 +25,7 @@ from typing import (
 from django.db import transaction
 from django.utils import timezone
 
-from djqueue.client import canvas, eager, mapping, publish
+from djqueue.client import annotation, canvas, eager, mapping, publish, routing
 from djqueue.core import codec, conf, context, executor, ids, limits, registry, signals, text
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
@@ -528,13 +528,12 @@ class Task(Generic[P, R]):
         if countdown is not None and eta is not None:
             raise ValueError("give countdown or eta, not both")
         expires = self.expires if expires is None else expires
+        queue, priority = self._destination(queue, priority, args, kwargs)
         job = NewJob(
             id=ids.new_id() if task_id is None else ids.parse(task_id),
             task_name=self.name,
-            queue=_check_queue(
-                queue if queue is not None else self.queue or conf.string("DEFAULT_QUEUE")
-            ),
-            priority=self.priority if priority is None else _check_priority(priority),
+            queue=_check_queue(queue),
+            priority=_check_priority(priority),
             args=args_json,
             kwargs=kwargs_json,
             max_attempts=self._max_attempts(),
@@ -618,6 +617,35 @@ class Task(Generic[P, R]):
         if any(limit is None for limit in limits_):
             return None
         return max(int(limit) for limit in limits_ if limit is not None) + 1
+
+    def annotate(self, options: dict[str, Any]) -> None:
+        """Set ``options`` (from the ``ANNOTATIONS`` setting) over the decorator's."""
+        for key, value in options.items():
+            setattr(self, key, value)
+        if "rate_limit" in options:
+            self.rate = None if self.rate_limit is None else limits.parse_rate(self.rate_limit)
+        self.priority = _check_priority(self.priority)
+        self.autoretry_for = tuple(self.autoretry_for)
+        self.time_limit, self.soft_time_limit = check_time_limits(
+            self.time_limit, self.soft_time_limit, self.name
+        )
+
+    def _destination(
+        self,
+        queue: str | None,
+        priority: int | None,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> tuple[str, int]:
+        """The queue and priority of a call: the call's, the task's, the ``ROUTES``
+        route's, then the defaults, in that order (as Celery merges them)."""
+        found = routing.route(self.name, args, kwargs, self)
+        if queue is None:
+            queue = self.queue or (found and found.queue) or conf.string("DEFAULT_QUEUE")
+        if priority is None:
+            routed = found.priority if found is not None else None
+            priority = self.priority if self.priority or routed is None else routed
+        return str(queue), priority
 
     @property
     def gated(self) -> bool:
@@ -891,6 +919,7 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     def decorate(function: Callable[..., Any]) -> Task[..., Any]:
         kind = base or (AsyncTask if inspect.iscoroutinefunction(function) else Task)
         made: Task[..., Any] = kind(function, **options)
+        made.annotate(annotation.options_for(made))
         registry.register(made)
         return made
 

@@ -1,4 +1,9 @@
-"""Settings: the ``DJQUEUE`` dict, read lazily, with documented defaults."""
+"""Settings: the ``DJQUEUE`` dict, read lazily, with documented defaults.
+
+A key missing from ``DJQUEUE`` is taken from the project's Celery settings when one of
+them says the same thing (``CELERY_TASK_ALWAYS_EAGER`` for ``EAGER``; see
+:mod:`djqueue.core.celery_conf`), then from the defaults.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from djqueue.core import celery_conf
 
 DEFAULTS: dict[str, Any] = {
     # Run tasks at send time in the calling process (for users' unit tests).
@@ -21,6 +28,19 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_SECONDS": 5.0,
     # Seconds a worker waits for running jobs after SIGTERM before handing them back.
     "SHUTDOWN_GRACE_SECONDS": 30.0,
+    # Where jobs go when neither the call nor the task names a queue: Celery's
+    # task_routes forms (a dict by task name or glob, routers, a list of them).
+    "ROUTES": None,
+    # Attributes set on tasks by name or for all ("*"), as Celery's task_annotations.
+    "ANNOTATIONS": None,
+    # Modules imported at startup besides the apps' tasks.py (Celery's imports/include).
+    "IMPORTS": [],
+    # Worker defaults for the options of runworker (its flags win).
+    "CONCURRENCY": None,
+    "TIME_LIMIT": None,
+    "SOFT_TIME_LIMIT": None,
+    "MAX_TASKS_PER_CHILD": None,
+    "MAX_MEMORY_PER_CHILD": None,
     # Seconds finished jobs are kept before pruning (None keeps them forever).
     "RESULT_RETENTION_SECONDS": 86400.0,
     # Seconds between prunes done by workers.
@@ -95,7 +115,9 @@ def get(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"unknown djqueue setting {name!r}")
     user: dict[str, Any] = getattr(settings, "DJQUEUE", {}) or {}
-    return user.get(name, DEFAULTS[name])
+    if name in user:
+        return user[name]
+    return celery_conf.mapped().get(name, DEFAULTS[name])
 
 
 def integer(name: str) -> int:

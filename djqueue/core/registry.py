@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
+from djqueue.core import conf
 from djqueue.core.exceptions import NotRegistered
 
 if TYPE_CHECKING:
@@ -81,6 +84,20 @@ def names() -> list[str]:
     return sorted(_tasks)
 
 
+def import_module_of_tasks(module: str) -> None:
+    """Import ``module`` (a name from the ``IMPORTS`` setting) so its tasks register."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"IMPORTS (or CELERY_IMPORTS / CELERY_INCLUDE) names {module!r}, which cannot "
+            f"be imported: {exc}. Correct the module name or remove it."
+        ) from exc
+
+
 def autodiscover() -> None:
-    """Import ``tasks`` from every installed app so their tasks register."""
+    """Import ``tasks`` from every installed app, and the ``IMPORTS`` setting's modules,
+    so their tasks register."""
     autodiscover_modules("tasks")
+    for module in conf.get("IMPORTS") or ():
+        import_module_of_tasks(module)

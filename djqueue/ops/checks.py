@@ -11,12 +11,15 @@ from django.core import checks
 from djqueue.beat import beat_schedule
 from djqueue.core import conf
 from djqueue.core.exceptions import DjqueueError, NotRegistered
+from djqueue.ops import celery_checks
 
 
 def register() -> None:
     checks.register(check_database, checks.Tags.database, deploy=False)
     checks.register(check_settings)
     checks.register(check_beat_schedule)
+    checks.register(celery_checks.check_celery_settings)
+    checks.register(celery_checks.check_routes)
 
 
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

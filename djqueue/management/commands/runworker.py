@@ -36,7 +36,7 @@ class Command(BaseCommand):
             "-c",
             type=int,
             default=None,
-            help="Jobs run at once (default: number of CPUs; 1 for solo).",
+            help="Jobs run at once (default: the CONCURRENCY setting, else the number of CPUs).",
         )
         parser.add_argument(
             "--queues",
@@ -91,16 +91,16 @@ class Command(BaseCommand):
             type=float,
             default=None,
             metavar="SECONDS",
-            help="Hard time limit for tasks that set none: the job is stopped and ends "
-            "FAILURE with TimeLimitExceeded (prefork kills the child; see the pools docs).",
+            help="Hard time limit for tasks that set none (default: TIME_LIMIT setting): the "
+            "job is stopped and ends FAILURE with TimeLimitExceeded (prefork kills the child).",
         )
         parser.add_argument(
             "--soft-time-limit",
             type=float,
             default=None,
             metavar="SECONDS",
-            help="Soft time limit for tasks that set none: SoftTimeLimitExceeded is raised "
-            "inside the task so that it can clean up.",
+            help="Soft time limit for tasks that set none (default: SOFT_TIME_LIMIT setting): "
+            "SoftTimeLimitExceeded is raised inside the task so that it can clean up.",
         )
         parser.add_argument(
             "--beat",
@@ -115,7 +115,7 @@ class Command(BaseCommand):
         queues = _queues(options["queues"] or conf.string("DEFAULT_QUEUE"))
         concurrency = options["concurrency"]
         if concurrency is None:
-            concurrency = os.cpu_count() or 1
+            concurrency = conf.optional_integer("CONCURRENCY") or os.cpu_count() or 1
         if concurrency < 1:
             raise CommandError(f"--concurrency must be at least 1, not {concurrency}")
         prefetch = options["prefetch_multiplier"]
@@ -126,8 +126,8 @@ class Command(BaseCommand):
             _start_over_patched()
         try:
             hard, soft = check_time_limits(
-                options["time_limit"],
-                options["soft_time_limit"],
+                _flag_or_setting(options, "time_limit"),
+                _flag_or_setting(options, "soft_time_limit"),
                 "the worker",
                 names=("--time-limit", "--soft-time-limit"),
             )
@@ -197,11 +197,18 @@ def _start_over_patched() -> None:
     os.execv(argv[0], argv)  # noqa: S606 - this interpreter, with its own arguments
 
 
+def _flag_or_setting(options: dict[str, Any], key: str) -> Any:
+    """The flag's value, or the setting of the same name (TIME_LIMIT for --time-limit)."""
+    value = options[key]
+    return conf.optional_number(key.upper()) if value is None else value
+
+
 def _child_limit(options: dict[str, Any], key: str, pool: str) -> int | None:
     value: int | None = options[key]
     flag = "--" + key.replace("_", "-")
     if value is None:
-        return None
+        # The setting applies to the pool that has children; others have none to limit.
+        return conf.optional_integer(key.upper()) if pool == "prefork" else None
     if value < 1:
         raise CommandError(f"{flag} must be at least 1, not {value}")
     if pool != "prefork":

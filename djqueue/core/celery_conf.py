@@ -1,0 +1,612 @@
+"""Celery's settings as a Django project spells them (``CELERY_TASK_ALWAYS_EAGER``...),
+read and mapped onto djqueue's own.
+
+A Django project configures Celery with ``app.config_from_object("django.conf:settings",
+namespace="CELERY")``: every Celery setting, upper-cased with a ``CELERY_`` prefix. The
+older names (``CELERY_ALWAYS_EAGER``, ``CELERYBEAT_SCHEDULE``, ``CELERYD_CONCURRENCY``...)
+are read too. Each known name has a rule here: it sets a djqueue setting, it already
+holds as djqueue works, it has no effect by design (the broker and result backend are
+the database), or it cannot be honoured (the system checks say what to do instead).
+
+``DJQUEUE`` wins over a Celery setting that says the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+
+class Kind(enum.Enum):
+    MAPPED = "sets a djqueue setting"
+    HOLDS = "holds as djqueue works"
+    IGNORED = "no effect: not needed with djqueue"
+    UNSUPPORTED = "not honoured"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What djqueue does with one Celery setting."""
+
+    kind: Kind
+    # MAPPED: the DJQUEUE key it sets, and how a Celery value becomes djqueue's.
+    ours: str = ""
+    convert: Callable[[Any], Any] | None = None
+    # MAPPED and HOLDS: the values that are honoured (others get a warning).
+    accepts: Callable[[Any], bool] | None = None
+    # What to do instead when the value is not honoured, or why it has no effect.
+    advice: str = ""
+
+    def honoured(self, value: Any) -> bool:
+        return self.kind in (Kind.MAPPED, Kind.HOLDS) and (
+            self.accepts is None or self.accepts(value)
+        )
+
+
+# Converters and predicates ----------------------------------------------------------
+
+
+def seconds(value: Any) -> float | None:
+    """A Celery duration (seconds or a timedelta) as seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def retention(value: Any) -> float | None:
+    """``result_expires``: None or 0 keep results for ever, as in Celery."""
+    found = seconds(value)
+    return found if found else None
+
+
+def module_names(value: Any) -> list[str]:
+    """``imports``/``include``: a module name or a sequence of them."""
+    if isinstance(value, str):
+        return [value]
+    return [str(name) for name in value or ()]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive(value: Any) -> bool:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds() > 0
+    return _number(value) and value > 0
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _json_only(value: Any) -> bool:
+    items = [value] if isinstance(value, str) else list(value or ())
+    return all(str(item) in ("json", "application/json") for item in items)
+
+
+def _is(expected: Any) -> Callable[[Any], bool]:
+    return lambda value: value == expected
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _mapped(
+    ours: str,
+    convert: Callable[[Any], Any] | None = None,
+    accepts: Callable[[Any], bool] | None = None,
+    advice: str = "",
+) -> Rule:
+    return Rule(Kind.MAPPED, ours=ours, convert=convert, accepts=accepts, advice=advice)
+
+
+def _holds(accepts: Callable[[Any], bool], advice: str) -> Rule:
+    return Rule(Kind.HOLDS, accepts=accepts, advice=advice)
+
+
+def _ignored(advice: str) -> Rule:
+    return Rule(Kind.IGNORED, advice=advice)
+
+
+def _unsupported(advice: str) -> Rule:
+    return Rule(Kind.UNSUPPORTED, advice=advice)
+
+
+# The rules ----------------------------------------------------------------------------
+
+_BACKEND = (
+    "djqueue keeps jobs and results in the Django database; there is no broker or "
+    "result backend to configure. Remove it once Celery is gone."
+)
+_LOGGING = "runworker logs through Django's LOGGING setting and its -l option. Remove it."
+_ANNOTATE = (
+    "Set it on the tasks (@task(...)), or for all of them with "
+    "CELERY_TASK_ANNOTATIONS = {{'*': {{{0!r}: ...}}}}."
+)
+_AT_LEAST_ONCE = (
+    "djqueue acknowledges a job after it ran and runs the job of a worker that died "
+    "again (at-least-once, Celery's acks_late=True with reject_on_worker_lost=True). "
+    "Make the task idempotent, and remove the setting."
+)
+_NO_REMOTE = "Workers are steered through the database; see docs/monitoring.md. Remove the setting."
+
+RULES: dict[str, Rule] = {
+    # Sending and running.
+    "task_always_eager": _mapped("EAGER", bool),
+    "task_eager_propagates": _holds(
+        _is(True), "With EAGER, djqueue always raises a task's exception in the caller."
+    ),
+    "task_store_eager_result": _unsupported(
+        "Eager runs store no row; leave EAGER off and run a worker to keep results."
+    ),
+    "task_default_queue": _mapped(
+        "DEFAULT_QUEUE", str, lambda v: isinstance(v, str) and 0 < len(v) <= 100
+    ),
+    "task_routes": _mapped("ROUTES"),
+    "task_annotations": _mapped("ANNOTATIONS"),
+    "task_time_limit": _mapped(
+        "TIME_LIMIT", seconds, _positive, "Give a positive number of seconds."
+    ),
+    "task_soft_time_limit": _mapped(
+        "SOFT_TIME_LIMIT", seconds, _positive, "Give a positive number of seconds."
+    ),
+    "task_serializer": _holds(
+        _is("json"), "djqueue stores arguments as JSON only; pass plain data (ids, not objects)."
+    ),
+    "result_serializer": _holds(
+        _is("json"), "djqueue stores results as JSON only; return plain data."
+    ),
+    "accept_content": _holds(_json_only, "djqueue accepts JSON only (never pickle)."),
+    "result_accept_content": _holds(_json_only, "djqueue accepts JSON only (never pickle)."),
+    "event_serializer": _ignored("djqueue sends no events; the admin and signals show them."),
+    "task_compression": _ignored("Jobs are rows; there are no messages to compress."),
+    "result_compression": _ignored("Results are rows; there are no messages to compress."),
+    "task_acks_late": _holds(_is(True), _AT_LEAST_ONCE),
+    "task_acks_on_failure_or_timeout": _holds(
+        _is(True), "A job that failed or timed out ends FAILURE; it is never redelivered."
+    ),
+    "task_acks_on_failure": _holds(
+        lambda v: v in (None, True), "A job that failed ends FAILURE; it is never redelivered."
+    ),
+    "task_acks_on_timeout": _holds(
+        lambda v: v in (None, True), "A job that timed out ends FAILURE; it is never redelivered."
+    ),
+    "task_reject_on_worker_lost": _holds(lambda v: v in (None, True), _AT_LEAST_ONCE),
+    "task_retry_on_worker_lost": _holds(_anything, _AT_LEAST_ONCE),
+    "task_track_started": _holds(_anything, "STARTED is always recorded."),
+    "task_store_errors_even_if_ignored": _holds(
+        _anything, "Errors are always stored, even for tasks with ignore_result=True."
+    ),
+    "task_remote_tracebacks": _holds(_anything, "Tracebacks are always stored with the error."),
+    "task_ignore_result": _unsupported(_ANNOTATE.format("ignore_result")),
+    "task_default_rate_limit": _unsupported(_ANNOTATE.format("rate_limit")),
+    "task_default_priority": _unsupported(
+        _ANNOTATE.format("priority") + " djqueue priorities go from -100 to 100, higher first."
+    ),
+    "task_inherit_parent_priority": _unsupported(
+        "Pass priority= when sending from a task (self.request.priority is the parent's)."
+    ),
+    "task_queue_max_priority": _ignored("Every queue takes priorities from -100 to 100."),
+    "task_create_missing_queues": _holds(
+        _is(True), "Queues are names: a job's queue exists as soon as a job names it."
+    ),
+    "task_queues": _ignored(
+        "Queues need no declaration: name them on tasks or routes, and start "
+        "`runworker -Q a,b` for the ones a worker serves."
+    ),
+    "task_default_exchange": _ignored("There are no exchanges; jobs go to queues by name."),
+    "task_default_exchange_type": _ignored("There are no exchanges; jobs go to queues by name."),
+    "task_default_routing_key": _ignored("There are no routing keys; jobs go to queues by name."),
+    "task_default_delivery_mode": _ignored("Jobs are rows, always persistent."),
+    "task_default_queue_type": _ignored("Queues are names; there are no queue types."),
+    "task_create_missing_queue_type": _ignored("Queues are names; there are no queue types."),
+    "task_create_missing_queue_exchange_type": _ignored("There are no exchanges."),
+    "task_protocol": _ignored("Jobs are rows; there is no message protocol."),
+    "task_publish_retry": _ignored(
+        "Sending is an INSERT in the caller's transaction: it succeeds or raises."
+    ),
+    "task_publish_retry_policy": _ignored(
+        "Sending is an INSERT in the caller's transaction: it succeeds or raises."
+    ),
+    "task_send_sent_event": _ignored(
+        "djqueue sends no events; connect to the djqueue.signals signals instead."
+    ),
+    "task_repr_maxlevels": _ignored("Arguments are stored as JSON and shown by the admin."),
+    "task_allow_error_cb_on_chord_header": _unsupported(
+        "Put link_error on the chord's body; see docs/canvas.md."
+    ),
+    # Results.
+    "result_expires": _mapped(
+        "RESULT_RETENTION_SECONDS",
+        retention,
+        lambda v: v is None or _positive(v) or v == 0,
+        "Give seconds or a timedelta (None or 0 keeps results for ever).",
+    ),
+    "result_failure_expires": _unsupported(
+        "One retention applies to every finished job: DJQUEUE['RESULT_RETENTION_SECONDS']."
+    ),
+    "result_extended": _holds(
+        _anything, "Every job row keeps its task name, arguments, queue and worker."
+    ),
+    "result_persistent": _ignored("Results are rows, always persistent."),
+    "result_chord_expires": _ignored("Chord state is pruned with its jobs."),
+    # Modules, time.
+    "imports": _mapped("IMPORTS", module_names),
+    "include": _mapped("IMPORTS", module_names),
+    "timezone": _holds(
+        lambda v: v in ("UTC", "Etc/UTC"),
+        "crontab() schedules run in UTC unless they name a zone: pass timezone=<this "
+        "value> to each crontab(...) (see docs/periodic.md).",
+    ),
+    "enable_utc": _holds(
+        _is(True),
+        "djqueue stores aware times (USE_TZ) and reads crontab() in its timezone=; remove it.",
+    ),
+    # Beat.
+    "beat_schedule": _mapped("BEAT_SCHEDULE"),
+    "beat_max_loop_interval": _mapped(
+        "BEAT_MAX_INTERVAL_SECONDS",
+        seconds,
+        _positive,
+        "0 means the scheduler's default; remove it or give seconds.",
+    ),
+    "beat_scheduler": _unsupported(
+        "runbeat always keeps its schedule in the database. To move a django_celery_beat "
+        "schedule, run `manage.py djqueue import-beat` once; then remove the setting."
+    ),
+    "beat_schedule_filename": _ignored("runbeat keeps its state in the database, not a file."),
+    "beat_sync_every": _ignored("runbeat writes every run as it sends it."),
+    "beat_cron_starting_deadline": _unsupported(
+        "Use catch_up on the entry ('once', 'skip' or 'all'; see docs/periodic.md)."
+    ),
+    "beat_enable_remote_control": _ignored(_NO_REMOTE),
+    "beat_remote_control_max_tick_age": _ignored(_NO_REMOTE),
+    # Workers.
+    "worker_concurrency": _mapped(
+        "CONCURRENCY", int, _whole, "Give a whole number of slots (runworker -c)."
+    ),
+    "worker_prefetch_multiplier": _mapped(
+        "PREFETCH_MULTIPLIER",
+        int,
+        _whole,
+        "djqueue needs at least 1 (0, unlimited, is not supported).",
+    ),
+    "worker_max_tasks_per_child": _mapped(
+        "MAX_TASKS_PER_CHILD", int, _whole, "Give a whole number of jobs."
+    ),
+    "worker_max_memory_per_child": _mapped(
+        "MAX_MEMORY_PER_CHILD", int, _whole, "Give a whole number of kilobytes."
+    ),
+    "worker_pool": _unsupported("Choose the pool on the command line: runworker -P prefork."),
+    "worker_autoscaler": _unsupported("Use runworker --autoscale MAX,MIN."),
+    "worker_disable_rate_limits": _unsupported(
+        "Rate limits are shared by all workers; remove rate_limit from the tasks instead."
+    ),
+    "worker_disable_prefetch": _unsupported("Use PREFETCH_MULTIPLIER = 1."),
+    "worker_enable_prefetch_count_reduction": _ignored("Claims are counted per job."),
+    "worker_eta_task_limit": _ignored("Jobs with an eta stay in the table until they are due."),
+    "worker_soft_shutdown_timeout": _unsupported(
+        "Set DJQUEUE['SHUTDOWN_GRACE_SECONDS']: how long running jobs may finish after SIGTERM."
+    ),
+    "worker_enable_soft_shutdown_on_idle": _ignored(
+        "A worker always lets running jobs finish within SHUTDOWN_GRACE_SECONDS."
+    ),
+    "worker_cancel_long_running_tasks_on_connection_loss": _ignored(
+        "Leases decide: a job whose worker lost the database runs again after LEASE_SECONDS."
+    ),
+    "worker_lost_wait": _ignored("Leases decide when a job of a lost worker runs again."),
+    "worker_proc_alive_timeout": _ignored("The prefork pool watches its children itself."),
+    "worker_deduplicate_successful_tasks": _unsupported(
+        "Use unique_key=/unique_for= on the task (docs/limits.md)."
+    ),
+    "worker_enable_remote_control": _ignored(_NO_REMOTE),
+    "worker_direct": _unsupported("Send to a queue that only that worker serves (-Q)."),
+    "worker_send_task_events": _ignored(
+        "djqueue sends no events; the admin and djqueue.signals show the same."
+    ),
+    "worker_state_db": _ignored("Revocations are kept in the database."),
+    "worker_hijack_root_logger": _ignored(_LOGGING),
+    "worker_log_color": _ignored(_LOGGING),
+    "worker_log_datefmt": _ignored(_LOGGING),
+    "worker_log_format": _ignored(_LOGGING),
+    "worker_task_log_format": _ignored(_LOGGING),
+    "worker_task_log_datefmt": _ignored(_LOGGING),
+    "worker_redirect_stdouts": _ignored(_LOGGING),
+    "worker_redirect_stdouts_level": _ignored(_LOGGING),
+    "worker_pool_putlocks": _ignored("Not needed by djqueue's pools."),
+    "worker_pool_restarts": _ignored("Restart the worker to load new code."),
+    "worker_pool_start_method": _ignored("The prefork pool forks after Django is set up."),
+    "worker_timer": _ignored("Not needed by djqueue's workers."),
+    "worker_timer_precision": _ignored("Not needed by djqueue's workers."),
+    "worker_consumer": _ignored("Not needed by djqueue's workers."),
+    "worker_agent": _ignored("Not needed by djqueue's workers."),
+    "worker_detect_quorum_queues": _ignored("There are no broker queues."),
+}
+
+# Families of settings that configure a broker, a result backend or message transport.
+_FAMILIES = (
+    "broker_",
+    "result_backend",
+    "result_cache_max",
+    "result_chord_",
+    "result_exchange",
+    "cache_",
+    "database_",
+    "redis_",
+    "mongodb_",
+    "cassandra_",
+    "s3_",
+    "azureblockblob_",
+    "gcs_",
+    "couchbase_",
+    "arangodb_",
+    "cosmosdbsql_",
+    "elasticsearch_",
+    "control_",
+    "event_",
+)
+
+_SECURITY = _unsupported(
+    "Jobs are not signed; the database's access control protects them. Remove it."
+)
+
+# Every setting Celery 5.7 knows, by its lower-case name (for rules and suggestions).
+_KNOWN_WORDS = """
+accept_content arangodb_backend_settings azureblockblob_base_path
+azureblockblob_connection_timeout azureblockblob_container_name azureblockblob_read_timeout
+azureblockblob_retry_increment_base azureblockblob_retry_initial_backoff_sec
+azureblockblob_retry_max_attempts beat_cron_starting_deadline beat_enable_remote_control
+beat_max_loop_interval beat_remote_control_max_tick_age beat_schedule beat_schedule_filename
+beat_scheduler beat_sync_every broker_channel_error_retry broker_connection_max_retries
+broker_connection_retry broker_connection_retry_on_startup broker_connection_timeout
+broker_failover_strategy broker_heartbeat broker_heartbeat_checkrate broker_host
+broker_login_method broker_native_delayed_delivery_queue_type broker_password
+broker_pool_acquire_timeout broker_pool_limit broker_port broker_read_url broker_transport
+broker_transport_options broker_url broker_use_ssl broker_user broker_vhost broker_write_url
+cache_backend cache_backend_options cassandra_auth_kwargs cassandra_auth_provider
+cassandra_bundle_path cassandra_entry_ttl cassandra_keyspace cassandra_options cassandra_port
+cassandra_read_consistency cassandra_servers cassandra_table cassandra_write_consistency
+control_exchange control_queue_durable control_queue_exclusive control_queue_expires
+control_queue_ttl cosmosdbsql_collection_name cosmosdbsql_consistency_level
+cosmosdbsql_database_name cosmosdbsql_max_retry_attempts cosmosdbsql_max_retry_wait_time
+couchbase_backend_settings database_create_tables_at_setup database_engine_callback
+database_engine_options database_short_lived_sessions database_table_names
+database_table_schemas database_url elasticsearch_max_retries elasticsearch_retry_on_timeout
+elasticsearch_save_meta_as_text elasticsearch_timeout enable_utc event_exchange
+event_queue_durable event_queue_exclusive event_queue_expires event_queue_prefix
+event_queue_ttl event_serializer gcs_base_path gcs_bucket gcs_project gcs_ttl imports include
+mongodb_backend_settings redis_backend_use_ssl redis_db redis_host redis_max_connections
+redis_password redis_port redis_retry_on_timeout redis_socket_connect_timeout
+redis_socket_keepalive redis_socket_timeout redis_username result_accept_content result_backend
+result_backend_always_retry result_backend_base_sleep_between_retries_ms
+result_backend_max_retries result_backend_max_sleep_between_retries_ms
+result_backend_transport_options result_cache_max result_chord_expires
+result_chord_join_timeout result_chord_retry_interval result_compression result_exchange
+result_exchange_type result_expires result_extended result_failure_expires result_persistent
+result_serializer s3_access_key_id s3_base_path s3_bucket s3_endpoint_url s3_region
+s3_secret_access_key security_cert_store security_certificate security_digest security_key
+security_key_password task_acks_late task_acks_on_failure task_acks_on_failure_or_timeout
+task_acks_on_timeout task_allow_error_cb_on_chord_header task_always_eager task_annotations
+task_compression task_create_missing_queue_exchange_type task_create_missing_queue_type
+task_create_missing_queues task_default_delivery_mode task_default_exchange
+task_default_exchange_type task_default_priority task_default_queue task_default_queue_type
+task_default_rate_limit task_default_routing_key task_eager_propagates task_ignore_result
+task_inherit_parent_priority task_protocol task_publish_retry task_publish_retry_policy
+task_queue_max_priority task_queues task_reject_on_worker_lost task_remote_tracebacks
+task_repr_maxlevels task_retry_on_worker_lost task_routes task_send_sent_event task_serializer
+task_soft_time_limit task_store_eager_result task_store_errors_even_if_ignored task_time_limit
+task_track_started timezone worker_agent worker_autoscaler
+worker_cancel_long_running_tasks_on_connection_loss worker_concurrency worker_consumer
+worker_deduplicate_successful_tasks worker_detect_quorum_queues worker_direct
+worker_disable_prefetch worker_disable_rate_limits worker_enable_prefetch_count_reduction
+worker_enable_remote_control worker_enable_soft_shutdown_on_idle worker_eta_task_limit
+worker_hijack_root_logger worker_log_color worker_log_datefmt worker_log_format
+worker_lost_wait worker_max_memory_per_child worker_max_tasks_per_child worker_pool
+worker_pool_putlocks worker_pool_restarts worker_pool_start_method worker_prefetch_multiplier
+worker_proc_alive_timeout worker_redirect_stdouts worker_redirect_stdouts_level
+worker_send_task_events worker_soft_shutdown_timeout worker_state_db worker_task_log_datefmt
+worker_task_log_format worker_timer worker_timer_precision
+"""
+KNOWN = frozenset(_KNOWN_WORDS.split())
+
+# Names from before Celery 4 that differ from CELERY_ + the new name in capitals.
+OLD_NAMES: dict[str, str] = {
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_EAGER_PROPAGATES_EXCEPTIONS": "task_eager_propagates",
+    "CELERY_ACKS_LATE": "task_acks_late",
+    "CELERY_ACKS_ON_FAILURE_OR_TIMEOUT": "task_acks_on_failure_or_timeout",
+    "CELERY_ANNOTATIONS": "task_annotations",
+    "CELERY_ROUTES": "task_routes",
+    "CELERY_QUEUES": "task_queues",
+    "CELERY_DEFAULT_QUEUE": "task_default_queue",
+    "CELERY_DEFAULT_EXCHANGE": "task_default_exchange",
+    "CELERY_DEFAULT_EXCHANGE_TYPE": "task_default_exchange_type",
+    "CELERY_DEFAULT_ROUTING_KEY": "task_default_routing_key",
+    "CELERY_DEFAULT_DELIVERY_MODE": "task_default_delivery_mode",
+    "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERY_DEFAULT_PRIORITY": "task_default_priority",
+    "CELERY_CREATE_MISSING_QUEUES": "task_create_missing_queues",
+    "CELERY_IGNORE_RESULT": "task_ignore_result",
+    "CELERY_TRACK_STARTED": "task_track_started",
+    "CELERY_STORE_ERRORS_EVEN_IF_IGNORED": "task_store_errors_even_if_ignored",
+    "CELERY_MESSAGE_COMPRESSION": "task_compression",
+    "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
+    "CELERY_SEND_EVENTS": "worker_send_task_events",
+    "CELERY_DISABLE_RATE_LIMITS": "worker_disable_rate_limits",
+    "CELERY_ENABLE_REMOTE_CONTROL": "worker_enable_remote_control",
+    "CELERY_REDIRECT_STDOUTS": "worker_redirect_stdouts",
+    "CELERY_REDIRECT_STDOUTS_LEVEL": "worker_redirect_stdouts_level",
+    "CELERY_REJECT_ON_WORKER_LOST": "task_reject_on_worker_lost",
+    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
+    "CELERY_MAX_CACHED_RESULTS": "result_cache_max",
+    "CELERY_RESULT_DBURI": "database_url",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_SCHEDULER": "beat_scheduler",
+    "CELERYBEAT_SCHEDULE_FILENAME": "beat_schedule_filename",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
+    "CELERYBEAT_SYNC_EVERY": "beat_sync_every",
+    "CELERYD_CONCURRENCY": "worker_concurrency",
+    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERYD_MAX_TASKS_PER_CHILD": "worker_max_tasks_per_child",
+    "CELERYD_MAX_MEMORY_PER_CHILD": "worker_max_memory_per_child",
+    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
+    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
+    "CELERYD_POOL": "worker_pool",
+    "CELERYD_AUTOSCALER": "worker_autoscaler",
+    "CELERYD_HIJACK_ROOT_LOGGER": "worker_hijack_root_logger",
+    "CELERYD_LOG_FORMAT": "worker_log_format",
+    "CELERYD_TASK_LOG_FORMAT": "worker_task_log_format",
+    "CELERYD_STATE_DB": "worker_state_db",
+}
+
+# Names Celery does not have, which projects write believing it does.
+NOT_CELERY: dict[str, str] = {
+    "CELERY_TASK_DEFAULT_RETRY_DELAY": (
+        "Celery has no such setting. Set default_retry_delay= on the tasks, or for all of "
+        "them with CELERY_TASK_ANNOTATIONS = {'*': {'default_retry_delay': 60}}."
+    ),
+    "CELERY_TASK_MAX_RETRIES": (
+        "Celery has no such setting. Set max_retries= on the tasks, or for all of them "
+        "with CELERY_TASK_ANNOTATIONS = {'*': {'max_retries': 5}}."
+    ),
+}
+
+
+def rule(name: str) -> Rule | None:
+    """The rule for the Celery setting ``name`` (lower case, as Celery names it)."""
+    found = RULES.get(name)
+    if found is not None:
+        return found
+    if name.startswith("security_"):
+        return _SECURITY
+    if name in KNOWN and name.startswith(_FAMILIES):
+        return _ignored(_BACKEND)
+    if name in KNOWN:
+        return _unsupported("djqueue has no equivalent. Remove it.")
+    return None
+
+
+def celery_name(setting: str) -> str | None:
+    """The Celery name behind the Django setting ``setting``, or None if not one."""
+    if setting in OLD_NAMES:
+        return OLD_NAMES[setting]
+    if setting.startswith("CELERY_"):
+        name = setting[len("CELERY_") :].lower()
+        if name in KNOWN:
+            return name
+    return None
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """A Celery setting of the project: its Django name, Celery name and value."""
+
+    setting: str
+    name: str
+    value: Any
+    rule: Rule
+
+
+def present() -> list[Found]:
+    """The project's Celery settings that djqueue knows, by Django name."""
+    found = []
+    for setting in _celery_setting_names():
+        name = celery_name(setting)
+        if name is None:
+            continue
+        known = rule(name)
+        if known is not None:
+            found.append(Found(setting, name, getattr(settings, setting), known))
+    return found
+
+
+def unknown() -> list[tuple[str, str]]:
+    """``CELERY*`` settings that are no Celery setting: (name, advice) pairs."""
+    result = []
+    for setting in _celery_setting_names():
+        if celery_name(setting) is not None:
+            continue
+        advice = NOT_CELERY.get(setting) or _suggestion(setting)
+        result.append((setting, advice))
+    return result
+
+
+def _suggestion(setting: str) -> str:
+    candidates = sorted({f"CELERY_{name.upper()}" for name in KNOWN} | set(OLD_NAMES))
+    close = difflib.get_close_matches(setting, candidates, n=1, cutoff=0.75)
+    if close:
+        return f"Did you mean {close[0]}?"
+    return "Check the name against Celery's settings, or remove it."
+
+
+def _celery_setting_names() -> list[str]:
+    return sorted(name for name in dir(settings) if name.startswith("CELERY") and name.isupper())
+
+
+_cache: dict[str, Any] | None = None
+
+
+def mapped() -> dict[str, Any]:
+    """djqueue settings set by the project's Celery settings: DJQUEUE key -> value.
+
+    A new name wins over an old one that says the same thing; a value that cannot be
+    honoured is left out (the system checks name it).
+    """
+    global _cache
+    if _cache is None:
+        _cache = _compute()
+    return _cache
+
+
+def _compute() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    # Old names first, so that a new name set beside its old one wins.
+    ordered = sorted(present(), key=lambda found: found.setting not in OLD_NAMES)
+    imports: list[str] = []
+    for found in ordered:
+        if found.rule.kind is not Kind.MAPPED or not found.rule.honoured(found.value):
+            continue
+        convert = found.rule.convert or (lambda value: value)
+        value = convert(found.value)
+        if found.rule.ours == "IMPORTS":  # imports and include add up
+            imports.extend(name for name in value if name not in imports)
+            values["IMPORTS"] = imports
+            continue
+        values[found.rule.ours] = value
+    return values
+
+
+def forget(**kwargs: Any) -> None:
+    """Drop the cached mapping (settings changed, as in tests' override_settings)."""
+    global _cache
+    _cache = None
+
+
+setting_changed.connect(forget, weak=False, dispatch_uid="djqueue.celery_conf")
+
+
+def described(value: Any) -> str:
+    """A short form of a setting's value for messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    """Whether a DJQUEUE value and a converted Celery value say the same thing."""
+    if isinstance(ours, Mapping) and isinstance(theirs, Mapping):
+        return dict(ours) == dict(theirs)
+    return bool(ours == theirs)
