@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,12 +41,47 @@ def _origin(task: Task[Any, Any]) -> tuple[str, str]:
     return task.fn.__module__, task.fn.__qualname__
 
 
+# Functions that may find a task the registry lacks, by name, under their own rules
+# (Django's Tasks framework: a Task object in a module of an installed app).
+_resolvers: list[Callable[[str], Task[Any, Any] | None]] = []
+
+
+def add_resolver(resolver: Callable[[str], Task[Any, Any] | None]) -> None:
+    """Ask ``resolver`` for names nobody registered (once per resolver)."""
+    if resolver not in _resolvers:
+        _resolvers.append(resolver)
+
+
+def find(name: str) -> Task[Any, Any] | None:
+    """The task registered as ``name``, or None (resolvers are not asked)."""
+    return _tasks.get(name)
+
+
 def get(name: str) -> Task[Any, Any]:
-    """The task registered as ``name``; a name from data is never imported."""
+    """The task registered as ``name``; a name from data is never imported, except
+    under a resolver's rules (see :func:`add_resolver`)."""
     try:
         return _tasks[name]
     except KeyError:
-        raise NotRegistered(unregistered(name)) from None
+        pass
+    for resolver in _resolvers:
+        found = _resolved(resolver, name)
+        if found is not None:
+            return found
+    raise NotRegistered(unregistered(name))
+
+
+def _resolved(resolver: Callable[[str], Task[Any, Any] | None], name: str) -> Task[Any, Any] | None:
+    """``resolver``'s answer for ``name``. Tasks that registered as a side effect (the
+    module it imported defines others) are dropped again: a name from a row makes
+    runnable the one task the resolver vouches for, nothing else."""
+    before = set(_tasks)
+    found = resolver(name)
+    for added in set(_tasks) - before:
+        if found is None or added != found.name:
+            del _tasks[added]
+            _limited.discard(added)
+    return found
 
 
 def unregistered(name: str) -> str:

@@ -31,3 +31,23 @@ def test_django_tasks_run_on_a_worker_and_results_read_back(workers: Workers) ->
     assert failing.status == TaskResultStatus.FAILED
     assert failing.errors[0].exception_class is KeyError
     assert tasks.django_add.get_result(sums[3].id).return_value == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_django_task_outside_tasks_py_is_found_by_its_path(workers: Workers) -> None:
+    from tests.testapp import emails, framework_tasks
+
+    welcome = emails.send_welcome.enqueue("ada@example.com")
+    meaning = framework_tasks.calculate_meaning_of_life.enqueue()
+    failing = framework_tasks.failing_task_value_error.enqueue()
+    workers.start("-P", "prefork", "-c", "2")
+
+    def finished() -> bool:
+        for result in (welcome, meaning, failing):
+            result.refresh()
+        return all(result.is_finished for result in (welcome, meaning, failing))
+
+    wait_until(finished, timeout=30, what="the django.tasks jobs outside tasks.py to finish")
+    assert welcome.return_value == "welcome sent to ada@example.com"
+    assert meaning.return_value == 42
+    assert failing.errors[0].exception_class is ValueError

@@ -13,6 +13,7 @@ from djqueue.core import conf, ids, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
+from djqueue.management import beat_import
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
@@ -69,6 +70,8 @@ class Command(BaseCommand):
             help="seconds since finishing (default: RESULT_RETENTION_SECONDS)",
         )
 
+        beat_import.add_parser(commands)
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             with schema.translated():
@@ -96,6 +99,8 @@ class Command(BaseCommand):
             self._prune(options["older_than"])
         elif action == "roles":
             self._roles()
+        elif action == "import-beat":
+            beat_import.run(self.stdout, dry_run=options["dry_run"])
 
     # status ---------------------------------------------------------------------
 

@@ -1,0 +1,9 @@
+"""The test settings with a Celery project's settings added, as it brings them along."""
+
+from __future__ import annotations
+
+from tests.settings import *  # noqa: F403
+
+CELERY_BROKER_URL = "redis://localhost:6379/0"
+CELERY_IMPORTS = ["tests.testapp.jobs"]
+CELERY_TASK_ROUTES = {"tests.testapp.jobs.*": {"queue": "shipping"}}
