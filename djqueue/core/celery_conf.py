@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import enum
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,14 @@ def _whole(value: Any) -> bool:
 def _json_only(value: Any) -> bool:
     items = [value] if isinstance(value, str) else list(value or ())
     return all(str(item) in ("json", "application/json") for item in items)
+
+
+def _zone_name(value: Any) -> bool:
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+    return isinstance(value, str)
 
 
 def _is(expected: Any) -> Callable[[Any], bool]:
@@ -244,14 +253,12 @@ RULES: dict[str, Rule] = {
     # Modules, time.
     "imports": _mapped("IMPORTS", module_names),
     "include": _mapped("IMPORTS", module_names),
-    "timezone": _holds(
-        lambda v: v in ("UTC", "Etc/UTC"),
-        "crontab() schedules run in UTC unless they name a zone: pass timezone=<this "
-        "value> to each crontab(...) (see docs/periodic.md).",
+    "timezone": _mapped(
+        "TIMEZONE", str, _zone_name, "Give an IANA time zone name, like 'Europe/Paris'."
     ),
     "enable_utc": _holds(
         _is(True),
-        "djqueue stores aware times (USE_TZ) and reads crontab() in its timezone=; remove it.",
+        "djqueue stores aware times (USE_TZ) and reads crontab() in TIMEZONE; remove it.",
     ),
     # Beat.
     "beat_schedule": _mapped("BEAT_SCHEDULE"),

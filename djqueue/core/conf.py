@@ -80,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "STATEMENT_TIMEOUT_SECONDS": 60.0,
     # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.
     "RESULT_EXCEPTIONS": [],
+    # The time zone of crontab() schedules that name none (Celery's timezone).
+    "TIMEZONE": "UTC",
     # Periodic tasks declared in code: name -> {"task", "schedule", "args", "kwargs",
     # "options"}; runbeat syncs them into the PeriodicTask table when it starts.
     "BEAT_SCHEDULE": {},

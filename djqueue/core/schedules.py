@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 import ephem
 
-from djqueue.core import cron
+from djqueue.core import conf, cron
 
 UTC = datetime.UTC
 
@@ -102,7 +102,7 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
         ) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Crontab(CeleryChecks):
     """A crontab read in a time zone: ``crontab(minute=0, hour=8)``.
 
@@ -120,14 +120,27 @@ class Crontab(CeleryChecks):
     day_of_week: str = "*"
     day_of_month: str = "*"
     month_of_year: str = "*"
-    timezone: str = "UTC"
+    # Empty: the TIMEZONE setting (Celery's timezone), read when the crontab is used, so
+    # that a crontab can be written in settings.py before settings are loaded.
+    timezone: str = ""
 
     def __post_init__(self) -> None:
-        self.zone  # noqa: B018 - validates the time zone name
+        if self.timezone:
+            self.zone  # noqa: B018 - validates the time zone name
         self.spec  # noqa: B018 - validates the fields
 
+    def __eq__(self, other: object) -> bool:
+        # Equal when they fire at the same moments: a crontab without a zone equals the
+        # one that names the zone it is read in.
+        if not isinstance(other, Crontab):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.fields().items())))
+
     @classmethod
-    def from_string(cls, expression: str, timezone: str = "UTC") -> Crontab:
+    def from_string(cls, expression: str, timezone: str = "") -> Crontab:
         """A crontab from cron's five fields: minute, hour, day of month, month, weekday."""
         fields = expression.split()
         if len(fields) != 5:
@@ -152,8 +165,13 @@ class Crontab(CeleryChecks):
         return " ".join(cron.text(field).replace(" ", "") for field in fields)
 
     @property
+    def zone_name(self) -> str:
+        """The time zone the fields are read in: ``timezone``, else the setting."""
+        return self.timezone or conf.string("TIMEZONE")
+
+    @property
     def zone(self) -> zoneinfo.ZoneInfo:
-        return _zone(self.timezone)
+        return _zone(self.zone_name)
 
     def fields(self) -> dict[str, str]:
         """The fields as stored in a ``CrontabSchedule`` row."""
@@ -163,7 +181,7 @@ class Crontab(CeleryChecks):
             "day_of_week": cron.text(self.day_of_week),
             "day_of_month": cron.text(self.day_of_month),
             "month_of_year": cron.text(self.month_of_year),
-            "timezone": self.timezone,
+            "timezone": self.zone_name,
         }
 
     def next_after(self, slot: datetime.datetime) -> datetime.datetime | None:
@@ -204,7 +222,7 @@ class Crontab(CeleryChecks):
         return found
 
     def describe(self) -> str:
-        return f"{cron.describe(self.spec, self.fields())}, {self.timezone}"
+        return f"{cron.describe(self.spec, self.fields())}, {self.zone_name}"
 
 
 # How far back a walk to the latest crontab slot starts: more than any clock change.
@@ -221,7 +239,7 @@ def crontab(
     day_of_week: cron.FieldSpec = "*",
     day_of_month: cron.FieldSpec = "*",
     month_of_year: cron.FieldSpec = "*",
-    timezone: str = "UTC",
+    timezone: str = "",
 ) -> Crontab:
     """A crontab schedule, with Celery's argument names, order and field syntax.
 

@@ -31,3 +31,20 @@ def test_a_task_in_another_module_runs_on_a_worker_given_celery_imports(
 
     wait_until(failed, timeout=20, what="the job sent to a worker without IMPORTS to fail")
     assert Job.objects.get(pk=unknown.id).error_type.endswith("NotRegistered")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_takes_its_defaults_from_celery_settings(workers: Workers) -> None:
+    from djqueue.db.models import Worker
+    from tests.testapp import tasks
+
+    slow = tasks.sleep.apply_async((30,), queue="slow")
+    worker = workers.start("-P", "prefork", "-Q", "slow", "--settings=tests.settings_celery")
+    # CELERY_WORKER_CONCURRENCY = 3; CELERY_TASK_SOFT_TIME_LIMIT = 1 stops the task.
+    assert Worker.objects.get(name__startswith=worker.name_prefix).concurrency == 3
+
+    def ended() -> bool:
+        return Job.objects.get(pk=slow.id).state == "FAILURE"
+
+    wait_until(ended, timeout=20, what="the soft time limit to stop the sleeping task")
+    assert Job.objects.get(pk=slow.id).error_type.endswith("SoftTimeLimitExceeded")

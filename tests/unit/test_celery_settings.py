@@ -90,7 +90,7 @@ def test_broker_and_result_backend_have_no_effect(settings: Any) -> None:
         ("CELERY_WORKER_PREFETCH_MULTIPLIER", 0, "at least 1"),
         ("CELERY_TASK_ACKS_LATE", False, "idempotent"),
         ("CELERY_BEAT_SCHEDULER", "django_celery_beat.schedulers:DatabaseScheduler", "import-beat"),
-        ("CELERY_TIMEZONE", "Europe/Paris", "timezone="),
+        ("CELERY_TIMEZONE", "Mars/Olympus", "IANA"),
         ("CELERY_TASK_IGNORE_RESULT", True, "CELERY_TASK_ANNOTATIONS"),
         ("CELERY_WORKER_POOL", "threads", "-P"),
     ],
@@ -110,7 +110,7 @@ def test_values_djqueue_already_has_are_quiet(settings: Any) -> None:
     settings.CELERY_ACCEPT_CONTENT = ["application/json"]
     settings.CELERY_TASK_ACKS_LATE = True
     settings.CELERY_ENABLE_UTC = True
-    settings.CELERY_TIMEZONE = "UTC"
+    settings.CELERY_TIMEZONE = "Europe/Paris"
     settings.CELERY_TASK_TRACK_STARTED = True
     assert messages(settings) == {}
 
@@ -140,3 +140,15 @@ def test_every_rule_names_a_setting_celery_knows() -> None:
     assert set(celery_conf.OLD_NAMES.values()) <= celery_conf.KNOWN
     mapped = {rule.ours for rule in celery_conf.RULES.values() if rule.ours}
     assert mapped <= set(conf.DEFAULTS)
+
+
+def test_crontabs_without_a_zone_run_in_celery_timezone(settings: Any) -> None:
+    from djqueue import schedules
+
+    eight = schedules.crontab(minute=0, hour=8)
+    assert eight.fields()["timezone"] == "UTC"
+    settings.CELERY_TIMEZONE = "Europe/Paris"
+    assert eight.fields()["timezone"] == "Europe/Paris"
+    after = datetime.datetime(2026, 7, 1, 12, tzinfo=datetime.UTC)
+    assert eight.next_after(after) == datetime.datetime(2026, 7, 2, 6, tzinfo=datetime.UTC)
+    assert schedules.crontab(hour=8, timezone="UTC").fields()["timezone"] == "UTC"
