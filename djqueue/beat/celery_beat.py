@@ -78,7 +78,7 @@ class Report:
 
 def import_tables(using: str | None = None) -> Report:
     """Import every ``django_celery_beat`` periodic task found in database ``using``."""
-    alias = using or str(conf.get("DATABASE"))
+    alias = using or conf.database()
     report = Report()
     columns = _columns(alias)
     if "periodictask" not in columns:
@@ -237,12 +237,12 @@ def _make(table: str, values: dict[str, Any]) -> Any:
 
 
 def _get_or_create(model: Any, **values: Any) -> Any:
-    manager = model.objects.using(str(conf.get("DATABASE")))
+    manager = model.objects.using(conf.database())
     return manager.filter(**values).order_by("pk").first() or manager.create(**values)
 
 
 def _upsert(name: str, fields: dict[str, Any], row: dict[str, Any], report: Report) -> None:
-    manager = PeriodicTask.objects.using(str(conf.get("DATABASE")))
+    manager = PeriodicTask.objects.using(conf.database())
     existing = manager.filter(name=name).first()
     if existing is None:
         extra = {}

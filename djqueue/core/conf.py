@@ -163,6 +163,14 @@ def string(name: str) -> str:
     return value
 
 
+def names(name: str) -> list[str]:
+    """The setting ``name`` as a list of names (module paths...): a clear error otherwise."""
+    value = get(name) or []
+    if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+        raise ImproperlyConfigured(_wrong(name, value, "a list of strings"))
+    return list(value)
+
+
 def database() -> str:
     """The alias of the database holding the queue tables (``DATABASE``)."""
     return string("DATABASE")

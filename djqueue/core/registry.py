@@ -135,5 +135,5 @@ def autodiscover() -> None:
     """Import ``tasks`` from every installed app, and the ``IMPORTS`` setting's modules,
     so their tasks register."""
     autodiscover_modules("tasks")
-    for module in conf.get("IMPORTS") or ():
+    for module in conf.names("IMPORTS"):
         import_module_of_tasks(module)

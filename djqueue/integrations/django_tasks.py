@@ -78,7 +78,7 @@ class DjqueueBackend(BaseTaskBackend):
             "priority": task.priority,
             "eta": task.run_after,
         }
-        if conf.get("EAGER"):
+        if conf.flag("EAGER"):
             return self._run_eagerly(task, adapter, args, kwargs, options)
         sent = adapter.apply_async(args, kwargs, **options)
         task_result = self._result(task, _row(sent.id))
@@ -253,7 +253,7 @@ def discover() -> None:
     (:func:`resolve`)."""
     registry.add_resolver(resolve)
     names = [f"{app_config.name}.tasks" for app_config in apps.get_app_configs()]
-    for name in [*names, *(conf.get("IMPORTS") or ())]:
+    for name in [*names, *(conf.names("IMPORTS"))]:
         module = sys.modules.get(name)
         if module is None:
             continue

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from djqueue.beat import celery_beat, periodic
+from djqueue.beat import beat_schedule, celery_beat
 from djqueue.core import conf
 
 
@@ -23,11 +23,11 @@ def add_parser(commands: Any) -> None:
 
 def run(out: Any, dry_run: bool = False) -> None:
     """Import, report each periodic task's fate to ``out``; roll back when ``dry_run``."""
-    with transaction.atomic(using=str(conf.get("DATABASE"))):
+    with transaction.atomic(using=conf.database()):
         tables = celery_beat.import_tables()
-        settings = periodic.sync() if conf.get("BEAT_SCHEDULE") else None
+        settings = beat_schedule.sync() if conf.get("BEAT_SCHEDULE") else None
         if dry_run:
-            transaction.set_rollback(True, using=str(conf.get("DATABASE")))
+            transaction.set_rollback(True, using=conf.database())
     prefix = "Would import" if dry_run else "Imported"
     if not tables.found:
         out.write("No django_celery_beat tables in the database.")
@@ -57,7 +57,7 @@ def _write_tables(out: Any, report: celery_beat.Report, prefix: str) -> None:
         out.write(f"  Not imported {name!r}: {reason}")
 
 
-def _write_settings(out: Any, report: periodic.SyncReport, prefix: str) -> None:
+def _write_settings(out: Any, report: beat_schedule.SyncReport, prefix: str) -> None:
     out.write(
         f"BEAT_SCHEDULE: {len(report.created)} new, {len(report.updated)} updated, "
         f"{len(report.errors)} not imported."
