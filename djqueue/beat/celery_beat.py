@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
-
 from djqueue.core import conf, registry, schedules
 from djqueue.core.exceptions import NotRegistered
+from djqueue.db import celery_beat_tables as tables
+from djqueue.db import periodic
 from djqueue.db.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -25,26 +25,6 @@ from djqueue.db.models import (
     PeriodicTask,
     SolarSchedule,
 )
-
-PREFIX = "django_celery_beat_"
-TASKS = PREFIX + "periodictask"
-
-# Columns read from each table, by the name the import uses. Older versions of the
-# package lack some (headers, priority, clocked...): they read as NULL.
-COLUMNS = {
-    "periodictask": [
-        "name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "headers",
-        "priority", "expires", "expire_seconds", "one_off", "start_time", "enabled",
-        "last_run_at", "total_run_count", "description",
-        "interval_id", "crontab_id", "solar_id", "clocked_id",
-    ],
-    "intervalschedule": ["every", "period"],
-    "crontabschedule": [
-        "minute", "hour", "day_of_week", "day_of_month", "month_of_year", "timezone",
-    ],
-    "solarschedule": ["event", "latitude", "longitude"],
-    "clockedschedule": ["clocked_time"],
-}  # fmt: skip
 
 SCHEDULES = {
     "interval_id": "intervalschedule",
@@ -80,11 +60,11 @@ def import_tables(using: str | None = None) -> Report:
     """Import every ``django_celery_beat`` periodic task found in database ``using``."""
     alias = using or conf.database()
     report = Report()
-    columns = _columns(alias)
+    columns = tables.columns(alias)
     if "periodictask" not in columns:
         return report
     report.found = True
-    for row in _rows(alias, columns):
+    for row in tables.periodic_tasks(alias, columns):
         name = str(row["name"])
         notes: list[str] = []
         try:
@@ -96,47 +76,6 @@ def import_tables(using: str | None = None) -> Report:
             report.notes[name] = notes
         _upsert(name, fields, row, report)
     return report
-
-
-def _columns(alias: str) -> dict[str, set[str]]:
-    """The package's tables in the database, with the columns each has."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = ANY(current_schemas(false)) AND table_name LIKE %s",
-            [PREFIX.replace("_", r"\_") + "%"],
-        )
-        found: dict[str, set[str]] = {}
-        for table, column in cursor.fetchall():
-            found.setdefault(table[len(PREFIX) :], set()).add(column)
-    return found
-
-
-def _select(table: str, wanted: list[str], present: set[str], where: str = "") -> str:
-    # Table and column names come from COLUMNS above, never from data; a column the
-    # table lacks reads as NULL.
-    parts = [f'"{column}"' if column in present else f'NULL AS "{column}"' for column in wanted]
-    return f'SELECT {", ".join(parts)} FROM "{PREFIX}{table}" {where}'  # noqa: S608
-
-
-def _rows(alias: str, columns: dict[str, set[str]]) -> list[dict[str, Any]]:
-    wanted = COLUMNS["periodictask"]
-    sql = _select("periodictask", wanted, columns["periodictask"], "ORDER BY id")
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql)
-        return [dict(zip(wanted, values, strict=True)) for values in cursor.fetchall()]
-
-
-def _schedule_row(
-    alias: str, table: str, row_id: int, columns: dict[str, set[str]]
-) -> dict[str, Any] | None:
-    if table not in columns:
-        return None
-    wanted = COLUMNS[table]
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_select(table, wanted, columns[table], "WHERE id = %s"), [row_id])
-        values = cursor.fetchone()
-    return None if values is None else dict(zip(wanted, values, strict=True))
 
 
 def _fields(
@@ -198,7 +137,7 @@ def _schedule(row: dict[str, Any], columns: dict[str, set[str]], alias: str) -> 
         raise Skip("it has no schedule" if not given else "it has more than one schedule")
     [(key, row_id)] = given
     table = SCHEDULES[key]
-    values = _schedule_row(alias, table, row_id, columns)
+    values = tables.schedule(alias, table, row_id, columns)
     if values is None:
         raise Skip(f"its {table} row {row_id} is missing")
     try:
@@ -213,7 +152,7 @@ def _make(table: str, values: dict[str, Any]) -> Any:
         every, period = int(values["every"]), str(values["period"])
         if every <= 0 or period not in IntervalSchedule.PERIOD_MICROSECONDS:
             raise ValueError(f"every {every} {period} is not an interval djqueue reads")
-        return _get_or_create(IntervalSchedule, every=every, period=period)
+        return periodic.schedule_row(IntervalSchedule, every=every, period=period)
     if table == "crontabschedule":
         made = schedules.crontab(
             values["minute"],
@@ -223,40 +162,31 @@ def _make(table: str, values: dict[str, Any]) -> Any:
             values["month_of_year"],
             str(values["timezone"] or "UTC"),
         )
-        return _get_or_create(CrontabSchedule, **made.fields())
+        return periodic.schedule_row(CrontabSchedule, **made.fields())
     if table == "solarschedule":
         schedules.solar(str(values["event"]), float(values["latitude"]), float(values["longitude"]))
-        return _get_or_create(
+        return periodic.schedule_row(
             SolarSchedule,
             event=str(values["event"]),
             latitude=decimal.Decimal(values["latitude"]),
             longitude=decimal.Decimal(values["longitude"]),
         )
     moment: datetime.datetime = values["clocked_time"]
-    return _get_or_create(ClockedSchedule, clocked_time=moment)
-
-
-def _get_or_create(model: Any, **values: Any) -> Any:
-    manager = model.objects.using(conf.database())
-    return manager.filter(**values).order_by("pk").first() or manager.create(**values)
+    return periodic.schedule_row(ClockedSchedule, clocked_time=moment)
 
 
 def _upsert(name: str, fields: dict[str, Any], row: dict[str, Any], report: Report) -> None:
-    manager = PeriodicTask.objects.using(conf.database())
-    existing = manager.filter(name=name).first()
+    existing = PeriodicTask.objects.using(conf.database()).filter(name=name).first()
     if existing is None:
-        extra = {}
+        extra: dict[str, Any] = {
+            "last_run_at": row["last_run_at"],
+            "total_run_count": row["total_run_count"] or 0,
+        }
         if row["last_run_at"] is not None:
             # An interval's slots are counted from the task's anchor (start_time, else
             # creation): from its last run, the next one falls where Celery's would.
             extra["date_created"] = row["last_run_at"]
-        manager.create(
-            name=name,
-            last_run_at=row["last_run_at"],
-            total_run_count=row["total_run_count"] or 0,
-            **extra,
-            **fields,
-        )
+        periodic.create_imported_task(name, {**fields, **extra})
         report.created.append(name)
         return
     if existing.from_settings:
@@ -264,11 +194,8 @@ def _upsert(name: str, fields: dict[str, Any], row: dict[str, Any], report: Repo
             "a BEAT_SCHEDULE entry has this name; rename one of them, then import again"
         )
         return
-    changed = [key for key in COMPARED if getattr(existing, key) != fields[key]]
-    if not changed:
+    # Its run history stays djqueue's own: only the definition is compared and updated.
+    if periodic.update_task(existing, {key: fields[key] for key in COMPARED}):
+        report.updated.append(name)
+    else:
         report.unchanged.append(name)
-        return
-    for key in changed:
-        setattr(existing, key, fields[key])
-    existing.save()
-    report.updated.append(name)

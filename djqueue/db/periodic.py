@@ -99,6 +99,11 @@ def create_task(name: str, fields: dict[str, Any]) -> None:
     PeriodicTask.objects.using(_alias()).create(name=name, from_settings=True, **fields)
 
 
+def create_imported_task(name: str, fields: dict[str, Any]) -> None:
+    """Create the periodic task ``name`` imported from another scheduler's schedule."""
+    PeriodicTask.objects.using(_alias()).create(name=name, from_settings=False, **fields)
+
+
 def update_task(row: PeriodicTask, fields: dict[str, Any]) -> list[str]:
     """Set ``fields`` on ``row`` and save it if any changed; return the changed names."""
     changed = [key for key, value in fields.items() if getattr(row, key) != value]
