@@ -21,7 +21,8 @@ LIST_LIMIT = 50
 
 class Command(BaseCommand):
     help = (
-        "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune, roles."
+        "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune, "
+        "roles, import-beat."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
