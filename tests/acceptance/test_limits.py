@@ -46,9 +46,11 @@ def test_rate_limit_holds_across_three_workers(workers: Workers) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_concurrency_limit_one_never_overlaps_across_four_workers(workers: Workers) -> None:
     name = "tests.testapp.tasks.one_at_a_time"
-    tasks.one_at_a_time.delay_many([(0.2,)] * 10)
+    # Every worker is up before the jobs arrive: a worker that started seconds ahead on a
+    # loaded machine could otherwise run all ten alone.
     for _ in range(4):
         workers.start("-c", "4")
+    tasks.one_at_a_time.delay_many([(0.2,)] * 10)
     _all_succeeded(10, timeout=40, task=name)
 
     runs = sorted(Job.objects.filter(task_name=name).values_list("started_at", "finished_at"))
