@@ -14,10 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -25,11 +26,10 @@ from django.utils.safestring import SafeString
 from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker, counts
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import access, admin_tables, charts, stats
+from djqueue.ops import access, admin_tables, overview
 
-DASHBOARD_HOURS = 3
-TASK_HOURS = 1
-REFRESH_SECONDS = 10
+# Seconds between the overview's updates (while its tab is shown and it is live).
+REFRESH_SECONDS = 5
 # Characters of one value (args, kwargs, result, error message, traceback) shown on a
 # page: a row may hold megabytes, and a page should not.
 SHOWN_CHARACTERS = 10_000
@@ -86,6 +86,32 @@ class TaskNameFilter(admin.SimpleListFilter):
         return queryset.filter(task_name=value) if value else queryset
 
 
+class WindowFilter(admin.DateFieldListFilter):
+    """The date filter, which also shows a window it does not offer (the overview links
+    to a minute, an hour...) as the selected choice, from and to the second."""
+
+    def choices(self, changelist: Any) -> Any:
+        offered = list(super().choices(changelist))
+        since = self.date_params.get(self.lookup_kwarg_since)
+        if any(choice["selected"] for choice in offered) or not since:
+            return offered
+        until = self.date_params.get(self.lookup_kwarg_until)
+        window = f"{_moment(since)} to {_moment(until) if until else 'now'}"
+        current = changelist.get_query_string()
+        return [*offered, {"selected": True, "query_string": current, "display": window}]
+
+
+def _moment(value: str) -> str:
+    """A moment from a URL, to the second in the current time zone (as given when it
+    is not one)."""
+    moment = parse_datetime(value)
+    if moment is None:
+        return value
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 class JobChangeList(ChangeList):
     """The job list, reading only the columns it shows."""
 
@@ -127,7 +153,13 @@ class JobAdmin(ReadOnlyAdmin):
         "progress_bar",
         "worker",
     )
-    list_filter = ("state", "queue", TaskNameFilter, ("enqueued_at", admin.DateFieldListFilter))
+    list_filter = (
+        "state",
+        "queue",
+        TaskNameFilter,
+        ("enqueued_at", admin.DateFieldListFilter),
+        ("finished_at", WindowFilter),
+    )
     actions = ["revoke_jobs", "terminate_jobs", "retry_failed_jobs", "delete_finished_jobs"]
     search_fields = ("id", "task_name")  # see get_search_results
     ordering = ("-id",)
@@ -365,47 +397,48 @@ class JobAdmin(ReadOnlyAdmin):
         return format_html("<pre>{}</pre>", text.storable(job.traceback, SHOWN_CHARACTERS))
 
     def get_urls(self) -> list[URLPattern]:
-        dashboard = path(
+        overview = path(
             "dashboard/",
-            self.admin_site.admin_view(self.dashboard_view),
+            self.admin_site.admin_view(self.overview_view),
             name="djqueue_dashboard",
         )
-        return [dashboard, *super().get_urls()]
+        data = path(
+            "dashboard/data/",
+            self.admin_site.admin_view(self.overview_data),
+            name="djqueue_overview_data",
+        )
+        return [overview, data, *super().get_urls()]
 
-    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        """Queue depths, throughput, task figures and live workers on one page."""
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """The overview: alerts, figures, charts and queues, updated in place."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return self.needing_tables(request, self._dashboard, request)
+        return self.needing_tables(request, self._overview, request)
 
-    def _dashboard(self, request: HttpRequest) -> HttpResponse:
-        visible = access.Visible.to(request.user)
-        minutes = stats.throughput(DASHBOARD_HOURS)
-        chart = charts.line_chart(
-            [timezone.localtime(m.at).strftime("%H:%M") for m in minutes],
-            [
-                charts.Series("succeeded", "#417690", [m.succeeded for m in minutes]),
-                charts.Series("failed", "#ba2121", [m.failed for m in minutes]),
-                charts.Series("retried", "#d98c00", [m.retried for m in minutes]),
-            ],
-            title="Jobs per minute",
-        )
+    def _overview(self, request: HttpRequest) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
-            "title": "Task queue dashboard",
+            "title": "Task queue overview",
             "opts": self.model._meta,
-            "now": timezone.now(),
-            "hours": DASHBOARD_HOURS,
-            "task_hours": TASK_HOURS,
             "refresh_seconds": REFRESH_SECONDS,
-            "chart": chart,
-            "queues": stats.queue_depths(),
-            "tasks": stats.task_figures(TASK_HOURS),
-            # Only what the user may open elsewhere (ops.access).
-            "workers": stats.live_workers() if visible.workers else None,
-            "visible": visible,
+            "data_url": reverse("admin:djqueue_overview_data"),
+            "overview": overview.build(request, _range(request)),
         }
-        return TemplateResponse(request, "djqueue/admin/dashboard.html", context)
+        return TemplateResponse(request, "djqueue/admin/overview.html", context)
+
+    def overview_data(self, request: HttpRequest) -> HttpResponse:
+        """The overview's figures as JSON, for its script to update the page in place."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "You may not view jobs."}, status=403)
+        return self.needing_tables(
+            request, lambda: JsonResponse(overview.build(request, _range(request)))
+        )
+
+
+def _range(request: HttpRequest) -> str:
+    """The range asked for in ``?range=`` (hour, day, week); an unknown one is the hour."""
+    asked = request.GET.get("range", overview.DEFAULT_RANGE)
+    return asked if asked in overview.RANGES else overview.DEFAULT_RANGE
 
 
 @admin.register(Worker)

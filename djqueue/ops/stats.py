@@ -25,7 +25,7 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from djqueue.core import conf, states
-from djqueue.db.models import Job, Worker
+from djqueue.db.models import Job, Queue, Worker
 
 
 class _Percentile(Aggregate):
@@ -190,4 +190,11 @@ def live_workers() -> list[Worker]:
         Worker.objects.using(conf.database())
         .filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
         .order_by("name")
+    )
+
+
+def paused_queues() -> set[str]:
+    """The names of the queues paused now."""
+    return set(
+        Queue.objects.using(conf.database()).filter(paused=True).values_list("name", flat=True)
     )

@@ -52,6 +52,7 @@ PAGES = [
     "admin:djqueue_worker_changelist",
     "admin:djqueue_queue_changelist",
     "admin:djqueue_dashboard",
+    "admin:djqueue_overview_data",
 ]
 
 
