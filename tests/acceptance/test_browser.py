@@ -1,8 +1,11 @@
-"""The admin in a real browser: log in, see the dashboard and its chart, filter failed
-jobs, retry one, and watch it succeed. Screenshots go to artifacts/browser/."""
+"""The admin in a real browser: log in, see the overview, filter failed jobs, retry one,
+and watch it succeed; the overview updates itself, pauses, and links from its charts and
+figures to the jobs they count. Screenshots go to artifacts/browser/."""
 
 from __future__ import annotations
 
+import datetime
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +13,14 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
-from djqueue.db.models import Job
+from djqueue.core import states
+from djqueue.db import broker, series
+from djqueue.db.models import Job, QueueMinute
+from djqueue.ops import stats
 from tests.acceptance.conftest import REPO_ROOT, Workers, wait_until
+from tests.factories import JobFactory
 from tests.testapp import tasks
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -56,7 +64,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_log_in_see_dashboard_retry_a_failed_job(
+def test_log_in_see_overview_retry_a_failed_job(
     page: Any, live_server: Any, workers: Workers, django_user_model: Any, tmp_path: Path
 ) -> None:
     django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
@@ -71,9 +79,9 @@ def test_log_in_see_dashboard_retry_a_failed_job(
     page.fill("#id_username", "admin")
     page.fill("#id_password", "pw")
     page.click("input[type=submit]")
-    page.wait_for_selector("#throughput svg polyline")
-    assert "Task queue dashboard" in page.content()
-    _shot(page, "1-dashboard")
+    page.wait_for_function("() => window.Chart && Chart.getChart('djq-throughput-chart')")
+    assert "Task queue overview" in page.content()
+    _shot(page, "1-overview")
 
     page.goto(f"{live_server.url}/admin/djqueue/job/")
     page.click("#changelist-filter >> text=Failure")
@@ -98,3 +106,166 @@ def test_log_in_see_dashboard_retry_a_failed_job(
     wait_until(succeeded, timeout=15, what="the retried job to succeed", interval=0.5)
     _shot(page, "3-retried-job")
     assert Job.objects.get(pk=failing.id).result == "done"
+
+
+# The overview ---------------------------------------------------------------------------
+
+# DJQUEUE_DOCS_SCREENSHOTS=1 also writes the overview's screenshot into the docs.
+IMAGES = REPO_ROOT / "docs" / "images"
+
+
+def _history(now: datetime.datetime) -> None:
+    """An hour of jobs that ended (a failure spike in the last minutes) and of depth
+    samples, rolled up as workers would have done it."""
+    minute = now.replace(second=0, microsecond=0)
+    rows = []
+    for ago in range(2, 58):
+        at = minute - datetime.timedelta(minutes=ago)
+        busy = 6 + (ago * 7) % 11
+        for n in range(busy):
+            task = tasks.add.name if n % 3 else tasks.echo.name
+            rows.append(_ended_row(at, n, task, states.SUCCESS, runtime=0.02 + 0.01 * (n % 7)))
+        if ago <= 5:
+            for n in range(4):
+                rows.append(_ended_row(at, n, tasks.fail.name, states.FAILURE, runtime=0.3))
+    Job.objects.bulk_create(rows)
+    QueueMinute.objects.bulk_create(
+        QueueMinute(
+            minute=minute - datetime.timedelta(minutes=ago),
+            queue=queue,
+            waiting=max(0, int(scale * (30 - abs(ago - 25)))),
+            scheduled=0,
+            running=0,
+        )
+        for ago in range(2, 58)
+        for queue, scale in (("", 1.5), ("default", 1.0), ("reports", 0.5))
+    )
+    series.rewrite_minutes(minute - datetime.timedelta(hours=1), minute)
+    series.rollup()
+
+
+def _ended_row(at: datetime.datetime, n: int, task: str, state: str, runtime: float) -> Job:
+    finished = at + datetime.timedelta(seconds=(n * 5) % 60)
+    started = finished - datetime.timedelta(seconds=runtime)
+    return JobFactory.build(
+        task_name=task,
+        state=state,
+        attempt=1,
+        eta=started - datetime.timedelta(seconds=0.01 * n),
+        started_at=started,
+        finished_at=finished,
+        worker="web-1",
+    )
+
+
+def _requests_to(page: Any, url_part: str) -> list[str]:
+    seen: list[str] = []
+    page.on(
+        "request", lambda request: seen.append(request.url) if url_part in request.url else None
+    )
+    return seen
+
+
+def _bar_position(page: Any, outcome: str) -> dict[str, float]:
+    """Where, on the page, the last bar of ``outcome`` is drawn (from the chart itself)."""
+    return page.evaluate(
+        """(outcome) => {
+            const canvas = document.getElementById("djq-throughput-chart");
+            const chart = Chart.getChart(canvas);
+            const index = chart.data.datasets.findIndex((d) => d.label === outcome);
+            const values = chart.data.datasets[index].data;
+            let last = values.length - 1;
+            while (last >= 0 && !values[last]) last -= 1;
+            const bar = chart.getDatasetMeta(index).data[last];
+            const box = canvas.getBoundingClientRect();
+            return {x: box.left + bar.x, y: box.top + (bar.y + bar.base) / 2, bin: last};
+        }""",
+        outcome,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overview_updates_live_pauses_and_links_to_the_jobs(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any
+) -> None:
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+    _history(timezone.now())
+    broker.set_paused("reports", True)
+    JobFactory.create_batch(3, queue="reports", task_name=tasks.echo.name)
+    workers.start("-P", "threads", "-c", "2")
+    wait_until(lambda: stats.live_workers(), 15, "the worker to be alive")
+    data = "/admin/djqueue/job/dashboard/data/"
+    fetched = _requests_to(page, data)
+
+    page.clock.install()  # the page's timers run when the test says so
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/djqueue/job/dashboard/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_function("() => window.Chart && Chart.getChart('djq-throughput-chart')")
+    alerts = page.locator("#djq-alerts li")
+    assert "'tests.testapp.tasks.fail'" in alerts.filter(has_text="failed").inner_text()
+    assert "'reports' is paused" in page.locator("#djq-alerts").inner_text()
+
+    # Live: jobs sent to a queue nobody serves show up without a reload.
+    page.evaluate("window.sameDocument = true")
+    for n in range(4):
+        tasks.add.apply_async((n, n), queue="nobody")
+    page.clock.run_for(5_000)
+    page.wait_for_selector('#djq-queues tr[data-queue="nobody"]')
+    assert page.locator('#djq-queues tr[data-queue="nobody"] .djq-due').inner_text() == "4"
+    page.wait_for_selector('#djq-alerts li[data-kind="no-worker"]')
+    assert page.evaluate("window.sameDocument") is True
+    assert len(fetched) >= 1
+    _shot(page, "4-overview")
+    if os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(IMAGES / "overview.png"), full_page=True)
+
+    # Paused: nothing is fetched however long it waits; Live fetches at once.
+    page.click("#djq-live")
+    assert page.get_attribute("#djq-live", "aria-pressed") == "false"
+    assert page.inner_text("#djq-live") == "Paused"
+    before = len(fetched)
+    tasks.add.apply_async((9, 9), queue="nobody")
+    page.clock.run_for(60_000)
+    assert len(fetched) == before
+    assert page.locator('#djq-queues tr[data-queue="nobody"] .djq-due').inner_text() == "4"
+    page.click("#djq-live")
+    assert page.inner_text("#djq-live") == "Live"
+    page.wait_for_function(
+        """() => document.querySelector('#djq-queues tr[data-queue="nobody"] .djq-due')
+                 .textContent === "5" """
+    )
+    # A hidden tab fetches nothing either.
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", {value: true, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    before = len(fetched)
+    page.clock.run_for(60_000)
+    assert len(fetched) == before
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", {value: false, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    wait_until(lambda: len(fetched) > before, 10, "the shown tab to catch up")
+
+    # A bar of failures opens the jobs that failed in that minute, and only those.
+    bar = _bar_position(page, states.FAILURE)
+    page.mouse.click(bar["x"], bar["y"])
+    page.wait_for_url("**state__exact=FAILURE**")
+    shown = page.locator("#result_list tbody tr")
+    assert shown.count() == 4
+    assert "tests.testapp.tasks.fail" in page.inner_text("#result_list")
+    _shot(page, "5-failures-of-a-minute")
+
+    # A number: the failure rate opens every failure of the range.
+    page.go_back()
+    page.wait_for_selector("#djq-figure-failure-rate a")
+    page.click("#djq-figure-failure-rate a")
+    page.wait_for_url("**state__exact=FAILURE**")
+    assert page.locator("#result_list tbody tr").count() == 16
