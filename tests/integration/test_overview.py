@@ -25,8 +25,18 @@ MINUTE = datetime.timedelta(minutes=1)
 DATA = "admin:djqueue_overview_data"
 
 
+_START: list[datetime.datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _one_clock_per_test() -> None:
+    """Every ``_minute()`` of a test counts from the same minute, even if the clock
+    passes into the next one while the test runs."""
+    _START[:] = [timezone.now().replace(second=0, microsecond=0)]
+
+
 def _minute(ago: int) -> datetime.datetime:
-    return timezone.now().replace(second=0, microsecond=0) - ago * MINUTE
+    return _START[0] - ago * MINUTE
 
 
 def _ended(at: datetime.datetime, state: str = states.SUCCESS, **extra: Any) -> Any:
