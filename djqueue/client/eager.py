@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import datetime
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from django.utils import timezone
@@ -22,19 +22,47 @@ class EagerResult(states.StateQueries, Generic[R_co]):
     ``EagerResult[int]`` is the outcome of a task that returns an ``int``.
     """
 
-    def __init__(self, outcome: Outcome) -> None:
-        self.id: uuid.UUID = outcome.job_id
+    def __init__(self, outcome: Outcome, args: Any = None, kwargs: Any = None) -> None:
+        self.id: str = str(outcome.job_id)
         self.task_name = outcome.task_name
         self.retries = outcome.attempt - 1
         self.traceback: str | None = outcome.traceback or None
+        self.args = args
+        self.kwargs = kwargs
+        self.date_done: datetime.datetime | None = timezone.now()
+        # In an eagerly run workflow: the result of what ran before, as for AsyncResult.
+        self.parent: Any = None
+        self.children: list[Any] | None = None
         self._outcome = outcome
+        self._revoked = False
 
     def __repr__(self) -> str:
-        return f"<EagerResult {self.id} {self.state}>"
+        return f"<EagerResult: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EagerResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    @property
+    def name(self) -> str:
+        return self.task_name
 
     @property
     def state(self) -> str:
-        return self._outcome.state
+        return states.REVOKED if self._revoked else self._outcome.state
 
     @property
     def status(self) -> str:
@@ -45,25 +73,65 @@ class EagerResult(states.StateQueries, Generic[R_co]):
         """The return value, or the exception for a failed job."""
         if self.state == states.SUCCESS:
             return codec.loads(self._outcome.result)
+        if self._revoked:
+            return exceptions.TaskRevokedError("revoked")
         return self._outcome.exception or self._error()
 
     info = result
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> R_co:
+    def ready(self) -> bool:
+        return True
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        disable_sync_subtasks: bool = True,
+        **options: Any,
+    ) -> R_co:
         """Return the result; re-raise the task's error when ``propagate`` (an ignored
-        job has no result: None)."""
-        if self.state == states.IGNORED:
+        or rejected job has no result: None)."""
+        if disable_sync_subtasks:
+            # Imported here: results read the job model, which Django defines only once
+            # its app registry is ready, and a task may be declared before that.
+            from djqueue.client.result import assert_will_not_block
+
+            assert_will_not_block()
+        if self.state == states.SUCCESS:
+            return cast("R_co", self.result)
+        if self.state not in states.PROPAGATE_STATES:
             return cast("R_co", None)
-        if self.state != states.SUCCESS and propagate:
+        if propagate:
             raise self.result
-        # What the task returned (or, not propagated, its error).
+        # Not propagated: the error.
         return cast("R_co", self.result)
 
-    def maybe_throw(self) -> None:
-        """Re-raise the task's error if it failed or was revoked (as sending does when
-        ``EAGER`` is on; a rejected or ignored job raises nothing there, as in Celery)."""
-        if self.state in states.PROPAGATE_STATES:
+    wait = get
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
+        """Re-raise the task's error if it failed or was revoked (with ``propagate``; a
+        rejected or ignored job raises nothing, as in Celery)."""
+        if propagate and self.state in states.PROPAGATE_STATES:
             raise self.result
+        if callback is not None:
+            callback(self.id, self.result)
+        return self.result
+
+    def then(self, callback: Any, on_error: Any = None, weak: bool = False) -> Any:
+        """Call ``callback(self)`` now (the job has finished); return a future of it."""
+        from djqueue.client import promises
+
+        return promises.call_now(self, callback, on_error)
+
+    def forget(self) -> None:
+        """Nothing to delete: the outcome was never stored."""
+
+    def revoke(self, *args: Any, **kwargs: Any) -> bool:
+        """Mark it REVOKED: ``get()`` raises ``TaskRevokedError`` from now on (the task
+        has run already, so nothing is stopped)."""
+        self._revoked = True
+        self.traceback = None
+        return True
 
     def _error(self) -> BaseException:
         if self.state == states.REVOKED:
@@ -94,5 +162,5 @@ def run(task: Task[Any, R], job: NewJob) -> EagerResult[R]:
             # Reject(requeue=True): there is no queue to go back to when run here.
             return EagerResult(dataclasses.replace(outcome, state=states.REJECTED))
         if outcome.state != states.RETRY:
-            return EagerResult(outcome)
+            return EagerResult(outcome, codec.loads(job.args), codec.loads(job.kwargs))
         retries += 1

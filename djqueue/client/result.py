@@ -1,15 +1,23 @@
-"""``AsyncResult``: read a job's state and result, wait for it, revoke or forget it."""
+"""Results: ``AsyncResult`` (one job), ``ResultSet`` and ``GroupResult`` (many).
+
+Every read looks at the jobs' rows; waiting is woken by the process's one result
+listener (:mod:`djqueue.db.waiters`). Ids are handed out as strings, as Celery's are.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import contextvars
+import datetime
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, cast
 
-from djqueue.client import unfinished
+from djqueue.client import promises, unfinished
 from djqueue.client.typevars import R_co
-from djqueue.core import conf, exceptions, ids, states
+from djqueue.core import conf, context, exceptions, ids, states
 from djqueue.db import broker, schema, waiters
 from djqueue.db.models import Group, Job
 
@@ -28,35 +36,94 @@ _FIELDS = (
 # Row states in which the state a task reported with update_state is what users see.
 _REPORTING = frozenset({states.RECEIVED, states.STARTED, states.IGNORED})
 
+# Whether get() may wait inside a running task: None follows the rule (not in a task a
+# worker runs), True and False are set by allow_join_result() and denied_join_result().
+_join_allowed: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "djqueue_join_allowed", default=None
+)
+
+
+def assert_will_not_block() -> None:
+    """Raise ``RuntimeError`` if waiting for a result here could deadlock a worker."""
+    allowed = _join_allowed.get()
+    if allowed:
+        return
+    request = context.current_request()
+    in_task = request.id is not None and not request.is_eager
+    if allowed is None and not in_task:
+        return
+    where = f"inside task {request.task}[{request.id}]" if in_task else "here"
+    raise RuntimeError(
+        f"get() on a result was called {where}: a task that waits for another job holds "
+        "its worker slot while it waits, and once every slot waits, no job can finish. "
+        "Make the work a workflow instead (first.s() | second.s(), or a chord), or, if "
+        "the job cannot be waiting on this one, pass disable_sync_subtasks=False or wait "
+        "inside djqueue.result.allow_join_result()"
+    )
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Let ``get()`` wait inside a task (at the risk of a deadlock; see docs/results.md)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+@contextlib.contextmanager
+def denied_join_result() -> Iterator[None]:
+    """Make ``get()`` raise ``RuntimeError`` here, as it does inside a task."""
+    token = _join_allowed.set(False)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
 
 class AsyncResult(states.StateQueries, Generic[R_co]):
     """A handle on a job by id; every read looks at the job's row.
 
     ``AsyncResult[int]`` is the result of a task that returns an ``int``: ``get()``
-    returns one. Made from an id alone, it is ``AsyncResult[Any]``.
+    returns one. Made from an id alone, it is ``AsyncResult[Any]``. ``id`` is the job id
+    as a string (``"0193…"``), which compares, hashes and serialises as one.
     """
 
     def __init__(self, id: str | uuid.UUID, parent: Any = None) -> None:
-        self.id: uuid.UUID = ids.parse(id)
+        self._uuid = ids.parse(id)
+        self.id: str = str(self._uuid)
         # In a workflow: the result of what ran before (a chain's previous task, a
         # chord's header GroupResult). Set when the workflow is sent.
         self.parent: Any = parent
 
     def __repr__(self) -> str:
-        return f"<AsyncResult {self.id}>"
+        return f"<AsyncResult: {self.id}>"
+
+    def __str__(self) -> str:
+        return self.id
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncResult) and other.id == self.id
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self.id)
 
+    @property
+    def task_id(self) -> str:
+        """The job id (Celery's older name for ``id``)."""
+        return self.id
+
     # Reading --------------------------------------------------------------------
 
-    def _row(self) -> dict[str, Any]:
+    def _row(self, fields: Sequence[str] = _FIELDS) -> dict[str, Any]:
         with schema.translated():
             jobs = Job.objects.using(conf.database())
-            row = jobs.filter(pk=self.id).values(*_FIELDS).first()
+            row = jobs.filter(pk=self._uuid).values(*fields).first()
         if row is None:
             raise exceptions.JobNotFound(
                 f"no job has id {self.id}: it was never enqueued, its transaction rolled "
@@ -64,24 +131,63 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
             )
         return dict(row)
 
+    def exists(self) -> bool:
+        """Whether the job's row exists (it was sent and is not forgotten or pruned)."""
+        with schema.translated():
+            return Job.objects.using(conf.database()).filter(pk=self._uuid).exists()
+
     @property
     def job(self) -> Job:
         """The job's model instance, freshly read."""
         with schema.translated():
-            return Job.objects.using(conf.database()).get(pk=self.id)
+            return Job.objects.using(conf.database()).get(pk=self._uuid)
 
     @property
     def state(self) -> str:
         """PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED or
         IGNORED; or, while the job runs (and after Ignore), the state the task reported
         with ``update_state``."""
-        return _shown_state(self._row())
+        return _shown_state(self._row(("state", "reported_state")))
 
     status = state
 
     @property
     def name(self) -> str:
-        return str(self._row()["task_name"])
+        """The task's name."""
+        return str(self._row(("task_name",))["task_name"])
+
+    @property
+    def args(self) -> list[Any]:
+        """The positional arguments the job runs (or ran) with."""
+        args: list[Any] = self._row(("args",))["args"]
+        return args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the job runs (or ran) with."""
+        kwargs: dict[str, Any] = self._row(("kwargs",))["kwargs"]
+        return kwargs
+
+    @property
+    def date_done(self) -> datetime.datetime | None:
+        """When the job finished (an aware datetime in UTC), or None while it has not."""
+        done: datetime.datetime | None = self._row(("finished_at",))["finished_at"]
+        return None if done is None else done.astimezone(datetime.UTC)
+
+    @property
+    def retries(self) -> int:
+        """How many retries the task asked for so far."""
+        return int(self._row(("retries",))["retries"])
+
+    @property
+    def queue(self) -> str:
+        """The queue the job was sent to."""
+        return str(self._row(("queue",))["queue"])
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran it (or runs it now), or None before one took it."""
+        return self._row(("worker",))["worker"] or None
 
     @property
     def result(self) -> Any:
@@ -117,35 +223,75 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
     @property
     def progress(self) -> dict[str, Any] | None:
         """``{"current", "total", "message"}`` as last reported by the task, or None."""
-        progress: dict[str, Any] | None = self._row()["progress"]
+        progress: dict[str, Any] | None = self._row(("progress",))["progress"]
         return progress
 
     @property
     def traceback(self) -> str | None:
         """The formatted traceback of a failed job, or None."""
-        return self._row()["traceback"] or None
+        return self._row(("traceback",))["traceback"] or None
+
+    def maybe_throw(
+        self, propagate: bool = True, callback: Callable[[str, Any], Any] | None = None
+    ) -> Any:
+        """Raise the job's error if it failed or was revoked (with ``propagate``);
+        otherwise return its value, after passing ``(id, value)`` to ``callback``."""
+        row = self._row()
+        value = _value(row)
+        if propagate and row["state"] in _RAISING:
+            raise value
+        if callback is not None:
+            callback(self.id, value)
+        return value
+
+    maybe_reraise = maybe_throw
 
     # Waiting --------------------------------------------------------------------
 
     def get(
-        self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 1.0,
+        no_ack: bool = True,
+        follow_parents: bool = True,
+        callback: Callable[[str, Any], Any] | None = None,
+        on_interval: Callable[[], Any] | None = None,
+        disable_sync_subtasks: bool = True,
     ) -> R_co:
         """Wait until the job is finished and return its result.
 
-        Waiting is woken by the notification a worker sends on finishing (through the
-        process's one result listener, :mod:`djqueue.db.waiters`), with a look at the row
-        every ``interval`` seconds as a fallback. A failed or revoked job raises
-        its error when ``propagate`` (the default).
+        A failed or revoked job raises its error when ``propagate`` (the default); with
+        ``follow_parents``, the error of a failed job before it in its workflow comes
+        first (the earliest), as the reason this one did not succeed. Inside a task
+        that a worker runs, waiting raises ``RuntimeError`` unless
+        ``disable_sync_subtasks=False`` (see :func:`assert_will_not_block`).
+
+        Waiting is woken by the notification a worker sends on finishing, with a look at
+        the row every ``interval`` seconds as a fallback; ``on_interval`` is called at
+        each such look. ``callback(id, value)`` receives the outcome instead of nobody.
+        ``no_ack`` is accepted for Celery's sake and means nothing here.
         """
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        parents = _parent_jobs(self) if propagate and follow_parents else []
+        if parents:
+            _raise_failed(parents)
         deadline = None if timeout is None else time.monotonic() + timeout
         row = self._row()
         if row["state"] not in states.READY:
-            row = self._wait(deadline, interval, timeout)
+            row = self._wait(deadline, interval, timeout, parents, on_interval)
         value = _value(row)
         if propagate and row["state"] in _RAISING:
+            if parents:
+                _raise_failed(parents)
             raise value
+        if callback is not None:
+            callback(self.id, value)
         # The row holds what the task returned (or, not propagated, its error).
         return cast("R_co", value)
+
+    wait = get
 
     async def aget(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
@@ -168,36 +314,72 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
             connections.close_all()
 
     def _wait(
-        self, deadline: float | None, interval: float, timeout: float | None
+        self,
+        deadline: float | None,
+        interval: float,
+        timeout: float | None,
+        parents: list[list[AsyncResult[Any]]],
+        on_interval: Callable[[], Any] | None,
     ) -> dict[str, Any]:
-        if unfinished.sent_in_open_transaction(self.id):
+        if unfinished.sent_in_open_transaction(self._uuid):
             # No worker can see the job before the caller commits, and the caller
             # cannot commit while it waits here: say so now, not after the timeout.
-            raise exceptions.TimeoutError(unfinished.open_transaction_message(self.id))
-        with waiters.waiting([self.id]) as waiter:
+            raise exceptions.TimeoutError(unfinished.open_transaction_message(self._uuid))
+        watched = [self._uuid, *(parent._uuid for node in parents for parent in node)]
+        with waiters.waiting(watched) as waiter:
             while True:
                 # Read after registering, and after every wake: no finish is missed.
                 row = self._row()
                 if row["state"] in states.READY:
                     return row
+                if parents:
+                    _raise_failed(parents)
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise exceptions.TimeoutError(unfinished.explain(self.id, timeout))
-                waiter.wait(interval if left is None else min(interval, left))
+                    raise exceptions.TimeoutError(unfinished.explain(self._uuid, timeout))
+                woken = waiter.wait(interval if left is None else min(interval, left))
+                if not woken and on_interval is not None:
+                    on_interval()
+
+    def then(
+        self,
+        callback: Callable[[AsyncResult[R_co]], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> concurrent.futures.Future[Any]:
+        """Call ``callback(self)`` once the job has finished, from this process's
+        result thread; return a future of what the callback returns.
+
+        An error the callback raises goes to ``on_error`` when given (and to the
+        future either way). ``weak`` is accepted for Celery's sake.
+        """
+        return promises.when_ready(self, [self._uuid], callback, on_error)
 
     # Changing -------------------------------------------------------------------
 
-    def revoke(self, terminate: bool = False) -> bool:
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> bool:
         """Revoke the job: one not started never runs; with ``terminate``, a running one
         is stopped by its worker (within about a second) and ends REVOKED.
 
-        Returns whether anything was done (False for a finished job).
+        Returns whether anything was done (False for a finished job). The revocation is
+        written to the database before this returns, so ``wait`` has nothing to wait
+        for; ``connection``, ``signal`` and ``timeout`` are accepted for Celery's sake
+        (a worker stops a job the way its pool can: docs/stopping.md).
         """
-        return broker.revoke(self.id, terminate=terminate)
+        return broker.revoke(self._uuid, terminate=terminate)
 
     def forget(self) -> None:
-        """Delete a finished job's row and result."""
-        broker.forget(self.id)
+        """Delete the rows of this finished job and of the jobs before it (``parent``)."""
+        if self.parent is not None:
+            self.parent.forget()
+        broker.forget(self._uuid)
 
 
 def _shown_state(row: dict[str, Any]) -> str:
@@ -219,26 +401,54 @@ def _value(row: dict[str, Any]) -> Any:
     return None
 
 
-class GroupResult:
-    """The results of a group's jobs, in the group's order; restorable by id.
+def _parent_jobs(result: Any) -> list[list[AsyncResult[Any]]]:
+    """The stored jobs of each result up ``result``'s ``parent`` links, earliest first."""
+    nodes: list[list[AsyncResult[Any]]] = []
+    node = getattr(result, "parent", None)
+    while node is not None:
+        nodes.append(list(_leaves(node)))
+        node = getattr(node, "parent", None)
+    nodes.reverse()
+    return [node for node in nodes if node]
 
-    Reads every job of the group in one query; waiting listens for finishes as
+
+def _leaves(node: Any) -> Iterator[AsyncResult[Any]]:
+    if isinstance(node, AsyncResult):
+        yield node
+    elif isinstance(node, ResultSet):
+        for member in node.results:
+            yield from _leaves(member)
+
+
+def _raise_failed(nodes: list[list[AsyncResult[Any]]]) -> None:
+    """Raise the error of the earliest failed or revoked job of ``nodes``, if any."""
+    wanted = [job._uuid for node in nodes for job in node]
+    with schema.translated():
+        rows = Job.objects.using(conf.database()).filter(pk__in=wanted, state__in=_RAISING)
+        failed = {row["id"]: row for row in rows.values("id", *_FIELDS)}
+    for node in nodes:
+        for job in node:
+            if job._uuid in failed:
+                raise _value(failed[job._uuid])
+
+
+class ResultSet:
+    """Results of several jobs, in order: wait for all, ask how many are done.
+
+    Reads the rows of its stored jobs in one query; waiting listens for finishes as
     ``AsyncResult.get`` does.
     """
 
-    def __init__(self, id: str | uuid.UUID, results: list[Any], parent: Any = None) -> None:
-        self.id: uuid.UUID = ids.parse(id)
+    def __init__(self, results: Iterable[Any], **kwargs: Any) -> None:
         self.results: list[Any] = list(results)
-        self.parent: Any = parent
 
     def __repr__(self) -> str:
-        return f"<GroupResult {self.id} ({len(self.results)} jobs)>"
+        return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, GroupResult) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
+        if isinstance(other, ResultSet):
+            return other.results == self.results
+        return NotImplemented
 
     def __len__(self) -> int:
         return len(self.results)
@@ -249,29 +459,45 @@ class GroupResult:
     def __getitem__(self, index: int) -> Any:
         return self.results[index]
 
-    @property
-    def children(self) -> list[Any]:
-        return self.results
+    # Membership -----------------------------------------------------------------
 
-    @classmethod
-    def restore(cls, id: str | uuid.UUID) -> GroupResult | None:
-        """The group with this id, or None if there is none (it was never sent)."""
-        row = Group.objects.using(conf.database()).filter(pk=ids.parse(id)).first()
-        if row is None:
-            return None
-        return cls(row.id, [AsyncResult(job_id) for job_id in row.job_ids])
+    def add(self, result: Any) -> None:
+        """Add ``result`` unless it is a member already."""
+        if result not in self.results:
+            self.results.append(result)
 
-    def save(self) -> GroupResult:
-        """Groups are stored when sent; kept for Celery compatibility."""
-        return self
+    def remove(self, result: Any) -> None:
+        """Remove ``result`` (or the result with this id); ``KeyError`` if not a member."""
+        if isinstance(result, str | uuid.UUID):
+            result = AsyncResult(result)
+        try:
+            self.results.remove(result)
+        except ValueError:
+            raise KeyError(result) from None
+
+    def discard(self, result: Any) -> None:
+        """Remove ``result`` if it is a member."""
+        with contextlib.suppress(KeyError):
+            self.remove(result)
+
+    def update(self, results: Iterable[Any]) -> None:
+        """Add every one of ``results`` that is not a member yet."""
+        self.results.extend(r for r in results if r not in self.results)
+
+    def clear(self) -> None:
+        """Remove every member."""
+        self.results[:] = []
 
     # Reading --------------------------------------------------------------------
 
     def _stored(self) -> bool:
         return all(isinstance(result, AsyncResult) for result in self.results)
 
-    def _rows(self, ids_: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, Any]]:
-        wanted = [r.id for r in self.results] if ids_ is None else ids_
+    def _uuids(self) -> list[uuid.UUID]:
+        return [result._uuid for result in self.results]
+
+    def _rows(self, wanted: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, Any]]:
+        wanted = self._uuids() if wanted is None else wanted
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for start in range(0, len(wanted), 5000):
             rows = Job.objects.using(conf.database()).filter(pk__in=wanted[start : start + 5000])
@@ -279,16 +505,19 @@ class GroupResult:
         missing = set(wanted) - set(found)
         if missing:
             raise exceptions.JobNotFound(
-                f"{len(missing)} job(s) of group {self.id} are gone (forgotten or pruned), "
+                f"{len(missing)} job(s) of {self._label()} are gone (forgotten or pruned), "
                 f"for example {next(iter(missing))}"
             )
         return found
+
+    def _label(self) -> str:
+        return "this result set"
 
     def _states(self) -> list[str]:
         if not self._stored():
             return [str(result.state) for result in self.results]
         rows = self._rows()
-        return [str(rows[result.id]["state"]) for result in self.results]
+        return [str(rows[result._uuid]["state"]) for result in self.results]
 
     def ready(self) -> bool:
         """Whether every job has finished."""
@@ -310,33 +539,91 @@ class GroupResult:
         """How many jobs succeeded."""
         return sum(state == states.SUCCESS for state in self._states())
 
+    def maybe_throw(
+        self, callback: Callable[[str, Any], Any] | None = None, propagate: bool = True
+    ) -> None:
+        """Raise the error of the first member, in order, that failed or was revoked."""
+        for result in self.results:
+            result.maybe_throw(callback=callback, propagate=propagate)
+
+    maybe_reraise = maybe_throw
+
     # Waiting --------------------------------------------------------------------
 
     def get(
-        self, timeout: float | None = None, propagate: bool = True, interval: float = 1.0
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 1.0,
+        callback: Callable[[str, Any], Any] | None = None,
+        no_ack: bool = True,
+        on_message: None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
     ) -> list[Any]:
-        """Wait for every job; return their results in the group's order.
+        """Wait for every job; return their results in order.
 
-        With ``propagate``, the first failed job (in order) raises its error.
+        With ``propagate``, the first member (in order) that failed or was revoked
+        raises its error. With ``callback``, each ``(id, value)`` goes to it and the
+        list returned is empty. Inside a task, see :meth:`AsyncResult.get`.
         """
+        if on_message is not None:
+            raise TypeError("on_message is not supported: results are rows, not messages")
+        if disable_sync_subtasks:
+            assert_will_not_block()
         if not self._stored():
-            return [result.get(propagate=propagate) for result in self.results]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        rows = self._wait(deadline, interval, timeout)
-        values = [_value(rows[result.id]) for result in self.results]
-        if propagate:
-            for result, value in zip(self.results, values, strict=True):
-                if rows[result.id]["state"] in _RAISING:
-                    raise value
-        return values
+            values = [
+                result.get(propagate=propagate, disable_sync_subtasks=False)
+                for result in self.results
+            ]
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            rows = self._wait(deadline, interval, timeout, on_interval)
+            values = [_value(rows[result._uuid]) for result in self.results]
+            if propagate:
+                for result, value in zip(self.results, values, strict=True):
+                    if rows[result._uuid]["state"] in _RAISING:
+                        raise value
+        if callback is None:
+            return values
+        for result, value in zip(self.results, values, strict=True):
+            callback(result.id, value)
+        return []
 
-    join = get
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 1.0,
+        callback: Callable[[str, Any], Any] | None = None,
+        no_ack: bool = True,
+        on_message: None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
+    ) -> list[Any]:
+        """The same as :meth:`get` (Celery's name)."""
+        return self.get(
+            timeout,
+            propagate,
+            interval,
+            callback,
+            no_ack,
+            on_message,
+            disable_sync_subtasks,
+            on_interval,
+        )
+
+    join_native = join
 
     def _wait(
-        self, deadline: float | None, interval: float, timeout: float | None
+        self,
+        deadline: float | None,
+        interval: float,
+        timeout: float | None,
+        on_interval: Callable[[], Any] | None,
     ) -> dict[uuid.UUID, dict[str, Any]]:
         done: dict[uuid.UUID, dict[str, Any]] = {}
-        pending = self._collect([result.id for result in self.results], done)
+        pending = self._collect(self._uuids(), done)
         if not pending:
             return done
         if unfinished.sent_in_open_transaction(pending[0]):
@@ -352,11 +639,13 @@ class GroupResult:
                 if left is not None and left <= 0:
                     why = unfinished.explain(pending[0], timeout)
                     raise exceptions.TimeoutError(self._unfinished(pending, why))
-                waiter.wait(interval if left is None else min(interval, left))
+                woken = waiter.wait(interval if left is None else min(interval, left))
+                if not woken and on_interval is not None:
+                    on_interval()
 
     def _unfinished(self, pending: list[uuid.UUID], why: str) -> str:
         return (
-            f"{len(pending)} of the {len(self.results)} jobs of group {self.id} are not "
+            f"{len(pending)} of the {len(self.results)} jobs of {self._label()} are not "
             f"finished after the timeout; the first of them: {why}"
         )
 
@@ -369,13 +658,106 @@ class GroupResult:
                 done[job_id] = row
         return [job_id for job_id in pending if job_id not in done]
 
+    def then(
+        self,
+        callback: Callable[[Any], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> concurrent.futures.Future[Any]:
+        """Call ``callback(self)`` once every job has finished; see
+        :meth:`AsyncResult.then`."""
+        if not self._stored():
+            raise TypeError("then() needs results of sent jobs (AsyncResult members)")
+        return promises.when_ready(self, self._uuids(), callback, on_error)
+
     # Changing -------------------------------------------------------------------
 
-    def revoke(self, terminate: bool = False) -> int:
-        """Revoke every job of the group (and what follows each); return how many."""
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> int:
+        """Revoke every job (and what follows each in its workflow); return how many
+        were revoked. See :meth:`AsyncResult.revoke`."""
         return sum(bool(result.revoke(terminate=terminate)) for result in self.results)
 
     def forget(self) -> None:
         """Delete the finished jobs' rows."""
         for result in self.results:
             result.forget()
+
+
+class GroupResult(ResultSet):
+    """The results of a group's jobs, in the group's order; restorable by id."""
+
+    def __init__(
+        self,
+        id: str | uuid.UUID | None = None,
+        results: Iterable[Any] | None = None,
+        parent: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(results or [])
+        self.id: str = str(ids.new_id() if id is None else ids.parse(id))
+        self.parent: Any = parent
+
+    def __repr__(self) -> str:
+        members = ", ".join(str(r.id) for r in self.results)
+        return f"<GroupResult: {self.id} [{members}]>"
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return (
+                other.id == self.id
+                and other.results == self.results
+                and other.parent == self.parent
+            )
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _label(self) -> str:
+        return f"group {self.id}"
+
+    @property
+    def children(self) -> list[Any]:
+        """The members' results (Celery's name for ``results`` here)."""
+        return self.results
+
+    @classmethod
+    def restore(
+        cls, id: str | uuid.UUID, backend: Any = None, app: Any = None
+    ) -> GroupResult | None:
+        """The group with this id, or None if there is none (never sent nor saved)."""
+        group_id = ids.parse(id)
+        row = Group.objects.using(conf.database()).filter(pk=group_id).first()
+        if row is None:
+            return None
+        return cls(group_id, [AsyncResult(job_id) for job_id in row.job_ids])
+
+    def save(self, backend: Any = None) -> GroupResult:
+        """Store the group so that :meth:`restore` finds it by id in any process.
+
+        Groups that were sent are stored already; this is for a ``GroupResult`` made
+        here from sent jobs' results.
+        """
+        if not self._stored():
+            raise TypeError("only a group of sent jobs' results (AsyncResult members) can be saved")
+        broker.save_group(ids.parse(self.id), self._uuids())
+        return self
+
+    def delete(self, backend: Any = None) -> None:
+        """Delete the stored group (its jobs stay; see :meth:`forget`)."""
+        broker.delete_group(ids.parse(self.id))

@@ -554,6 +554,20 @@ def forget(job_id: uuid.UUID) -> bool:
         return bool(cursor.rowcount > 0)
 
 
+def save_group(group_id: uuid.UUID, job_ids: Sequence[uuid.UUID]) -> bool:
+    """Store a group of jobs for ``GroupResult.restore``; return whether it was new."""
+    with _cursor() as cursor:
+        cursor.execute(sql.SAVE_GROUP, [group_id, json.dumps([str(i) for i in job_ids])])
+        return bool(cursor.rowcount > 0)
+
+
+def delete_group(group_id: uuid.UUID) -> bool:
+    """Delete a stored group that no chord counts on; return whether one was deleted."""
+    with _cursor() as cursor:
+        cursor.execute(sql.DELETE_GROUP, [group_id])
+        return bool(cursor.rowcount > 0)
+
+
 def prune(
     older_than: float,
     batch: int = 10_000,

@@ -36,7 +36,7 @@ def ended(results: list[Any], timeout: float = 30) -> dict[uuid.UUID, Job]:
     ids = [result.id for result in results]
 
     def all_done() -> dict[uuid.UUID, Job] | None:
-        rows = {job.id: job for job in Job.objects.filter(id__in=ids)}
+        rows = {str(job.id): job for job in Job.objects.filter(id__in=ids)}
         done = all(job.state in ("SUCCESS", "FAILURE", "REVOKED") for job in rows.values())
         return rows if done and len(rows) == len(ids) else None
 

@@ -27,7 +27,7 @@ def test_higher_priority_runs_first(workers: Workers) -> None:
     workers.start("-P", "solo", "-c", "1", "--prefetch-multiplier", "1")
 
     _succeeded(6)
-    order = list(Job.objects.order_by("claimed_at").values_list("id", flat=True))
+    order = [str(i) for i in Job.objects.order_by("claimed_at").values_list("id", flat=True)]
     assert set(order[:3]) == {r.id for r in high}
     assert set(order[3:]) == {r.id for r in low}
     # Within a priority, first in, first out.

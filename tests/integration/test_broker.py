@@ -25,7 +25,7 @@ def claim(limit: int = 10, queues: tuple[str, ...] = ("default",), worker: str =
 def test_claim_marks_jobs_received_with_attempt_and_lease() -> None:
     result = tasks.add.delay(1, 2)
     [job] = claim()
-    assert (job.id, job.task_name, job.args, job.attempt) == (
+    assert (str(job.id), job.task_name, job.args, job.attempt) == (
         result.id,
         "tests.testapp.tasks.add",
         "[1, 2]",
@@ -46,7 +46,7 @@ def test_mark_started_records_the_start_of_a_received_job_it_still_holds() -> No
     assert rows[one.id].state == states.STARTED
     assert rows[one.id].started_at < timezone.now() - datetime.timedelta(seconds=1.5)
     assert rows[two.id].state == states.RECEIVED  # another attempt: fenced off
-    assert {first.id, second.id} == set(rows)
+    assert {first.id, second.id} == {str(job_id) for job_id in rows}
 
 
 def test_finish_of_a_received_job_dates_its_start_from_the_runtime() -> None:
@@ -66,17 +66,17 @@ def test_claim_honours_priority_then_order() -> None:
     second = tasks.add.delay(3, 3)
     high = tasks.add.apply_async((4, 4), priority=50)
     jobs = claim(limit=10)
-    assert [j.id for j in jobs] == [high.id, first.id, second.id, low.id]
+    assert [str(j.id) for j in jobs] == [high.id, first.id, second.id, low.id]
     tasks.add.delay(5, 5)
     urgent = tasks.add.apply_async((6, 6), priority=1)
-    assert [j.id for j in claim(limit=1)] == [urgent.id]
+    assert [str(j.id) for j in claim(limit=1)] == [urgent.id]
 
 
 def test_claim_skips_jobs_not_yet_due_and_other_queues() -> None:
     tasks.add.apply_async((1, 1), countdown=60)
     other = tasks.add.apply_async((1, 1), queue="other")
     assert claim() == []
-    assert [j.id for j in claim(queues=("other", "default"))] == [other.id]
+    assert [str(j.id) for j in claim(queues=("other", "default"))] == [other.id]
 
 
 def test_claim_respects_the_limit() -> None:

@@ -345,7 +345,7 @@ class BrokerMachine(RuleBasedStateMachine):
         task, arguments = TASKS[name]
         calls = [arguments(n) for n in range(count)]
         results = task.delay_many(calls, **WHEN[when])
-        ids = {result.id for result in results}
+        ids = {uuid.UUID(result.id) for result in results}
         # A duplicate of a waiting unique job stands for that job: no new row.
         assert ids <= read_rows().keys(), "enqueue returned ids of jobs that do not exist"
         self.sent |= ids

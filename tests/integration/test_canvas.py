@@ -47,7 +47,7 @@ def test_later_steps_wait_until_their_turn() -> None:
     assert _job(result).eta.year == 9999 or _job(result).eta > _job(first).eta
     # Only the first step can be claimed.
     claimed = run_pending(limit=1)
-    assert [outcome.job_id for outcome in claimed] == [first.id]
+    assert [str(outcome.job_id) for outcome in claimed] == [first.id]
     assert _job(result).args == [2, 3]
     assert _job(result).workflow["parent"] == str(first.id)
 
@@ -77,7 +77,7 @@ def test_a_chord_of_100_thumbnails_feeds_the_index_task() -> None:
     assert isinstance(result.parent, djqueue.GroupResult)
     assert result.parent.get(timeout=5)[99] == "thumbs/photo99.jpg"
     counter = Group.objects.get(pk=result.parent.id)
-    assert counter.remaining == 0 and counter.body_id == result.id
+    assert counter.remaining == 0 and str(counter.body_id) == result.id
     assert _job(result).attempt == 1
 
 
@@ -121,8 +121,11 @@ def test_a_failing_step_stops_the_chain_and_runs_link_error() -> None:
             f"upstream failed: tests.testapp.tasks.fail[{failed.id}]"
         )
         assert "ValueError: bad input" in row.error_message
-    with pytest.raises(djqueue.exceptions.TaskRevokedError, match="upstream failed"):
+    # The chain's result raises the error of the step that failed, as in Celery.
+    with pytest.raises(ValueError, match="bad input"):
         result.get(timeout=1)
+    with pytest.raises(djqueue.exceptions.TaskRevokedError, match="upstream failed"):
+        djqueue.AsyncResult(result.id).get(timeout=1)
     errbacks = Job.objects.filter(task_name="tests.testapp.tasks.on_chain_error")
     assert [job.result for job in errbacks] == [f"{failed.id} failed: ValueError: bad input"]
 
@@ -144,8 +147,12 @@ def test_a_chord_with_a_failed_header_never_runs_its_body() -> None:
     body = _job(result)
     assert body.state == states.FAILURE and body.attempt == 0
     failed = result.parent.results[1]
-    with pytest.raises(djqueue.ChordError, match=rf"fail\[{failed.id}\] raised ValueError"):
+    # The chord's result raises the header task's error, as in Celery; the body's row
+    # holds a ChordError that names it.
+    with pytest.raises(ValueError, match="header broke"):
         result.get(timeout=1)
+    with pytest.raises(djqueue.ChordError, match=rf"fail\[{failed.id}\] raised ValueError"):
+        djqueue.AsyncResult(result.id).get(timeout=1)
     assert result.parent.completed_count() == 2
     assert result.parent.failed() and result.parent.ready()
     with pytest.raises(ValueError, match="header broke"):
@@ -238,7 +245,7 @@ def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
     )
     # Claimed with a lease that has already run out, by a worker that never reports.
     [claimed] = broker.claim(["default"], 10, "lost-worker", -1.0, limited=True)
-    assert claimed.id == result.parent.id
+    assert str(claimed.id) == result.parent.id
     # It had started: a rescue charges its attempt (one only received would not be).
     broker.mark_started("lost-worker", [(claimed.id, claimed.attempt, 0.0)])
 

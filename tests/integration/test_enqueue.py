@@ -38,7 +38,7 @@ def test_apply_async_options_are_stored() -> None:
         (1,), {"y": 2}, countdown=60, expires=120, queue="slow", priority=9, task_id=task_id
     )
     job = Job.objects.get(pk=task_id)
-    assert result.id == task_id
+    assert result.id == str(task_id)  # ids are strings, as Celery's
     assert (job.queue, job.priority, job.kwargs) == ("slow", 9, {"y": 2})
     assert job.eta >= before + datetime.timedelta(seconds=59)
     assert job.expires_at is not None
@@ -131,7 +131,7 @@ def test_delay_on_commit_waits_for_commit_and_keeps_its_id() -> None:
     with transaction.atomic():
         result = tasks.add.delay_on_commit(4, 5)
         assert not Job.objects.exists()
-    assert Job.objects.get().id == result.id
+    assert str(Job.objects.get().id) == result.id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -213,7 +213,7 @@ def test_bulk_enqueue_keeps_options_and_tricky_arguments() -> None:
     results = tasks.echo.apply_many(
         calls, queue='bulk "q"', priority=-3, countdown=30, expires=moment
     )
-    rows = {row.id: row for row in Job.objects.all()}
+    rows = {str(row.id): row for row in Job.objects.all()}
     first, second = rows[results[0].id], rows[results[1].id]
     assert first.args == ['quote " and \\ backslash', "snow ☃"]
     assert first.kwargs == {"amount": decimal.Decimal("1.5")}
@@ -238,7 +238,10 @@ def test_task_enqueued_signal_names_the_new_jobs() -> None:
         many = tasks.add.delay_many([(1, 1), (2, 2)])
     finally:
         signals.task_enqueued.disconnect(receiver)
-    assert heard == [(tasks.add, [one.id]), (tasks.add, [r.id for r in many])]
+    assert [(sender, [str(i) for i in job_ids]) for sender, job_ids in heard] == [
+        (tasks.add, [one.id]),
+        (tasks.add, [r.id for r in many]),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

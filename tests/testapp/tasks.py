@@ -370,7 +370,7 @@ def index_thumbnails(paths: list[str]) -> dict[str, Any]:
 @djqueue.task
 def on_chain_error(task_id: str) -> str:
     """An errback: read the failed job's error through its id, as Celery's old style."""
-    error = djqueue.AsyncResult(task_id).get(propagate=False)
+    error = djqueue.AsyncResult(task_id).result  # get() would raise inside a task
     return f"{task_id} failed: {type(error).__name__}: {error}"
 
 
@@ -633,3 +633,23 @@ def describe_request(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
 def send_child(self: djqueue.Task[Any, Any]) -> str:
     """Send ``describe_request`` from inside a task; return the child's id."""
     return str(describe_request.delay().id)
+# Results: waiting inside a task --------------------------------------------------------
+
+
+@djqueue.task
+def wait_for_sum(x: int, y: int) -> int:
+    """Send a job and wait for it here: get() refuses, since it could deadlock the worker."""
+    return add.delay(x, y).get(timeout=5)
+
+
+@djqueue.task
+def read_finished(job_id: str) -> Any:
+    """Wait for a job known to be finished, having said that waiting here is intended."""
+    return djqueue.AsyncResult(job_id).get(timeout=5, disable_sync_subtasks=False)
+
+
+@djqueue.task
+def read_allowed(job_id: str) -> Any:
+    """The same inside ``allow_join_result()``."""
+    with djqueue.result.allow_join_result():
+        return djqueue.AsyncResult(job_id).get(timeout=5)

@@ -43,6 +43,19 @@ DELETE FROM djqueue_job
 WHERE id = %s AND state IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')
 """
 
+# GroupResult.save(): a group made by the caller from sent jobs, stored for restore().
+# A group stored already (every sent group is) keeps its row: ON CONFLICT leaves it.
+SAVE_GROUP = """
+INSERT INTO djqueue_group (id, job_ids, created_at, results, failed)
+VALUES (%s, %s::jsonb, now(), '{}'::jsonb, '')
+ON CONFLICT (id) DO NOTHING
+"""
+
+# GroupResult.delete(): a chord's counter (remaining IS NOT NULL) stays while it counts.
+DELETE_GROUP = """
+DELETE FROM djqueue_group WHERE id = %s AND (remaining IS NULL OR remaining <= 0)
+"""
+
 # Prune in bounded batches so that no statement holds many row locks for long; SKIP
 # LOCKED keeps two pruning workers out of each other's way.
 PRUNE = """
