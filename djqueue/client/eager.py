@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, cast
 
 from django.utils import timezone
@@ -117,7 +119,12 @@ class EagerResult(states.StateQueries, Generic[R_co]):
             callback(self.id, self.result)
         return self.result
 
-    def then(self, callback: Any, on_error: Any = None, weak: bool = False) -> Any:
+    def then(
+        self,
+        callback: Callable[[EagerResult[R_co]], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> concurrent.futures.Future[Any]:
         """Call ``callback(self)`` now (the job has finished); return a future of it."""
         from djqueue.client import promises
 

@@ -142,7 +142,7 @@ def test_a_duplicate_of_a_rolled_back_job_is_inserted(other_connection: Any) -> 
     other_connection.rollback()
     thread.join(10)
     assert len(found) == 1 and found[0] != held
-    assert list(Job.objects.values_list("id", flat=True)) == found
+    assert [str(i) for i in Job.objects.values_list("id", flat=True)] == found
 
 
 def _delay_in_thread(found: list[Any], user_id: int) -> None:
@@ -162,4 +162,4 @@ def _enqueue_on(conn: Any, key: str) -> Any:
         "now(), '', '', '', '', %s) RETURNING id",
         [job.id, job.task_name, key],
     ).fetchone()
-    return row[0]
+    return str(row[0])

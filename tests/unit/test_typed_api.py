@@ -51,6 +51,9 @@ ANY_ON_PURPOSE = {
     "EagerResult.result": "the value or the error, depending on the state",
     "EagerResult.info": "the value or the error, depending on the state",
     "GroupResult.__getitem__": "AsyncResults, or EagerResults when run eagerly",
+    "AsyncResult.maybe_throw": "the value, or the error when not propagated",
+    "AsyncResult.maybe_reraise": "the value, or the error when not propagated",
+    "EagerResult.maybe_throw": "the value, or the error when not propagated",
     "Signature.__call__": "the function's value, or a coroutine for an async def task",
 }
 _DUNDERS = {"__call__", "__getitem__", "__iter__", "__or__"}
