@@ -633,6 +633,8 @@ def describe_request(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
 def send_child(self: djqueue.Task[Any, Any]) -> str:
     """Send ``describe_request`` from inside a task; return the child's id."""
     return str(describe_request.delay().id)
+
+
 # Results: waiting inside a task --------------------------------------------------------
 
 
