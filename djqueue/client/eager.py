@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from djqueue.client.definition import Task
 
 
+# The states whose error get() raises, as AsyncResult.get does (a rejected job's too).
+_RAISING = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
+
+
 class EagerResult(states.StateQueries, Generic[R_co]):
     """The outcome of a job run in this process; shaped like ``AsyncResult``.
 
@@ -101,7 +105,7 @@ class EagerResult(states.StateQueries, Generic[R_co]):
             assert_will_not_block()
         if self.state == states.SUCCESS:
             return cast("R_co", self.result)
-        if self.state not in states.PROPAGATE_STATES:
+        if self.state not in _RAISING:
             return cast("R_co", None)
         if propagate:
             raise self.result
