@@ -54,6 +54,9 @@ logger = logging.getLogger("djqueue.worker")
 T = TypeVar("T")
 WAKE = "wake"
 _DB_DOWN = (OperationalError, InterfaceError)
+# Every failure of a statement: Django's InterfaceError (a connection already closed) is
+# not a DatabaseError, and must not escape a handler that means "the statement failed".
+_DB_ERRORS = (DatabaseError, InterfaceError)
 # A received job that has run this long (seconds) is recorded as STARTED by the control
 # thread; shorter ones are recorded by their outcome, which saves a write per job.
 _MARK_AFTER = 0.05
@@ -488,7 +491,7 @@ class Worker:
             self._rebuffer(batch)
             self._database_down(exc)
             return
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             # Something in the batch cannot be written: find it, one outcome at a time.
             logger.warning(
                 "Writing %d outcome(s) failed (%s); writing them one by one.",
@@ -513,12 +516,12 @@ class Worker:
                 self._rebuffer(batch[index:])
                 self._database_down(exc)
                 return batch[:index]
-            except DatabaseError as exc:
+            except _DB_ERRORS as exc:
                 self.store.reset()
                 self._finish_refused(outcome, exc)
         return batch
 
-    def _finish_refused(self, outcome: Outcome, exc: DatabaseError) -> None:
+    def _finish_refused(self, outcome: Outcome, exc: DatabaseError | InterfaceError) -> None:
         """End the job whose outcome the database refused, with the database's reason."""
         reason = text.storable(_describe(exc), conf.integer("MAX_ERROR_CHARS"))
         logger.error(
@@ -542,7 +545,7 @@ class Worker:
         )
         try:
             self.store.finish([refused])
-        except DatabaseError as again:
+        except _DB_ERRORS as again:
             # Not even that: the row stays held by nobody and goes back to the queue at
             # the next heartbeat (it is no longer in ``writing``).
             self.store.reset()
@@ -622,7 +625,7 @@ class Worker:
             return
         try:
             asked = self.store.revoke_asked(job_id, held.job.attempt, self.name)
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             # The heartbeat reads the same mark from the row, and acts on it then.
             logger.warning("Could not check a revoke request (%s).", _describe(exc))
             self.store.reset()
@@ -639,7 +642,7 @@ class Worker:
         """Read which queues are paused; return whether this worker's set changed."""
         try:
             paused = self.store.paused_queues()
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.warning("Could not read paused queues (%s).", _describe(exc))
             self.store.reset()
             return False
@@ -731,7 +734,7 @@ class Worker:
                     self.held.pop(job.id, None)
             try:
                 self.store.release(self.name, [(j.id, j.attempt, False) for j in waiting])
-            except DatabaseError as exc:
+            except _DB_ERRORS as exc:
                 logger.warning(
                     "Could not hand %d waiting job(s) back now (%s); their leases will "
                     "expire and another worker will take them.",
@@ -753,7 +756,7 @@ class Worker:
             self.store.worker_heartbeat(self.name, self.jobs_done, _children(self.pool))
             self.store.rescue()
             self._refresh_paused()
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.warning("Heartbeat failed (%s); will try again.", _describe(exc))
             self.store.reset()
 
@@ -793,7 +796,7 @@ class Worker:
             confirming_at = self.clock.now()
             try:
                 renewed = self.store.confirm_leases(self.name, self.lease, owned)
-            except DatabaseError as exc:
+            except _DB_ERRORS as exc:
                 logger.warning("Could not confirm this worker's leases (%s).", _describe(exc))
                 return False
             self._forget_lost(owned, renewed)
@@ -824,7 +827,7 @@ class Worker:
     def _mark_started_or_log(self) -> None:
         try:
             self._mark_started()
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.warning("Could not record started jobs (%s).", _describe(exc))
             self.store.reset()
 
@@ -851,7 +854,7 @@ class Worker:
         store lets one worker of the cluster in at a time."""
         try:
             self.store.rollup()
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.warning("Time series rollup failed (%s); will try again.", _describe(exc))
             self.store.reset()
 
@@ -861,7 +864,7 @@ class Worker:
             return
         try:
             count = self.store.prune(retention)
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.warning("Pruning failed (%s); will try again later.", _describe(exc))
             self.store.reset()
             return
@@ -887,7 +890,7 @@ class Worker:
                 self.store.finish(list(done.values()))
             self.store.release(self.name, jobs)
             self.store.worker_stopped(self.name, self.jobs_done)
-        except DatabaseError as exc:
+        except _DB_ERRORS as exc:
             logger.error(
                 "Could not hand %d job(s) back (%s); their leases will expire and another "
                 "worker will rescue them.",

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import DataError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 
 from djqueue.core import codec, ids, states
 from djqueue.core.records import ClaimedJob, Outcome
@@ -38,6 +38,9 @@ class Fault(enum.Enum):
     LOST_CONNECTION = "lost connection"
     # The statement committed, then the connection went: the call raises all the same.
     LOST_REPLY = "lost reply"
+    # The connection was already closed when the call began (Django's InterfaceError,
+    # which is not a DatabaseError): nothing changed, the call raises.
+    CLOSED_CONNECTION = "closed connection"
 
 
 @dataclasses.dataclass
@@ -451,6 +454,8 @@ class _Call:
     def __enter__(self) -> None:
         if self.fault is Fault.LOST_CONNECTION:
             raise OperationalError(f"server closed the connection unexpectedly ({self.operation})")
+        if self.fault is Fault.CLOSED_CONNECTION:
+            raise InterfaceError(f"connection already closed ({self.operation})")
         self.lock.acquire()
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:

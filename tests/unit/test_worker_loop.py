@@ -235,6 +235,20 @@ def test_a_lost_connection_on_claim_backs_off_and_claims_again(
     assert driver.clock.waited == sorted(driver.clock.waited)  # backing off
 
 
+@pytest.mark.parametrize("operation", ["worker_heartbeat", "paused_queues", "rescue"])
+def test_a_closed_connection_in_the_heartbeat_is_survived(
+    make: Callable[..., WorkerDriver], operation: str
+) -> None:
+    driver = make("solo")
+    ids = send_records(driver, "a", "b")
+    driver.store.fail(operation, Fault.CLOSED_CONNECTION)
+    resets = driver.store.resets
+    driver.heartbeat()  # raises nothing: the heartbeat logs it and tries again later
+    assert driver.store.resets == resets + 1
+    driver.run_all(ids)
+    assert driver.store.states(ids) == ["SUCCESS"] * 2
+
+
 # Warm shutdown -----------------------------------------------------------------------
 
 
