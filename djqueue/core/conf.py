@@ -109,6 +109,10 @@ DEFAULTS: dict[str, Any] = {
     # user with djqueue.view_metrics, unless METRICS_PUBLIC opens it to anyone.
     "METRICS_TOKEN": None,
     "METRICS_PUBLIC": False,
+    # Metrics labels: a task label or not, and how many distinct queue names and task
+    # names keep their own label value (the first to appear; later ones are "(other)").
+    "METRICS_TASK_LABELS": True,
+    "METRICS_MAX_LABEL_VALUES": 50,
 }
 
 

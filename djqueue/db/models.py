@@ -263,6 +263,13 @@ class IntegerArrayField(models.Field):  # type: ignore[type-arg]
         return "integer[]"
 
 
+class BigIntegerArrayField(models.Field):  # type: ignore[type-arg]
+    """A ``bigint[]`` column: bucket counts that grow for ever (cumulative totals)."""
+
+    def db_type(self, connection: Any) -> str:
+        return "bigint[]"
+
+
 # Time series --------------------------------------------------------------------------
 #
 # Written only by djqueue.db.series (one writer at a time, off the hot path), read by the
@@ -335,6 +342,36 @@ class SeriesMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} until {self.until.isoformat()}"
+
+
+class JobTotal(models.Model):
+    """Jobs of one queue and task that ended one way since the table was made: the
+    cumulative counters the metrics export (docs/monitoring.md#metrics).
+
+    The rollup adds each minute of ``JobMinute`` once, in its own transaction, when the
+    minute will not be rewritten again; so the totals only grow, whatever restarts,
+    prunes or rewrites happen. ``id`` orders label values by first appearance.
+    """
+
+    queue = models.CharField(max_length=100)
+    task_name = models.CharField(max_length=255)
+    outcome = models.CharField(max_length=8)
+    count = models.BigIntegerField(default=0)
+    runtime_sum = models.FloatField(default=0.0)
+    runtime_buckets = BigIntegerArrayField(default=list)
+    wait_sum = models.FloatField(default=0.0)
+    wait_buckets = BigIntegerArrayField(default=list)
+
+    class Meta:
+        verbose_name = "job total"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "task_name", "outcome"], name="djqueue_jobtotal_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.task_name} {self.outcome}: {self.count}"
 
 
 # Periodic tasks ---------------------------------------------------------------------

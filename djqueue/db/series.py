@@ -55,6 +55,7 @@ def rollup() -> Rolled:
         window = _window(closed, mark, now, retention)
         if window is not None:
             rewrite(cursor, *window)
+            fold(cursor, window[0], window[1] - MINUTE)
             cursor.execute(sql.SET_MARK, [window[1]])
             if retention is not None:
                 cursor.execute(sql.PRUNE_JOB_MINUTES, [retention])
@@ -84,6 +85,14 @@ def rewrite(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> No
     """Rewrite the rollup rows of the minutes in ``[start, end)`` from the jobs table."""
     cursor.execute(sql.ROLLUP_DELETE, [start, end])
     cursor.execute(sql.ROLLUP_INSERT, {"start": start, "end": end})
+
+
+def fold(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> None:
+    """Add the minutes in ``[start, end)`` to the cumulative totals. The rollup calls
+    it for the minutes it will not rewrite again (the next rollup starts at ``end``), so
+    each minute is added once."""
+    if start < end:
+        cursor.execute(sql.FOLD_TOTALS, {"start": start, "end": end})
 
 
 def rewrite_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
@@ -138,6 +147,27 @@ def task_totals(start: datetime.datetime, end: datetime.datetime) -> list[TaskTo
     with _cursor() as cursor:
         cursor.execute(sql.TASK_TOTALS, {"start": start, "end": end})
         return [TaskTotal(*row) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class Total:
+    """One queue, task and outcome's jobs since the totals began (only grows)."""
+
+    queue: str
+    task_name: str
+    outcome: str
+    count: int
+    runtime_sum: float
+    runtime_buckets: Sequence[int]
+    wait_sum: float
+    wait_buckets: Sequence[int]
+
+
+def totals() -> list[Total]:
+    """Every cumulative total, in the order their label values first appeared."""
+    with _cursor() as cursor:
+        cursor.execute(sql.TOTALS)
+        return [Total(*row) for row in cursor.fetchall()]
 
 
 def mark() -> datetime.datetime | None:

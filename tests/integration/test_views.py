@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 
 from djqueue.core import states
-from djqueue.db import broker
 from tests.factories import JobFactory
 from tests.testapp import tasks
 
@@ -55,25 +54,3 @@ def test_job_status_unknown_and_wrong_method(client: Any) -> None:
     assert response.json()["error"] == "no such job"
     assert client.post(f"/tasks/jobs/{missing}/").status_code == 405
     assert client.get("/tasks/jobs/not-a-uuid/").status_code == 404
-
-
-def test_metrics_exposition(client: Any) -> None:
-    now = timezone.now()
-    tasks.add.delay_many([(1, 1), (2, 2)])
-    JobFactory(
-        task_name="tests.testapp.tasks.fail",
-        state=states.FAILURE,
-        started_at=now - datetime.timedelta(seconds=2),
-        finished_at=now,
-        eta=now - datetime.timedelta(seconds=3),
-    )
-    broker.register_worker("host.1", "host", 1, "threads", 4, ["default"])
-    response = client.get("/tasks/metrics/")
-    text = response.content.decode()
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
-    assert 'djqueue_jobs{queue="default",state="waiting"} 2.0' in text
-    assert 'djqueue_task_finished{state="FAILURE",task="tests.testapp.tasks.fail"} 1.0' in text
-    assert 'djqueue_task_runtime_seconds{quantile="0.5",task="tests.testapp.tasks.fail"}' in text
-    assert "djqueue_workers 1.0" in text
-    assert "djqueue_oldest_waiting_seconds" in text

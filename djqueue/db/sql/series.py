@@ -162,3 +162,59 @@ ORDER BY t.task_name, t.outcome
 
 # Where the series ends: the mark (minutes before it are rolled up).
 SERIES_MARK = "SELECT until FROM djqueue_seriesmark WHERE name = 'jobs'"
+
+# Cumulative totals (the metrics' counters). The rollup adds the minutes no later rollup
+# will rewrite, [start, end), once, in its own transaction under its lock: totals only
+# grow. Bucket arrays are added position by position (unnest WITH ORDINALITY); rows are
+# inserted in name order so that ids, which order label values by first appearance, do
+# not depend on the plan.
+_SUMMED_BUCKETS = """
+    SELECT queue, task_name, outcome, array_agg(n ORDER BY i) AS buckets FROM (
+        SELECT r.queue, r.task_name, r.outcome, b.i, sum(b.n)::bigint AS n
+        FROM rows AS r, unnest(r.{column}) WITH ORDINALITY AS b(n, i)
+        GROUP BY r.queue, r.task_name, r.outcome, b.i
+    ) AS s GROUP BY queue, task_name, outcome
+"""
+
+
+def _added(column: str) -> str:
+    # Column names from this module only.
+    return (
+        f"ARRAY(SELECT COALESCE(a, 0) + COALESCE(b, 0) FROM unnest(t.{column}, "  # noqa: S608
+        f"EXCLUDED.{column}) WITH ORDINALITY AS u(a, b, i) ORDER BY i)"
+    )
+
+
+FOLD_TOTALS = f"""
+WITH rows AS (
+    SELECT * FROM djqueue_jobminute WHERE minute >= %(start)s AND minute < %(end)s
+),
+sums AS (
+    SELECT queue, task_name, outcome, sum(count)::bigint AS count,
+           sum(runtime_sum) AS runtime_sum, sum(wait_sum) AS wait_sum
+    FROM rows GROUP BY queue, task_name, outcome
+),
+runtime AS ({_SUMMED_BUCKETS.format(column="runtime_buckets")}),
+wait AS ({_SUMMED_BUCKETS.format(column="wait_buckets")})
+INSERT INTO djqueue_jobtotal AS t (
+    queue, task_name, outcome, count, runtime_sum, runtime_buckets, wait_sum, wait_buckets
+)
+SELECT s.queue, s.task_name, s.outcome, s.count, s.runtime_sum,
+       COALESCE(r.buckets, '{{}}'::bigint[]), s.wait_sum, COALESCE(w.buckets, '{{}}'::bigint[])
+FROM sums AS s
+LEFT JOIN runtime AS r USING (queue, task_name, outcome)
+LEFT JOIN wait AS w USING (queue, task_name, outcome)
+ORDER BY s.queue, s.task_name, s.outcome
+ON CONFLICT (queue, task_name, outcome) DO UPDATE
+SET count = t.count + EXCLUDED.count,
+    runtime_sum = t.runtime_sum + EXCLUDED.runtime_sum,
+    runtime_buckets = {_added("runtime_buckets")},
+    wait_sum = t.wait_sum + EXCLUDED.wait_sum,
+    wait_buckets = {_added("wait_buckets")}
+"""  # noqa: S608 (constants only)
+
+TOTALS = """
+SELECT queue, task_name, outcome, count, runtime_sum, runtime_buckets, wait_sum, wait_buckets
+FROM djqueue_jobtotal
+ORDER BY id
+"""
