@@ -25,9 +25,10 @@ _THRESHOLDS = "ARRAY[{}]::float8[]".format(", ".join(repr(b) for b in histogram.
 
 
 def _buckets(column: str) -> str:
-    # One FILTER aggregate per bucket: width_bucket gives 0 .. len(BOUNDS).
+    # One FILTER aggregate per bucket (width_bucket gives 0 .. len(BOUNDS)), adding up
+    # the job counts of the bucket groups.
     counts = ", ".join(
-        f"count(*) FILTER (WHERE {column} = {index})" for index in range(histogram.SIZE)
+        f"COALESCE(sum(n) FILTER (WHERE {column} = {index}), 0)" for index in range(histogram.SIZE)
     )
     return f"ARRAY[{counts}]::int[]"
 
@@ -53,18 +54,24 @@ WITH ended AS (
     FROM djqueue_job
     WHERE retried_at >= %(start)s AND retried_at < %(end)s
 ),
+-- Grouped by bucket first: the per-bucket counts below then read a few rows per group
+-- instead of every job.
 binned AS (
-    SELECT *, width_bucket(runtime, {_THRESHOLDS}) AS runtime_bucket,
-              width_bucket(wait, {_THRESHOLDS}) AS wait_bucket
+    SELECT minute, queue, task_name, outcome,
+           width_bucket(runtime, {_THRESHOLDS}) AS runtime_bucket,
+           width_bucket(wait, {_THRESHOLDS}) AS wait_bucket,
+           count(*) AS n, sum(runtime) AS runtime_sum, max(runtime) AS runtime_max,
+           sum(wait) AS wait_sum, max(wait) AS wait_max
     FROM ended
+    GROUP BY 1, 2, 3, 4, 5, 6
 )
 INSERT INTO djqueue_jobminute (
     minute, queue, task_name, outcome, count,
     runtime_sum, runtime_max, runtime_buckets, wait_sum, wait_max, wait_buckets
 )
-SELECT minute, queue, task_name, outcome, count(*),
-       COALESCE(sum(runtime), 0), max(runtime), {_buckets("runtime_bucket")},
-       COALESCE(sum(wait), 0), max(wait), {_buckets("wait_bucket")}
+SELECT minute, queue, task_name, outcome, sum(n),
+       COALESCE(sum(runtime_sum), 0), max(runtime_max), {_buckets("runtime_bucket")},
+       COALESCE(sum(wait_sum), 0), max(wait_max), {_buckets("wait_bucket")}
 FROM binned
 GROUP BY minute, queue, task_name, outcome
 ON CONFLICT (minute, queue, task_name, outcome) DO UPDATE
