@@ -41,7 +41,16 @@ _PUBLIC = {
 # Documented modules reachable as attributes after a bare ``import djqueue`` (for example
 # ``djqueue.exceptions.TaskRevokedError``), as they were when they were loaded as a side
 # effect of the code that lives in the layers now.
-_MODULES = {"codec", "exceptions", "result", "schedules", "signals", "states", "testing"}
+_MODULES = {
+    "codec",
+    "control",
+    "exceptions",
+    "result",
+    "schedules",
+    "signals",
+    "states",
+    "testing",
+}
 
 __all__ = [
     "AsyncResult",

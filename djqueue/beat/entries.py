@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import IntegrityError
 
-from djqueue.core import conf, registry, schedules
+from djqueue.core import conf, publishing, registry, schedules
 from djqueue.core.exceptions import DjqueueError
 from djqueue.core.records import NewJob
 from djqueue.db import broker, periodic
@@ -128,7 +128,10 @@ def fire(item: Entry, decision: schedules.Decision, finish: bool) -> bool:
 
 def run_now(row: PeriodicTask) -> uuid.UUID:
     """Enqueue ``row``'s task now, outside its schedule (the admin's "run now")."""
-    [job_id] = broker.enqueue([job(entry(row))])
+    made = job(entry(row))
+    publishing.before([made])
+    [job_id] = broker.enqueue([made])
+    publishing.after([made])
     return job_id
 
 

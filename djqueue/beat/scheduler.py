@@ -24,7 +24,7 @@ from django.db import connections
 
 from djqueue.beat import beat_schedule, entries, leadership
 from djqueue.beat.entries import Entry, EntryError
-from djqueue.core import conf, schedules, text
+from djqueue.core import conf, schedules, signals, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import periodic, schema, sessions
 
@@ -161,6 +161,7 @@ class Beat:
         djqueue's own: its statements get ``STATEMENT_TIMEOUT_SECONDS``)."""
         sessions.own_thread()
         logger.info("Beat %s starting.", self.name)
+        signals.emit(signals.beat_init, self)
         try:
             self._sync()
             logger.info("Beat %s ready: waiting to lead.", self.name)

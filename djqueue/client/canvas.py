@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Union, cast, overload
 
 from djqueue.client.typevars import R, T
-from djqueue.core import conf, ids, registry
+from djqueue.core import conf, ids, publishing, registry
 from djqueue.core.records import NewJob
 from djqueue.db import broker
 
@@ -443,7 +443,10 @@ def apply(node: Canvas) -> Any:
         return _run_eagerly(node)
     plan = _Plan()
     part = plan.add(node, waiting=False, defaults={})
-    broker.enqueue_workflow(plan.jobs(), plan.groups)
+    jobs = plan.jobs()
+    publishing.before(jobs)
+    broker.enqueue_workflow(jobs, plan.groups)
+    publishing.after(jobs)
     return part.result
 
 

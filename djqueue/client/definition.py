@@ -26,7 +26,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from djqueue.client import annotation, canvas, eager, mapping, publish, routing
-from djqueue.core import codec, conf, context, executor, ids, limits, registry, signals, text
+from djqueue.core import (
+    codec,
+    conf,
+    context,
+    executor,
+    ids,
+    limits,
+    publishing,
+    registry,
+    signals,
+    text,
+)
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
 from djqueue.core.records import NewJob
@@ -289,11 +300,13 @@ class Task(Generic[P, R]):
         )
         if conf.flag("EAGER"):
             return self._run_eagerly(job)
+        publishing.before([job])
         [job_id] = publish.send(
             lambda: broker.enqueue([job]),
             policy,
             lambda: [job.id] if broker.exists(job.id) else None,
         )
+        publishing.after([job])
         signals.emit(signals.task_enqueued, self, job_ids=[job_id])
         return result.AsyncResult(job_id)
 
@@ -367,7 +380,9 @@ class Task(Generic[P, R]):
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
         if conf.flag("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
+        publishing.before(jobs)
         job_ids = broker.enqueue(jobs)
+        publishing.after(jobs)
         signals.emit(signals.task_enqueued, self, job_ids=job_ids)
         return [result.AsyncResult(job_id) for job_id in job_ids]
 

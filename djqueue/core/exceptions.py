@@ -133,12 +133,14 @@ for _error in (value for value in list(globals().values()) if isinstance(value, 
 
 
 class ExceptionInfo:
-    """What a task's error hooks get as ``einfo``: the exception, its type and its
-    formatted traceback (``str(einfo)`` is the traceback, as in Celery)."""
+    """What a task's error hooks and the failure and retry signals get as ``einfo``: the
+    exception, its type, its traceback object (``tb``, None once it crossed a process)
+    and its formatted traceback (``str(einfo)`` is the traceback, as in Celery)."""
 
     def __init__(self, exception: BaseException, traceback: str) -> None:
         self.exception = exception
         self.type = type(exception)
+        self.tb = exception.__traceback__
         self.traceback = traceback
 
     def __str__(self) -> str:

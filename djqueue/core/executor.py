@@ -59,37 +59,64 @@ def _direct(fn: Callable[[], T]) -> T:
 def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) -> Outcome:
     """Run ``job``'s task with its arguments and return the outcome.
 
-    ``call`` runs the task's own code (by default, directly).
+    ``call`` runs the task's own code (by default, directly). The signals go out in
+    Celery's order: ``task_prerun``, the outcome's own (``task_success``,
+    ``task_failure``, ``task_retry`` or ``task_revoked``), then ``task_postrun``.
     """
     started = time.perf_counter()
     outcome = _execute(job, is_eager, call)
     outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
     _log(outcome, _expected(outcome), options.read(job.workflow).shadow)
-    _announce(outcome)
     return outcome
 
 
 def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
     if job.expired:
-        return _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
+        outcome = _ended(job, states.REVOKED, REVOKED_TYPE, "expired before it started")
+        announce_revoked(job, outcome, expired=True)
+        return outcome
     if job.revoked:
-        return revoked(job, "revoked before it started")
+        outcome = revoked(job, "revoked before it started")
+        announce_revoked(job, outcome)
+        return outcome
     try:
         task = registry.get(job.task_name)
     except NotRegistered as exc:
+        emit(signals.task_unknown, None, name=job.task_name, id=str(job.id), message=job, exc=exc)
         return _ended(job, states.FAILURE, qualified_name(NotRegistered), str(exc))
     try:
         args: list[Any] = codec.loads(job.args)
         kwargs: dict[str, Any] = codec.loads(job.kwargs)
     except ValueError as exc:  # a row written by hand or by another program
-        return failure(job, ValueError(f"the job's arguments cannot be decoded: {exc}"))
+        error = ValueError(f"the job's arguments cannot be decoded: {exc}")
+        emit(signals.task_rejected, None, message=job, exc=error)
+        return failure(job, error)
     request = _request(task, job, args, kwargs, is_eager)
     token = context.set_request(request)
     try:
-        emit(signals.task_prerun, task, task_id=job.id, args=args, kwargs=kwargs, request=request)
+        emit(
+            signals.task_prerun,
+            task,
+            task_id=job.id,
+            task=task,
+            args=args,
+            kwargs=kwargs,
+            request=request,
+        )
         outcome, retval = _run(task, job, args, kwargs, call)
         _hooks(task, request, outcome, retval)
-        emit(signals.task_postrun, task, task_id=job.id, args=args, kwargs=kwargs, retval=retval)
+        _announce(task, request, outcome, retval)
+        emit(
+            signals.task_postrun,
+            task,
+            task_id=job.id,
+            task=task,
+            args=args,
+            kwargs=kwargs,
+            retval=retval,
+            state=outcome.state,
+            request=request,
+        )
     finally:
         context.reset_request(token)
     return outcome
@@ -378,35 +405,103 @@ def _expected(outcome: Outcome) -> bool:
     return bool(task.throws) and isinstance(outcome.exception, task.throws)
 
 
-def _announce(outcome: Outcome) -> None:
+def _announce(
+    task: Task[Any, Any], request: context.Request, outcome: Outcome, retval: object
+) -> None:
     """Send the signal that matches ``outcome``'s state (nothing when none listen)."""
-    try:
-        task: Any = registry.get(outcome.task_name)
-    except NotRegistered:
-        task = None
     if outcome.state == states.SUCCESS:
-        result = codec.loads(outcome.result) if outcome.result is not None else None
-        emit(signals.task_success, task, task_id=outcome.job_id, result=result)
+        emit(signals.task_success, task, result=retval, task_id=outcome.job_id)
     elif outcome.state == states.FAILURE:
-        emit(
-            signals.task_failure,
-            task,
-            task_id=outcome.job_id,
-            exception=outcome.exception,
-            traceback=outcome.traceback,
-        )
+        announce_failure(task, request, outcome)
     elif outcome.state == states.RETRY:
-        signal = outcome.exception
+        reason = outcome.exception
         emit(
             signals.task_retry,
             task,
-            task_id=outcome.job_id,
-            reason=getattr(signal, "exc", None),
+            request=request,
+            reason=reason,
+            einfo=_einfo(getattr(reason, "exc", None) or reason, outcome.traceback),
             countdown=outcome.retry_in,
             eta=outcome.retry_at,
         )
     elif outcome.state == states.REVOKED:
-        emit(signals.task_revoked, task, task_id=outcome.job_id, reason=outcome.error_message)
+        emit(
+            signals.task_revoked,
+            task,
+            request=request,
+            terminated=True,
+            signum=None,
+            expired=False,
+            reason=outcome.error_message,
+        )
+
+
+def announce_failure(task: Any, request: context.Request, outcome: Outcome) -> None:
+    """Send ``task_failure`` for a FAILURE ``outcome`` (its exception, if it has one)."""
+    exc = outcome.exception
+    emit(
+        signals.task_failure,
+        task,
+        task_id=outcome.job_id,
+        exception=exc,
+        args=request.args,
+        kwargs=request.kwargs,
+        traceback=exc.__traceback__ if exc is not None else None,
+        einfo=_einfo(exc, outcome.traceback),
+    )
+
+
+def announce_revoked(
+    job: ClaimedJob,
+    outcome: Outcome,
+    *,
+    terminated: bool = False,
+    signum: int | None = None,
+    expired: bool = False,
+) -> None:
+    """Send ``task_revoked`` for ``job`` (revoked or expired before it ran, or stopped
+    from outside while it ran)."""
+    if not signals.task_revoked.has_listeners():
+        return
+    emit(
+        signals.task_revoked,
+        _task_or_none(job.task_name),
+        request=request_of(job),
+        terminated=terminated,
+        signum=signum,
+        expired=expired,
+        reason=outcome.error_message,
+    )
+
+
+def announce_stopped(job: ClaimedJob, outcome: Outcome, signum: int | None) -> None:
+    """Send the signal of ``outcome``, which ended ``job`` from outside its process (a
+    killed child or greenlet: a time limit, or a revoke with terminate)."""
+    if outcome.state == states.REVOKED:
+        announce_revoked(job, outcome, terminated=True, signum=signum)
+    elif outcome.state == states.FAILURE and signals.task_failure.has_listeners():
+        announce_failure(_task_or_none(job.task_name), request_of(job), outcome)
+
+
+def request_of(job: ClaimedJob) -> context.Request:
+    """The request of ``job`` for a signal sent where the task did not run (arguments
+    that cannot be decoded are left empty)."""
+    try:
+        args, kwargs = codec.loads(job.args), codec.loads(job.kwargs)
+    except ValueError:
+        args, kwargs = [], {}
+    return _request(_task_or_none(job.task_name), job, args, kwargs, False)
+
+
+def _task_or_none(name: str) -> Any:
+    try:
+        return registry.get(name)
+    except NotRegistered:
+        return None
+
+
+def _einfo(exc: BaseException | None, formatted: str) -> ExceptionInfo | None:
+    return None if exc is None else ExceptionInfo(exc, formatted or _traceback_of(exc))
 
 
 def _log(outcome: Outcome, expected: bool = False, shadow: str = "") -> None:

@@ -67,6 +67,9 @@ class ClaimedJob:
     # a plain job): what ``self.request`` tells about them. See djqueue.core.options.
     workflow: str | None = None
     expires_at: datetime.datetime | None = None
+    # The rate limit it was claimed under (only limited claims carry one).
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,36 +1,102 @@
-"""Django signals sent as jobs move through their life, named as Celery names them.
+"""Django signals sent around a task's life and a worker's, with Celery's names and
+keyword arguments (docs/monitoring.md lists them: when, arguments, process).
 
-Each is sent with the task object as ``sender``. A receiver that raises is logged and
-does not change the job's outcome.
+A receiver that raises is logged (with its traceback) and changes nothing: not the
+job's outcome, not the send, not the worker.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any
 
 from django.dispatch import Signal
 
 logger = logging.getLogger("djqueue.signals")
 
-# Sent by the process that enqueues: task, job_ids (a list of UUIDs).
+# Sending (in the process that sends) -------------------------------------------------
+
+# Before the rows are written; sender: the task name. body: (args, kwargs, embed),
+# exchange: "", routing_key: the queue, headers: {"id", "task", "eta", "expires",
+# "retries", "priority", ...}, properties, declare, retry_policy.
+before_task_publish = Signal()
+# Once the rows are written (inside the caller's transaction, which may still roll
+# back); sender: the task name; body, exchange, routing_key, headers.
+after_task_publish = Signal()
+# djqueue's own, after the rows are written: sender the task, job_ids.
 task_enqueued = Signal()
-# Sent where the job runs, before the task function: task, task_id, args, kwargs, request.
+
+# Running (where the job runs: the worker, or a prefork child) -------------------------
+
+# sender: the task; task_id, task, args, kwargs (and request, djqueue's own).
 task_prerun = Signal()
-# Sent after the task function, whatever came of it: task, task_id, args, kwargs,
-# retval (the return value or the exception), state.
+# After the task and its outcome's signal, whatever came of it; sender: the task;
+# task_id, task, args, kwargs, retval (the return value or the exception), state.
 task_postrun = Signal()
-# task, task_id, result.
+# sender: the task; result (the value the task returned) (and task_id, djqueue's own).
 task_success = Signal()
-# task, task_id, exception, traceback (text).
+# sender: the task; task_id, exception, args, kwargs, traceback (the traceback object),
+# einfo (djqueue.exceptions.ExceptionInfo).
 task_failure = Signal()
-# task, task_id, reason (the exception, or None), countdown, eta.
+# sender: the task; request, reason (the Retry exception; its ``exc`` is the cause),
+# einfo (and countdown, eta: djqueue's own).
 task_retry = Signal()
-# task (or None for an unknown task name), task_id, reason ("expired", "revoked").
+# sender: the task, or None when its name is not registered here; request, terminated,
+# signum, expired (and reason, djqueue's own).
 task_revoked = Signal()
-# Sent by a worker once it serves / once it has stopped: worker (the Worker object).
+# A job whose name no task of this process is registered under; sender None; name, id,
+# message (the claimed job), exc (the NotRegistered error).
+task_unknown = Signal()
+# A job whose arguments cannot be decoded; sender None; message (the claimed job), exc.
+task_rejected = Signal()
+
+# Worker (the runworker process) -----------------------------------------------------
+
+# First thing a worker does, before its pool exists; sender: the worker's hostname;
+# instance (the Worker), conf (the DJQUEUE settings as read), options (dict).
+celeryd_init = Signal()
+# Before the worker registers and starts its pool; sender: the Worker.
+worker_init = Signal()
+# Once it serves; sender: the Worker.
 worker_ready = Signal()
+# Once it has stopped (after a warm shutdown); sender: the Worker.
 worker_shutdown = Signal()
+
+# Beat (the runbeat process) ---------------------------------------------------------
+
+# When the scheduler starts, before its first look at the schedule; sender: the Beat.
+beat_init = Signal()
+
+NAMES = (
+    "before_task_publish",
+    "after_task_publish",
+    "task_enqueued",
+    "task_prerun",
+    "task_postrun",
+    "task_success",
+    "task_failure",
+    "task_retry",
+    "task_revoked",
+    "task_unknown",
+    "task_rejected",
+    "celeryd_init",
+    "worker_init",
+    "worker_ready",
+    "worker_shutdown",
+    "beat_init",
+)
+
+
+def _fresh_locks() -> None:
+    """In a forked child: new locks for the signals. A thread of the parent may have
+    held one at the fork (sending a signal), and would never release the child's copy."""
+    for name in NAMES:
+        globals()[name].lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
 
 
 def emit(signal: Signal, sender: Any, **kwargs: Any) -> None:

@@ -344,6 +344,8 @@ def _claimed(rows: Sequence[Sequence[Any]], worker: str) -> list[ClaimedJob]:
             workflow=row[12],
             expires_at=row[13],
             worker=worker,
+            rate_limit=row[14] if len(row) > 14 else None,
+            rate_period=row[15] if len(row) > 15 else None,
         )
         for row in rows
     ]
@@ -661,6 +663,35 @@ def set_paused(queue: str, paused: bool) -> None:
     """Pause or resume ``queue``: workers stop or start claiming from it."""
     with _cursor() as cursor:
         cursor.execute(sql.SET_PAUSED, [queue, paused])
+
+
+def set_rate_limit(task_name: str, rate: tuple[int, float] | None) -> int:
+    """Give the waiting jobs of ``task_name`` the rate limit ``(count, period)`` (None:
+    none); return how many changed."""
+    count, period = rate if rate is not None else (None, None)
+    with _cursor() as cursor:
+        cursor.execute(sql.SET_RATE_LIMIT, {"task": task_name, "count": count, "period": period})
+        return int(cursor.rowcount)
+
+
+def set_claimed_rate_limit(
+    job_id: uuid.UUID, attempt: int, worker: str, rate: tuple[int, float] | None
+) -> bool:
+    """Give a job ``worker`` holds unstarted the rate limit ``(count, period)`` (None:
+    none), before it hands the job back; False if the job is no longer its own."""
+    count, period = rate if rate is not None else (None, None)
+    with _cursor() as cursor:
+        cursor.execute(
+            sql.SET_CLAIMED_RATE_LIMIT,
+            {"id": job_id, "attempt": attempt, "worker": worker, "count": count, "period": period},
+        )
+        return bool(cursor.rowcount)
+
+
+def set_worker_queues(name: str, queues: Sequence[str]) -> None:
+    """Record the queues worker ``name`` takes jobs from now."""
+    with _cursor() as cursor:
+        cursor.execute(sql.SET_WORKER_QUEUES, [json.dumps(list(queues)), name])
 
 
 def paused_queues() -> set[str]:

@@ -38,6 +38,8 @@ DONE_CHANNEL = "djqueue_done"
 REVOKE_CHANNEL = "djqueue_revoke"
 # Payload: a queue that was paused or resumed.
 PAUSE_CHANNEL = "djqueue_pause"
+# Payload: the id of a control command (djqueue.db.control) workers should read.
+CONTROL_CHANNEL = "djqueue_control"
 
 # A malformed notification is logged at most once per this many seconds.
 REJECT_LOG_SECONDS = 60.0
@@ -102,6 +104,13 @@ class RevokeRequested:
 
 
 @dataclass(frozen=True)
+class ControlSent:
+    """A control command was written; workers read the control table again."""
+
+    control_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class Finished:
     """Jobs changed state (finished, retrying, revoked); read their rows again.
 
@@ -111,7 +120,7 @@ class Finished:
     job_ids: frozenset[uuid.UUID] | None
 
 
-Notice: TypeAlias = Reconnected | NewJobs | PauseChanged | RevokeRequested | Finished
+Notice: TypeAlias = Reconnected | NewJobs | PauseChanged | RevokeRequested | ControlSent | Finished
 RECONNECTED = Reconnected()
 
 
@@ -154,6 +163,11 @@ def _revoke_requested(payload: str) -> Notice | None:
     return None if job_id is None else RevokeRequested(job_id)
 
 
+def _control_sent(payload: str) -> Notice | None:
+    control_id = _job_id(payload)
+    return None if control_id is None else ControlSent(control_id)
+
+
 def _finished(payload: str) -> Notice | None:
     if payload == "":
         return Finished(None)
@@ -168,6 +182,7 @@ _READERS: dict[str, Callable[[str], Notice | None]] = {
     PAUSE_CHANNEL: _pause_changed,
     REVOKE_CHANNEL: _revoke_requested,
     DONE_CHANNEL: _finished,
+    CONTROL_CHANNEL: _control_sent,
 }
 
 

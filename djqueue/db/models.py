@@ -230,6 +230,49 @@ class Queue(models.Model):
         return f"{self.name} (paused)" if self.paused else self.name
 
 
+class Control(models.Model):
+    """A command for workers (``djqueue.control``): stop, ping, change a limit, report.
+
+    Written by :mod:`djqueue.db.control` and announced on a channel; live workers act at
+    once. One-shot commands (a ping, a shutdown) are for the workers alive when they are
+    sent and lapse at ``expires_at``; lasting ones (new time or rate limits) have none
+    and are applied by workers that start later too, until a newer one replaces them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=ids.new_id, editable=False)
+    command = models.CharField(max_length=40)
+    arguments = models.JSONField(default=dict)
+    # Worker or node names (``-n``) the command is for; NULL: every worker.
+    destination = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Lasting commands replace earlier ones with the same key (the command and its task).
+    key = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="djqueue_control_created")]
+
+    def __str__(self) -> str:
+        return f"{self.command} {self.id}"
+
+
+class ControlReply(models.Model):
+    """One worker's answer to a :class:`Control` command."""
+
+    control = models.ForeignKey(Control, on_delete=models.CASCADE, related_name="replies")
+    worker = models.CharField(max_length=255)
+    reply = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["control", "worker"], name="djqueue_control_reply_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} on {self.control_id}"
+
+
 class TimestampArrayField(models.Field):  # type: ignore[type-arg]
     """A ``timestamptz[]`` column. Only the broker's SQL reads and writes it.
 

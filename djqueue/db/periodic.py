@@ -14,7 +14,7 @@ import psycopg
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from djqueue.core import conf
+from djqueue.core import conf, publishing
 from djqueue.core.records import NewJob
 from djqueue.db import broker, sql
 from djqueue.db.models import PeriodicTask
@@ -45,7 +45,9 @@ def _insert_run(cursor: Any, task_id: int, slot: datetime.datetime, made: NewJob
     row = cursor.fetchone()
     if row is None:
         return False
+    publishing.before([made])
     [job_id] = broker.enqueue([made])
+    publishing.after([made])
     if job_id != made.id:
         cursor.execute(sql.RUN_JOB, [job_id, row[0]])
     return True

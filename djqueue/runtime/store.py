@@ -25,7 +25,7 @@ from django.db import utils as db_errors
 
 from djqueue.core import conf
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.db import broker, listener, series
+from djqueue.db import broker, control, listener, series
 
 
 class Store(Protocol):
@@ -91,6 +91,23 @@ class Store(Protocol):
 
     def rollup(self) -> None:
         """Bring the console's time series up to date (one process at a time)."""
+
+    def set_claimed_rate_limit(
+        self, job_id: uuid.UUID, attempt: int, worker: str, rate: tuple[int, float] | None
+    ) -> bool:
+        """Give an unstarted job ``worker`` holds the rate limit ``(count, period)``."""
+
+    def set_worker_queues(self, name: str, queues: Sequence[str]) -> None:
+        """Record the queues worker ``name`` takes jobs from now."""
+
+    def control_pending(self, worker: str) -> list[control.Command]:
+        """Control commands for ``worker`` to look at (lasting, and recent one-shots)."""
+
+    def control_answer(self, control_id: uuid.UUID, worker: str, reply: Any) -> None:
+        """Record ``worker``'s reply to a control command."""
+
+    def prune_control(self) -> int:
+        """Delete lapsed one-shot control commands and their replies."""
 
     def reset(self) -> None:
         """Drop the calling thread's connection after an error (the next call reconnects)."""
@@ -167,6 +184,23 @@ class DatabaseStore:
 
     def rollup(self) -> None:
         series.rollup()
+
+    def set_claimed_rate_limit(
+        self, job_id: uuid.UUID, attempt: int, worker: str, rate: tuple[int, float] | None
+    ) -> bool:
+        return broker.set_claimed_rate_limit(job_id, attempt, worker, rate)
+
+    def set_worker_queues(self, name: str, queues: Sequence[str]) -> None:
+        broker.set_worker_queues(name, queues)
+
+    def control_pending(self, worker: str) -> list[control.Command]:
+        return control.pending(worker)
+
+    def control_answer(self, control_id: uuid.UUID, worker: str, reply: Any) -> None:
+        control.answer(control_id, worker, reply)
+
+    def prune_control(self) -> int:
+        return control.prune()
 
     def reset(self) -> None:
         with contextlib.suppress(DatabaseError):

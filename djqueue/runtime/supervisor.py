@@ -10,6 +10,7 @@ that call returns. Soft limits raise ``SoftTimeLimitExceeded`` in the task every
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -47,6 +48,9 @@ class Supervisor:
         self.hard_default = hard_default
         self._watched: dict[uuid.UUID, _Watched] = {}
         self._lock = threading.Lock()
+        # Limits set by control.time_limit, by task name: (soft, hard); they win over
+        # the task's own options and the worker's defaults.
+        self.overrides: dict[str, tuple[float | None, float | None]] = {}
 
     # Time limits --------------------------------------------------------------------
 
@@ -75,7 +79,11 @@ class Supervisor:
                 self._watched.pop(job_id, None)
 
     def limits(self, task_name: str) -> tuple[float | None, float | None]:
-        """``(soft, hard)`` seconds for a task: its own options, else the worker's."""
+        """``(soft, hard)`` seconds for a task: set by a control command, else its own
+        options, else the worker's."""
+        override = self.overrides.get(task_name)
+        if override is not None:
+            return override
         try:
             task = registry.get(task_name)
         except NotRegistered:
@@ -83,6 +91,10 @@ class Supervisor:
         soft = task.soft_time_limit if task.soft_time_limit is not None else self.soft_default
         hard = task.time_limit if task.time_limit is not None else self.hard_default
         return soft, hard
+
+    def override(self, task_name: str, soft: float | None, hard: float | None) -> None:
+        """Use these limits for jobs of ``task_name`` from now on (running ones keep theirs)."""
+        self.overrides[task_name] = (soft, hard)
 
     def tick(self, now: float | None = None) -> None:
         """Enforce the limits of the jobs running now (called a few times a second)."""
@@ -115,7 +127,9 @@ class Supervisor:
     def _stop_hard(self, watched: _Watched) -> None:
         job = watched.job
         error = TimeLimitExceeded(f"the task ran past its time limit of {watched.hard:g}s")
-        if self.terminate(job.id, executor.failure(job, error)):
+        ended = executor.failure(job, error)
+        if self.terminate(job.id, ended):
+            executor.announce_stopped(job, ended, self._kill_signal())
             logger.error(
                 "Task %s[%s] passed its time limit of %gs and was stopped.",
                 job.task_name,
@@ -138,6 +152,10 @@ class Supervisor:
         """Kill the job's process or greenlet; the job ends with ``outcome``."""
         return isinstance(self.pool, Terminating) and self.pool.terminate(job_id, outcome)
 
+    def _kill_signal(self) -> int | None:
+        """The signal a terminated job's process got (a killed greenlet got none)."""
+        return int(signal.SIGKILL) if getattr(self.pool, "name", "") == "prefork" else None
+
     def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
         """Raise ``error`` inside the running job."""
         return isinstance(self.pool, Interrupting) and self.pool.interrupt(job_id, error)
@@ -146,6 +164,7 @@ class Supervisor:
         """Stop a running job that ``revoke(terminate=True)`` asked to stop."""
         outcome = executor.revoked(job, "revoked while running (terminated)")
         if self.terminate(job.id, outcome):
+            executor.announce_stopped(job, outcome, self._kill_signal())
             logger.warning("Task %s[%s] revoked: stopped.", job.task_name, job.id)
         elif self.interrupt(job.id, TaskRevokedError):
             logger.warning(

@@ -18,7 +18,9 @@ job. The loop exits only when told to.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -36,10 +38,17 @@ from typing import TypeVar
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from djqueue.core import conf, executor, registry, signals, states, text
+from djqueue.core.limits import Rate
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.db import listener, sessions
-from djqueue.db.listener import JOBS_CHANNEL, PAUSE_CHANNEL, REVOKE_CHANNEL, Listener
-from djqueue.runtime import pools
+from djqueue.db.listener import (
+    CONTROL_CHANNEL,
+    JOBS_CHANNEL,
+    PAUSE_CHANNEL,
+    REVOKE_CHANNEL,
+    Listener,
+)
+from djqueue.runtime import pools, remote
 from djqueue.runtime.clock import Clock, SystemClock
 from djqueue.runtime.interrupt import Window
 from djqueue.runtime.pools import isolation
@@ -131,6 +140,14 @@ class Worker:
         self.options = options
         self.store: Store = DatabaseStore() if store is None else store
         self.clock: Clock = SystemClock() if clock is None else clock
+        # Before anything is set up, as Celery does: receivers may configure by hostname.
+        signals.emit(
+            signals.celeryd_init,
+            options.hostname,
+            instance=self,
+            conf={name: conf.get(name) for name in conf.DEFAULTS},
+            options=dataclasses.asdict(options),
+        )
         self.queues = list(options.queues)
         # The queues not paused: the ones claims take from (replaced, never mutated).
         self.active_queues = list(self.queues)
@@ -144,7 +161,8 @@ class Worker:
         # Solo runs jobs in this loop's thread, when the loop asks it to.
         self._inline = self.pool if isinstance(self.pool, Inline) else None
         multiplier = options.prefetch_multiplier or conf.integer("PREFETCH_MULTIPLIER")
-        self.capacity = max(1, self.pool.concurrency * max(1, multiplier))
+        self.multiplier = max(1, multiplier)
+        self.capacity = max(1, self.pool.concurrency * self.multiplier)
         # While jobs are held, claim again only once this many places are free: one
         # round trip then fetches several jobs instead of one per finished job. (With
         # nothing held a claim goes out at once, so pick-up latency is unchanged.)
@@ -194,12 +212,20 @@ class Worker:
         self._stop_requested_at = 0.0
         self._db_failures = 0
         self._loop_failures = 0
+        # Jobs done, by task name (control's stats), and rate limits set by control
+        # commands, by task name (None: no limit), which claimed jobs must match.
+        self.totals: collections.Counter[str] = collections.Counter()
+        self.rate_overrides: dict[str, Rate | None] = {}
+        # Control commands: acted on in the control thread; all of them at start.
+        self.remote = remote.Remote(self)
+        self.remote.notified()
 
     # Life cycle -----------------------------------------------------------------
 
     def run(self) -> int:
         """Serve until stopped by a signal; return the process exit code."""
         self._install_signal_handlers()
+        signals.emit(signals.worker_init, self)
         if not self._start():
             logger.info("Worker %s stopped before it could register.", self.name)
             return 0
@@ -365,7 +391,29 @@ class Worker:
                 if self._timed or job.workflow is not None:
                     self.supervisor.watch(job)
         self.maybe_more = len(jobs) == want
+        if self.rate_overrides:
+            jobs = self._regate(jobs)
         return jobs
+
+    def _regate(self, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
+        """Hand back claimed jobs whose rate limit is not the one a control command set
+        for their task, with that limit: they are claimed again under it."""
+        wrong = [job for job in jobs if _rate_differs(job, self.rate_overrides)]
+        if not wrong:
+            return jobs
+        for job in wrong:
+            rate = self.rate_overrides[job.task_name]
+            self._until_db(
+                self.store.set_claimed_rate_limit,
+                job.id,
+                job.attempt,
+                self.name,
+                None if rate is None else (rate.count, rate.period),
+            )
+            self.supervisor.done(job.id)
+        self._release(wrong)
+        self.maybe_more = True
+        return [job for job in jobs if job not in wrong]
 
     def _submit(self, jobs: list[ClaimedJob]) -> None:
         for index, job in enumerate(jobs):
@@ -404,7 +452,9 @@ class Worker:
             logger.warning(
                 "Task %s[%s] revoked before it started.", text.printable(job.task_name), job.id
             )
-            self.events.put(executor.revoked(job, "revoked before it started"))
+            outcome = executor.revoked(job, "revoked before it started")
+            executor.announce_revoked(job, outcome)
+            self.events.put(outcome)
             return False
         return True
 
@@ -458,6 +508,7 @@ class Worker:
         if (self._timed or self.supervisor.active) and not newer:
             self.supervisor.done(event.job_id)
         self.jobs_done += 1
+        self.totals[event.task_name] += 1
 
     def _wait_time(self) -> float:
         if self.buffer:
@@ -594,11 +645,11 @@ class Worker:
         """The listener thread's loop: notices become wake-ups and revocations."""
         # Whatever was missed while nothing listened (a restart): look now.
         self.events.put(WAKE)
-        heard = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL])
-        mine = set(self.queues)
+        heard = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL, CONTROL_CHANNEL])
         try:
             while not self.stopping.is_set():
                 wake = False
+                mine = set(self.queues)  # control's add_consumer may change them
                 for notice in heard.notices(1.0):
                     if isinstance(notice, listener.RevokeRequested):
                         self._revoke_notified(notice.job_id)
@@ -608,7 +659,10 @@ class Worker:
                             wake = self._refresh_paused() or wake
                     elif isinstance(notice, listener.NewJobs):
                         wake = wake or notice.queue in mine
+                    elif isinstance(notice, listener.ControlSent):
+                        self.remote.notified()
                     elif isinstance(notice, listener.Reconnected):
+                        self.remote.notified()
                         wake = True
                 if wake:
                     self.events.put(WAKE)
@@ -638,7 +692,7 @@ class Worker:
                 job_id,
             )
 
-    def _refresh_paused(self) -> bool:
+    def _refresh_paused(self, force: bool = False) -> bool:
         """Read which queues are paused; return whether this worker's set changed."""
         try:
             paused = self.store.paused_queues()
@@ -649,6 +703,10 @@ class Worker:
         active = [queue for queue in self.queues if queue not in paused]
         if active == self.active_queues:
             return False
+        self.maybe_more = True
+        if force:
+            self.active_queues = active
+            return True
         stopped = sorted(set(self.queues) - set(active))
         logger.warning(
             "Paused queues: %s.", text.printable(", ".join(stopped)) if stopped else "none"
@@ -707,14 +765,60 @@ class Worker:
             if now >= next_beat:
                 next_beat = now + every
                 self._beat()
+                self._serve_control(always=True)
             else:
                 self._mark_started_or_log()
+                self._serve_control(always=False)
             if rollup_every is not None and now >= next_rollup:
                 next_rollup = now + rollup_every
                 self._rollup()
             if now >= next_prune:
                 next_prune = now + conf.number("PRUNE_INTERVAL_SECONDS")
                 self._prune()
+
+    def _serve_control(self, always: bool) -> None:
+        """Act on control commands (announced ones; with ``always``, any not seen)."""
+        try:
+            self.remote.serve(always)
+        except DatabaseError as exc:
+            logger.warning("Could not read control commands (%s).", _describe(exc))
+            self.remote.notified()  # look again at the next turn
+            self.store.reset()
+
+    def resize_pool(self, change: int) -> int | None:
+        """Grow or shrink the pool by ``change`` slots (control's pool_grow/shrink);
+        return the new size, or None when the pool cannot change its size."""
+        if not isinstance(self.pool, Scalable):
+            return None
+        size = max(1, self.pool.load().size + change)
+        if self.autoscaler is not None:
+            # The autoscaler keeps to its bounds: widen them to take the new size in.
+            self.autoscaler.low = min(self.autoscaler.low, size)
+            self.autoscaler.high = max(self.autoscaler.high, size)
+        self.pool.resize(size)
+        # More slots hold more jobs; fewer keep what is held (the pool works it down).
+        self.capacity = max(self.capacity, size * self.multiplier)
+        self.claim_threshold = max(1, self.capacity // 4)
+        logger.warning("Pool resized to %d by a control command.", size)
+        self.events.put(WAKE)
+        return size
+
+    def consume(self, queue: str, add: bool) -> bool:
+        """Start or stop taking jobs from ``queue`` (control's add/cancel_consumer);
+        False when nothing changes. A worker keeps at least one queue."""
+        if (queue in self.queues) == add or (not add and self.queues == [queue]):
+            return False
+        queues = [*self.queues, queue] if add else [q for q in self.queues if q != queue]
+        self.queues = queues  # one assignment: other threads read it as is
+        self._refresh_paused(force=True)
+        self.store.set_worker_queues(self.name, queues)
+        logger.warning("Queues now %s (control command).", text.printable(",".join(queues)))
+        self.events.put(WAKE)
+        return True
+
+    def timed(self) -> None:
+        """A job may have a time limit from now on (control's time_limit)."""
+        self._timed = True
 
     def _announce_warm_shutdown(self) -> None:
         with self._lock:
@@ -870,6 +974,11 @@ class Worker:
             return
         if count:
             logger.info("Pruned %d finished job(s).", count)
+        try:
+            self.store.prune_control()
+        except DatabaseError as exc:
+            logger.warning("Pruning control commands failed (%s).", _describe(exc))
+            self.store.reset()
 
     def _hand_back_and_exit(self) -> None:
         # Wait for a claim in flight, then keep the lock: no claim may follow the
@@ -962,6 +1071,15 @@ def _execute(job: ClaimedJob, window: Window) -> Outcome:
         # held, the heartbeat renews its lease forever and a pool slot is lost.
         logger.exception("Task %s[%s] crashed the executor", text.printable(job.task_name), job.id)
         return executor.failure(job, exc)
+
+
+def _rate_differs(job: ClaimedJob, overrides: dict[str, Rate | None]) -> bool:
+    """Whether ``job`` was claimed under another rate limit than a control command set."""
+    if job.task_name not in overrides:
+        return False
+    rate = overrides[job.task_name]
+    wanted = (None, None) if rate is None else (rate.count, rate.period)
+    return (job.rate_limit, job.rate_period) != wanted
 
 
 def _children(pool: object) -> list[dict[str, object]]:

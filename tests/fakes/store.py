@@ -327,6 +327,26 @@ class MemoryStore:
         with self._call("rollup"):
             pass  # the time series lives in PostgreSQL only (tests/integration/test_series.py)
 
+    # Control commands are not modelled: none are ever pending here.
+
+    def set_claimed_rate_limit(
+        self, job_id: uuid.UUID, attempt: int, worker: str, rate: tuple[int, float] | None
+    ) -> bool:
+        return False
+
+    def set_worker_queues(self, name: str, queues: Sequence[str]) -> None:
+        with self._call("set_worker_queues"):
+            self.workers[name].queues = list(queues)
+
+    def control_pending(self, worker: str) -> list[Any]:
+        return []
+
+    def control_answer(self, control_id: uuid.UUID, worker: str, reply: Any) -> None:
+        return None
+
+    def prune_control(self) -> int:
+        return 0
+
     def reset(self) -> None:
         self.resets += 1
 

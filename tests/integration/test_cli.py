@@ -70,8 +70,17 @@ def test_inspect_stats() -> None:
         finished_at=now,
         eta=now - datetime.timedelta(seconds=3),
     )
-    out, _ = run("inspect", "stats")
+    out, _ = run("inspect", "task-stats")
     assert "tests.testapp.tasks.add  finished=1 failed=0 (0%)" in out
+
+
+def test_inspect_asks_the_workers_and_says_when_none_answered() -> None:
+    out, err = run("inspect", "ping", "--timeout", "0.5")
+    assert out == "" and "No live worker answered." in err
+    revoked = tasks.add.delay(1, 2)
+    revoked.revoke()
+    out, _ = run("inspect", "revoked")
+    assert str(revoked.id) in out
 
 
 def test_revoke_by_id_says_what_happened() -> None:
@@ -111,7 +120,12 @@ def test_names_from_rows_reach_the_terminal_escaped() -> None:
         started_at=now - datetime.timedelta(seconds=2),
         finished_at=now,
     )
-    commands = [["status"], ["inspect", "active"], ["inspect", "scheduled"], ["inspect", "stats"]]
+    commands = [
+        ["status"],
+        ["inspect", "active"],
+        ["inspect", "scheduled"],
+        ["inspect", "task-stats"],
+    ]
     shown = "".join(run(*command)[0] for command in commands)
     assert "\x1b" not in shown and "\x07" not in shown
     assert shown.count("t\\x1b]0;pwned\\x07") == 3  # active, scheduled, stats

@@ -283,6 +283,56 @@ signals.worker_ready.connect(_log_worker_signal, weak=False)
 signals.worker_shutdown.connect(_log_worker_signal, weak=False)
 
 
+# Every signal, written as one JSON line per send to the file DJQUEUE_TEST_SIGNAL_LOG
+# names (when it is set), by whichever process sends it; with DJQUEUE_TEST_SIGNAL_RAISE
+# set, a second receiver of every signal raises, which must change nothing.
+def _record_signal(sender: Any, signal: Any = None, **kwargs: Any) -> None:
+    import json
+
+    path = os.environ.get("DJQUEUE_TEST_SIGNAL_LOG")
+    if not path:
+        return
+    name = next(n for n in signals.NAMES if getattr(signals, n) is signal)
+    line = {"signal": name, "pid": os.getpid(), "sender": _described(sender)}
+    for key, value in kwargs.items():
+        line[key] = _described(value)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(line) + "\n")
+
+
+def _described(value: Any) -> Any:
+    """What a test can compare: plain values as they are, objects by a short name."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_described(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _described(item) for key, item in value.items()}
+    if isinstance(value, djqueue.Task):
+        return f"task:{value.name}"
+    if isinstance(value, BaseException):
+        return f"exception:{type(value).__name__}"
+    if hasattr(value, "tb_frame"):
+        return "traceback"
+    if hasattr(value, "exception") and hasattr(value, "traceback"):
+        return f"einfo:{type(value.exception).__name__}"
+    if hasattr(value, "retries") and hasattr(value, "hostname"):
+        return {"request": str(value.id), "task": value.task, "hostname": value.hostname}
+    return f"object:{type(value).__name__}"
+
+
+def _raise_in_receiver(sender: Any, **kwargs: Any) -> None:
+    if os.environ.get("DJQUEUE_TEST_SIGNAL_RAISE"):
+        raise RuntimeError("a receiver that fails")
+
+
+for _name in signals.NAMES:
+    getattr(signals, _name).connect(_record_signal, weak=False, dispatch_uid=f"record-{_name}")
+    getattr(signals, _name).connect(_raise_in_receiver, weak=False, dispatch_uid=f"raise-{_name}")
+
+
 @djqueue.task(bind=True)
 def with_progress(self: djqueue.Task[Any, Any], steps: int, pause: float = 0.0) -> int:
     for step in range(1, steps + 1):

@@ -176,6 +176,6 @@ logged AS (
     WHERE l.key = c.key
 )
 SELECT id, task_name, args, kwargs, attempt, retries, queue, priority, eta, expired, revoked,
-       isolate, workflow, expires_at
+       isolate, workflow, expires_at, rate_limit, rate_period
 FROM claimed
 """

@@ -168,3 +168,24 @@ JOB_VISIBLE = "SELECT 1 FROM djqueue_job WHERE id = %s"
 # The planner's row estimate for a table, kept by ANALYZE and autovacuum: no scan (the
 # admin's job list counts a large table this way).
 ESTIMATE = "SELECT reltuples::bigint FROM pg_class WHERE relname = %s"
+
+# control.rate_limit: the task's waiting jobs take the new limit (or none). ``gated``
+# follows, so that a job with a limit leaves the plain claim's index and one without
+# any returns to it. Jobs already claimed keep the limit they were claimed under.
+SET_RATE_LIMIT = """
+UPDATE djqueue_job
+SET rate_limit = %(count)s, rate_period = %(period)s,
+    gated = %(count)s::int IS NOT NULL OR concurrency_limit IS NOT NULL
+WHERE task_name = %(task)s AND state IN ('PENDING', 'RETRY')
+  AND (rate_limit IS DISTINCT FROM %(count)s::int
+       OR rate_period IS DISTINCT FROM %(period)s::float8)
+"""
+
+# A claimed job goes back with the rate limit a control command set for its task (the
+# worker then hands it back): fenced like any write of a held job.
+SET_CLAIMED_RATE_LIMIT = """
+UPDATE djqueue_job
+SET rate_limit = %(count)s, rate_period = %(period)s,
+    gated = %(count)s::int IS NOT NULL OR concurrency_limit IS NOT NULL
+WHERE id = %(id)s AND attempt = %(attempt)s AND worker = %(worker)s AND state = 'RECEIVED'
+"""

@@ -32,3 +32,5 @@ PRUNE_WORKERS = """
 DELETE FROM djqueue_worker
 WHERE last_heartbeat < now() - make_interval(secs => GREATEST(%s, %s))
 """
+
+SET_WORKER_QUEUES = "UPDATE djqueue_worker SET queues = %s::jsonb WHERE name = %s"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from djqueue.client import control
 from djqueue.core import conf, ids, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
@@ -17,6 +19,10 @@ from djqueue.management import beat_import
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
+# Read from the jobs' rows (every held job, also of workers that stopped answering).
+JOB_LISTS = ["active", "reserved", "scheduled", "revoked"]
+# Asked of the live workers, or read from their rows (djqueue.control.inspect).
+WORKER_REPORTS = ["ping", "stats", "registered", "active_queues"]
 
 
 class Command(BaseCommand):
@@ -29,10 +35,28 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         commands.add_parser("status", help="workers and queues at a glance")
         inspect = commands.add_parser(
-            "inspect", help="list jobs: active, reserved, scheduled, or task stats"
+            "inspect",
+            help="list jobs (active, reserved, scheduled, revoked), ask the workers (ping, "
+            "stats, registered, active_queues), or task figures (task-stats)",
         )
-        inspect.add_argument("what", choices=["active", "reserved", "scheduled", "stats"])
+        inspect.add_argument("what", choices=[*JOB_LISTS, *WORKER_REPORTS, "task-stats"])
         inspect.add_argument("--queue", "-Q", default=None, help="only this queue")
+        inspect.add_argument(
+            "--destination",
+            "-d",
+            action="append",
+            default=None,
+            metavar="WORKER",
+            help="only this worker (its -n name or full name; may be repeated)",
+        )
+        inspect.add_argument(
+            "--timeout",
+            "-t",
+            type=float,
+            default=1.0,
+            metavar="SECONDS",
+            help="how long to wait for the workers' replies (default 1)",
+        )
         revoke = commands.add_parser(
             "revoke",
             help="make jobs that have not started never run (--terminate: stop running ones too)",
@@ -85,7 +109,7 @@ class Command(BaseCommand):
         if action == "status":
             self._status()
         elif action == "inspect":
-            self._inspect(options["what"], options["queue"])
+            self._inspect(options)
         elif action == "revoke":
             self._revoke(options["job_ids"], options["terminate"])
         elif action == "retry":
@@ -127,19 +151,18 @@ class Command(BaseCommand):
 
     # inspect --------------------------------------------------------------------
 
-    def _inspect(self, what: str, queue: str | None) -> None:
-        if what == "stats":
+    def _inspect(self, options: dict[str, Any]) -> None:
+        what = options["what"]
+        if what == "task-stats":
             self._task_stats()
             return
-        jobs = Job.objects.using(conf.database())
-        if queue:
-            jobs = jobs.filter(queue=queue)
-        if what == "active":
-            jobs = jobs.filter(state=states.STARTED).order_by("started_at")
-        elif what == "reserved":
-            jobs = jobs.filter(state=states.RECEIVED).order_by("priority", "eta")
-        else:
-            jobs = jobs.filter(state__in=states.WAITING, eta__gt=timezone.now()).order_by("eta")
+        if what in WORKER_REPORTS:
+            self._worker_report(what, options["destination"], options["timeout"])
+            return
+        try:
+            jobs = control.jobs(what, options["queue"], options["destination"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         shown = list(jobs[: LIST_LIMIT + 1])
         for job in shown[:LIST_LIMIT]:
             self.stdout.write(self._job_line(job, what))
@@ -148,6 +171,25 @@ class Command(BaseCommand):
         if not shown:
             self.stdout.write(f"No {what} jobs.")
 
+    def _worker_report(self, what: str, destination: list[str] | None, timeout: float) -> None:
+        try:
+            inspect = control.inspect(destination=destination, timeout=timeout)
+            replies = getattr(inspect, what)()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if not replies:
+            self.stderr.write("No live worker answered.")
+            return
+        for worker, reply in sorted(replies.items()):
+            if what == "ping":
+                shown = reply.get("ok", reply) if isinstance(reply, dict) else reply
+                self.stdout.write(f"{_shown(worker)}: {_shown(str(shown))}")
+                continue
+            self.stdout.write(f"{_shown(worker)}:")
+            body = json.dumps(reply, indent=2, sort_keys=True, default=str)
+            for line in body.splitlines():
+                self.stdout.write(f"  {_shown(line)}")
+
     def _job_line(self, job: Job, what: str) -> str:
         task, queue = _shown(job.task_name), _shown(job.queue)
         if what == "active":
@@ -155,6 +197,8 @@ class Command(BaseCommand):
             return f"{job.id}  {task}  queue={queue} worker={_shown(job.worker)} for {since}"
         if what == "reserved":
             return f"{job.id}  {task}  queue={queue} held by worker={_shown(job.worker)}"
+        if what == "revoked":
+            return f"{job.id}  {task}  queue={queue} {_shown(job.error_message)}"
         return f"{job.id}  {task}  queue={queue} at {job.eta.isoformat()}"
 
     def _task_stats(self) -> None:
@@ -176,16 +220,13 @@ class Command(BaseCommand):
                 job_id = ids.parse(typed)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
-            done = broker.revoke(job_id, terminate=terminate)
-            state = (
-                Job.objects.using(conf.database())
-                .filter(pk=job_id)
-                .values_list("state", flat=True)
-                .first()
-            )
-            if done:
-                running = state == states.STARTED
-                self.stdout.write(f"{job_id}: {'asked to stop' if running else 'revoked'}")
+            before = _state(job_id)
+            control.revoke(job_id, terminate=terminate)
+            state, asked = _state(job_id), _stop_asked(job_id)
+            if state == states.REVOKED and before != states.REVOKED:
+                self.stdout.write(f"{job_id}: revoked")
+            elif terminate and asked and state == states.STARTED:
+                self.stdout.write(f"{job_id}: asked to stop")
             else:
                 why = "no such job" if state is None else f"it is {state}"
                 hint = "; add --terminate to stop it" if state == states.STARTED else ""
@@ -229,6 +270,16 @@ class Command(BaseCommand):
             verb = "made" if role.created else "brought up to date"
             self.stdout.write(f"{role.name}: {verb}, {len(role.permissions)} permission(s)")
         self.stdout.write("Add users to these groups (and tick 'staff status') to give a role.")
+
+
+def _state(job_id: Any) -> str | None:
+    jobs = Job.objects.using(conf.database()).filter(pk=job_id)
+    return jobs.values_list("state", flat=True).first()
+
+
+def _stop_asked(job_id: Any) -> bool:
+    jobs = Job.objects.using(conf.database()).filter(pk=job_id)
+    return jobs.filter(revoke_requested_at__isnull=False).exists()
 
 
 def _shown(name: str) -> str:

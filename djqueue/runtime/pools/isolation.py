@@ -62,9 +62,13 @@ def run(job: ClaimedJob, window: Window) -> Outcome:
     try:
         window.call(keeper.wait)
     except TimeLimitExceeded:
-        return executor.failure(job, TimeLimitExceeded("the task ran past its time limit"))
+        ended = executor.failure(job, TimeLimitExceeded("the task ran past its time limit"))
+        executor.announce_stopped(job, ended, signal.SIGKILL)
+        return ended
     except TaskRevokedError:
-        return executor.revoked(job, "revoked while running (terminated)")
+        ended = executor.revoked(job, "revoked while running (terminated)")
+        executor.announce_stopped(job, ended, signal.SIGKILL)
+        return ended
     finally:
         keeper.stop()
     line = keeper.data.partition(b"\n")[0]
