@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
+import inspect
 import itertools
 import json
 import uuid
@@ -476,6 +478,13 @@ class _Plan:
         self.planned: dict[uuid.UUID, _Job] = {}
         self.groups: list[dict[str, Any]] = []
         self.errback_ids: dict[int, uuid.UUID] = {}  # id(signature) -> its job id
+        # What each planned node was made of (keyed by id(node)), for its callbacks: a
+        # signature's job, a chain's steps, a group's members (nested groups unrolled),
+        # a chord's body.
+        self.jobs_of: dict[int, uuid.UUID] = {}
+        self.steps_of: dict[int, list[Canvas]] = {}
+        self.members_of: dict[int, list[tuple[Canvas, _Part]]] = {}
+        self.body_of: dict[int, Canvas] = {}
 
     def add(self, node: Canvas, waiting: bool, defaults: dict[str, Any]) -> _Part:
         """Plan ``node`` (and what is inside it); return its part."""
@@ -500,11 +509,14 @@ class _Plan:
         if job_id in self.planned:
             raise ValueError(f"task_id {job_id} is used twice in one workflow")
         self.planned[job_id] = _Job(sig, waiting, defaults)
+        self.jobs_of[id(sig)] = job_id
         return _Part([job_id], [job_id], [job_id], AsyncResult(job_id))
 
     def _chain(self, node: chain, waiting: bool, defaults: dict[str, Any]) -> _Part:
         parts: list[_Part] = []
-        for step in _chords_in(node.tasks):
+        steps = list(_chords_in(node.tasks))
+        self.steps_of[id(node)] = steps
+        for step in steps:
             parts.append(self.add(step, waiting=waiting or bool(parts), defaults=defaults))
         for index, (before, after) in enumerate(itertools.pairwise(parts)):
             downstream = [str(job_id) for later in parts[index + 1 :] for job_id in later.all]
@@ -524,7 +536,13 @@ class _Plan:
         self, node: group, waiting: bool, defaults: dict[str, Any]
     ) -> tuple[uuid.UUID, list[_Part]]:
         group_id = ids.new_id()
-        members = [self.add(task, waiting, defaults) for task in node.tasks]
+        made: list[tuple[Canvas, _Part]] = []
+        for task in node.tasks:
+            part = self.add(task, waiting, defaults)
+            # As Celery does, a group in a group is unrolled: its members are this one's.
+            made.extend(self.members_of[id(task)] if isinstance(task, group) else [(task, part)])
+        self.members_of[id(node)] = made
+        members = [part for _, part in made]
         for member in members:
             for job_id in member.all:
                 self.planned[job_id].continuation["group"] = str(group_id)
@@ -553,19 +571,19 @@ class _Plan:
         assert node.body is not None  # checked by chord.apply_async
         if not node.header.tasks:
             # Nothing to wait for: the body runs at once, with an empty list of results.
-            return self.add(_partial(node.body, ([],), None), waiting, defaults)
+            self.body_of[id(node)] = _partial(node.body, ([],), None)
+            return self.add(self.body_of[id(node)], waiting, defaults)
         group_id, members = self._members(node.header, waiting, defaults)
+        self.body_of[id(node)] = node.body
         body = self.add(node.body, waiting=True, defaults=defaults)
         exits = [member.exits[0] for member in members]
         after_body = [str(job_id) for job_id in body.all if job_id not in body.entries]
-        errbacks = node.body.options.get("link_error", [])
         for slot, member in enumerate(members):
             self.planned[member.exits[0]].continuation["slot"] = slot
             for job_id in member.all:
                 continuation = self.planned[job_id].continuation
                 continuation["chord"] = str(group_id)
                 continuation.setdefault("cancel", []).extend(after_body)
-                self._errbacks(job_id, errbacks)
         for entry in body.entries:
             self.planned[entry].continuation["body_of"] = str(group_id)
         self.groups.append(
@@ -600,21 +618,46 @@ class _Plan:
 
     def _callbacks(self, node: Canvas, part: _Part) -> None:
         for callback in node.options.get("link", []):
-            for exit_id in part.exits:
-                self.planned[exit_id].continuation.setdefault("link", []).append(
-                    _callback(callback, ids.new_id())
-                )
-        for job_id in part.all:
-            self._errbacks(job_id, node.options.get("link_error", []))
+            self._link(node, callback)
+        for errback in node.options.get("link_error", []):
+            self._link_error(node, errback, self.errback_ids.setdefault(id(errback), ids.new_id()))
 
-    def _errbacks(self, job_id: uuid.UUID, errbacks: list[Signature]) -> None:
-        # An errback has one id, whichever job of the node fails: the insert ignores a
-        # second one (ON CONFLICT), so it runs at most once.
-        for errback in errbacks:
-            made = _callback(errback, self.errback_ids.setdefault(id(errback), ids.new_id()))
-            known = self.planned[job_id].continuation.setdefault("link_error", [])
+    def _link(self, node: Canvas, callback: Signature) -> None:
+        """Put ``callback`` where Celery puts a node's link: on a task, its job; on a chain,
+        its last step; on a chord, its body; on a group, its first member (which cannot
+        pass on the group's results, so the callback is made immutable)."""
+        if isinstance(node, Signature):
+            made = _callback(callback, ids.new_id())
+            self.planned[self.jobs_of[id(node)]].continuation.setdefault("link", []).append(made)
+        elif isinstance(node, chain):
+            self._link(self.steps_of[id(node)][-1], callback)
+        elif isinstance(node, group):
+            first, _ = self.members_of[id(node)][0]
+            fixed = callback.clone()
+            fixed.immutable = True
+            self._link(first, fixed)
+        else:
+            self._link(self.body_of[id(node)], callback)
+
+    def _link_error(self, node: Canvas, errback: Signature, errback_id: uuid.UUID) -> None:
+        """Put ``errback`` where Celery puts a node's link_error: on a task, its job; on a
+        chain, each step; on a chord, its body (a header task that fails ends the body,
+        which then calls it); on a group, each member, as a copy of its own (so it runs
+        once for each member that fails). ``errback_id`` is its job's id: one errback
+        shared by several jobs is inserted once, whichever fails (ON CONFLICT)."""
+        if isinstance(node, Signature):
+            made = _callback(errback, errback_id, errback=True)
+            known = self.planned[self.jobs_of[id(node)]].continuation.setdefault("link_error", [])
             if made["id"] not in {item["id"] for item in known}:
                 known.append(made)
+        elif isinstance(node, chain):
+            for step in self.steps_of[id(node)]:
+                self._link_error(step, errback, errback_id)
+        elif isinstance(node, group):
+            for member, _ in self.members_of[id(node)]:
+                self._link_error(member, errback, ids.new_id())
+        else:
+            self._link_error(self.body_of[id(node)], errback, errback_id)
 
     def jobs(self) -> list[NewJob]:
         """Every planned job, ready to insert."""
@@ -648,29 +691,54 @@ class _Plan:
         )
 
 
-def _callback(sig: Signature, job_id: uuid.UUID) -> dict[str, Any]:
+def _callback(sig: Signature, job_id: uuid.UUID, errback: bool = False) -> dict[str, Any]:
     """A callback as the finish statement inserts it (see ``sql.parts.FOLLOW_UP``)."""
     if sig.options.get("link") or sig.options.get("link_error"):
         raise TypeError(f"a callback cannot have callbacks of its own: {sig!r}")
     options = {k: v for k, v in sig.options.items() if k in ("queue", "priority", "expires")}
+    style = errback and takes_request(sig)
+    # An errback that takes (request, exc, traceback) gets them first, whatever else.
+    given = (None, None, None, *sig.args) if style else sig.args
     job = sig.task.prepare(
-        sig.args, sig.kwargs, task_id=job_id, partial=not sig.immutable, **options
+        given, sig.kwargs, task_id=job_id, partial=not (sig.immutable or style), **options
     )
     if job.limited:
         raise ValueError(f"{sig.task.name} has limits; it cannot be a callback yet")
     countdown = sig.options.get("countdown")
-    return {
+    made = {
         "id": str(job_id),
         "task_name": job.task_name,
         "queue": job.queue,
         "priority": job.priority,
-        "args": json.loads(job.args),
+        "args": json.loads(job.args)[3:] if style else json.loads(job.args),
         "kwargs": json.loads(job.kwargs),
         "max_attempts": job.max_attempts,
         "countdown": None if countdown is None else _seconds(countdown),
         "expires_in": job.expires_in,
         "pass": not sig.immutable,
     }
+    if style:
+        made["style"] = "request"
+    return made
+
+
+def takes_request(errback: Signature) -> bool:
+    """Whether ``errback`` is called as Celery calls new-style errbacks, with the failed
+    job's ``(request, exc, traceback)``: its function takes more than one positional
+    argument besides those the signature gives it (or ``*args``). As in Celery, a task
+    with ``bind=True`` is always called the old way, with the failed job's id."""
+    task = errback.task
+    function = getattr(task, "fn", None)
+    if task.bind or function is None:
+        return False
+    header: Any = function
+    if not errback.immutable and (errback.args or errback.kwargs):
+        header = functools.partial(function, *errback.args, **errback.kwargs)
+    try:
+        spec = inspect.getfullargspec(header)
+    except TypeError:
+        return False
+    return bool(spec.varargs) or len(spec.args) > 1
 
 
 def _chords_in(tasks: list[Canvas]) -> Iterator[Canvas]:

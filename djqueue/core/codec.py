@@ -5,12 +5,16 @@ Values JSON has no type for (datetime, date, time, Decimal, UUID) are written as
 ever pickled. As in any JSON, tuples come back as lists and non-string dict keys as
 strings. The key ``__djqueue__`` is reserved in dicts passed through djqueue.
 
+Two kinds are only ever read: ``request`` and ``exception``, which the finish statement
+writes as the arguments of an errback that takes ``(request, exc, traceback)``.
+
 Rows may also come from other programs (``djqueue_enqueue()`` in SQL): a malformed
 tagged value makes :func:`loads` raise ``ValueError``, and model fields keep it as stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import json
@@ -43,12 +47,44 @@ def _default(value: object) -> object:
     raise TypeError(f"{type(value).__module__}.{type(value).__qualname__}")
 
 
+def _request(text: str) -> object:
+    """The request of a failed job, as the finish statement writes it for an errback
+    that takes ``(request, exc, traceback)``: its known fields, nothing else."""
+    # Imported here: the codec is read before Django is set up, the request is not.
+    from djqueue.core import context
+
+    data = loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a request must be an object")
+    known = {item.name for item in dataclasses.fields(context.Request)}
+    values = {key: value for key, value in data.items() if key in known}
+    for key in ("id", "root_id", "parent_id", "group"):
+        values[key] = uuid.UUID(str(values[key])) if values.get(key) else None
+    values["args"] = tuple(values.get("args") or ())
+    values["kwargs"] = dict(values.get("kwargs") or {})
+    return context.Request(**values)
+
+
+def _exception(text: str) -> object:
+    """A failed job's error for an errback, rebuilt as results rebuild errors (only
+    known classes are ever made: see ``exceptions.rebuild``)."""
+    from djqueue.core import exceptions
+
+    data = loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("an error must be an object")
+    return exceptions.rebuild(str(data.get("type", "")), str(data.get("message", "")))
+
+
 _DECODERS: dict[str, Callable[[str], object]] = {
     "datetime": datetime.datetime.fromisoformat,
     "date": datetime.date.fromisoformat,
     "time": datetime.time.fromisoformat,
     "decimal": decimal.Decimal,
     "uuid": uuid.UUID,
+    # Written only by the finish statement, for errbacks (see db/sql/parts.py).
+    "request": _request,
+    "exception": _exception,
 }
 
 
@@ -61,7 +97,7 @@ def _object_hook(obj: dict[str, Any]) -> object:
     try:
         if isinstance(text, str):
             return _DECODERS[kind](text)
-    except (ValueError, ArithmeticError):
+    except (ValueError, ArithmeticError, TypeError):
         pass
     raise ValueError(f"the tagged value {obj!r:.200} is not a valid {kind}")
 

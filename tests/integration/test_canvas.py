@@ -114,18 +114,17 @@ def test_a_failing_step_stops_the_chain_and_runs_link_error() -> None:
     )
     assert first.state == states.SUCCESS
     assert failed.state == states.FAILURE
+    # As Celery stores a failed step's error on the rest of its chain: the later steps
+    # never ran, and end FAILURE with the same error and traceback.
+    failed_row = _job(failed)
     for later in (mul, show):
         row = _job(later)
-        assert row.state == states.REVOKED and row.attempt == 0
-        assert row.error_message.startswith(
-            f"upstream failed: tests.testapp.tasks.fail[{failed.id}]"
-        )
-        assert "ValueError: bad input" in row.error_message
-    # The chain's result raises the error of the step that failed, as in Celery.
-    with pytest.raises(ValueError, match="bad input"):
-        result.get(timeout=1)
-    with pytest.raises(djqueue.exceptions.TaskRevokedError, match="upstream failed"):
-        djqueue.AsyncResult(result.id).get(timeout=1)
+        assert row.state == states.FAILURE and row.attempt == 0
+        assert (row.error_type, row.error_message) == ("ValueError", "bad input")
+        assert row.traceback == failed_row.traceback != ""
+    for handle in (result, djqueue.AsyncResult(result.id), mul):
+        with pytest.raises(ValueError, match="bad input"):
+            handle.get(timeout=1)
     errbacks = Job.objects.filter(task_name="tests.testapp.tasks.on_chain_error")
     assert [job.result for job in errbacks] == [f"{failed.id} failed: ValueError: bad input"]
 
@@ -252,8 +251,80 @@ def test_a_step_lost_with_its_worker_stops_the_chain_when_rescued() -> None:
     assert broker.rescue() == {"FAILURE": 1}  # its only attempt is used up
 
     row = _job(result)
-    assert row.state == states.REVOKED
-    assert "raised WorkerLostError: worker lost" in row.error_message
+    assert (row.state, row.error_type) == (states.FAILURE, "djqueue.exceptions.WorkerLostError")
+    with pytest.raises(djqueue.exceptions.WorkerLostError):
+        result.get(timeout=1)
     run_pending()
     errback = Job.objects.get(task_name="tests.testapp.tasks.on_chain_error")
     assert errback.args == [str(result.parent.id)] and errback.state == states.SUCCESS
+
+
+# Errbacks as Celery calls them ------------------------------------------------------------
+
+
+def _ran(task: Any) -> list[Any]:
+    name = f"tests.testapp.tasks.{task.__name__}"
+    return [job.result for job in Job.objects.filter(task_name=name).order_by("id")]
+
+
+def test_an_errback_taking_request_exc_traceback_gets_them() -> None:
+    failed = tasks.fail.apply_async(
+        ("bad input",),
+        link_error=[
+            tasks.errback_with_request.s(),
+            tasks.errback_with_request_and_tag.s("tagged"),
+            tasks.on_chain_error.s(),
+            tasks.bound_errback.s(),
+        ],
+    )
+    run_pending()
+
+    assert _ran(tasks.errback_with_request) == [
+        {
+            "id": failed.id,
+            "task": "tests.testapp.tasks.fail",
+            "args": ["bad input"],
+            "error": "ValueError: bad input",
+            "traceback": True,
+        }
+    ]
+    assert _ran(tasks.errback_with_request_and_tag) == [
+        "tagged: tests.testapp.tasks.fail ValueError"
+    ]
+    assert _ran(tasks.on_chain_error) == [f"{failed.id} failed: ValueError: bad input"]
+    assert _ran(tasks.bound_errback) == [f"bound: {failed.id}"]
+
+
+def test_a_chord_body_errback_runs_once_with_the_body_and_chord_error() -> None:
+    header = [tasks.fail.si("one"), tasks.fail.si("two"), tasks.add.s(1, 1)]
+    result = djqueue.chord(header, tasks.xsum.s()).apply_async(
+        link_error=[tasks.errback_with_request.s(), tasks.on_chain_error.s()]
+    )
+    run_pending()
+
+    [seen] = _ran(tasks.errback_with_request)
+    assert seen["id"] == result.id and seen["task"] == "tests.testapp.tasks.xsum"
+    assert seen["error"].startswith("ChordError: chord header task tests.testapp.tasks.fail[")
+    assert seen["traceback"] is False  # Celery passes None: the body never ran
+    [old_style] = _ran(tasks.on_chain_error)
+    assert old_style.startswith(f"{result.id} failed: ChordError")
+
+
+def test_a_group_errback_runs_for_each_member_that_fails() -> None:
+    result = djqueue.group(tasks.fail.si("a"), tasks.add.s(1, 1), tasks.fail.si("b"))
+    result.link_error(tasks.on_chain_error.s())
+    sent = result.apply_async()
+    run_pending()
+    assert sorted(_ran(tasks.on_chain_error)) == sorted(
+        f"{member.id} failed: ValueError: {letter}"
+        for member, letter in zip((sent[0], sent[2]), "ab", strict=True)
+    )
+
+
+def test_a_chain_errback_runs_once_for_the_step_that_failed() -> None:
+    result = djqueue.chain(tasks.add.s(1, 1), tasks.fail.si("x"), tasks.mul.s(2)).apply_async(
+        link_error=tasks.errback_with_request.s()
+    )
+    run_pending()
+    [seen] = _ran(tasks.errback_with_request)
+    assert seen["id"] == result.parent.id

@@ -705,3 +705,30 @@ def read_allowed(job_id: str) -> Any:
     """The same inside ``allow_join_result()``."""
     with djqueue.result.allow_join_result():
         return djqueue.AsyncResult(job_id).get(timeout=5)
+
+
+# Errbacks as Celery calls them ----------------------------------------------------------
+
+
+@djqueue.task
+def errback_with_request(request: Any, exc: BaseException, traceback: str | None) -> dict:
+    """A new-style errback: Celery passes the failed task's request, error and traceback."""
+    return {
+        "id": str(request.id),
+        "task": request.task,
+        "args": list(request.args),
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback is not None and "Traceback" in traceback,
+    }
+
+
+@djqueue.task
+def errback_with_request_and_tag(request: Any, exc: BaseException, traceback: Any, tag: str) -> str:
+    """New-style with an argument of its own, given by the signature (after Celery's)."""
+    return f"{tag}: {request.task} {type(exc).__name__}"
+
+
+@djqueue.task(bind=True)
+def bound_errback(self: Any, task_id: str) -> str:
+    """Bound errbacks get the failed job's id whatever they take, as in Celery."""
+    return f"bound: {task_id}"

@@ -123,7 +123,7 @@ FINISH_WORKFLOW = _FINISH.format(
     which="AND j.workflow IS NOT NULL",
     returning=(
         "j.id, j.queue, j.concurrency_key, j.task_name, j.state, j.result, j.error_type,\n"
-        "              j.error_message, j.workflow"
+        "              j.error_message, j.traceback, j.workflow"
     ),
     follow_up=",\n" + parts.follow_up("done").rstrip().rstrip(","),
     woken=",\n       (SELECT count(*) FROM woken)",

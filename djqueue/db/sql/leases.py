@@ -96,7 +96,7 @@ moved AS (
     FROM lost
     WHERE j.id = lost.id
     RETURNING j.id, j.state, j.queue, j.task_name, j.result, j.error_type, j.error_message,
-              j.workflow
+              j.traceback, j.workflow
 ),
 {follow_up},
 -- Jobs that ended here are announced to result waiters (ids, or '' past NOTIFY's limit).

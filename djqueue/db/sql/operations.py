@@ -12,7 +12,7 @@ WITH revoked AS (
     SET state = 'REVOKED', finished_at = now(), lease_expires_at = NULL,
         error_type = 'djqueue.exceptions.TaskRevokedError', error_message = %s
     WHERE id = %s AND state IN ('PENDING', 'RETRY')
-    RETURNING id, task_name, state, result, error_type, error_message, workflow
+    RETURNING id, task_name, state, result, error_type, error_message, traceback, workflow
 ),
 {follow_up}
 SELECT id, (SELECT count(*) FROM woken), pg_notify('djqueue_done', id::text) FROM revoked

@@ -58,10 +58,14 @@ KEY_SET = (
 #   their first argument unless immutable ("pass"). The state and eta = WAITING_ETA test
 #   makes a release happen once and never revive a revoked step.
 # - ``callbacks``: link (on success, with the result) and link_error (on failure, with
-#   the failed job's id) callbacks are inserted; their ids were fixed when the workflow
-#   was sent, so ON CONFLICT DO NOTHING runs an errback shared by several jobs once.
-# - ``cancelled``: on failure, revocation, rejection or Ignore, the waiting parts
-#   downstream end REVOKED (nothing would ever release them).
+#   the failed job's id, or Celery's (request, exc, traceback) for an errback that takes
+#   three arguments: "style") callbacks are inserted; their ids were fixed when the
+#   workflow was sent, so ON CONFLICT DO NOTHING runs an errback shared by several jobs
+#   once.
+# - ``cancelled``: the waiting parts downstream of a job that failed end FAILURE with its
+#   error and traceback, as Celery stores a failed step's error on the rest of its chain
+#   (so each of their results raises the original error); after a revocation, rejection
+#   or Ignore they end REVOKED. Nothing would ever release them.
 # - chords: a header member's end decrements its chord's counter row. UPDATE under READ
 #   COMMITTED waits for a concurrent decrement to commit and then recomputes SET from the
 #   row as that transaction left it, so decrements and results never get lost, and
@@ -69,12 +73,15 @@ KEY_SET = (
 #   header results in header order. chord_locks takes the counter rows in id order first,
 #   so that two batches that share several chords cannot deadlock. A failed or revoked
 #   member ends the body at once (FAILURE with ChordError naming it, or REVOKED); so
-#   does a rejected or ignored one (REVOKED), which would otherwise hold it forever.
+#   does a rejected or ignored one (REVOKED), which would otherwise hold it forever. A
+#   body that ends FAILURE so runs its errbacks (``body_errbacks``), with its own id, or
+#   its request and the ChordError, as Celery's does.
 # - ``woken``: one NOTIFY per queue given a due job, and a djqueue_done NOTIFY for jobs
 #   ended here (result waiters); the statement must read it for it to run.
 FOLLOW_UP = """
 ended AS (
-    SELECT s.id, s.state, s.result, s.workflow,
+    SELECT s.id, s.task_name, s.state, s.result, s.workflow, s.error_type, s.error_message,
+           s.traceback,
            s.task_name || '[' || s.id || '] '
            || CASE WHEN s.state = 'REVOKED' THEN 'was revoked: ' || s.error_message
                    WHEN s.state = 'REJECTED' THEN 'was rejected: ' || s.error_message
@@ -103,7 +110,8 @@ callbacks AS (
     SELECT DISTINCT ON ((c.sig->>'id')::uuid)
            (c.sig->>'id')::uuid, c.sig->>'task_name', c.sig->>'queue',
            (c.sig->>'priority')::int, 'PENDING',
-           CASE WHEN (c.sig->>'pass')::bool THEN jsonb_build_array(c.value) || (c.sig->'args')
+           CASE WHEN c.sig->>'style' = 'request' THEN c.value || (c.sig->'args')
+                WHEN (c.sig->>'pass')::bool THEN jsonb_build_array(c.value) || (c.sig->'args')
                 ELSE c.sig->'args' END,
            c.sig->'kwargs', 0, 0, (c.sig->>'max_attempts')::int,
            now() + make_interval(secs => COALESCE((c.sig->>'countdown')::float8, 0)),
@@ -112,17 +120,26 @@ callbacks AS (
     FROM (SELECT jsonb_array_elements(e.workflow->'link') AS sig, e.result AS value
           FROM ended AS e WHERE e.state = 'SUCCESS'
           UNION ALL
-          SELECT jsonb_array_elements(e.workflow->'link_error'), to_jsonb(e.id::text)
-          FROM ended AS e WHERE e.state = 'FAILURE') AS c
+          SELECT l.sig,
+                 CASE WHEN l.sig->>'style' = 'request' THEN {errback_args}
+                      ELSE to_jsonb(e.id::text) END
+          FROM ended AS e JOIN djqueue_job AS o ON o.id = e.id
+               CROSS JOIN LATERAL jsonb_array_elements(e.workflow->'link_error') AS l(sig)
+          WHERE e.state = 'FAILURE') AS c
     ON CONFLICT (id) DO NOTHING
     RETURNING queue
 ),
 cancelled AS (
     UPDATE djqueue_job AS n
-    SET state = 'REVOKED', finished_at = now(),
-        error_type = 'djqueue.exceptions.TaskRevokedError',
-        error_message = 'upstream failed: ' || x.what
-    FROM (SELECT jsonb_array_elements_text(e.workflow->'cancel')::uuid AS id, e.what
+    SET state = CASE WHEN x.state = 'FAILURE' THEN 'FAILURE' ELSE 'REVOKED' END,
+        finished_at = now(),
+        error_type = CASE WHEN x.state = 'FAILURE' THEN x.error_type
+                          ELSE 'djqueue.exceptions.TaskRevokedError' END,
+        error_message = CASE WHEN x.state = 'FAILURE' THEN x.error_message
+                             ELSE 'upstream failed: ' || x.what END,
+        traceback = CASE WHEN x.state = 'FAILURE' THEN x.traceback ELSE '' END
+    FROM (SELECT jsonb_array_elements_text(e.workflow->'cancel')::uuid AS id, e.what, e.state,
+                 e.error_type, e.error_message, e.traceback
           FROM ended AS e WHERE e.state <> 'SUCCESS') AS x
     WHERE n.id = x.id AND n.state = 'PENDING' AND n.eta = {waiting}
     RETURNING n.id
@@ -177,12 +194,33 @@ failed_bodies AS (
     FROM (SELECT (jsonb_array_elements(c.release)->>'id')::uuid AS id, c.failed, c.errored
           FROM chords AS c WHERE c.failing) AS b
     WHERE n.id = b.id AND n.state = 'PENDING' AND n.eta = {waiting}
-    RETURNING n.id
+    RETURNING n.id, n.task_name, n.state, n.args, n.kwargs, n.queue, n.priority, n.workflow,
+              n.error_message
+),
+body_errbacks AS (
+    INSERT INTO djqueue_job (
+{columns}
+    )
+    SELECT DISTINCT ON ((l.sig->>'id')::uuid)
+           (l.sig->>'id')::uuid, l.sig->>'task_name', l.sig->>'queue',
+           (l.sig->>'priority')::int, 'PENDING',
+           CASE WHEN l.sig->>'style' = 'request' THEN {body_errback_args} || (l.sig->'args')
+                WHEN (l.sig->>'pass')::bool THEN jsonb_build_array(f.id::text) || (l.sig->'args')
+                ELSE l.sig->'args' END,
+           l.sig->'kwargs', 0, 0, (l.sig->>'max_attempts')::int,
+           now() + make_interval(secs => COALESCE((l.sig->>'countdown')::float8, 0)),
+           now() + make_interval(secs => (l.sig->>'expires_in')::float8),
+           now(), '', '', '', ''
+    FROM failed_bodies AS f
+         CROSS JOIN LATERAL jsonb_array_elements(f.workflow->'link_error') AS l(sig)
+    WHERE f.state = 'FAILURE'
+    ON CONFLICT (id) DO NOTHING
+    RETURNING queue
 ),
 woken AS (
     SELECT pg_notify('djqueue', q.queue)
     FROM (SELECT queue FROM released UNION SELECT queue FROM callbacks
-          UNION SELECT queue FROM bodies) AS q
+          UNION SELECT queue FROM bodies UNION SELECT queue FROM body_errbacks) AS q
     UNION ALL
     SELECT pg_notify('djqueue_done',
                      CASE WHEN count(*) <= 200 THEN string_agg(f.id::text, ' ') ELSE '' END)
@@ -192,6 +230,43 @@ woken AS (
 """
 
 
+# The arguments of an errback that takes Celery's ``(request, exc, traceback)``: the
+# failed job's request and error as tagged values (djqueue.core.codec reads them back as
+# a Request and a rebuilt exception) and its traceback. ``e`` is the ended row and ``o``
+# the job's row as it was before this statement (what the ending does not change).
+ERRBACK_ARGS = """jsonb_build_array(
+                     jsonb_build_object('__djqueue__', 'request', 'v', jsonb_build_object(
+                         'id', e.id, 'task', e.task_name, 'args', o.args,
+                         'kwargs', o.kwargs, 'retries', o.retries, 'attempt', o.attempt,
+                         'queue', o.queue, 'priority', o.priority, 'hostname', o.worker,
+                         'root_id', COALESCE(e.workflow->'options'->>'root_id', e.id::text),
+                         'parent_id', COALESCE(e.workflow->'options'->>'parent_id',
+                                               e.workflow->>'parent'),
+                         'group', e.workflow->>'group')::text),
+                     jsonb_build_object('__djqueue__', 'exception', 'v', jsonb_build_object(
+                         'type', e.error_type, 'message', e.error_message)::text),
+                     to_jsonb(e.traceback))"""
+# ... for a chord body that ends FAILURE without running (a header task failed): as
+# Celery, the body's own request, a ChordError, and no traceback.
+BODY_ERRBACK_ARGS = """jsonb_build_array(
+                     jsonb_build_object('__djqueue__', 'request', 'v', jsonb_build_object(
+                         'id', f.id, 'task', f.task_name, 'args', f.args,
+                         'kwargs', f.kwargs, 'queue', f.queue, 'priority', f.priority,
+                         'root_id', COALESCE(f.workflow->'options'->>'root_id', f.id::text),
+                         'parent_id', f.workflow->>'parent',
+                         'group', f.workflow->>'group')::text),
+                     jsonb_build_object('__djqueue__', 'exception', 'v', jsonb_build_object(
+                         'type', 'djqueue.exceptions.ChordError',
+                         'message', f.error_message)::text),
+                     'null'::jsonb)"""
+
+
 def follow_up(source: str) -> str:
     """The follow-up CTEs reading ended rows from the CTE named ``source``."""
-    return FOLLOW_UP.format(source=source, waiting=WAITING, columns=JOB_COLUMNS)
+    return FOLLOW_UP.format(
+        source=source,
+        waiting=WAITING,
+        columns=JOB_COLUMNS,
+        errback_args=ERRBACK_ARGS,
+        body_errback_args=BODY_ERRBACK_ARGS,
+    )
