@@ -16,13 +16,14 @@ import functools
 import inspect
 import itertools
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Union, cast, overload
 
 from djqueue.client.typevars import R, T
-from djqueue.core import conf, ids, publishing, registry
+from djqueue.core import conf, context, ids, publishing, registry
 from djqueue.core.records import NewJob
 from djqueue.db import broker
 
@@ -59,6 +60,8 @@ _OPTIONS = (
     "time_limit",
     "soft_time_limit",
 )
+logger = logging.getLogger("djqueue.canvas")
+
 # Options a chain, group or chord passes down to its tasks (which may override them).
 _DEFAULTS = ("queue", "priority")
 
@@ -260,11 +263,12 @@ class group(_Composite["GroupResult"]):  # Celery's lower-case name
             tasks = tuple(tasks[0])  # a list, tuple or generator
         self.tasks: list[Canvas] = [_node(task) for task in tasks]
         for task in self.tasks:
-            if not isinstance(task, Signature | chain) or (
-                isinstance(task, chain) and not isinstance(task.tasks[-1], Signature)
-            ):
+            # A group in a group is unrolled (its tasks become members, as in Celery); any
+            # other member must give one result: a task, or a chain or chord ending in one.
+            if not isinstance(task, group) and not _single(task):
                 raise TypeError(
-                    f"a group member must be a signature or a chain ending in one, not {task!r}"
+                    "a group member must be a signature, a group, or a chain or chord "
+                    f"whose last step is a signature, not {task!r}"
                 )
         self.options: dict[str, Any] = {}
 
@@ -327,16 +331,19 @@ class chord(_Composite[H]):  # Celery's lower-case name
         return f"chord({self.header!r}, {self.body!r})"
 
     @overload
-    def __or__(self, other: Signature[T]) -> chain[AsyncResult[T]]: ...
+    def __or__(self, other: Signature[T]) -> chord[AsyncResult[T]]: ...
 
     @overload
-    def __or__(self, other: group) -> chain[GroupResult]: ...
+    def __or__(self, other: group) -> chord[GroupResult]: ...
 
     @overload
-    def __or__(self, other: chain[N] | chord[N]) -> chain[N]: ...
+    def __or__(self, other: chain[N] | chord[N]) -> chord[N]: ...
 
-    def __or__(self, other: Any) -> chain[Any]:
-        return chain(self, other)
+    def __or__(self, other: Any) -> chord[Any]:
+        # As Celery: what follows a chord runs after its body, so it joins the body.
+        made: chord[Any] = chord(self.header, other if self.body is None else self.body | other)
+        made.options = {**self.options}
+        return made
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
@@ -382,6 +389,17 @@ def signature(
     return Signature(task, args, kwargs, options, immutable=immutable)
 
 
+def _single(node: Canvas) -> bool:
+    """Whether sending ``node`` gives one job's result (not a group's)."""
+    if isinstance(node, Signature):
+        return True
+    if isinstance(node, chain):
+        return _single(list(_chords_in(node.tasks))[-1])
+    if isinstance(node, chord):
+        return node.body is not None and _single(node.body)
+    return False
+
+
 def _node(value: Any) -> Canvas:
     if isinstance(value, Signature | chain | group | chord):
         return value
@@ -423,8 +441,11 @@ def _set(node: Any, options: dict[str, Any]) -> Any:
     for name in ("link", "link_error"):
         for callback in _callbacks(options.pop(name, None)):
             _link(node, name, callback)
-    # Timing belongs to single tasks: a countdown on a chain would be ambiguous.
-    unknown = set(options) - {"queue", "priority"}
+    # countdown and eta delay what starts the node: a chain's first task, a group's
+    # tasks, a chord's header (as Celery applies them).
+    if options.get("countdown") is not None and options.get("eta") is not None:
+        raise ValueError("give countdown or eta, not both")
+    unknown = set(options) - {"queue", "priority", "countdown", "eta"}
     if unknown:
         raise TypeError(f"unknown workflow option(s): {', '.join(sorted(unknown))}")
     node.options.update(options)
@@ -469,6 +490,9 @@ class _Job:
     waiting: bool
     defaults: dict[str, Any]
     continuation: dict[str, Any] = field(default_factory=dict)
+    # countdown or eta given to a chain, group or chord this job starts (they win over
+    # the task's own, as options given when sending do).
+    timing: dict[str, Any] = field(default_factory=dict)
 
 
 class _Plan:
@@ -497,6 +521,10 @@ class _Plan:
             part = self._group(node, waiting, defaults)
         else:
             part = self._chord(node, waiting, defaults)
+        timing = {k: v for k in ("countdown", "eta") if (v := node.options.get(k)) is not None}
+        if timing and not isinstance(node, Signature):
+            for entry in part.entries:
+                self.planned[entry].timing = timing
         self._callbacks(node, part)
         return part
 
@@ -608,10 +636,11 @@ class _Plan:
         """How the job before releases ``job_id``: pass its result or not, and when."""
         planned = self.planned[job_id]
         step: dict[str, Any] = {"id": str(job_id), "pass": not planned.signature.immutable}
-        countdown = planned.signature.options.get("countdown")
+        timing = planned.timing or planned.signature.options
+        countdown = timing.get("countdown")
         if countdown is not None:
             step["countdown"] = _seconds(countdown)
-        eta = planned.signature.options.get("eta")
+        eta = timing.get("eta")
         if eta is not None:
             step["eta"] = _moment(eta).isoformat()
         return step
@@ -667,6 +696,10 @@ class _Plan:
         sig = planned.signature
         options = {k: v for k, v in {**planned.defaults, **sig.options}.items() if k in _OPTIONS}
         options.pop("task_id", None)
+        if planned.timing:
+            options.pop("countdown", None)
+            options.pop("eta", None)
+            options.update(planned.timing)
         if planned.waiting:
             # Its release sets when it runs (see _step).
             options.pop("countdown", None)
@@ -772,55 +805,109 @@ def _moment(value: datetime.datetime) -> datetime.datetime:
 
 
 # Running at once (the EAGER setting) ------------------------------------------------
-
-
-class _Stopped(Exception):
-    """A task of an eagerly run workflow failed; carries its result."""
-
-    def __init__(self, outcome: Any) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
+#
+# As Celery's eager mode: each task runs here in order, its link callbacks after it and
+# its errbacks when it fails (placed as the planner places them). A chain step that
+# failed stops the chain by raising its error when the next step asks for its result; a
+# chord's header does the same to its body. A failed last step, or a group's failed
+# member, is returned as a FAILURE result unless EAGER_PROPAGATES is on.
 
 
 def _run_eagerly(node: Canvas) -> Any:
-    """Run ``node`` here and now, in order; a failure raises the task's error."""
-    try:
-        return _eager(node, (), [])
-    except _Stopped as stopped:
-        stopped.outcome.maybe_throw()
-        # A rejected or ignored step stops the workflow without an error, as in Celery.
-        return stopped.outcome
-
-
-def _eager(node: Canvas, args: tuple[Any, ...], errbacks: list[Signature]) -> Any:
-    errbacks = [*errbacks, *node.options.get("link_error", [])]
-    result: Any
-    if isinstance(node, Signature):
-        result = _eager_signature(node, args, errbacks)
-    elif isinstance(node, chain):
-        result = None
-        for index, step in enumerate(_chords_in(node.tasks)):
-            result = _eager(step, args if index == 0 else (result.get(),), errbacks)
-    elif isinstance(node, group):
-        # Imported here: results read the job model, which Django defines only once its app
-        # registry is ready, and a task may be declared before that.
-        from djqueue.client.result import GroupResult
-
-        result = GroupResult(ids.new_id(), [_eager(t, args, errbacks) for t in node.tasks])
-    else:
-        assert node.body is not None
-        header = _eager(node.header, args, [*errbacks, *node.body.options.get("link_error", [])])
-        result = _eager(node.body, (header.get(),), errbacks)
-    for callback in node.options.get("link", []):
-        _eager(callback, (result.get(),), [])
+    """Run ``node`` here and now; return its result as sending it would."""
+    result = _eager(node, (), [], [])
+    if conf.flag("EAGER_PROPAGATES"):
+        result.maybe_throw()
     return result
 
 
-def _eager_signature(sig: Signature, args: tuple[Any, ...], errbacks: list[Signature]) -> Any:
+def _eager(
+    node: Canvas, args: tuple[Any, ...], links: list[Signature], errbacks: list[Signature]
+) -> Any:
+    links = [*links, *node.options.get("link", [])]
+    errbacks = [*errbacks, *node.options.get("link_error", [])]
+    if isinstance(node, Signature):
+        return _eager_signature(node, args, links, errbacks)
+    if isinstance(node, chain):
+        return _eager_chain(node, args, links, errbacks)
+    if isinstance(node, group):
+        return _eager_group(node, args, links, errbacks)
+    assert node.body is not None
+    header = _eager(node.header, args, [], [])
+    result = _eager(node.body, (header.get(disable_sync_subtasks=False),), links, errbacks)
+    _root(result).parent = header
+    return result
+
+
+def _eager_chain(
+    node: chain, args: tuple[Any, ...], links: list[Signature], errbacks: list[Signature]
+) -> Any:
+    steps = list(_chords_in(node.tasks))
+    result: Any = None
+    for index, step in enumerate(steps):
+        # A step that failed raises here, as the next step asks for its result.
+        given = args if result is None else (result.get(disable_sync_subtasks=False),)
+        made = _eager(step, given, links if index == len(steps) - 1 else [], errbacks)
+        if result is not None:
+            _root(made).parent = result
+        result = made
+    return result
+
+
+def _eager_group(
+    node: group, args: tuple[Any, ...], links: list[Signature], errbacks: list[Signature]
+) -> Any:
+    # Imported here: results read the job model, which Django defines only once its app
+    # registry is ready, and a task may be declared before that.
+    from djqueue.client.result import GroupResult
+
+    members: list[Any] = []
+    for index, task in enumerate(node.tasks):
+        # A group's link goes to its first task, made immutable, as the planner does.
+        fixed = [_immutable(link) for link in links] if index == 0 else []
+        made = _eager(task, args, fixed, errbacks)
+        # A group in a group is unrolled, as Celery does.
+        members.extend(made.results if isinstance(task, group) else [made])
+    return GroupResult(ids.new_id(), members)
+
+
+def _immutable(sig: Signature) -> Signature:
+    made = sig.clone()
+    made.immutable = True
+    return made
+
+
+def _eager_signature(
+    sig: Signature, args: tuple[Any, ...], links: list[Signature], errbacks: list[Signature]
+) -> Any:
     made = sig.clone(args)
     outcome = made.task.apply(made.args, made.kwargs)
-    if outcome.state != "SUCCESS":
+    if outcome.state == "SUCCESS":
+        for link in links:
+            _eager(link, (outcome.result,), [], [])
+    elif outcome.state == "FAILURE":
         for errback in errbacks:
-            _eager(errback, (str(outcome.id),), [])
-        raise _Stopped(outcome)
+            _call_errback(errback, outcome)
     return outcome
+
+
+def _call_errback(errback: Signature, outcome: Any) -> None:
+    """Call ``errback`` for the failed eager ``outcome`` as Celery does: with the request,
+    the exception and the traceback here and now (its own error is logged), or, for a
+    one-argument or bound errback, as a task given the failed job's id."""
+    if not takes_request(errback):
+        _eager(errback, (outcome.id,), [], [])
+        return
+    request = context.Request(
+        id=ids.parse(outcome.id),
+        task=outcome.name,
+        args=tuple(outcome.args or ()),
+        kwargs=dict(outcome.kwargs or {}),
+        is_eager=True,
+    )
+    try:
+        errback.task.run(
+            request, outcome.result, outcome.traceback, *errback.args, **errback.kwargs
+        )
+    except Exception:
+        logger.exception("Errback %s of %s[%s] raised", errback.task.name, outcome.name, outcome.id)

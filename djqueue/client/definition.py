@@ -398,7 +398,8 @@ class Task(Generic[P, R]):
 
     def _run_eagerly(self, job: NewJob) -> AsyncResult[R]:
         outcome = eager.run(self, job)
-        outcome.maybe_throw()
+        if conf.flag("EAGER_PROPAGATES"):
+            outcome.maybe_throw()
         # With EAGER, sending returns the EagerResult, which reads as an AsyncResult does
         # (docs/tasks.md, "Type checking"); the senders are typed for the usual case.
         return cast("AsyncResult[R]", outcome)

@@ -153,9 +153,7 @@ _NO_REMOTE = "Workers are steered through the database; see docs/monitoring.md. 
 RULES: dict[str, Rule] = {
     # Sending and running.
     "task_always_eager": _mapped("EAGER", bool),
-    "task_eager_propagates": _holds(
-        _is(True), "With EAGER, djqueue always raises a task's exception in the caller."
-    ),
+    "task_eager_propagates": _mapped("EAGER_PROPAGATES", bool),
     "task_store_eager_result": _unsupported(
         "Eager runs store no row; leave EAGER off and run a worker to keep results."
     ),

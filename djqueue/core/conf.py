@@ -17,6 +17,9 @@ from djqueue.core import celery_conf
 DEFAULTS: dict[str, Any] = {
     # Run tasks at send time in the calling process (for users' unit tests).
     "EAGER": False,
+    # With EAGER, raise a task's error in the caller at send time (as Celery's
+    # task_eager_propagates); otherwise sending returns its FAILURE result.
+    "EAGER_PROPAGATES": False,
     # Database alias holding the queue tables; transactional enqueue needs it to be
     # the alias the application writes to.
     "DATABASE": "default",

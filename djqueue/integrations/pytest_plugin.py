@@ -49,5 +49,10 @@ def djqueue_jobs(db: None) -> Jobs:
 @pytest.fixture
 def djqueue_eager(settings: Any) -> Iterator[None]:
     """Run tasks at send time (``DJQUEUE["EAGER"] = True``) during the test."""
-    settings.DJQUEUE = {**getattr(settings, "DJQUEUE", {}), "EAGER": True}
+    settings.DJQUEUE = {
+        **getattr(settings, "DJQUEUE", {}),
+        "EAGER": True,
+        # A task's error fails the test where the task is sent.
+        "EAGER_PROPAGATES": True,
+    }
     yield

@@ -5,10 +5,12 @@ The examples are those of Celery's canvas documentation.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 import djqueue
 from djqueue.core import states
@@ -209,8 +211,19 @@ def test_eager_workflows_run_at_once(settings: Any) -> None:
     )
     assert djqueue.group(tasks.add.s(i, i) for i in range(5)).delay().get() == [0, 2, 4, 6, 8]
     assert djqueue.chord(tasks.add.s(i, i) for i in range(5))(tasks.xsum.s()).get() == 20
+    # As Celery's: a failed step raises as the next one asks for its result; a failed
+    # last step is the chain's FAILURE result, raised only with EAGER_PROPAGATES.
     with pytest.raises(ValueError, match="eager"):
-        (tasks.add.s(1, 1) | tasks.fail.si("eager")).delay()
+        (tasks.add.s(1, 1) | tasks.fail.si("eager") | tasks.mul.s(2)).delay()
+    last = (tasks.add.s(1, 1) | tasks.fail.si("eager")).delay()
+    assert last.state == "FAILURE" and last.parent.get() == 2
+    with pytest.raises(ValueError, match="header"):
+        djqueue.chord([tasks.add.s(1, 1), tasks.fail.si("header")], tasks.xsum.s()).delay()
+    members = djqueue.group(tasks.add.s(1, 1), tasks.fail.si("member")).delay()
+    assert [r.state for r in members] == ["SUCCESS", "FAILURE"] and members.failed()
+    settings.DJQUEUE = {"EAGER": True, "EAGER_PROPAGATES": True}
+    with pytest.raises(ValueError, match="member"):
+        djqueue.group(tasks.add.s(1, 1), tasks.fail.si("member")).delay()
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM djqueue_job")
         assert cursor.fetchone() == (0,)
@@ -328,3 +341,93 @@ def test_a_chain_errback_runs_once_for_the_step_that_failed() -> None:
     run_pending()
     [seen] = _ran(tasks.errback_with_request)
     assert seen["id"] == result.parent.id
+
+
+def test_eager_shapes_links_and_errbacks_as_celery_s(settings: Any) -> None:
+    settings.DJQUEUE = {"EAGER": True}
+    nested = djqueue.group(
+        djqueue.group(tasks.add.s(1, 1), tasks.add.s(2, 2)),
+        djqueue.chord([tasks.add.s(1, 1), tasks.add.s(2, 2)], tasks.xsum.s()),
+    ).delay()
+    assert nested.get() == [2, 4, 6] and len(nested.results) == 3
+    chained = djqueue.chain(tasks.add.s(1, 1), tasks.mul.s(3), tasks.add.s(1)).delay()
+    assert (chained.get(), chained.parent.get(), chained.parent.parent.get()) == (7, 6, 2)
+    assert chained.parent.parent.parent is None
+
+    seen: list[Any] = []
+    failed = tasks.fail.apply_async(
+        ("bad",), link_error=[tasks.errback_with_request.s(), tasks.on_chain_error.s()]
+    )
+    assert failed.state == "FAILURE"
+    linked = tasks.add.apply_async((2, 2), link=tasks.mul.s(10))
+    assert linked.get() == 4
+    del seen
+
+
+# Nested shapes, as Celery runs them -------------------------------------------------------
+
+
+def test_a_group_of_groups_is_unrolled_into_one_group() -> None:
+    result = djqueue.group(
+        djqueue.group(tasks.add.s(1, 1), tasks.add.s(2, 2)), tasks.add.s(3, 3)
+    ).apply_async()
+    run_pending()
+    assert len(result.results) == 3 and result.get(timeout=1) == [2, 4, 6]
+    assert result.completed_count() == 3
+    restored = djqueue.GroupResult.restore(result.id)
+    assert restored is not None and restored.get(timeout=1) == [2, 4, 6]
+
+
+def test_a_chord_inside_a_group_gives_its_body_s_result() -> None:
+    result = djqueue.group(
+        djqueue.chord([tasks.add.s(1, 1), tasks.add.s(2, 2)], tasks.xsum.s()),
+        tasks.add.s(5, 5),
+    ).apply_async()
+    run_pending()
+    assert result.get(timeout=1) == [6, 10]
+    assert isinstance(result.results[0].parent, djqueue.GroupResult)
+
+
+def test_a_chain_inside_a_chord_header() -> None:
+    result = djqueue.chord(
+        [tasks.add.s(1, 1), djqueue.chain(tasks.add.s(2, 2), tasks.mul.s(3))], tasks.xsum.s()
+    ).apply_async()
+    run_pending()
+    assert result.get(timeout=1) == 14
+
+
+def test_countdown_on_a_chain_group_or_chord_delays_what_starts_it() -> None:
+    before = timezone.now()
+    chained = djqueue.chain(tasks.add.s(1, 1), tasks.mul.s(3)).apply_async(countdown=60)
+    grouped = djqueue.group(tasks.add.s(1, 1), tasks.add.s(2, 2)).apply_async(countdown=60)
+    chorded = djqueue.chord([tasks.add.s(1, 1)], tasks.xsum.s()).apply_async(countdown=60)
+    assert run_pending() == []
+    first_jobs = [chained.parent, *grouped.results, *chorded.parent.results]
+    for first in first_jobs:
+        assert _job(first).eta >= before + datetime.timedelta(seconds=59)
+    with pytest.raises(ValueError, match="countdown or eta"):
+        djqueue.chain(tasks.add.s(1, 1)).apply_async(countdown=1, eta=timezone.now())
+
+
+def test_a_later_step_of_a_chain_may_be_a_delayed_chain() -> None:
+    inner = djqueue.chain(tasks.mul.s(2), tasks.mul.s(5)).set(countdown=60)
+    result = djqueue.chain(tasks.add.s(1, 1), inner).apply_async()
+    before = timezone.now()
+    run_pending()
+    waiting = _job(result.parent)
+    assert waiting.state == states.PENDING and waiting.eta >= before + datetime.timedelta(
+        seconds=59
+    )
+
+
+def test_the_pipe_combines_as_celery_s() -> None:
+    add, xsum = tasks.add, tasks.xsum
+    assert type(add.s(1, 1) | add.s(2)) is djqueue.chain
+    assert type(djqueue.chain(add.s(1, 1), add.s(2)) | djqueue.group(add.s(1))) is djqueue.chain
+    assert type(djqueue.group(add.s(1, 1)) | xsum.s()) is djqueue.chord
+    assert type(djqueue.group(add.s(1, 1)) | djqueue.group(add.s(1))) is djqueue.chord
+    piped = djqueue.chord([add.s(1, 1), add.s(2, 2)], xsum.s()) | add.s(10)
+    assert type(piped) is djqueue.chord and type(piped.body) is djqueue.chain
+    result = piped.apply_async()
+    run_pending()
+    assert result.get(timeout=1) == 16

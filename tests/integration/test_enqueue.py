@@ -156,9 +156,15 @@ def test_enqueue_notifies_listeners_of_the_queue(other_connection: Any) -> None:
     assert [n.payload for n in notes] == ["special"]
 
 
-def test_eager_setting_runs_at_send_time_and_propagates(settings: Any) -> None:
+def test_eager_setting_runs_at_send_time(settings: Any) -> None:
     settings.DJQUEUE = {"EAGER": True}
     assert tasks.add.delay(2, 2).get() == 4
+    # As Celery's: the failure is the result, raised by get().
+    failed = tasks.fail.delay("eager failure")
+    assert failed.state == "FAILURE" and isinstance(failed.result, ValueError)
+    with pytest.raises(ValueError, match="eager failure"):
+        failed.get()
+    settings.DJQUEUE = {"EAGER": True, "EAGER_PROPAGATES": True}
     with pytest.raises(ValueError, match="eager failure"):
         tasks.fail.delay("eager failure")
     assert not Job.objects.exists()

@@ -52,7 +52,7 @@ def check_groups_and_chords() -> None:
     assert_type(chord([add.s(1, 2)], describe.s()).delay().get(), str)
     assert_type(chord([add.s(1, 2)])(describe.s()).get(), str)
     assert_type(group(add.s(1, 2), add.s(3, 4)) | describe.s(), chord[AsyncResult[str]])
-    assert_type(chord([add.s(1, 2)], total.s()) | double.s(), chain[AsyncResult[int]])
+    assert_type(chord([add.s(1, 2)], total.s()) | double.s(), chord[AsyncResult[int]])
 
 
 def check_dynamic_workflows(
