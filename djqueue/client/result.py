@@ -18,9 +18,12 @@ from typing import Any, Generic, cast
 from djqueue.client import promises, unfinished
 from djqueue.client.typevars import R_co
 from djqueue.core import conf, context, exceptions, ids, states
-from djqueue.db import broker, schema, waiters
+from djqueue.db import broker, models, schema, waiters
 from djqueue.db.models import Group, Job
+from djqueue.db.sql import parts
 
+# The eta of a workflow step not released yet.
+_WAITING = datetime.datetime.fromisoformat(parts.WAITING_ETA)
 # Finished states whose error get() raises; an ignored job has no result (None).
 _RAISING = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
 _FIELDS = (
@@ -219,6 +222,25 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
 
     def failed(self) -> bool:
         return bool(self._row()["state"] == states.FAILURE)
+
+    @property
+    def children(self) -> list[AsyncResult[Any]]:
+        """The jobs this one started, in the order they were sent, as Celery lists them:
+        jobs sent from its task while it ran, the next step of its chain once this one
+        released it, and its link callbacks once it succeeded (not its errbacks)."""
+        with schema.translated():
+            started = (
+                Job.objects.using(conf.database())
+                .filter(workflow__isnull=False)
+                .annotate(started_by=models.parent_expression())
+                .filter(started_by=self.id)
+                # A later step that was never released (still waiting, or ended with a
+                # failure before it) was not started by this job.
+                .exclude(eta=_WAITING)
+                .order_by("id")
+                .values_list("id", flat=True)
+            )
+            return [AsyncResult(job_id) for job_id in started]
 
     @property
     def progress(self) -> dict[str, Any] | None:

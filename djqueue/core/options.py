@@ -76,7 +76,9 @@ def read(workflow: str | None) -> Carried:
         time_limit=_seconds(given.get("time_limit")),
         soft_time_limit=_seconds(given.get("soft_time_limit")),
         root_id=_id(given.get("root_id")),
-        parent_id=_id(given.get("parent_id")) or _id(data.get("parent")),
+        # The step before it in a chain, or the job it is a link callback of; else the
+        # task that sent it (Celery sends later steps from the step before).
+        parent_id=_id(data.get("parent")) or _id(given.get("parent_id")),
         group=_id(data.get("group")),
         # Celery keeps the steps still to come last-first (the next one is popped).
         chain=[_step(step) for step in reversed(_list(data.get("next")))],

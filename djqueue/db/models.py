@@ -13,9 +13,21 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from djqueue.core import codec, ids, registry, schedules, states
+
+
+def parent_expression() -> Coalesce:
+    """The id (as text) of the job that started a job: the step before it in a chain or
+    the job whose link callback it is (``workflow.parent``), or else the task that sent
+    it (``workflow.options.parent_id``); NULL for the rest."""
+    return Coalesce(
+        KeyTextTransform("parent", "workflow"),
+        KeyTextTransform("parent_id", KeyTransform("options", "workflow")),
+    )
 
 
 class Job(models.Model):
@@ -151,6 +163,13 @@ class Job(models.Model):
                 fields=["-id"],
                 condition=Q(state__in=[states.FAILURE, states.REVOKED]),
                 name="djqueue_job_failed",
+            ),
+            # AsyncResult.children: the jobs a job started. Only jobs that carry a
+            # continuation can have a parent, so only they are in it.
+            models.Index(
+                parent_expression(),
+                condition=Q(workflow__isnull=False),
+                name="djqueue_job_parent",
             ),
         ]
         constraints = [

@@ -186,3 +186,48 @@ def test_eager_results_read_as_async_results_do(settings: Any) -> None:
     assert outcome.state == states.REVOKED
     with pytest.raises(exceptions.TaskRevokedError):
         outcome.get()
+
+
+def test_children_are_the_jobs_a_job_started_as_celery_lists_them() -> None:
+    linked = tasks.add.apply_async(
+        (2, 2), link=tasks.mul.s(10), link_error=tasks.on_chain_error.s()
+    )
+    chained = djqueue.chain(tasks.add.s(1, 1), tasks.mul.s(3)).apply_async()
+    first = chained.parent
+    assert first.children == [] and linked.children == []  # nothing started yet
+
+    run_pending()
+
+    [callback] = linked.children
+    assert callback.get(timeout=1) == 40 and callback.name == "tests.testapp.tasks.mul"
+    assert first.children == [chained] and chained.children == []
+    spawner = tasks.spawn_children.delay(3)
+    run_pending()
+    assert [child.get(timeout=1) for child in spawner.children] == [0, 2, 4]
+
+
+def test_a_failed_job_has_no_children_for_its_errbacks_or_later_steps() -> None:
+    chained = djqueue.chain(tasks.fail.si("x"), tasks.mul.s(3)).apply_async(
+        link_error=tasks.on_chain_error.s()
+    )
+    run_pending()
+    assert chained.parent.children == []
+
+
+def test_children_are_found_through_their_own_index() -> None:
+    from django.db import connection
+
+    from djqueue.db import models
+
+    query = (
+        Job.objects.filter(workflow__isnull=False)
+        .annotate(started_by=models.parent_expression())
+        .filter(started_by=str(uuid.uuid4()))
+        .values_list("id", flat=True)
+    )
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "djqueue_job_parent" in plan

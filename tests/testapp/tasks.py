@@ -732,3 +732,11 @@ def errback_with_request_and_tag(request: Any, exc: BaseException, traceback: An
 def bound_errback(self: Any, task_id: str) -> str:
     """Bound errbacks get the failed job's id whatever they take, as in Celery."""
     return f"bound: {task_id}"
+
+
+@djqueue.task
+def spawn_children(count: int) -> int:
+    """Send ``count`` jobs from inside a task: they are its children."""
+    for n in range(count):
+        add.delay(n, n)
+    return count

@@ -57,7 +57,8 @@ KEY_SET = (
 # - ``released``: waiting next steps of succeeded jobs get a due eta, and the result as
 #   their first argument unless immutable ("pass"). The state and eta = WAITING_ETA test
 #   makes a release happen once and never revive a revoked step.
-# - ``callbacks``: link (on success, with the result) and link_error (on failure, with
+# - ``callbacks``: link (on success, with the result, and the job as their parent, so
+#   that they are among its children as in Celery) and link_error (on failure, with
 #   the failed job's id, or Celery's (request, exc, traceback) for an errback that takes
 #   three arguments: "style") callbacks are inserted; their ids were fixed when the
 #   workflow was sent, so ON CONFLICT DO NOTHING runs an errback shared by several jobs
@@ -105,7 +106,7 @@ released AS (
 ),
 callbacks AS (
     INSERT INTO djqueue_job (
-{columns}
+{columns}, workflow
     )
     SELECT DISTINCT ON ((c.sig->>'id')::uuid)
            (c.sig->>'id')::uuid, c.sig->>'task_name', c.sig->>'queue',
@@ -116,13 +117,15 @@ callbacks AS (
            c.sig->'kwargs', 0, 0, (c.sig->>'max_attempts')::int,
            now() + make_interval(secs => COALESCE((c.sig->>'countdown')::float8, 0)),
            now() + make_interval(secs => (c.sig->>'expires_in')::float8),
-           now(), '', '', '', ''
-    FROM (SELECT jsonb_array_elements(e.workflow->'link') AS sig, e.result AS value
+           now(), '', '', '', '', c.place
+    FROM (SELECT jsonb_array_elements(e.workflow->'link') AS sig, e.result AS value,
+                 jsonb_build_object('parent', e.id::text) AS place
           FROM ended AS e WHERE e.state = 'SUCCESS'
           UNION ALL
           SELECT l.sig,
                  CASE WHEN l.sig->>'style' = 'request' THEN {errback_args}
-                      ELSE to_jsonb(e.id::text) END
+                      ELSE to_jsonb(e.id::text) END,
+                 NULL
           FROM ended AS e JOIN djqueue_job AS o ON o.id = e.id
                CROSS JOIN LATERAL jsonb_array_elements(e.workflow->'link_error') AS l(sig)
           WHERE e.state = 'FAILURE') AS c
