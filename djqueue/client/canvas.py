@@ -123,9 +123,15 @@ class Signature(Generic[R]):
         return callback
 
     def link_error(self, errback: Signature[T]) -> Signature[T]:
-        """Run ``errback`` with the failed job's id when it fails; return ``errback``."""
+        """Run ``errback`` when the job fails (with its id, or its request, error and
+        traceback: docs/canvas.md); return ``errback``."""
         self.options.setdefault("link_error", []).append(_signature(errback))
         return errback
+
+    def on_error(self, errback: Signature[Any]) -> Self:
+        """:meth:`link_error` that returns this signature, to send it in one line."""
+        self.link_error(errback)
+        return self
 
     @overload
     def __or__(self, other: Signature[T]) -> chain[AsyncResult[T]]: ...
@@ -174,6 +180,11 @@ class _Composite(Generic[H]):
 
     def link_error(self, errback: Signature[T]) -> Signature[T]:
         return _link(self, "link_error", errback)
+
+    def on_error(self, errback: Signature[Any]) -> Self:
+        """:meth:`link_error` that returns this workflow, to send it in one line."""
+        self.link_error(errback)
+        return self
 
     def delay(self, *args: Any, **kwargs: Any) -> H:
         return self.apply_async(args, kwargs)
@@ -886,6 +897,9 @@ def _eager_signature(
         for link in links:
             _eager(link, (outcome.result,), [], [])
     elif outcome.state == "FAILURE":
+        if conf.flag("EAGER_PROPAGATES"):
+            # As Celery's: the error is raised at once; nothing after it runs.
+            outcome.maybe_throw()
         for errback in errbacks:
             _call_errback(errback, outcome)
     return outcome
