@@ -13,7 +13,9 @@ import pytest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_DATABASE = "djqueue_demo_test"
+# Named after the run's test database, so that suites run side by side (each with its own
+# DJQUEUE_TEST_DATABASE) never drop each other's demo database.
+DEMO_DATABASE = os.environ.get("DJQUEUE_TEST_DATABASE", "test_djqueue") + "_demo"
 EXPECTED_JOBS = 9
 
 

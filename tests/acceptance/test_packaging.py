@@ -46,7 +46,7 @@ def test_migrations_templates_static_files_and_types_are_there(wheel: zipfile.Zi
     names = set(wheel.namelist())
     assert "djqueue/py.typed" in names
     assert "djqueue/migrations/0001_initial.py" in names
-    assert "djqueue/templates/djqueue/admin/dashboard.html" in names
+    assert "djqueue/templates/djqueue/admin/overview.html" in names
     migrations = {name for name in _package_files((".py",)) if "/migrations/" in name}
     templates = _package_files((".html", ".txt"))
     static = {name for name in _package_files() if "/static/" in name}
