@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast
 
 from django.utils import timezone
 
+from djqueue.client.identity import ById
 from djqueue.client.typevars import R, R_co
 from djqueue.core import codec, exceptions, executor, states
 from djqueue.core.records import ClaimedJob, NewJob, Outcome
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 _RAISING = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
 
 
-class EagerResult(states.StateQueries, Generic[R_co]):
+class EagerResult(ById, states.StateQueries, Generic[R_co]):
     """The outcome of a job run in this process; shaped like ``AsyncResult``.
 
     ``EagerResult[int]`` is the outcome of a task that returns an ``int``.
@@ -44,23 +45,6 @@ class EagerResult(states.StateQueries, Generic[R_co]):
 
     def __repr__(self) -> str:
         return f"<EagerResult: {self.id}>"
-
-    def __str__(self) -> str:
-        return self.id
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, EagerResult):
-            return other.id == self.id
-        if isinstance(other, str):
-            return other == self.id
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    @property
-    def task_id(self) -> str:
-        return self.id
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, cast
 
 from djqueue.client import promises, unfinished
+from djqueue.client.identity import ById
 from djqueue.client.typevars import R_co
 from djqueue.core import conf, context, exceptions, ids, states
 from djqueue.db import broker, models, schema, waiters
@@ -85,7 +86,7 @@ def denied_join_result() -> Iterator[None]:
         _join_allowed.reset(token)
 
 
-class AsyncResult(states.StateQueries, Generic[R_co]):
+class AsyncResult(ById, states.StateQueries, Generic[R_co]):
     """A handle on a job by id; every read looks at the job's row.
 
     ``AsyncResult[int]`` is the result of a task that returns an ``int``: ``get()``
@@ -102,24 +103,6 @@ class AsyncResult(states.StateQueries, Generic[R_co]):
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
-
-    def __str__(self) -> str:
-        return self.id
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, AsyncResult):
-            return other.id == self.id
-        if isinstance(other, str):
-            return other == self.id
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    @property
-    def task_id(self) -> str:
-        """The job id (Celery's older name for ``id``)."""
-        return self.id
 
     # Reading --------------------------------------------------------------------
 
