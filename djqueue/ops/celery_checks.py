@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core import checks
 
 from djqueue.client import routing
-from djqueue.core import celery_conf, conf
+from djqueue.core import celery_conf, celery_rules, conf
 
 
 def check_celery_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -40,7 +40,7 @@ def check_celery_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
 
 def _messages(found: celery_conf.Found, ours: dict[str, Any]) -> list[checks.CheckMessage]:
     rule, shown = found.rule, celery_conf.described(found.value)
-    if rule.kind is celery_conf.Kind.IGNORED:
+    if rule.kind is celery_rules.Kind.IGNORED:
         return [
             checks.Info(
                 f"{found.setting} has no effect with djqueue.", hint=rule.advice, id="djqueue.I101"
@@ -54,7 +54,7 @@ def _messages(found: celery_conf.Found, ours: dict[str, Any]) -> list[checks.Che
                 id="djqueue.W101",
             )
         ]
-    if rule.kind is celery_conf.Kind.MAPPED and rule.ours in ours:
+    if rule.kind is celery_rules.Kind.MAPPED and rule.ours in ours:
         convert = rule.convert or (lambda value: value)
         if not celery_conf.same(ours[rule.ours], convert(found.value)):
             return [

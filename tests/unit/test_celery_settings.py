@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from djqueue.core import celery_conf, conf
+from djqueue.core import celery_names, celery_rules, conf
 from djqueue.ops import celery_checks
 
 
@@ -136,9 +136,9 @@ def test_names_that_celery_never_had_point_to_annotations(settings: Any) -> None
 
 
 def test_every_rule_names_a_setting_celery_knows() -> None:
-    assert set(celery_conf.RULES) <= celery_conf.KNOWN
-    assert set(celery_conf.OLD_NAMES.values()) <= celery_conf.KNOWN
-    mapped = {rule.ours for rule in celery_conf.RULES.values() if rule.ours}
+    assert set(celery_rules.RULES) <= celery_names.KNOWN
+    assert set(celery_names.OLD_NAMES.values()) <= celery_names.KNOWN
+    mapped = {rule.ours for rule in celery_rules.RULES.values() if rule.ours}
     assert mapped <= set(conf.DEFAULTS)
 
 

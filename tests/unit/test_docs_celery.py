@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 
 from djqueue.client import routing
-from djqueue.core import celery_conf, conf
+from djqueue.core import celery_rules, conf
 from djqueue.ops import celery_checks
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -55,14 +55,14 @@ def test_the_settings_table_says_what_the_rules_do() -> None:
         _section("celery-migration.md", "Settings"),
         re.M,
     )
-    assert {name.lower() for name, _, _ in rows} == set(celery_conf.RULES)
+    assert {name.lower() for name, _, _ in rows} == set(celery_rules.RULES)
     for name, ours, status in rows:
-        rule = celery_conf.RULES[name.lower()]
-        if rule.kind is celery_conf.Kind.MAPPED:
+        rule = celery_rules.RULES[name.lower()]
+        if rule.kind is celery_rules.Kind.MAPPED:
             assert (ours, status) == (f"`{rule.ours}`", "honoured")
-        elif rule.kind is celery_conf.Kind.HOLDS:
+        elif rule.kind is celery_rules.Kind.HOLDS:
             assert status.startswith("honoured")
-        elif rule.kind is celery_conf.Kind.IGNORED:
+        elif rule.kind is celery_rules.Kind.IGNORED:
             assert status == "no effect (I101)"
         else:
             assert status == "warning (W101)"
