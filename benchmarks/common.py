@@ -1,4 +1,5 @@
-"""Helpers shared by the djqueue and Celery sides: statistics, processes, deadlines."""
+"""Helpers shared by the benchmarks: statistics, processes, deadlines, and running two
+checkouts side by side in turns."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +80,59 @@ def tail(log: Path, lines: int = 20) -> str:
     if not log.exists():
         return "(no output)"
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+# Side by side: this checkout against another (``git worktree add --detach``) -------------
+
+
+def in_turns(rounds: int, first: str, second: str) -> Iterator[tuple[int, str]]:
+    """(round, side) in ABBA order: ``first`` then ``second``, then the other way round,
+    so that a drift of the machine during a run weighs on both sides alike."""
+    for round_ in range(rounds):
+        order = (first, second) if round_ % 2 == 0 else (second, first)
+        for side in order:
+            yield round_, side
+
+
+def checkout_env(tree: Path, database: str, **extra: str) -> dict[str, str]:
+    """Environment for a process that runs the code of the checkout ``tree`` (its
+    ``djqueue`` and its ``benchmarks``, nothing else) on the benchmark database
+    ``database``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "DJQUEUE_BENCH_DB": database}
+    env.pop("DJQUEUE_BENCH_ROLLUP_SECONDS", None)
+    env.update(extra)
+    return env
+
+
+def run_in(tree: Path, command: Sequence[str], env: dict[str, str]) -> str:
+    """Run ``command`` in the checkout ``tree`` and return its output; exit with both
+    its outputs when it fails."""
+    done = subprocess.run(
+        list(command), cwd=tree, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed in {tree}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def drop_database(name: str) -> None:
+    """Drop the benchmark database ``name`` if it exists; the next run makes it anew."""
+    # Imported here: the Celery side imports this module in a virtualenv without psycopg.
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        dbname="postgres",
+        user=os.environ.get("PGUSER", "postgres"),
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+        port=os.environ.get("PGPORT", "5432"),
+        password=os.environ.get("PGPASSWORD", ""),
+        autocommit=True,
+    ) as admin:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        admin.execute(drop)
+
+
+def change(before: float, after: float) -> float:
+    """``after`` relative to ``before``: +0.05 is 5 % more."""
+    return (after - before) / before if before else float("inf")

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+# Run as a script, the repository root (where ``benchmarks`` lives) may not be on the path.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from benchmarks import common  # noqa: E402
 
 # Run inside a checkout: its own code, its own database.
 ONE_DRAIN = """
@@ -37,22 +40,18 @@ print("RESULT " + json.dumps(figures))
 
 
 def drain(tree: Path, name: str, options: argparse.Namespace, rollup: float | None) -> float:
-    env = {**os.environ, "PYTHONPATH": str(tree), "DJQUEUE_BENCH_DB": f"djqueue_bench_{name}"}
-    env.pop("DJQUEUE_BENCH_ROLLUP_SECONDS", None)
-    if rollup is not None:
-        env["DJQUEUE_BENCH_ROLLUP_SECONDS"] = str(rollup)
+    extra = {"DJQUEUE_BENCH_ROLLUP_SECONDS": str(rollup)} if rollup is not None else {}
+    env = common.checkout_env(tree, f"djqueue_bench_{name}", **extra)
     code = ONE_DRAIN.format(
         jobs=options.jobs,
         workers=options.workers,
         pool=options.pool,
         concurrency=options.concurrency,
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, check=False
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise SystemExit(f"the drain in {tree} failed:\n{done.stdout}\n{done.stderr}")
+    output = common.run_in(tree, [sys.executable, "-c", code], env)
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"the drain in {tree} gave no figures:\n{output}")
     figures = json.loads(lines[-1][len("RESULT ") :])
     if not figures["drain_ok"]:
         raise SystemExit(f"the drain in {tree} did not run every job exactly once: {figures}")
@@ -70,20 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollup-seconds", type=float, default=1.0)
     options = parser.parse_args(argv)
     rates: dict[str, list[float]] = {"before": [], "series": []}
-    for round_ in range(options.rounds):
-        order = ["before", "series"] if round_ % 2 == 0 else ["series", "before"]
-        for name in order:
-            tree = options.baseline.resolve() if name == "before" else HERE
-            rollup = options.rollup_seconds if name == "series" else None
-            rate = drain(tree, name, options, rollup)
-            rates[name].append(rate)
-            print(f"round {round_ + 1} {name:>6}: {rate:,.0f} jobs/s", flush=True)
+    for round_, name in common.in_turns(options.rounds, "before", "series"):
+        tree = options.baseline.resolve() if name == "before" else HERE
+        rollup = options.rollup_seconds if name == "series" else None
+        rate = drain(tree, name, options, rollup)
+        rates[name].append(rate)
+        print(f"round {round_ + 1} {name:>6}: {rate:,.0f} jobs/s", flush=True)
     before, after = statistics.median(rates["before"]), statistics.median(rates["series"])
     print(
         f"\nmedian drain, {options.jobs} jobs, {options.workers} x {options.pool} "
         f"c={options.concurrency}: before {before:,.0f} jobs/s, with the time series "
         f"(rollup every {options.rollup_seconds:g} s) {after:,.0f} jobs/s: "
-        f"{(before - after) / before:+.1%} slower"
+        f"{-common.change(before, after):+.1%} slower"
     )
     return 0
 
