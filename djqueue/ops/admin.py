@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString
 from djqueue.core import conf, ids, states, text
 from djqueue.db import broker
 from djqueue.db.models import Job
-from djqueue.ops import access, overview
+from djqueue.ops import access, job_page, overview
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured, log_entries
 from djqueue.ops.fleet_admin import QueueAdmin, WorkerAdmin
 from djqueue.ops.job_list import (
@@ -45,7 +45,7 @@ SHOWN_ATTEMPTS = 100
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
     list_display = (
         "id",
         "task_name",

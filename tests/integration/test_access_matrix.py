@@ -113,15 +113,34 @@ def action(url_name: str, name: str, ids: list[Any]) -> Any:
     return post
 
 
-def job_action(name: str, before: str, factory: Any = JobFactory) -> Callable[[Client], str]:
+def job_action(
+    name: str, before: str, factory: Any = JobFactory, button: str | None = None
+) -> Callable[[Client], str]:
+    """The list's action and, when given, the job page's button: both must agree."""
+
+    def changed(job: Job) -> bool:
+        row = Job.objects.filter(pk=job.id).first()
+        return row is None or row.state != before or row.revoke_requested_at is not None
+
     def probe(client: Client) -> str:
         job = factory(state=before)
         response = action("admin:djqueue_job_changelist", name, [job.id])(client)
-        row = Job.objects.filter(pk=job.id).first()
-        changed = row is None or row.state != before or row.revoke_requested_at is not None
-        return done(response, changed)
+        by_action = done(response, changed(job))
+        if button is None:
+            return by_action
+        job = factory(state=before)
+        pressed = client.post(reverse(f"admin:djqueue_job_{button}", args=[job.id]))
+        by_button = done(pressed, changed(job))
+        assert by_action == by_button, (by_action, by_button)
+        return by_action
 
     return probe
+
+
+def run_again(client: Client) -> str:
+    job = JobFactory(task_name=ADD, state=states.SUCCESS)
+    response = client.post(reverse("admin:djqueue_job_run_again", args=[job.id]))
+    return done(response, Job.objects.count() == 2)
 
 
 def pause_queues(client: Client) -> str:
@@ -258,11 +277,12 @@ PROBES: dict[str, Callable[[Client], str]] = {
         "admin:djqueue_solarschedule_changelist",
         "admin:djqueue_clockedschedule_changelist",
     ),
-    "revoke jobs": job_action("revoke_jobs", states.PENDING),
+    "revoke jobs": job_action("revoke_jobs", states.PENDING, button="revoke"),
     "terminate running jobs": job_action(
-        "terminate_jobs", states.STARTED, factory=StartedJobFactory
+        "terminate_jobs", states.STARTED, factory=StartedJobFactory, button="terminate"
     ),
-    "retry failed jobs": job_action("retry_failed_jobs", states.FAILURE),
+    "retry failed jobs": job_action("retry_failed_jobs", states.FAILURE, button="retry"),
+    "run a job again (job page)": run_again,
     "delete finished jobs": job_action("delete_finished_jobs", states.SUCCESS),
     "pause and resume queues": pause_queues,
     "edit a periodic task": edit_periodic,

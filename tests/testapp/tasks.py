@@ -184,6 +184,12 @@ def doubly_limited(tag: int) -> int:
     return tag
 
 
+@djqueue.task(rate_limit="2/m")
+def twice_a_minute(tag: int) -> int:
+    """At most two starts per minute (the console's "why waiting" tests)."""
+    return tag
+
+
 @djqueue.task(unique_key="report:{user_id}")
 def unique_report(user_id: int, full: bool = False) -> int:
     return user_id

@@ -15,6 +15,7 @@ name (``sql.CLAIM_ONE_QUEUE``):
 - :mod:`.workers` -- worker rows
 - :mod:`.schedules` -- periodic tasks: leadership, runs, slots, notifications
 - :mod:`.series` -- the time series: rollups, depth samples, pruning, reads
+- :mod:`.waiting` -- what holds a waiting job back, for the console's job page
 - :mod:`.parts` -- pieces shared by several statements
 """
 
@@ -26,6 +27,7 @@ from djqueue.db.sql.operations import *  # noqa: F403
 from djqueue.db.sql.parts import WAITING_ETA
 from djqueue.db.sql.schedules import *  # noqa: F403
 from djqueue.db.sql.series import *  # noqa: F403
+from djqueue.db.sql.waiting import *  # noqa: F403
 from djqueue.db.sql.workers import *  # noqa: F403
 
 __all__ = ["WAITING_ETA"]

@@ -1,0 +1,216 @@
+"""What surrounds one job that has not started: the rows that can hold it back.
+
+The console's job page turns these facts into reasons (``djqueue.ops.waiting``); here
+they are only read, each through an index, and counts of jobs ahead stop at
+:data:`AHEAD_BOUND`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from django.db.backends.utils import CursorWrapper
+
+from djqueue.core import conf, states
+from djqueue.db import schema, sql
+
+# Jobs ahead are counted up to this many; more reads as "at least this many".
+AHEAD_BOUND = 10_000
+# Unfinished chord header jobs named on a page.
+SHOWN_HEADER_JOBS = 10
+
+
+@dataclass(frozen=True)
+class JobBrief:
+    """Another job, as a page names and links it."""
+
+    id: uuid.UUID
+    task_name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class RateUse:
+    """A task's rate limit: ``limit`` starts per ``period`` seconds, ``used`` of them in
+    the last period (the oldest at ``oldest``), ``ahead`` due jobs ranked first."""
+
+    task_name: str
+    limit: int
+    period: float
+    used: int
+    oldest: datetime.datetime | None
+    ahead: int
+
+
+@dataclass(frozen=True)
+class ConcurrencyUse:
+    """A concurrency key: ``limit`` jobs at once, ``held`` claimed or running now,
+    ``ahead`` due jobs of the key ranked first."""
+
+    key: str
+    limit: int
+    held: int
+    ahead: int
+
+
+@dataclass(frozen=True)
+class ChordWait:
+    """The chord whose body the job is: header members not ended yet, and the header
+    jobs not finished (the first :data:`SHOWN_HEADER_JOBS`)."""
+
+    group_id: uuid.UUID
+    remaining: int | None
+    members: int
+    unfinished: tuple[JobBrief, ...]
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """One job and the rows around it that decide when it runs, read at ``now`` (the
+    database's clock)."""
+
+    id: uuid.UUID
+    state: str
+    queue: str
+    task_name: str
+    eta: datetime.datetime
+    now: datetime.datetime
+    worker: str
+    claimed_at: datetime.datetime | None
+    unique_key: str | None
+    # A workflow step not released yet: it waits for ``parent`` or for ``chord``.
+    waits_upstream: bool
+    parent: JobBrief | None
+    chord: ChordWait | None
+    # None when the queue is not paused.
+    paused_since: datetime.datetime | None
+    live_serving: int
+    live_workers: int
+    # Due plain jobs of its queue a claim takes first (None for a limited job).
+    ahead: int | None
+    rate: RateUse | None
+    concurrency: ConcurrencyUse | None
+    # The other waiting job that holds its unique key, if one does.
+    unique_holder: uuid.UUID | None
+
+    @property
+    def waiting(self) -> bool:
+        return self.state in states.WAITING
+
+
+def read(job_id: uuid.UUID) -> Surroundings | None:
+    """The surroundings of job ``job_id``, or None when there is no such job."""
+    with _cursor() as cursor:
+        cursor.execute(sql.WAITING_JOB, [job_id])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return _surroundings(cursor, row)
+
+
+def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
+    (job_id, state, queue, task_name, priority, eta, gated, rate_limit, rate_period) = row[:9]
+    (concurrency_key, concurrency_limit, unique_key, worker, claimed_at) = row[9:14]
+    (parent, body_of, waits_upstream, now) = row[14:]
+    place = {"id": job_id, "priority": priority, "eta": eta, "bound": AHEAD_BOUND}
+    waiting = state in states.WAITING
+    cursor.execute(sql.QUEUE_PAUSED, [queue])
+    paused = cursor.fetchone()
+    live = 3 * conf.number("HEARTBEAT_SECONDS")
+    cursor.execute(sql.QUEUE_SERVED, [queue, live])
+    serving, alive = cursor.fetchone()
+    return Surroundings(
+        id=job_id,
+        state=state,
+        queue=queue,
+        task_name=task_name,
+        eta=eta,
+        now=now,
+        worker=worker,
+        claimed_at=claimed_at,
+        unique_key=unique_key,
+        waits_upstream=waiting and waits_upstream,
+        parent=_brief(cursor, parent) if waiting and waits_upstream else None,
+        chord=_chord(cursor, body_of) if waiting and waits_upstream else None,
+        paused_since=paused[1] if paused and paused[0] else None,
+        live_serving=serving,
+        live_workers=alive,
+        ahead=_count(cursor, sql.PLAIN_AHEAD, place, queue=queue)
+        if waiting and not gated
+        else None,
+        rate=_rate(cursor, place, task_name, rate_limit, rate_period)
+        if waiting and gated and rate_limit
+        else None,
+        concurrency=_concurrency(cursor, place, concurrency_key, concurrency_limit)
+        if waiting and gated and concurrency_key is not None and concurrency_limit
+        else None,
+        unique_holder=_holder(cursor, unique_key, job_id) if unique_key else None,
+    )
+
+
+def _count(cursor: CursorWrapper, statement: str, place: dict[str, Any], **more: Any) -> int:
+    cursor.execute(statement, {**place, **more})
+    return int(cursor.fetchone()[0])
+
+
+def _rate(
+    cursor: CursorWrapper, place: dict[str, Any], task: str, limit: int, period: float
+) -> RateUse:
+    cursor.execute(sql.RATE_USED, [f"rate:{task}", period])
+    used, oldest = cursor.fetchone()
+    ahead = _count(cursor, sql.RATE_AHEAD, place, task=task)
+    return RateUse(task, limit, period, int(used), oldest, ahead)
+
+
+def _concurrency(
+    cursor: CursorWrapper, place: dict[str, Any], key: str, limit: int
+) -> ConcurrencyUse:
+    cursor.execute(sql.CONCURRENCY_HELD, [key])
+    held = int(cursor.fetchone()[0])
+    return ConcurrencyUse(key, limit, held, _count(cursor, sql.CONCURRENCY_AHEAD, place, key=key))
+
+
+def _brief(cursor: CursorWrapper, job_id: str | None) -> JobBrief | None:
+    found = _briefs(cursor, [job_id]) if job_id else []
+    return found[0] if found else None
+
+
+def _briefs(cursor: CursorWrapper, job_ids: list[Any]) -> list[JobBrief]:
+    cursor.execute(sql.JOBS_BRIEF, [[str(job_id) for job_id in job_ids]])
+    return [JobBrief(*row) for row in cursor.fetchall()]
+
+
+def _chord(cursor: CursorWrapper, group_id: str | None) -> ChordWait | None:
+    if not group_id:
+        return None
+    cursor.execute(sql.CHORD_COUNTER, [group_id])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    remaining, stored = row
+    # Django's connections read jsonb as text.
+    job_ids = json.loads(stored) if isinstance(stored, str) else stored or []
+    header = _briefs(cursor, list(job_ids))
+    unfinished = [job for job in header if job.state not in states.READY]
+    return ChordWait(
+        uuid.UUID(group_id), remaining, len(job_ids), tuple(unfinished[:SHOWN_HEADER_JOBS])
+    )
+
+
+def _holder(cursor: CursorWrapper, key: str, job_id: uuid.UUID) -> uuid.UUID | None:
+    cursor.execute(sql.UNIQUE_HOLDER, [key, job_id])
+    row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+@contextmanager
+def _cursor() -> Iterator[CursorWrapper]:
+    with schema.translated(ours=True), connections[conf.database()].cursor() as cursor:
+        yield cursor
