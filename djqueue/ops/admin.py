@@ -33,15 +33,13 @@ from djqueue.ops.job_list import (
     TaskNameFilter,
     WindowFilter,
 )
-from djqueue.ops.job_values import SHOWN_CHARACTERS, SHOWN_IN_A_CELL, attempt_error, pretty
+from djqueue.ops.job_values import SHOWN_CHARACTERS, SHOWN_IN_A_CELL, pretty
 
 # The pages registered on import, re-exported by the documented ``djqueue.admin``.
 __all__ = ["JobAdmin", "QueueAdmin", "WorkerAdmin"]
 
 # Seconds between the overview's updates (while its tab is shown and it is live).
 REFRESH_SECONDS = 5
-# Attempts listed on a job page (the latest ones).
-SHOWN_ATTEMPTS = 100
 
 
 @admin.register(Job)
@@ -252,53 +250,6 @@ class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
             '<div style="white-space: pre-wrap">{}</div>',
             text.shortened(job.error_message, SHOWN_CHARACTERS) or "-",
         )
-
-    @admin.display(description="attempts")
-    def attempts(self, job: Job) -> SafeString:
-        """The latest attempts: the earlier ones from the history, then the current one."""
-        rows = [
-            (
-                entry.get("attempt", "?"),
-                entry.get("outcome", ""),
-                entry.get("worker", ""),
-                entry.get("started_at") or "",
-                entry.get("ended_at") or "",
-                attempt_error(entry.get("error_type"), entry.get("error_message")),
-            )
-            for entry in job.history or []
-        ]
-        if job.attempt:
-            rows.append(
-                (
-                    job.attempt,
-                    job.state,
-                    job.worker,
-                    job.started_at or "",
-                    job.finished_at or "",
-                    attempt_error(job.error_type, job.error_message)
-                    if job.state != states.SUCCESS
-                    else "",
-                )
-            )
-        if not rows:
-            return format_html("{}", "not run yet")
-        hidden, rows = max(0, len(rows) - SHOWN_ATTEMPTS), rows[-SHOWN_ATTEMPTS:]
-        body = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
-        )
-        return format_html(
-            "{}<table><thead><tr><th>attempt</th><th>outcome</th><th>worker</th><th>started</th>"
-            "<th>ended</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
-            f"{hidden} earlier attempt(s) not shown." if hidden else "",
-            body,
-        )
-
-    @admin.display(description="traceback")
-    def formatted_traceback(self, job: Job) -> SafeString:
-        if not job.traceback:
-            return format_html("{}", "-")
-        # Its start and its end, where the exception is named.
-        return format_html("<pre>{}</pre>", text.storable(job.traceback, SHOWN_CHARACTERS))
 
     def get_urls(self) -> list[URLPattern]:
         overview = path(

@@ -16,13 +16,16 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from djqueue.core import codec, conf, ids, registry, states
+from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker
 from djqueue.db.models import Job
-from djqueue.ops import access, waiting
+from djqueue.ops import access, job_values, timeline, tracebacks, waiting
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,23 @@ RETRY_REFUSED = (
 
 class JobPage(admin.ModelAdmin):  # type: ignore[type-arg]
     """The job page's buttons and "why it is waiting", for the job ModelAdmin."""
+
+    @admin.display(description="attempts")
+    def attempts(self, job: Job) -> SafeString:
+        """Each attempt: when claimed and started, by which worker on which host, how
+        it ended, its runtime and error."""
+        return render_to_string("djqueue/admin/job_timeline.html", {"timeline": timeline.of(job)})
+
+    @admin.display(description="traceback")
+    def formatted_traceback(self, job: Job) -> SafeString:
+        """The traceback: the exception, the user's frames, then the whole of it with
+        runs of library frames folded."""
+        if not job.traceback:
+            return format_html("{}", "-")
+        # Its start and its end (where the exception is named), as stored.
+        shown = text.storable(job.traceback, job_values.SHOWN_CHARACTERS)
+        parsed = tracebacks.parse(shown)
+        return render_to_string("djqueue/admin/job_traceback.html", {"traceback": parsed})
 
     def get_urls(self) -> list[URLPattern]:
         views: dict[str, Callable[[HttpRequest, Job], HttpResponse]] = {

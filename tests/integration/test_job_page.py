@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from djqueue.core import states
+from djqueue.core.records import Outcome
 from djqueue.db import broker
 from djqueue.db.models import Job
 from tests.factories import JobFactory, StartedJobFactory
@@ -196,3 +197,80 @@ def test_reasons_escape_names_from_rows(admin_client: Client) -> None:
     html = page(admin_client, Job.objects.get(pk=sent.id))
     assert "<b>q</b>" not in html
     assert "&lt;b&gt;q&lt;/b&gt;" in html
+
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/venv/lib/python3.12/site-packages/djqueue/core/executor.py", line 40, in run\n'
+    "    return task(*args)\n"
+    '  File "/srv/shop/tasks.py", line 12, in build_report\n'
+    "    rows = fetch(user_id)\n"
+    '  File "/venv/lib/python3.12/site-packages/client/api.py", line 7, in fetch\n'
+    "    raise <ConnectionError>('down')\n"
+    "ConnectionError: <down>"
+)
+
+
+def test_the_attempt_timeline_names_worker_host_times_outcome_and_runtime(
+    admin_client: Client,
+) -> None:
+    broker.register_worker("djqueue@web-7.42.abc", "web-7", 42, "threads", 4, ["default"])
+    sent = tasks.add.delay(1, 2)
+    [first] = broker.claim(["default"], 1, "djqueue@web-7.42.abc", 30.0, limited=False)
+    broker.mark_started(first.worker, [(first.id, first.attempt, 0.0)])
+    broker.finish(
+        [
+            Outcome(
+                first.id,
+                first.attempt,
+                first.task_name,
+                states.RETRY,
+                error_type="OSError",
+                error_message="flaky",
+                retry_in=0.0,
+                runtime=0.25,
+                worker=first.worker,
+            )
+        ]
+    )
+    [second] = broker.claim(["default"], 1, "djqueue@gone.1.xyz", 30.0, limited=False)
+    broker.finish(
+        [
+            Outcome(
+                second.id,
+                second.attempt,
+                second.task_name,
+                states.FAILURE,
+                error_type="ConnectionError",
+                error_message="<down>",
+                traceback=TRACEBACK,
+                runtime=0.5,
+                worker=second.worker,
+            )
+        ]
+    )
+    html = page(admin_client, Job.objects.get(pk=sent.id))
+    table = html[html.index('id="djq-timeline"') :]
+    rows = table.split("<tr data-outcome=")[1:]
+    assert [row.split('"')[1] for row in rows] == ["RETRY", "FAILURE"]
+    assert "djqueue@web-7.42.abc" in rows[0] and "<td>web-7</td>" in rows[0]
+    assert "OSError flaky" in rows[0]
+    assert "djqueue@gone.1.xyz" in rows[1] and "<td>-</td>" in rows[1]  # no row, no host
+    for row in rows:
+        claimed = row.split("<time")[1]  # claimed, then started, ended
+        assert 'datetime="20' in claimed
+    assert " s</td>" in rows[1]
+
+
+def test_the_traceback_shows_the_users_frames_first_and_folds_library_frames(
+    admin_client: Client,
+) -> None:
+    job = JobFactory(task_name=ADD, state=states.FAILURE, attempt=1, traceback=TRACEBACK)
+    html = page(admin_client, job)
+    block = html[html.index('id="djq-traceback"') :]
+    assert block.index("ConnectionError: &lt;down&gt;") < block.index("Your code")
+    user = block[block.index('class="djq-user-frames"') : block.index("</ol>")]
+    assert "/srv/shop/tasks.py" in user and "build_report" in user
+    assert "site-packages" not in user
+    assert block.count('<details class="djq-library-frames">') == 2
+    assert "&lt;ConnectionError&gt;" in block and "<ConnectionError>" not in block

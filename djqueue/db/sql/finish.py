@@ -43,6 +43,7 @@ done AS (
                        THEN COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(
                            jsonb_build_object(
                                'attempt', j.attempt, 'worker', j.worker,
+                               'claimed_at', j.claimed_at,
                                'started_at', COALESCE(j.started_at, now() - make_interval(
                                    secs => v.runtime)),
                                'ended_at', now(),

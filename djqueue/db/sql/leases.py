@@ -42,7 +42,8 @@ orphans AS (
         max_attempts = j.max_attempts + CASE WHEN j.state = 'RECEIVED' THEN 1 ELSE 0 END,
         {key_set},
         history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
-            'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
+            'attempt', j.attempt, 'worker', j.worker, 'claimed_at', j.claimed_at,
+            'started_at', j.started_at,
             'ended_at', now(), 'outcome', 'RELEASED',
             'error_message', 'held by its worker without the worker knowing (a lost '
                              || 'reply); handed back to the queue'))
@@ -85,7 +86,8 @@ moved AS (
         lost = j.lost + 1,
         {key_set},
         history = COALESCE(j.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
-            'attempt', j.attempt, 'worker', j.worker, 'started_at', j.started_at,
+            'attempt', j.attempt, 'worker', j.worker, 'claimed_at', j.claimed_at,
+            'started_at', j.started_at,
             'ended_at', now(), 'outcome', 'LOST',
             'error_message', CASE WHEN j.state = 'RECEIVED'
                                   THEN 'the worker stopped renewing its lease before the '

@@ -110,7 +110,8 @@ again AS (
         lost = GREATEST(lost, LEAST(kills, 1)), kills = 0,
         -- The failed attempt goes into the history before its columns are cleared.
         history = COALESCE(history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
-            'attempt', attempt, 'worker', worker, 'started_at', started_at,
+            'attempt', attempt, 'worker', worker, 'claimed_at', claimed_at,
+            'started_at', started_at,
             'ended_at', finished_at, 'outcome', 'FAILURE', 'error_type', error_type,
             'error_message', error_message))
     WHERE id IN (SELECT id FROM candidates) AND state = 'FAILURE'
