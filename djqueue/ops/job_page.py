@@ -1,5 +1,5 @@
-"""The job page of the admin: buttons for what can be done to the job now, and why it
-is waiting (docs/monitoring.md#the-job-page).
+"""The job page of the admin: buttons for what can be done to the job now, why it is
+waiting, its workflow, its attempts and its traceback (docs/monitoring.md#the-job-page).
 
 :class:`JobPage` is mixed into the job's ModelAdmin. Each button is a POST to a view of
 its own, protected by Django's CSRF token, checks its permission again whatever the
@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker
 from djqueue.db.models import Job
-from djqueue.ops import access, job_values, timeline, tracebacks, waiting
+from djqueue.ops import access, job_values, timeline, tracebacks, waiting, workflow_graph
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,7 @@ class JobPage(admin.ModelAdmin):  # type: ignore[type-arg]
             context["djq_buttons"] = buttons(request, job)
             context["djq_reasons"] = waiting.of(job.pk, visible)
             context["djq_state"] = job.state
+            context["djq_graph"] = workflow_graph.around(job.pk)
         return super().change_view(request, object_id, form_url, context)
 
     def _job(self, object_id: str) -> Job | None:
