@@ -285,8 +285,8 @@ class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
         """The overview's figures as JSON, for its script to update the page in place."""
         if not self.has_view_permission(request):
             return JsonResponse({"error": "You may not view jobs."}, status=403)
-        return self.needing_tables(
-            request, lambda: JsonResponse(overview.build(request, _range(request)))
+        return self.needing_tables_json(
+            lambda: JsonResponse(overview.build(request, _range(request)))
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
 from djqueue.db import schema
@@ -51,6 +51,20 @@ class NeedsTables(admin.ModelAdmin):  # type: ignore[type-arg]
             schema.roll_back_after_error()
             return self._missing(request, str(missing))
         return response
+
+    def needing_tables_json(
+        self, view: Callable[..., HttpResponse], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """Run ``view``, a view answering JSON: when the tables are missing, the answer
+        is JSON too (``{"error": ...}``), which the page's script can show."""
+        try:
+            return view(*args, **kwargs)
+        except DatabaseError as exc:
+            missing = schema.translate(exc)
+            if missing is None:
+                raise
+            schema.roll_back_after_error()
+            return JsonResponse({"error": str(missing)}, status=STATUS)
 
     def _missing(self, request: HttpRequest, message: str) -> HttpResponse:
         context = {

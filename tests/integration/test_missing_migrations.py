@@ -127,6 +127,15 @@ def test_admin_pages_say_to_migrate(admin_client: Any, no_job_table: None, page:
     assert "ProgrammingError" not in text
 
 
+def test_the_overview_data_says_to_migrate_in_json(admin_client: Any, no_job_table: None) -> None:
+    with transaction.atomic():
+        response = admin_client.get(reverse("admin:djqueue_overview_data"))
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert "djqueue's tables are missing" in response.json()["error"]
+    assert MIGRATE in response.json()["error"]
+
+
 def test_a_job_page_says_to_migrate(admin_client: Any) -> None:
     job = JobFactory()
     _hide("ALTER TABLE djqueue_job RENAME TO djqueue_job_hidden")

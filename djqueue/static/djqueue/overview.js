@@ -303,10 +303,14 @@
     }
     const json = (response.headers.get("Content-Type") || "").startsWith("application/json");
     if (!response.ok || !json) {
+      // A JSON error (missing tables, say) says what is wrong; show its words.
+      const said = json ? ((await response.json().catch(() => ({}))).error || "") : "";
       status(
         response.status === 403
           ? "You may no longer view jobs."
-          : "Not updated (the server answered " + response.status + "); reload the page if this lasts.",
+          : said
+            ? "Not updated: " + said
+            : "Not updated (the server answered " + response.status + "); reload the page if this lasts.",
       );
       return;
     }
