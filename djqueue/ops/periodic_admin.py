@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from djqueue.beat import entries
 from djqueue.core import codec, registry
@@ -30,10 +30,13 @@ from djqueue.db.models import (
     ClockedSchedule,
     CrontabSchedule,
     IntervalSchedule,
+    Job,
+    PeriodicRun,
     PeriodicTask,
     SolarSchedule,
 )
-from djqueue.ops import access, admin_tables, run_guard
+from djqueue.ops import access, admin_tables, run_guard, schedule_preview
+from djqueue.ops.admin_base import STATE_COLOURS, coloured
 
 # Runs listed on a periodic task's page.
 RECENT_RUNS = 10
@@ -43,14 +46,23 @@ def _task_choices() -> list[tuple[str, str]]:
     return [("", "---------"), *((name, name) for name in registry.names())]
 
 
-class ScheduleStateAdmin(admin_tables.NeedsTables):
+class ScheduleStateAdmin(schedule_preview.PreviewsSchedules, admin_tables.NeedsTables):
     """Saves and deletes through :mod:`djqueue.db.periodic`, which owns schedule state.
 
     Its forms refuse an edit that would make a task run at once from a user who may not
-    run tasks now (:mod:`djqueue.ops.run_guard`).
+    run tasks now (:mod:`djqueue.ops.run_guard`). Its pages show the next runs, kept
+    current while the form is edited (:mod:`djqueue.ops.schedule_preview`).
     """
 
     form = run_guard.GuardedForm
+    readonly_fields: ClassVar[tuple[str, ...]] = ("next_runs",)
+
+    class Media:
+        js = ("djqueue/schedule_preview.js",)
+        css = {"all": ("djqueue/schedule_preview.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*self.preview_urls(), *super().get_urls()]
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -188,6 +200,7 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
         "schedule_words",
         "next_run",
         "last_run_at",
+        "last_outcome",
         "total_run_count",
         "from_settings",
     )
@@ -197,18 +210,30 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
     list_select_related = ("interval", "crontab", "solar", "clocked")
     search_fields = ("name", "task", "description")
     readonly_fields = (
+        "next_runs",
         "last_run_at",
         "total_run_count",
         "from_settings",
         "date_changed",
         "recent_runs",
     )
+    preview_fields = ("interval", "crontab", "solar", "clocked", "start_time", "one_off", "enabled")
     actions = ["run_now", "enable", "disable"]
     fieldsets = (
         (None, {"fields": ("name", "task", "enabled", "description")}),
         (
             "Schedule (exactly one)",
-            {"fields": ("interval", "crontab", "solar", "clocked", "start_time", "one_off")},
+            {
+                "fields": (
+                    "interval",
+                    "crontab",
+                    "solar",
+                    "clocked",
+                    "start_time",
+                    "one_off",
+                    "next_runs",
+                )
+            },
         ),
         ("Arguments", {"fields": ("args", "kwargs")}),
         (
@@ -241,22 +266,51 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
         moment = entries.next_run(obj)
         return None if moment is None else _shown(moment)
 
+    def preview_of(self, row: Any) -> schedule_preview.Preview:
+        return schedule_preview.of_task(row)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PeriodicTask]:
+        # The state of each task's latest run's job, for the list: two index lookups
+        # per row (the run by (task, slot), the job by its id), never a scan.
+        latest = PeriodicRun.objects.filter(periodic_task=OuterRef("pk")).order_by("-slot")
+        queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
+        queryset = queryset.annotate(last_job=Subquery(latest.values("job_id")[:1]))
+        state = Job.objects.filter(pk=OuterRef("last_job")).values("state")[:1]
+        return queryset.annotate(last_state=Subquery(state))
+
+    @admin.display(description="Last outcome")
+    def last_outcome(self, obj: PeriodicTask) -> SafeString:
+        job_id = getattr(obj, "last_job", None)
+        if job_id is None:
+            return format_html("{}", "-")
+        return _job_link(job_id, getattr(obj, "last_state", None))
+
     @admin.display(description="Recent runs")
-    def recent_runs(self, obj: PeriodicTask) -> str:
+    def recent_runs(self, obj: PeriodicTask) -> SafeString:
+        """The latest runs, newest first: the slot, the outcome of its job, a link."""
         runs = list(obj.runs.order_by("-slot")[:RECENT_RUNS]) if obj.pk else []
         if not runs:
-            return "-"
-        return format_html_join(
-            mark_safe("<br>"),
-            '{} <a href="{}">{}</a>',
-            (
+            return format_html("{}", "-")
+        found = Job.objects.filter(pk__in=[run.job_id for run in runs]).values_list(
+            "id", "state", "finished_at"
+        )
+        jobs = {job_id: (state, finished) for job_id, state, finished in found}
+        rows = []
+        for run in runs:
+            state, finished = jobs.get(run.job_id, (None, None))
+            ended = date_format(_shown(finished), "Y-m-d H:i:s") if finished else ""
+            rows.append(
                 (
-                    date_format(_shown(run.slot), "DATETIME_FORMAT"),
-                    reverse("admin:djqueue_job_change", args=[run.job_id]),
-                    run.job_id,
+                    date_format(_shown(run.slot), "Y-m-d H:i:s"),
+                    _job_link(run.job_id, state),
+                    f"ended {ended}" if ended else "",
                 )
-                for run in runs
-            ),
+            )
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            '<table class="djq-recent-runs"><thead><tr><th>slot</th><th>job</th>'
+            "<th></th></tr></thead><tbody>{}</tbody></table>",
+            body,
         )
 
     def has_run_permission(self, request: HttpRequest) -> bool:
@@ -315,6 +369,20 @@ class PeriodicTaskAdmin(ScheduleStateAdmin):
         return queryset.exclude(pk__in=[row.pk for row in held])
 
 
+def _job_link(job_id: Any, state: str | None) -> SafeString:
+    """A run's job: its state in its colour (or "pruned" when the row is gone) and a
+    link to its page."""
+    link = reverse("admin:djqueue_job_change", args=[job_id])
+    if state is None:
+        return format_html('<a href="{}">{}</a> {}', link, str(job_id)[:8], "(job pruned)")
+    return format_html(
+        '<a href="{}">{} {}</a>',
+        link,
+        coloured(STATE_COLOURS.get(state, "#000000"), state),
+        str(job_id)[:8],
+    )
+
+
 def _shown(moment: datetime.datetime) -> datetime.datetime:
     """``moment`` as the admin shows times: local, and naive when USE_TZ is off."""
     if not settings.USE_TZ:
@@ -325,6 +393,7 @@ def _shown(moment: datetime.datetime) -> datetime.datetime:
 @admin.register(IntervalSchedule)
 class IntervalScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "every", "period")
+    preview_fields = ("every", "period")
 
 
 @admin.register(CrontabSchedule)
@@ -338,13 +407,23 @@ class CrontabScheduleAdmin(ScheduleStateAdmin):
         "day_of_week",
         "timezone",
     )
+    preview_fields = (
+        "minute",
+        "hour",
+        "day_of_week",
+        "day_of_month",
+        "month_of_year",
+        "timezone",
+    )
 
 
 @admin.register(SolarSchedule)
 class SolarScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "event", "latitude", "longitude")
+    preview_fields = ("event", "latitude", "longitude")
 
 
 @admin.register(ClockedSchedule)
 class ClockedScheduleAdmin(ScheduleStateAdmin):
     list_display = ("__str__", "clocked_time")
+    preview_fields = ("clocked_time",)

@@ -1,0 +1,74 @@
+"""The console's fleet pages in a real browser: a schedule's next runs follow its form as
+it is typed. Screenshots go to artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1
+into docs/images/)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from djqueue.db.models import CrontabSchedule
+from tests.acceptance import test_browser as browser
+from tests.acceptance.conftest import REPO_ROOT
+
+# The browser page (a fixture) and the skip when Chromium is missing, as the admin's test.
+page = browser.page
+pytestmark = browser.pytestmark
+
+IMAGES = REPO_ROOT / "docs" / "images"
+
+
+def _docs_shot(page: Any, name: str) -> None:
+    browser._shot(page, name)
+    if os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+
+
+def _log_in(page: Any, live_server: Any, django_user_model: Any, next_url: str) -> None:
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+
+
+def _updates(page: Any) -> int:
+    return int(page.get_attribute(".djq-next-runs", "data-updates") or 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crontab_previews_its_next_runs_while_it_is_typed(
+    page: Any, live_server: Any, django_user_model: Any
+) -> None:
+    crontab = CrontabSchedule.objects.create(minute="0", hour="8")
+    url = f"/admin/djqueue/crontabschedule/{crontab.pk}/change/"
+    _log_in(page, live_server, django_user_model, url)
+    runs = page.locator(".djq-next-runs li")
+    assert runs.count() == 5
+    assert all(" 08:00:00 " in text for text in runs.all_inner_texts())
+
+    page.fill("#id_minute", "*/15")
+    page.fill("#id_hour", "9-17")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(".djq-next-runs li")]
+                 .some((li) => / 09:15:00 | 1\\d:45:00 /.test(li.textContent))"""
+    )
+    texts = runs.all_inner_texts()
+    assert len(texts) == 5
+    minutes = {text.split(" ")[1][3:5] for text in texts}
+    assert minutes <= {"00", "15", "30", "45"} and len(minutes) > 1
+    _docs_shot(page, "crontab-preview")
+
+    done = _updates(page)
+    page.fill("#id_minute", "61")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('.djq-next-runs').dataset.updates) > {done}"
+    )
+    error = page.locator(".djq-next-runs .djq-error")
+    assert error.is_visible()
+    assert "crontab minute='61' is invalid" in error.inner_text()
+    assert runs.count() == 0
+    # Nothing was saved by the previews.
+    assert CrontabSchedule.objects.get(pk=crontab.pk).minute == "0"
