@@ -913,7 +913,7 @@ def _call_errback(errback: Signature, outcome: Any) -> None:
         _eager(errback, (outcome.id,), [], [])
         return
     request = context.Request(
-        id=ids.parse(outcome.id),
+        id=str(ids.parse(outcome.id)),
         task=outcome.name,
         args=tuple(outcome.args or ()),
         kwargs=dict(outcome.kwargs or {}),

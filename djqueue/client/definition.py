@@ -307,7 +307,7 @@ class Task(Generic[P, R]):
             lambda: [job.id] if broker.exists(job.id) else None,
         )
         publishing.after([job])
-        signals.emit(signals.task_enqueued, self, job_ids=[job_id])
+        signals.emit(signals.task_enqueued, self, job_ids=[str(job_id)])
         return result.AsyncResult(job_id)
 
     def _apply_linked(
@@ -383,7 +383,7 @@ class Task(Generic[P, R]):
         publishing.before(jobs)
         job_ids = broker.enqueue(jobs)
         publishing.after(jobs)
-        signals.emit(signals.task_enqueued, self, job_ids=job_ids)
+        signals.emit(signals.task_enqueued, self, job_ids=[str(i) for i in job_ids])
         return [result.AsyncResult(job_id) for job_id in job_ids]
 
     def apply(
@@ -424,7 +424,7 @@ class Task(Generic[P, R]):
         if request.id is None or request.is_eager:
             return
         broker.update_progress(
-            request.id,
+            ids.parse(request.id),
             request.attempt,
             request.hostname or "",
             {"current": current, "total": total, "message": text.storable(str(message), 1000)},
@@ -450,7 +450,9 @@ class Task(Generic[P, R]):
                 f"update_state takes a state name of 1 to 100 characters, not {state!r}"
             )
         request = self.request
-        if task_id is not None and (request.id is None or ids.parse(task_id) != request.id):
+        if task_id is not None and (
+            request.id is None or ids.parse(task_id) != ids.parse(request.id)
+        ):
             raise ValueError(
                 f"update_state can only report the state of the running job "
                 f"({request.id}), not of {task_id}: another job's state is its own worker's"
@@ -469,7 +471,9 @@ class Task(Generic[P, R]):
             return
         from djqueue.db import broker
 
-        broker.update_state(request.id, request.attempt, request.hostname or "", state, encoded)
+        broker.update_state(
+            ids.parse(request.id), request.attempt, request.hostname or "", state, encoded
+        )
 
     # Retrying -------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def _request(text: str) -> object:
     known = {item.name for item in dataclasses.fields(context.Request)}
     values = {key: value for key, value in data.items() if key in known}
     for key in ("id", "root_id", "parent_id", "group"):
-        values[key] = uuid.UUID(str(values[key])) if values.get(key) else None
+        values[key] = str(values[key]) if values.get(key) else None
     values["args"] = tuple(values.get("args") or ())
     values["kwargs"] = dict(values.get("kwargs") or {})
     return context.Request(**values)

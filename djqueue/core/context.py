@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import datetime
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,9 @@ from typing import Any
 class Request:
     """What a running task knows about its own invocation (``self.request``)."""
 
-    id: uuid.UUID | None = None
+    # Ids are strings, as Celery's are: they compare with ``AsyncResult.id`` and go into
+    # JSON as they are.
+    id: str | None = None
     task: str = ""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -31,9 +32,9 @@ class Request:
     is_eager: bool = False
     # Celery's request fields (docs/tasks.md, "bind and self.request").
     expires: datetime.datetime | None = None
-    root_id: uuid.UUID | None = None
-    parent_id: uuid.UUID | None = None
-    group: uuid.UUID | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
     chain: list[dict[str, Any]] | None = None
     callbacks: list[dict[str, Any]] | None = None
     errbacks: list[dict[str, Any]] | None = None

@@ -36,6 +36,8 @@ from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.core.signals import emit
 
 if TYPE_CHECKING:
+    import uuid
+
     from djqueue.client.definition import Task
 
 logger = logging.getLogger("djqueue.worker")
@@ -97,7 +99,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
         emit(
             signals.task_prerun,
             task,
-            task_id=job.id,
+            task_id=str(job.id),
             task=task,
             args=args,
             kwargs=kwargs,
@@ -109,7 +111,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
         emit(
             signals.task_postrun,
             task,
-            task_id=job.id,
+            task_id=str(job.id),
             task=task,
             args=args,
             kwargs=kwargs,
@@ -163,7 +165,7 @@ def _request(
 ) -> context.Request:
     carried = options.read(job.workflow)
     return context.Request(
-        id=job.id,
+        id=str(job.id),
         task=job.task_name,
         args=tuple(args),
         kwargs=kwargs,
@@ -175,9 +177,9 @@ def _request(
         hostname=job.worker,
         is_eager=is_eager,
         expires=job.expires_at,
-        root_id=carried.root_id or job.id,
-        parent_id=carried.parent_id,
-        group=carried.group,
+        root_id=str(carried.root_id or job.id),
+        parent_id=_text_id(carried.parent_id),
+        group=_text_id(carried.group),
         chain=carried.chain or None,
         callbacks=carried.callbacks or None,
         errbacks=carried.errbacks or None,
@@ -197,6 +199,10 @@ def _request(
         time_limit=carried.time_limit,
         soft_time_limit=carried.soft_time_limit,
     )
+
+
+def _text_id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _succeeded(task: Task[Any, Any], job: ClaimedJob, value: object) -> Outcome:
@@ -410,7 +416,7 @@ def _announce(
 ) -> None:
     """Send the signal that matches ``outcome``'s state (nothing when none listen)."""
     if outcome.state == states.SUCCESS:
-        emit(signals.task_success, task, result=retval, task_id=outcome.job_id)
+        emit(signals.task_success, task, result=retval, task_id=str(outcome.job_id))
     elif outcome.state == states.FAILURE:
         announce_failure(task, request, outcome)
     elif outcome.state == states.RETRY:
@@ -442,7 +448,7 @@ def announce_failure(task: Any, request: context.Request, outcome: Outcome) -> N
     emit(
         signals.task_failure,
         task,
-        task_id=outcome.job_id,
+        task_id=str(outcome.job_id),
         exception=exc,
         args=request.args,
         kwargs=request.kwargs,

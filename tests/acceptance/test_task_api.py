@@ -4,9 +4,11 @@ throws, retry_kwargs, update_state and map/chunks."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
+import djqueue
 from djqueue import exceptions, states
 from tests.acceptance.conftest import Workers
 from tests.testapp import tasks
@@ -102,6 +104,14 @@ def test_request_and_per_call_options_in_every_pool(workers: Workers, pool: str)
     ).get(timeout=30)
     assert (seen["tenant"], seen["delivery_info"]["routing_key"]) == ("acme", "reports")
     assert seen["root_id"] == seen["id"] and seen["hostname"].startswith(worker.name_prefix)
+    # The ids are strings in every pool: JSON takes them as they are.
+    assert json.loads(seen["ids_as_json"]) == [seen["id"], seen["id"], None, None]
+    parent = tasks.send_child.delay()
+    child = djqueue.AsyncResult(parent.get(timeout=30))
+    member = djqueue.group(tasks.describe_request.si()).apply_async()
+    sent, in_group = child.get(timeout=30), member.get(timeout=30)[0]
+    assert json.loads(sent["ids_as_json"]) == [child.id, parent.id, parent.id, None]
+    assert json.loads(in_group["ids_as_json"])[3] == member.id
     worker.wait_for_log(f"Task acme report[{seen['id']}] succeeded")
 
     # A greenlet is stopped where it waits; a thread where it runs Python code.

@@ -73,6 +73,8 @@ def test_task_and_worker_signals_in_a_real_worker(
     assert worker.wait_exit(timeout=20) == 0
 
     heard = _heard(log)
+    # Every id a receiver got is a str, as Celery's (a uuid.UUID is logged as "uuid:...").
+    assert not [line for line in heard if "uuid:" in json.dumps(line)]
     lifecycle = [line["signal"] for line in heard if line["pid"] == worker.pid]
     for name in ("celeryd_init", "worker_init", "worker_ready", "worker_shutdown"):
         assert name in lifecycle

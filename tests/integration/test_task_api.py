@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -197,7 +198,9 @@ def test_a_job_sent_by_a_task_knows_its_parent_and_root() -> None:
     child = djqueue.AsyncResult(parent.get(timeout=1))
     run_all()
     seen = child.get(timeout=1)
-    assert (seen["parent_id"], seen["root_id"]) == (str(parent.id), str(parent.id))
+    # Strings, as Celery's: compared with AsyncResult.id and put into JSON as they are.
+    assert (seen["id"], seen["parent_id"], seen["root_id"]) == (child.id, parent.id, parent.id)
+    assert json.loads(seen["ids_as_json"]) == [child.id, parent.id, parent.id, None]
 
 
 def test_workflow_places_in_the_request() -> None:
@@ -210,8 +213,10 @@ def test_workflow_places_in_the_request() -> None:
         pass
     first, second = chained.parent.get(timeout=1), chained.get(timeout=1)
     assert first["chain"] == [{"id": str(chained.id), "options": {"task_id": str(chained.id)}}]
-    assert second["parent_id"] == str(chained.parent.id)
-    assert grouped.get(timeout=1)[0]["group"] == str(grouped.id)
+    assert second["parent_id"] == chained.parent.id
+    member = grouped.get(timeout=1)[0]
+    assert member["group"] == grouped.id
+    assert json.loads(member["ids_as_json"])[3] == grouped.id
     seen = linked.get(timeout=1)
     assert [c["task"] for c in seen["callbacks"]] == [tasks.show.name]
     assert seen["errbacks"][0]["args"] == ["failed"] and seen["errbacks"][0]["immutable"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import os
 import time
 import uuid
@@ -293,8 +294,6 @@ signals.worker_shutdown.connect(_log_worker_signal, weak=False)
 # names (when it is set), by whichever process sends it; with DJQUEUE_TEST_SIGNAL_RAISE
 # set, a second receiver of every signal raises, which must change nothing.
 def _record_signal(sender: Any, signal: Any = None, **kwargs: Any) -> None:
-    import json
-
     path = os.environ.get("DJQUEUE_TEST_SIGNAL_LOG")
     if not path:
         return
@@ -311,7 +310,8 @@ def _described(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, uuid.UUID):
-        return str(value)
+        # Marked, so that a test sees an id that is not a str (as Celery's ids are).
+        return f"uuid:{value}"
     if isinstance(value, list | tuple):
         return [_described(item) for item in value]
     if isinstance(value, dict):
@@ -325,7 +325,7 @@ def _described(value: Any) -> Any:
     if hasattr(value, "exception") and hasattr(value, "traceback"):
         return f"einfo:{type(value.exception).__name__}"
     if hasattr(value, "retries") and hasattr(value, "hostname"):
-        return {"request": str(value.id), "task": value.task, "hostname": value.hostname}
+        return {"request": _described(value.id), "task": value.task, "hostname": value.hostname}
     return f"object:{type(value).__name__}"
 
 
@@ -660,13 +660,15 @@ def describe_request(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
     """What ``self.request`` says, as JSON (tests compare it with what was sent)."""
     request = self.request
     return {
-        "id": str(request.id),
+        # The ids as they are: strings, as Celery's, that JSON takes without str().
+        "id": request.id,
+        "ids_as_json": json.dumps([request.id, request.root_id, request.parent_id, request.group]),
         "task": request.task,
         "args": list(request.args),
         "kwargs": request.kwargs,
-        "root_id": str(request.root_id),
-        "parent_id": None if request.parent_id is None else str(request.parent_id),
-        "group": None if request.group is None else str(request.group),
+        "root_id": request.root_id,
+        "parent_id": request.parent_id,
+        "group": request.group,
         "chain": request.chain,
         "callbacks": request.callbacks,
         "errbacks": request.errbacks,
@@ -688,7 +690,7 @@ def describe_request(self: djqueue.Task[Any, Any]) -> dict[str, Any]:
 @djqueue.task(bind=True)
 def send_child(self: djqueue.Task[Any, Any]) -> str:
     """Send ``describe_request`` from inside a task; return the child's id."""
-    return str(describe_request.delay().id)
+    return describe_request.delay().id
 
 
 # Results: waiting inside a task --------------------------------------------------------
@@ -720,7 +722,7 @@ def read_allowed(job_id: str) -> Any:
 def errback_with_request(request: Any, exc: BaseException, traceback: str | None) -> dict:
     """A new-style errback: Celery passes the failed task's request, error and traceback."""
     return {
-        "id": str(request.id),
+        "id": request.id,
         "task": request.task,
         "args": list(request.args),
         "error": f"{type(exc).__name__}: {exc}",

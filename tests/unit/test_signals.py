@@ -70,10 +70,13 @@ def test_success_sends_prerun_success_then_postrun(heard: list[Any]) -> None:
     assert [name for name, _ in heard] == ["task_prerun", "task_success", "task_postrun"]
     prerun, success, postrun = (kwargs for _, kwargs in heard)
     assert prerun["sender"] is tasks.add and prerun["task"] is tasks.add
-    assert prerun["task_id"] == job.id and prerun["args"] == [2, 3] and prerun["kwargs"] == {}
-    assert success == {"sender": tasks.add, "result": 5, "task_id": job.id}
+    # Ids are strings, as Celery's.
+    assert prerun["task_id"] == str(job.id) and prerun["args"] == [2, 3] and prerun["kwargs"] == {}
+    assert prerun["request"].id == str(job.id) and prerun["request"].root_id == str(job.id)
+    assert success == {"sender": tasks.add, "result": 5, "task_id": str(job.id)}
     assert postrun["retval"] == 5 and postrun["state"] == "SUCCESS"
-    assert postrun["task"] is tasks.add and postrun["task_id"] == job.id
+    assert postrun["task"] is tasks.add and postrun["task_id"] == str(job.id)
+    assert postrun["request"].id == str(job.id)
 
 
 def test_failure_sends_the_exception_its_traceback_and_einfo(heard: list[Any]) -> None:
@@ -81,7 +84,7 @@ def test_failure_sends_the_exception_its_traceback_and_einfo(heard: list[Any]) -
     executor.execute(job)
     assert [name for name, _ in heard] == ["task_prerun", "task_failure", "task_postrun"]
     failure = heard[1][1]
-    assert failure["task_id"] == job.id
+    assert failure["task_id"] == str(job.id)
     assert isinstance(failure["exception"], ValueError)
     assert failure["args"] == ("bad",) and failure["kwargs"] == {}
     assert failure["traceback"] is failure["exception"].__traceback__
@@ -98,7 +101,7 @@ def test_retry_sends_the_request_the_retry_and_einfo(heard: list[Any]) -> None:
     executor.execute(job)
     assert [name for name, _ in heard] == ["task_prerun", "task_retry", "task_postrun"]
     retry = heard[1][1]
-    assert retry["request"].id == job.id and retry["request"].retries == 0
+    assert retry["request"].id == str(job.id) and retry["request"].retries == 0
     assert isinstance(retry["reason"], Retry)
     assert isinstance(retry["reason"].exc, ConnectionError)
     assert retry["einfo"].type is ConnectionError
@@ -113,7 +116,7 @@ def test_expired_and_revoked_jobs_send_task_revoked_only(heard: list[Any]) -> No
     executor.execute(revoked)
     assert [name for name, _ in heard] == ["task_revoked", "task_revoked"]
     first, second = (kwargs for _, kwargs in heard)
-    assert first["sender"] is tasks.add and first["request"].id == expired.id
+    assert first["sender"] is tasks.add and first["request"].id == str(expired.id)
     assert (first["expired"], first["terminated"], first["signum"]) == (True, False, None)
     assert second["request"].args == (1, 2)
     assert (second["expired"], second["terminated"]) == (False, False)
