@@ -13,14 +13,14 @@ time (``scheduled``), revoked jobs and each worker's queues (docs/control.md say
 
 from __future__ import annotations
 
-import signal as signals
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from djqueue.core import conf, ids, limits, registry, states
+from djqueue.core import conf, ids, limits, registry, signums, states
 from djqueue.db import broker
 from djqueue.db import control as wire
 
@@ -63,7 +63,7 @@ def broadcast(
             arguments or {},
             names,
             ttl=None if spec.lasting else max(timeout, ONE_SHOT_SECONDS),
-            key=spec.key(arguments or {}),
+            key=spec.key(arguments or {}, names),
             listen=reply,
         )
         if not reply:
@@ -81,15 +81,21 @@ def revoke(
     """Revoke one job or several by id; with ``terminate``, stop running ones too.
 
     The revocation is kept in each job's row: every worker, and any started later,
-    honours it. ``signal`` is accepted for Celery's sake and checked; how a running
-    job is stopped depends on the pool (docs/stopping.md). ``destination`` is accepted
-    and ignored: the job's own worker is the one that acts.
+    honours it. ``signal`` (``"SIGTERM"``, ``"SIGKILL"``, a number) is what a prefork
+    worker sends to the child running the job; other pools stop a job their own way
+    (docs/stopping.md). With ``destination``, only jobs that those workers hold now
+    (received or running) are revoked: a job waiting in the table belongs to no worker.
     """
-    if signal is not None:
-        _signal_number(signal)
+    signum = signums.parse(signal)
+    names = _destination(destination)
     job_ids = [task_id] if isinstance(task_id, str | uuid.UUID) else list(task_id)
-    for job_id in [ids.parse(value) for value in job_ids]:
-        broker.revoke(job_id, terminate=terminate)
+    wanted = [ids.parse(value) for value in job_ids]
+    if names is not None:
+        held = _jobs().filter(id__in=wanted, state__in=states.HELD)
+        holders = dict(held.values_list("id", "worker"))
+        wanted = [job_id for job_id in wanted if wire.matches(names, holders.get(job_id, ""))]
+    for job_id in wanted:
+        broker.revoke(job_id, terminate=terminate, signum=signum)
 
 
 def ping(destination: Destination = None, timeout: float = 1.0, **kwargs: Any) -> Replies:
@@ -109,8 +115,14 @@ def rate_limit(
 
     djqueue's rate limits hold across all workers: the new one applies to the task's
     waiting jobs now and to every job a worker claims from now on, also in workers
-    that start later (``destination`` is checked, but the limit is the cluster's).
+    that start later. So there is no ``destination``: one raises ``ValueError``.
     """
+    if destination is not None:
+        raise ValueError(
+            "rate limits hold across all workers together (docs/limits.md), so a "
+            "destination cannot narrow one; call rate_limit() without destination, or "
+            "send the task to a queue of its own and pause that queue or limit its workers"
+        )
     registry.get(task_name)
     rate = None if rate_limit in (None, "0", 0) else limits.parse_rate(rate_limit)
     broker.set_rate_limit(task_name, None if rate is None else (rate.count, rate.period))
@@ -128,7 +140,8 @@ def time_limit(
     **kwargs: Any,
 ) -> Replies | None:
     """Set a task's soft and hard time limits (seconds; None: none) on the workers,
-    including those that start later."""
+    including those that start later (with ``destination``, later workers of those
+    names); the latest call for a task and destination replaces the earlier ones."""
     registry.get(task_name)
     for value, name in ((soft, "soft"), (hard, "hard")):
         if value is not None:
@@ -373,8 +386,16 @@ class _Spec:
     name: str
     lasting: bool = False
 
-    def key(self, arguments: dict[str, Any]) -> str:
-        return f"{self.name}:{arguments.get('task_name', '')}" if self.lasting else ""
+    def key(self, arguments: dict[str, Any], destination: list[str] | None = None) -> str:
+        """The key of a lasting command: a newer one for the same task and the same
+        workers replaces it (one for every worker does not replace one for some)."""
+        if not self.lasting:
+            return ""
+        key = f"{self.name}:{arguments.get('task_name', '')}"
+        if destination is not None:
+            names = "\n".join(sorted(set(destination))).encode()
+            key += "@" + hashlib.sha256(names).hexdigest()[:16]
+        return key
 
 
 COMMANDS: dict[str, _Spec] = {
@@ -446,18 +467,6 @@ def _queue(queue: object) -> str:
     if not isinstance(queue, str) or not 0 < len(queue) <= most:
         raise ValueError(f"queue must be a name of 1 to {most} characters, not {queue!r}")
     return queue
-
-
-def _signal_number(signal: str | int) -> int:
-    try:
-        if isinstance(signal, str):
-            name = signal.upper()
-            return int(getattr(signals, name if name.startswith("SIG") else f"SIG{name}"))
-        return int(signals.Signals(signal))
-    except (AttributeError, ValueError):
-        raise ValueError(
-            f"signal {signal!r} is not a signal name or number (such as 'SIGTERM')"
-        ) from None
 
 
 def _jobs() -> Any:

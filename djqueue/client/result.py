@@ -18,7 +18,7 @@ from typing import Any, Generic, cast
 from djqueue.client import promises, unfinished
 from djqueue.client.identity import ById
 from djqueue.client.typevars import R_co
-from djqueue.core import conf, context, exceptions, ids, states
+from djqueue.core import conf, context, exceptions, ids, signums, states
 from djqueue.db import broker, models, schema, waiters
 from djqueue.db.models import Group, Job
 from djqueue.db.sql import parts
@@ -375,10 +375,13 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
 
         Returns whether anything was done (False for a finished job). The revocation is
         written to the database before this returns, so ``wait`` has nothing to wait
-        for; ``connection``, ``signal`` and ``timeout`` are accepted for Celery's sake
-        (a worker stops a job the way its pool can: docs/stopping.md).
+        for; ``connection`` and ``timeout`` are accepted for Celery's sake. ``signal``
+        (``"SIGTERM"``, a number; SIGKILL by default) is what a prefork worker sends to
+        the child running the job; other pools stop a job their own way
+        (docs/stopping.md).
         """
-        return broker.revoke(self._uuid, terminate=terminate)
+        signum = signums.parse(signal)
+        return broker.revoke(self._uuid, terminate=terminate, signum=signum)
 
     def forget(self) -> None:
         """Delete the rows of this finished job and of the jobs before it (``parent``)."""
@@ -687,7 +690,10 @@ class ResultSet:
     ) -> int:
         """Revoke every job (and what follows each in its workflow); return how many
         were revoked. See :meth:`AsyncResult.revoke`."""
-        return sum(bool(result.revoke(terminate=terminate)) for result in self.results)
+        signums.parse(signal)  # checked once, before any job is revoked
+        return sum(
+            bool(result.revoke(terminate=terminate, signal=signal)) for result in self.results
+        )
 
     def forget(self) -> None:
         """Delete the finished jobs' rows."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from djqueue.client.result import AsyncResult
-from djqueue.core import ids, registry
+from djqueue.core import ids, registry, signums
 from djqueue.db import broker
 
 
@@ -21,9 +21,12 @@ def send_task(
     return registry.get(name).apply_async(args, kwargs, **options)
 
 
-def revoke(job_id: str | uuid.UUID, terminate: bool = False) -> bool:
+def revoke(
+    job_id: str | uuid.UUID, terminate: bool = False, signal: str | int | None = None
+) -> bool:
     """Revoke a job by id; see :meth:`djqueue.AsyncResult.revoke`."""
-    return broker.revoke(ids.parse(job_id), terminate=terminate)
+    signum = signums.parse(signal)
+    return broker.revoke(ids.parse(job_id), terminate=terminate, signum=signum)
 
 
 __all__ = ["AsyncResult", "revoke", "send_task"]

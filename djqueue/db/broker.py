@@ -483,6 +483,15 @@ def revoke_asked(job_id: uuid.UUID, attempt: int, worker: str) -> bool:
     return bool(row and row[0])
 
 
+def revoke_signal(job_id: uuid.UUID, attempt: int, worker: str) -> int | None:
+    """The signal ``revoke(terminate=True, signal=...)`` asked for the job ``worker``
+    holds (None: the pool's own way)."""
+    with _cursor() as cursor:
+        cursor.execute(sql.REVOKE_SIGNAL, [job_id, attempt, worker])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def release_orphans(worker: str, held: Sequence[uuid.UUID]) -> int:
     """Hand back rows that name ``worker`` but are not among the ``held`` ids it holds.
 
@@ -532,12 +541,14 @@ def release(worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
     return count
 
 
-def revoke(job_id: uuid.UUID, terminate: bool = False, reason: str = "revoked") -> bool:
+def revoke(
+    job_id: uuid.UUID, terminate: bool = False, reason: str = "revoked", signum: int | None = None
+) -> bool:
     """Revoke a job; return whether anything was done.
 
     A job that has not started ends REVOKED at once and never runs. With ``terminate``,
     a running job is asked to stop: its worker stops it (killing its process or greenlet
-    where the pool allows) and it ends REVOKED.
+    where the pool allows; a prefork child gets ``signum`` when given) and it ends REVOKED.
     """
     with _cursor() as cursor:
         cursor.execute(sql.REVOKE, [reason, job_id])
@@ -545,7 +556,7 @@ def revoke(job_id: uuid.UUID, terminate: bool = False, reason: str = "revoked") 
             return True
         if not terminate:
             return False
-        cursor.execute(sql.REQUEST_REVOKE, [job_id])
+        cursor.execute(sql.REQUEST_REVOKE, [signum, job_id])
         return bool(cursor.fetchone() is not None)
 
 

@@ -77,6 +77,10 @@ class Store(Protocol):
     def revoke_asked(self, job_id: uuid.UUID, attempt: int, worker: str) -> bool:
         """Whether ``revoke(terminate=True)`` was asked for the job ``worker`` holds."""
 
+    def revoke_signal(self, job_id: uuid.UUID, attempt: int, worker: str) -> int | None:
+        """The signal ``revoke(terminate=True, signal=...)`` asked for that job (None:
+        the pool's own way)."""
+
     def release(self, worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
         """Hand ``(id, attempt, started)`` jobs back to the queue; return how many."""
 
@@ -169,6 +173,9 @@ class DatabaseStore:
 
     def revoke_asked(self, job_id: uuid.UUID, attempt: int, worker: str) -> bool:
         return broker.revoke_asked(job_id, attempt, worker)
+
+    def revoke_signal(self, job_id: uuid.UUID, attempt: int, worker: str) -> int | None:
+        return broker.revoke_signal(job_id, attempt, worker)
 
     def release(self, worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
         return broker.release(worker, jobs)

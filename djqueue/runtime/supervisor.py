@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from djqueue.core import executor, options, registry
+from djqueue.core import executor, options, registry, signums
 from djqueue.core.exceptions import (
     NotRegistered,
     SoftTimeLimitExceeded,
@@ -25,7 +25,7 @@ from djqueue.core.exceptions import (
     TimeLimitExceeded,
 )
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.runtime.pools.base import Interrupting, Terminating
+from djqueue.runtime.pools.base import Interrupting, Signalling, Terminating
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -160,10 +160,24 @@ class Supervisor:
         """Raise ``error`` inside the running job."""
         return isinstance(self.pool, Interrupting) and self.pool.interrupt(job_id, error)
 
-    def revoke_running(self, job: ClaimedJob) -> None:
-        """Stop a running job that ``revoke(terminate=True)`` asked to stop."""
+    def revoke_running(self, job: ClaimedJob, signum: int | None = None) -> None:
+        """Stop a running job that ``revoke(terminate=True)`` asked to stop; a prefork
+        child gets ``signum`` when given (other pools cannot send a signal to a job)."""
         outcome = executor.revoked(job, "revoked while running (terminated)")
-        if self.terminate(job.id, outcome):
+        if (
+            signum is not None
+            and signum != signal.SIGKILL
+            and isinstance(self.pool, Signalling)
+            and self.pool.terminate_with(job.id, outcome, signum)
+        ):
+            executor.announce_stopped(job, outcome, signum)
+            logger.warning(
+                "Task %s[%s] revoked: sent %s to its process.",
+                job.task_name,
+                job.id,
+                signums.name(signum),
+            )
+        elif self.terminate(job.id, outcome):
             executor.announce_stopped(job, outcome, self._kill_signal())
             logger.warning("Task %s[%s] revoked: stopped.", job.task_name, job.id)
         elif self.interrupt(job.id, TaskRevokedError):

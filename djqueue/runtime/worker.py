@@ -726,7 +726,17 @@ class Worker:
                 self.revoked.add(job_id)
                 return
             job = held.job
-        self.supervisor.revoke_running(job)
+        self.supervisor.revoke_running(job, self._revoke_signal(job))
+
+    def _revoke_signal(self, job: ClaimedJob) -> int | None:
+        """The signal the revocation of running ``job`` asked for (None: the pool's way,
+        also when the row cannot be read now: the job is stopped all the same)."""
+        try:
+            return self.store.revoke_signal(job.id, job.attempt, self.name)
+        except _DB_ERRORS as exc:
+            logger.warning("Could not read a revocation's signal (%s).", _describe(exc))
+            self.store.reset()
+            return None
 
     def _control_loop(self) -> None:
         """The control thread's loop: leases, rescue, pruning, shutdown's grace period."""

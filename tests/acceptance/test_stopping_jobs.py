@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,56 @@ def test_revoke_terminate_reaches_a_prefetched_job_before_it_starts(workers: Wor
     job = _state(waiting, "REVOKED", timeout=5)
     assert job.error_message == "revoked before it started"
     assert job.result is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_with_sigterm_ends_a_prefork_child_by_that_signal(workers: Workers) -> None:
+    worker = workers.start("-P", "prefork", "-c", "1")
+    long_job = tasks.sleep.delay(60)
+    _state(long_job, "STARTED", timeout=10)
+    asked = time.monotonic()
+    assert long_job.revoke(terminate=True, signal="SIGTERM") is True
+    job = _state(long_job, "REVOKED", timeout=5)
+    assert time.monotonic() - asked < 2  # not the SIGKILL that follows the grace
+    assert job.error_type == "djqueue.exceptions.TaskRevokedError"
+    worker.wait_for_log("revoked: sent SIGTERM to its process")
+    worker.wait_for_log("was killed by signal 15 (SIGTERM)")
+    assert tasks.add.delay(3, 3).get(timeout=10) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoke_with_sigusr1_lets_the_task_clean_up_as_in_celery(workers: Workers) -> None:
+    workers.start("-P", "prefork", "-c", "1")
+    result = tasks.clean_up_when_asked.delay(60)
+    _state(result, "STARTED", timeout=10)
+    djqueue.control.revoke(result.id, terminate=True, signal="SIGUSR1")
+    # The task caught SoftTimeLimitExceeded and returned: its outcome stands.
+    assert result.get(timeout=10) == "cleaned up"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_child_that_handles_the_signal_and_goes_on_is_killed_after_the_grace(
+    workers: Workers, tmp_path: Path
+) -> None:
+    from djqueue.runtime.pools.prefork import TERMINATE_GRACE_SECONDS
+
+    marker = tmp_path / "noted"
+    worker = workers.start("-P", "prefork", "-c", "1")
+    result = tasks.hold_on_sigterm.delay(str(marker), 60)
+    wait_until(lambda: marker.exists(), timeout=10, what="the task to handle SIGTERM")
+    asked = time.monotonic()
+    result.revoke(terminate=True, signal="SIGTERM")
+    _state(result, "REVOKED", timeout=TERMINATE_GRACE_SECONDS + 5)
+    assert time.monotonic() - asked >= TERMINATE_GRACE_SECONDS - 0.5
+    assert marker.read_text().splitlines() == ["started", "SIGTERM"]  # its handler ran
+    worker.wait_for_log("after its signal: killed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_cannot_send_a_signal_and_stop_the_job_their_way(workers: Workers) -> None:
+    worker = workers.start("-P", "threads", "-c", "2")
+    busy = tasks.spin.delay(60)
+    _state(busy, "STARTED", timeout=10)
+    busy.revoke(terminate=True, signal="SIGTERM")
+    _state(busy, "REVOKED", timeout=5)
+    worker.wait_for_log("TaskRevokedError raised inside it")

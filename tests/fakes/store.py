@@ -68,6 +68,7 @@ class Row:
     error_type: str = ""
     error_message: str = ""
     revoke_requested: bool = False
+    revoke_signal: int | None = None
     lost: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -147,7 +148,7 @@ class MemoryStore:
         ``refused_states`` (all states if none given), and the whole batch with it."""
         self._refused[job_id] = refused_states
 
-    def revoke(self, job_id: uuid.UUID, terminate: bool = False) -> bool:
+    def revoke(self, job_id: uuid.UUID, terminate: bool = False, signum: int | None = None) -> bool:
         """``broker.revoke``: a waiting job ends REVOKED; a held one is asked to stop."""
         with self._lock:
             row = self.rows[job_id]
@@ -157,7 +158,7 @@ class MemoryStore:
                 row.error_message, row.lease_expires_at = "revoked", None
                 return True
             if terminate and row.state in HELD:
-                row.revoke_requested = True
+                row.revoke_requested, row.revoke_signal = True, signum
                 return True
             return False
 
@@ -255,6 +256,12 @@ class MemoryStore:
         with self._call("revoke_asked"):
             row = self.rows.get(job_id)
             return row is not None and self._fenced(row, attempt, worker) and row.revoke_requested
+
+    def revoke_signal(self, job_id: uuid.UUID, attempt: int, worker: str) -> int | None:
+        with self._call("revoke_signal"):
+            row = self.rows.get(job_id)
+            fenced = row is not None and self._fenced(row, attempt, worker)
+            return row.revoke_signal if row is not None and fenced else None
 
     def release(self, worker: str, jobs: Sequence[tuple[uuid.UUID, int, bool]]) -> int:
         with self._call("release"):

@@ -94,6 +94,15 @@ def test_revoke_by_id_says_what_happened() -> None:
         run("revoke", "nope")
 
 
+def test_revoke_terminate_with_a_signal_keeps_it_in_the_row() -> None:
+    running = StartedJobFactory()
+    out, _ = run("revoke", "--terminate", "--signal", "SIGTERM", str(running.id))
+    assert f"{running.id}: asked to stop" in out
+    assert Job.objects.get(pk=running.id).revoke_signal == 15
+    with pytest.raises(CommandError, match="not a signal name"):
+        run("revoke", "--terminate", "--signal", "SIGNOPE", str(running.id))
+
+
 def test_prune(capsys: Any) -> None:
     JobFactory(state=states.SUCCESS, finished_at=timezone.now() - datetime.timedelta(days=3))
     out, _ = run("prune")

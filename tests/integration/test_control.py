@@ -183,3 +183,66 @@ def test_held_scheduled_and_revoked_jobs_are_read_from_rows() -> None:
 
     only = control.inspect(destination="w2").active()
     assert only == {"w2.2.b": []}
+
+
+def test_revoke_keeps_the_signal_asked_for_in_the_row() -> None:
+    running = tasks.add.delay(1, 1)
+    Job.objects.filter(pk=running.id).update(state=states.STARTED, worker="w1.1.a", attempt=1)
+    control.revoke(running.id, terminate=True, signal="term")
+    job = Job.objects.get(pk=running.id)
+    assert job.revoke_requested_at is not None and job.revoke_signal == 15
+    from djqueue.db import broker
+
+    assert broker.revoke_signal(running.id, 1, "w1.1.a") == 15
+    assert broker.revoke_signal(running.id, 2, "w1.1.a") is None  # another run: not asked
+    running.revoke(terminate=True)  # SIGKILL, the default, asked again
+    assert Job.objects.get(pk=running.id).revoke_signal is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("SIGSTOP", "would not stop the job's process"),
+        ("CHLD", "would not stop the job's process"),
+        (0, "not a signal name or number"),
+        (True, "not a signal name or number"),
+    ],
+)
+def test_revoke_refuses_signals_that_would_not_stop_the_job(given: Any, message: str) -> None:
+    waiting = tasks.add.delay(1, 1)
+    with pytest.raises(ValueError, match=message):
+        control.revoke(waiting.id, terminate=True, signal=given)
+    with pytest.raises(ValueError, match=message):
+        waiting.revoke(terminate=True, signal=given)
+    assert Job.objects.get(pk=waiting.id).state == states.PENDING  # nothing revoked
+
+
+def test_revoke_with_a_destination_revokes_only_the_jobs_those_workers_hold() -> None:
+    mine, theirs, waiting = (tasks.add.delay(i, i) for i in range(3))
+    Job.objects.filter(pk=mine.id).update(state=states.STARTED, worker="w1.1.a", attempt=1)
+    Job.objects.filter(pk=theirs.id).update(state=states.STARTED, worker="w2.2.b", attempt=1)
+
+    control.revoke([mine.id, theirs.id, waiting.id], destination=["w1"], terminate=True)
+
+    asked = {str(k): v for k, v in Job.objects.values_list("id", "revoke_requested_at")}
+    assert asked[mine.id] is not None and asked[theirs.id] is None
+    # A waiting job belongs to no worker: a destination leaves it alone.
+    assert Job.objects.get(pk=waiting.id).state == states.PENDING
+    control.revoke(waiting.id)
+    assert Job.objects.get(pk=waiting.id).state == states.REVOKED
+
+
+def test_rate_limit_refuses_a_destination_and_time_limit_keeps_one_per_destination() -> None:
+    with pytest.raises(ValueError, match="rate limits hold across all workers"):
+        control.rate_limit(tasks.add.name, "1/s", destination=["w1"])
+    assert not Control.objects.filter(command="rate_limit").exists()
+
+    control.time_limit(tasks.sleep.name, hard=10)
+    control.time_limit(tasks.sleep.name, hard=20, destination=["w1"])
+    control.time_limit(tasks.sleep.name, hard=30, destination=["w1"])
+    lasting = Control.objects.filter(command="time_limit").order_by("created_at")
+    # The one for every worker stays; the later one for w1 replaced the earlier.
+    assert [(row.destination, row.arguments["hard"]) for row in lasting] == [
+        (None, 10),
+        (["w1"], 30),
+    ]

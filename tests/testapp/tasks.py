@@ -256,6 +256,37 @@ def sleep_through_soft_limit(seconds: float) -> str:
     return "finished"
 
 
+@djqueue.task
+def clean_up_when_asked(seconds: float) -> str:
+    """No time limit: SoftTimeLimitExceeded comes only from revoke(signal="SIGUSR1")."""
+    from djqueue.core.exceptions import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@djqueue.task
+def hold_on_sigterm(marker: str, seconds: float) -> str:
+    """Handles SIGTERM itself, notes it in ``marker`` and goes on (as a task that cleans
+    up and then carries on would): only a SIGKILL stops it."""
+    import signal
+
+    def noted(signum: int, frame: Any) -> None:
+        with open(marker, "a", encoding="utf-8") as out:
+            out.write(f"{signal.Signals(signum).name}\n")
+
+    signal.signal(signal.SIGTERM, noted)
+    with open(marker, "a", encoding="utf-8") as out:
+        out.write("started\n")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "finished"
+
+
 # Tasks written with Django's own Tasks framework (Django 6.0+), run by djqueue through
 # djqueue.backends.DjqueueBackend (see TASKS in tests/settings.py).
 try:

@@ -67,6 +67,9 @@ class Job(models.Model):
     # Set by revoke(terminate=True) on a running job: its worker stops it. Kept in the
     # row so that a worker (re)started later, or a rescue, still honours it.
     revoke_requested_at = models.DateTimeField(null=True, blank=True)
+    # The signal that revoke(terminate=True, signal=...) asked for (empty: the pool's own
+    # way, SIGKILL in a prefork child); see docs/stopping.md.
+    revoke_signal = models.PositiveSmallIntegerField(null=True, blank=True)
     # Limits (see docs/limits.md). ``gated`` is true when the job has a rate or
     # concurrency limit: such jobs are claimed by a separate, locking path, so that the
     # plain claim never looks at them (its index leaves them out).

@@ -23,7 +23,7 @@ SELECT id, (SELECT count(*) FROM woken), pg_notify('djqueue_done', id::text) FRO
 # a rescue does not run the job) and announced to workers on djqueue_revoke.
 REQUEST_REVOKE = """
 WITH requested AS (
-    UPDATE djqueue_job SET revoke_requested_at = now()
+    UPDATE djqueue_job SET revoke_requested_at = now(), revoke_signal = %s
     WHERE id = %s AND state IN ('RECEIVED', 'STARTED')
     RETURNING id
 )
@@ -34,6 +34,12 @@ SELECT pg_notify('djqueue_revoke', id::text) FROM requested
 # a hint (any role may send one), the row says whether to act.
 REVOKE_ASKED = """
 SELECT revoke_requested_at IS NOT NULL FROM djqueue_job
+WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
+"""
+
+# The signal a revocation of a job a worker holds asked for (NULL: the pool's own way).
+REVOKE_SIGNAL = """
+SELECT revoke_signal FROM djqueue_job
 WHERE id = %s AND attempt = %s AND worker = %s AND state IN ('RECEIVED', 'STARTED')
 """
 
@@ -104,7 +110,7 @@ again AS (
     SET state = 'PENDING', eta = now(), started_at = NULL, finished_at = NULL,
         worker = '', lease_expires_at = NULL, result = NULL, error_type = '',
         error_message = '', traceback = '', retries = 0, progress = NULL,
-        revoke_requested_at = NULL,
+        revoke_requested_at = NULL, revoke_signal = NULL,
         max_attempts = CASE WHEN max_attempts IS NULL THEN NULL
                             ELSE attempt + GREATEST(max_attempts - attempt, 1) END,
         lost = GREATEST(lost, LEAST(kills, 1)), kills = 0,

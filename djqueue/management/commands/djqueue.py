@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from djqueue.client import control
-from djqueue.core import conf, ids, states, text
+from djqueue.core import conf, ids, signums, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
@@ -65,6 +65,14 @@ class Command(BaseCommand):
         revoke.add_argument(
             "--terminate", action="store_true", help="also stop jobs that are running"
         )
+        revoke.add_argument(
+            "--signal",
+            "-s",
+            default=None,
+            metavar="SIGNAL",
+            help="with --terminate: the signal a prefork worker sends to the job's process "
+            "(SIGTERM, SIGUSR1, ...; default SIGKILL)",
+        )
         retry = commands.add_parser("retry", help="queue failed jobs again (--failed)")
         retry.add_argument(
             "--failed", action="store_true", required=True, help="the failed jobs (required)"
@@ -111,7 +119,7 @@ class Command(BaseCommand):
         elif action == "inspect":
             self._inspect(options)
         elif action == "revoke":
-            self._revoke(options["job_ids"], options["terminate"])
+            self._revoke(options["job_ids"], options["terminate"], options["signal"])
         elif action == "retry":
             self._retry(options["task"], options["queue"], options["since"])
         elif action == "purge":
@@ -214,14 +222,18 @@ class Command(BaseCommand):
 
     # changes --------------------------------------------------------------------
 
-    def _revoke(self, job_ids: list[str], terminate: bool) -> None:
+    def _revoke(self, job_ids: list[str], terminate: bool, signal: str | None) -> None:
+        try:
+            signums.parse(signal)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         for typed in job_ids:
             try:
                 job_id = ids.parse(typed)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             before = _state(job_id)
-            control.revoke(job_id, terminate=terminate)
+            control.revoke(job_id, terminate=terminate, signal=signal)
             state, asked = _state(job_id), _stop_asked(job_id)
             if state == states.REVOKED and before != states.REVOKED:
                 self.stdout.write(f"{job_id}: revoked")

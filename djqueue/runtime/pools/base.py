@@ -12,6 +12,8 @@ Optional extras, checked with ``isinstance`` by the worker:
 - :class:`Terminating`: ``terminate(job_id)`` stops one running job now (hard time
   limits, ``revoke(terminate=True)``); ``kill()`` stops every running job now (cold
   shutdown).
+- :class:`Signalling`: ``terminate_with(job_id, outcome, signum)`` stops a running job
+  with a given signal (``revoke(terminate=True, signal=...)``; prefork).
 - :class:`Scalable`: ``resize(size)`` and ``load()`` for ``--autoscale``.
 - :class:`Interrupting`: ``interrupt(job_id, error)`` raises an exception inside a
   running job (soft time limits; revocation where a job cannot be killed).
@@ -87,6 +89,16 @@ class Terminating(Protocol):
 
     def kill(self) -> None:
         """Stop every running job now, reporting nothing (cold shutdown hands them back)."""
+
+
+@runtime_checkable
+class Signalling(Protocol):
+    """A pool whose jobs run in processes of their own, which can be sent a signal."""
+
+    def terminate_with(self, job_id: uuid.UUID, outcome: Outcome, signum: int) -> bool:
+        """Send ``signum`` to the process running ``job_id``; kill it if it still runs
+        that job a while later. It ends with ``outcome`` if it dies, else with what it
+        reports. False if this pool does not run that job."""
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import mmap
 import os
 import resource
 import signal
@@ -33,9 +34,17 @@ logger = logging.getLogger("djqueue.worker")
 _PR_SET_PDEATHSIG = 1
 # The parent sends this to raise SoftTimeLimitExceeded in the running task.
 SOFT_LIMIT_SIGNAL = signal.SIGUSR1
+# The parent sends this after writing the number of another signal into the child's
+# slot (revoke(terminate=True, signal=...)): the child then takes that signal as a
+# process whose handlers were never changed would (see _deliver).
+DELIVER_SIGNAL = signal.SIGUSR2
+# Bytes of a child's slot: a signal number, shared with the parent across the fork.
+SLOT_SIZE = 4
 # Open while the task's own code runs: a signal that comes before or after (between
 # jobs, while the outcome is written) raises nothing.
 _window = ThreadWindow()
+# This child's slot (set in serve()): where the parent writes the signal it asks for.
+_slot: mmap.mmap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +80,18 @@ def memory_kb() -> int:
 
 
 def serve(
-    jobs_fd: int, outcomes_fd: int, limits: Limits, index: int, inherited: Iterable[int]
+    jobs_fd: int,
+    outcomes_fd: int,
+    limits: Limits,
+    index: int,
+    inherited: Iterable[int],
+    slot: mmap.mmap | None = None,
 ) -> NoReturn:
     """The whole life of a freshly forked child; ends the process, never returns."""
     code = 0
     try:
         parent = os.getppid()
-        _detach(index, parent, inherited)
+        _detach(index, parent, inherited, slot)
         with open(jobs_fd, "rb") as jobs, open(outcomes_fd, "wb") as outcomes:
             _serve(jobs, outcomes, limits, parent)
     except BaseException:
@@ -92,13 +106,13 @@ def serve(
     os._exit(code)
 
 
-def _detach(index: int, parent: int, inherited: Iterable[int]) -> None:
+def _detach(index: int, parent: int, inherited: Iterable[int], slot: mmap.mmap | None) -> None:
     """Leave the parent's signals and pipes to the parent; die with it."""
     for fd in inherited:
         # The other children's pipe ends: holding them would hide their end of file.
         with contextlib.suppress(OSError):
             os.close(fd)
-    detach(parent)
+    detach(parent, slot)
     threading.current_thread().name = f"djqueue-child-{index}"
 
 
@@ -170,8 +184,9 @@ def _log_handlers() -> list[logging.Handler]:
     return [found[key] for key in sorted(found)]
 
 
-def detach(parent: int) -> None:
-    """In a freshly forked child: leave stopping to the parent, die with it."""
+def detach(parent: int, slot: mmap.mmap | None = None) -> None:
+    """In a freshly forked child: leave stopping to the parent, die with it; with a
+    ``slot``, take the signals the parent asks for through it (:func:`ask`)."""
     # The parent decides when a child stops: a SIGTERM or Ctrl-C sent to the whole
     # process group must not interrupt the job of a warm shutdown.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
@@ -180,6 +195,29 @@ def detach(parent: int) -> None:
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
     signal.signal(SOFT_LIMIT_SIGNAL, _soft_limit)
+    if slot is not None:
+        global _slot
+        _slot = slot
+        signal.signal(DELIVER_SIGNAL, _deliver)
+
+
+def ask(slot: mmap.mmap, signum: int) -> None:
+    """In the parent: have the child of ``slot`` take ``signum`` once it gets
+    ``DELIVER_SIGNAL`` (the caller sends that next)."""
+    slot[:SLOT_SIZE] = int(signum).to_bytes(SLOT_SIZE, "little")
+
+
+def _deliver(signum: int, frame: object) -> None:
+    """Take the signal the parent asked for as an unchanged process would: a signal
+    this child ignores (SIGTERM, SIGINT, SIGQUIT: those sent to the whole process group
+    are the parent's to act on) gets its default action, which ends the process; one
+    the task's code handles reaches that handler."""
+    wanted = int.from_bytes(_slot[:SLOT_SIZE], "little") if _slot is not None else 0
+    if not wanted:
+        return
+    if wanted == DELIVER_SIGNAL or signal.getsignal(wanted) in (signal.SIG_IGN, None):
+        signal.signal(wanted, signal.SIG_DFL)
+    os.kill(os.getpid(), wanted)
 
 
 def run(job: ClaimedJob) -> Outcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import mmap
 import os
 import selectors
 import signal
@@ -51,6 +52,10 @@ _RESPAWN_PAUSE = 1.0
 _REPORT_WINDOW = 0.002
 # Outcomes handed over at once at most, whatever the window.
 _REPORT_BATCH = 64
+# Seconds a child sent another signal than SIGKILL by revoke(terminate=True, signal=...)
+# may still run its job (handling the signal, or in a C call that defers it) before it
+# is killed with SIGKILL: a revoked job always ends.
+TERMINATE_GRACE_SECONDS = 5.0
 
 
 def lost_outcome(job: ClaimedJob, why: str) -> Outcome:
@@ -98,6 +103,8 @@ class _Child:
     jobs_fd: int  # write end: jobs for the child
     outcomes_fd: int  # read end: outcomes from the child
     born: float
+    # Shared with the child: the signal revoke(terminate=True, signal=...) asks for.
+    slot: mmap.mmap | None = None
     job: ClaimedJob | None = None
     started: float = 0.0
     jobs_done: int = 0
@@ -105,6 +112,8 @@ class _Child:
     leaving: bool = False
     # What its job ends with if the child dies (set by terminate()).
     fate: Outcome | None = None
+    # When it is killed if it still runs its job (set by terminate_with(); 0: never).
+    kill_at: float = 0.0
     buffer: bytearray = field(default_factory=bytearray)
     at_eof: bool = False
 
@@ -187,6 +196,36 @@ class PreforkPool:
             found.leaving = True
             _signal(found.pid, signal.SIGKILL)
         logger.warning("Killed child process %d to stop job %s.", found.pid, job_id)
+        return True
+
+    def terminate_with(self, job_id: uuid.UUID, outcome: Outcome, signum: int) -> bool:
+        """Send ``signum`` to the child running ``job_id`` (it is replaced afterwards).
+
+        The job ends with ``outcome`` if the child dies of it, else with what the child
+        reports (a task may handle the signal, as in Celery: SIGUSR1 raises
+        ``SoftTimeLimitExceeded`` in it). A child still running the job
+        ``TERMINATE_GRACE_SECONDS`` later is killed with SIGKILL.
+        """
+        with self._lock:
+            found = next((c for c in self._children.values() if _runs(c, job_id)), None)
+            if found is None or found.slot is None:
+                return False
+            found.fate = outcome
+            found.leaving = True
+            found.kill_at = time.monotonic() + TERMINATE_GRACE_SECONDS
+            if signum == child_process.SOFT_LIMIT_SIGNAL:
+                _signal(found.pid, signum)
+            else:
+                child_process.ask(found.slot, signum)
+                _signal(found.pid, child_process.DELIVER_SIGNAL)
+        logger.warning(
+            "Sent signal %d to child process %d to stop job %s (killed if it still runs it "
+            "in %gs).",
+            signum,
+            found.pid,
+            job_id,
+            TERMINATE_GRACE_SECONDS,
+        )
         return True
 
     def interrupt(self, job_id: uuid.UUID, error: type[BaseException]) -> bool:
@@ -289,6 +328,7 @@ class PreforkPool:
                     else:
                         self._read(key.data)
                 self._reap()
+                self._kill_overdue()
                 self._hand_over(force=False)
                 with self._lock:
                     if self._closing and not self._children:
@@ -308,9 +348,25 @@ class PreforkPool:
         for _ in range(missing):
             self._spawn()
 
+    def _kill_overdue(self) -> None:
+        """SIGKILL children still running the job a signal was sent to stop, past the grace."""
+        now = time.monotonic()
+        with self._lock:
+            for each in self._children.values():
+                if each.kill_at and now >= each.kill_at and each.job is not None:
+                    each.kill_at = 0.0
+                    _signal(each.pid, signal.SIGKILL)
+                    logger.warning(
+                        "Child process %d still ran job %s %gs after its signal: killed.",
+                        each.pid,
+                        each.job.id,
+                        TERMINATE_GRACE_SECONDS,
+                    )
+
     def _spawn(self) -> None:
         jobs_r, jobs_w = os.pipe()
         outcomes_r, outcomes_w = os.pipe()
+        slot = mmap.mmap(-1, child_process.SLOT_SIZE)
         with self._lock:
             inherited = [self._wake_r, self._wake_w, self._selector_fd(), jobs_w, outcomes_r]
             for each in self._children.values():
@@ -319,11 +375,11 @@ class PreforkPool:
             index = self._spawned
         pid = child_process.fork()
         if pid == 0:
-            child_process.serve(jobs_r, outcomes_w, self.limits, index, inherited)
+            child_process.serve(jobs_r, outcomes_w, self.limits, index, inherited, slot)
         os.close(jobs_r)
         os.close(outcomes_w)
         os.set_blocking(outcomes_r, False)
-        born = _Child(pid, index, jobs_w, outcomes_r, time.monotonic())
+        born = _Child(pid, index, jobs_w, outcomes_r, time.monotonic(), slot)
         self._selector.register(outcomes_r, selectors.EVENT_READ, born)
         with self._lock:
             self._children[pid] = born
@@ -414,6 +470,8 @@ class PreforkPool:
         os.close(dead.outcomes_fd)
         with self._lock:
             del self._children[dead.pid]
+            if dead.slot is not None:
+                dead.slot.close()  # under the lock: terminate_with() writes to it
             if dead.jobs_fd >= 0:
                 os.close(dead.jobs_fd)
             job, fate, quiet = dead.job, dead.fate, self._killed
