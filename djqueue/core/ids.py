@@ -38,3 +38,9 @@ def parse(value: object) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise ValueError(f"job id {value!r} is not a UUID; job ids look like {new_id()}") from None
+
+
+def short(job_id: object) -> str:
+    """A job id in 8 characters for a page: its last 8 hex digits. A UUIDv7 starts with
+    its time, so the first digits are alike for every job sent in the same minute."""
+    return str(job_id).replace("-", "")[-8:]

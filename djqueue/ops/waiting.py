@@ -16,7 +16,7 @@ from typing import Literal
 from django.urls import reverse
 from django.utils import timezone
 
-from djqueue.core import states
+from djqueue.core import ids, states
 from djqueue.db import waiting
 from djqueue.ops import access, links
 
@@ -46,6 +46,11 @@ class Reason:
     kind: Kind
     text: str
     links: tuple[Link, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        """The kind as a page names it: "rate limit", "not due"."""
+        return self.kind.replace("-", " ")
 
 
 def of(job_id: uuid.UUID, visible: access.Visible) -> list[Reason]:
@@ -84,7 +89,7 @@ def reasons(job: waiting.Surroundings, visible: access.Visible) -> list[Reason]:
 
 def _job_link(job: waiting.JobBrief) -> Link:
     return Link(
-        f"{job.task_name} [{str(job.id)[:8]}] {job.state}",
+        f"{job.task_name} [{ids.short(job.id)}] {job.state}",
         reverse("admin:djqueue_job_change", args=[job.id]),
     )
 
@@ -197,7 +202,7 @@ def _unique(job: waiting.Surroundings) -> Reason:
         "leaves this one as it is while that one waits.",
         (
             Link(
-                f"job {str(job.unique_holder)[:8]}",
+                f"job {ids.short(job.unique_holder)}",
                 reverse("admin:djqueue_job_change", args=[job.unique_holder]),
             ),
         ),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
+from djqueue.core import ids
 from djqueue.db import workflow
 from djqueue.ops.admin_base import STATE_COLOURS
 
@@ -32,6 +33,7 @@ TASK_CHARACTERS = 26
 @dataclass(frozen=True)
 class Node:
     id: uuid.UUID
+    short_id: str
     task: str  # the task's last dotted part, cut to fit
     task_name: str
     state: str
@@ -174,6 +176,7 @@ def _node(member: workflow.Member, place: tuple[int, int], current: uuid.UUID) -
         task = task[: TASK_CHARACTERS - 1] + "…"
     return Node(
         id=member.id,
+        short_id=ids.short(member.id),
         task=task,
         task_name=member.task_name,
         state=member.state,

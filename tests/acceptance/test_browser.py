@@ -1,6 +1,8 @@
 """The admin in a real browser: log in, see the overview, filter failed jobs, retry one,
 and watch it succeed; the overview updates itself, pauses, and links from its charts and
-figures to the jobs they count. Screenshots go to artifacts/browser/."""
+figures to the jobs they count; job pages say why each job waits, draw a chord, and
+retry a job that failed for real. Screenshots go to artifacts/browser/ (and, with
+DJQUEUE_DOCS_SCREENSHOTS=1, those the docs show to docs/images/)."""
 
 from __future__ import annotations
 
@@ -269,3 +271,144 @@ def test_overview_updates_live_pauses_and_links_to_the_jobs(
     page.click("#djq-figure-failure-rate a")
     page.wait_for_url("**state__exact=FAILURE**")
     assert page.locator("#result_list tbody tr").count() == 16
+
+
+# The job page ---------------------------------------------------------------------------
+
+WEB_WORKER = "djqueue@web-1.100.a1b2c3"
+
+
+def _log_in(page: Any, live_server: Any, django_user_model: Any, next_url: str) -> None:
+    django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+
+
+def _finish(claimed: Any, state: str, **outcome: Any) -> None:
+    from djqueue.core.records import Outcome
+
+    broker.finish(
+        [
+            Outcome(
+                claimed.id,
+                claimed.attempt,
+                claimed.task_name,
+                state,
+                worker=claimed.worker,
+                **outcome,
+            )
+        ]
+    )
+
+
+def _claim(limit: int) -> list[Any]:
+    return broker.claim(["default"], limit, WEB_WORKER, 300.0, limited=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any
+) -> None:
+    import djqueue
+
+    # A worker row that serves default and mail (no process takes their jobs: they wait
+    # for the reasons below), and a real worker on "work" for a job that fails for real.
+    broker.register_worker(WEB_WORKER, "web-1", 100, "threads", 4, ["default", "mail"])
+    body = djqueue.chord([tasks.add.s(n, n) for n in range(3)], tasks.xsum.s()).apply_async()
+    first, second = _claim(2)
+    _finish(first, states.SUCCESS, result="0")
+    broker.mark_started(WEB_WORKER, [(second.id, second.attempt, 0.0)])
+    step = djqueue.chain(tasks.add.s(1, 2), tasks.add.s(3)).apply_async()
+    rate = [tasks.twice_a_minute.delay(n) for n in range(3)]
+    busy = [tasks.per_account.delay(7) for _ in range(3)]
+    # The chord's third header job, the chain's first step, 2 starts, 2 of the account.
+    assert len(_claim(10)) == 6
+    unique = tasks.unique_report.delay(7)
+    [held] = _claim(1)
+    holder = tasks.unique_report.delay(7)
+    _finish(held, states.FAILURE, error_type="ValueError", error_message="no data yet")
+    broker.set_paused("mail", True)
+    later = tasks.add.apply_async((1, 2), queue="mail", countdown=3600)
+    nobody = tasks.add.apply_async((1, 2), queue="reports")
+    queued = [tasks.add.delay(n, n) for n in range(3)]
+    flaky = tasks.always_flaky.apply_async(queue="work")
+    workers.start("-P", "solo", "-Q", "work")
+    wait_until(lambda: Job.objects.get(pk=flaky.id).state == states.FAILURE, 30, "the job to fail")
+
+    _log_in(page, live_server, django_user_model, "/admin/djqueue/job/")
+    docs = os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1"
+
+    def job_page(result: Any) -> None:
+        broker.worker_heartbeat(WEB_WORKER, 0)  # the row's worker stays live
+        page.goto(f"{live_server.url}/admin/djqueue/job/{result.id}/change/")
+
+    def reasons() -> list[str]:
+        return page.locator("#djq-why li").evaluate_all("items => items.map(i => i.dataset.kind)")
+
+    expected = [
+        (body, ["upstream"], "chord-body"),
+        (step, ["upstream"], "chain-step"),
+        (later, ["not-due", "paused"], "not-due-paused"),
+        (nobody, ["no-worker"], "no-worker"),
+        (rate[2], ["rate-limit"], "rate-limit"),
+        (busy[2], ["concurrency-limit"], "concurrency-limit"),
+        (queued[2], ["queued"], "queued"),
+        (rate[0], ["reserved"], "reserved"),
+        (unique, ["unique-key"], "unique-key"),
+    ]
+    for result, kinds, name in expected:
+        job_page(result)
+        assert reasons() == kinds, name
+        _shot(page, f"6-job-{name}")
+    for result, image in [(later, "job-waiting"), (rate[2], "job-rate-limit")]:
+        job_page(result)
+        if docs:
+            page.screenshot(path=str(IMAGES / f"{image}.png"))
+    job_page(rate[2])
+    assert "2 started in the last period" in page.inner_text("#djq-why")
+    assert "0 job(s) under this limit ahead of it" in page.inner_text("#djq-why")
+    job_page(unique)
+    page.click("#djq-why a")
+    page.wait_for_url(f"**/{holder.id}/change/")
+
+    # The chord: its header framed, the body waiting for two of three, each box a link.
+    job_page(body)
+    nodes = page.locator("#djq-workflow a.djq-node")
+    assert nodes.count() == 4
+    states_drawn = nodes.evaluate_all("nodes => nodes.map(n => n.dataset.state).sort()")
+    assert states_drawn == sorted([states.SUCCESS, states.STARTED, states.RECEIVED, states.PENDING])
+    assert "2 of 3 header job(s) not finished" in page.inner_text("#djq-why")
+    assert page.locator("#djq-workflow .djq-frame text").text_content() == "chord header"
+    _shot(page, "7-job-workflow")
+    if docs:
+        page.screenshot(path=str(IMAGES / "job-workflow.png"))
+    page.click(f'#djq-workflow a[data-job="{first.id}"]')
+    page.wait_for_url(f"**/{first.id}/change/")
+    assert page.locator("#djq-workflow a.djq-node-current").get_attribute("data-job") == str(
+        first.id
+    )
+
+    # A job that failed for real: three attempts, its traceback, and a Retry that asks.
+    job_page(flaky)
+    timeline = page.locator("#djq-timeline tbody tr")
+    assert timeline.count() == 3
+    outcomes = timeline.evaluate_all("rows => rows.map(r => r.dataset.outcome)")
+    assert outcomes == [states.RETRY, states.RETRY, states.FAILURE]
+    assert "ConnectionError: service down" in page.inner_text(".djq-exception")
+    user = page.inner_text(".djq-user-frames")
+    assert "tests/testapp/tasks.py" in user and "always_flaky" in user
+    assert "djqueue/" not in user
+    assert page.locator(".djq-library-frames").count() >= 1
+    _shot(page, "8-job-failed")
+    if docs:
+        page.screenshot(path=str(IMAGES / "job-failed.png"), full_page=True)
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#djq-job-actions button.djq-button-retry")
+    assert Job.objects.get(pk=flaky.id).state == states.FAILURE  # asked, and refused
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#djq-job-actions button.djq-button-retry")
+    page.wait_for_selector("ul.messagelist")
+    assert "Queued the job again as a new attempt." in page.inner_text("ul.messagelist")
+    wait_until(lambda: Job.objects.get(pk=flaky.id).attempt > 3, 30, "the retried job to run again")
