@@ -101,6 +101,13 @@ def _time_pages(repeat: int) -> dict[str, list[float]]:
     client = Client()
     client.force_login(user)
     some_id = Job.objects.values_list("id", flat=True).first()
+    # The page that counts the most jobs ahead: the last due job of a busy queue.
+    last_waiting = (
+        Job.objects.filter(state="PENDING", queue="default")
+        .order_by("-eta")
+        .values_list("id", flat=True)
+    ).first()
+    flow_id = _workflow()
     pages = {
         "job list": "/admin/djqueue/job/",
         "job list, failed": "/admin/djqueue/job/?state__exact=FAILURE",
@@ -109,6 +116,8 @@ def _time_pages(repeat: int) -> dict[str, list[float]]:
         "job list, one queue": "/admin/djqueue/job/?queue__exact=mail",
         "job list, search by id": f"/admin/djqueue/job/?q={some_id}",
         "job page": f"/admin/djqueue/job/{some_id}/change/",
+        "job page, last in line": f"/admin/djqueue/job/{last_waiting}/change/",
+        "job page, in a workflow": f"/admin/djqueue/job/{flow_id}/change/",
         "dashboard": "/admin/djqueue/job/dashboard/",
         "worker list": "/admin/djqueue/worker/",
     }
@@ -124,6 +133,17 @@ def _time_pages(repeat: int) -> dict[str, list[float]]:
                 raise SystemExit(f"{name}: HTTP {response.status_code}")
         timings[name] = runs
     return timings
+
+
+def _workflow() -> object:
+    """A chord of 20 header jobs and a chain after its body, sent once; the id of the
+    body's job (its page draws the workflow and says why the body waits)."""
+    import djqueue
+    from benchmarks.benchapp import tasks
+
+    header = [tasks.noop.si(n) for n in range(20)]
+    last = djqueue.chain(djqueue.chord(header, tasks.noop.si(0)), tasks.noop.si(1)).apply_async()
+    return last.parent.id
 
 
 def _report(timings: dict[str, list[float]], rows: int) -> None:
