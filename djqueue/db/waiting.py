@@ -99,6 +99,12 @@ class Surroundings:
     concurrency: ConcurrencyUse | None
     # The other waiting job that holds its unique key, if one does.
     unique_holder: uuid.UUID | None
+    # A claimed or running job: its lease, and whether its worker is alive (heartbeat
+    # within three HEARTBEAT_SECONDS, not stopped) and when it was last heard from.
+    lease_expires_at: datetime.datetime | None = None
+    worker_alive: bool = True
+    worker_heard_at: datetime.datetime | None = None
+    worker_stopped_at: datetime.datetime | None = None
 
     @property
     def waiting(self) -> bool:
@@ -118,7 +124,7 @@ def read(job_id: uuid.UUID) -> Surroundings | None:
 def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
     (job_id, state, queue, task_name, priority, eta, gated, rate_limit, rate_period) = row[:9]
     (concurrency_key, concurrency_limit, unique_key, worker, claimed_at) = row[9:14]
-    (parent, body_of, waits_upstream, now) = row[14:]
+    (parent, body_of, waits_upstream, now, lease_expires_at) = row[14:]
     place = {"id": job_id, "priority": priority, "eta": eta, "bound": AHEAD_BOUND}
     waiting = state in states.WAITING
     cursor.execute(sql.QUEUE_PAUSED, [queue])
@@ -126,6 +132,9 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
     live = 3 * conf.number("HEARTBEAT_SECONDS")
     cursor.execute(sql.QUEUE_SERVED, [queue, live])
     serving, alive = cursor.fetchone()
+    heard_at, stopped_at, worker_alive = None, None, True
+    if state in states.HELD:
+        heard_at, stopped_at, worker_alive = _holding_worker(cursor, worker, live)
     return Surroundings(
         id=job_id,
         state=state,
@@ -152,7 +161,21 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
         if waiting and gated and concurrency_key is not None and concurrency_limit
         else None,
         unique_holder=_holder(cursor, unique_key, job_id) if unique_key else None,
+        lease_expires_at=lease_expires_at,
+        worker_alive=worker_alive,
+        worker_heard_at=heard_at,
+        worker_stopped_at=stopped_at,
     )
+
+
+def _holding_worker(
+    cursor: CursorWrapper, worker: str, live: float
+) -> tuple[datetime.datetime | None, datetime.datetime | None, bool]:
+    """When the worker holding a job was last heard from, when it stopped, and whether
+    it is alive (a worker without a row is not)."""
+    cursor.execute(sql.HOLDING_WORKER, [live, worker])
+    row = cursor.fetchone()
+    return (None, None, False) if row is None else (row[0], row[1], bool(row[2]))
 
 
 def _count(cursor: CursorWrapper, statement: str, place: dict[str, Any], **more: Any) -> int:

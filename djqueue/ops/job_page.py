@@ -145,9 +145,14 @@ class JobPage(admin.ModelAdmin):  # type: ignore[type-arg]
         job = self._job(object_id)
         if job is not None and self.has_view_permission(request, job):
             visible = access.Visible.to(request.user)
-            context["djq_buttons"] = buttons(request, job)
-            context["djq_reasons"] = waiting.of(job.pk, visible)
-            context["djq_state"] = job.state
+            reasons = waiting.of(job.pk, visible)
+            context["djq_reasons"] = reasons
+            # A retry would leave it failed while another job waits with its key.
+            held = any(reason.kind == "unique-key" for reason in reasons)
+            context["djq_buttons"] = [
+                button for button in buttons(request, job) if not (held and button.name == "retry")
+            ]
+            context["djq_why_title"] = waiting.title(job.state)
             context["djq_graph"] = workflow_graph.around(job.pk)
         return super().change_view(request, object_id, form_url, context)
 

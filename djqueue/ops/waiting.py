@@ -1,4 +1,5 @@
-"""Why a job is not running: reasons computed from the rows around it
+"""Why a job is not running (or, held by a worker that died, not getting anywhere):
+reasons computed from the rows around it
 (``djqueue.db.waiting``), for the job page (docs/monitoring.md#why-it-is-waiting).
 
 Each reason is a record with its kind, a sentence, and links to what it names; several
@@ -29,6 +30,7 @@ Kind = Literal[
     "concurrency-limit",
     "queued",
     "reserved",
+    "lost-worker",
     "unique-key",
 ]
 
@@ -62,8 +64,19 @@ def of(job_id: uuid.UUID, visible: access.Visible) -> list[Reason]:
     return [] if found is None else reasons(found, visible)
 
 
+def title(state: str) -> str:
+    """The heading of the reasons on the page of a job in ``state``."""
+    if state in states.WAITING or state == states.RECEIVED:
+        return "Why it is waiting"
+    if state == states.STARTED:
+        return "Why it is not getting anywhere"
+    return "What holds it back"
+
+
 def reasons(job: waiting.Surroundings, visible: access.Visible) -> list[Reason]:
     """The reasons for ``job``, most fundamental first."""
+    if job.state in states.HELD and not job.worker_alive:
+        return [_lost_worker(job, visible)]
     if job.state == states.RECEIVED:
         return [_reserved(job)]
     if not job.waiting:
@@ -191,6 +204,27 @@ def _reserved(job: waiting.Surroundings) -> Reason:
         f"Worker {job.worker!r} claimed it{since} and holds it in its buffer until a slot "
         "of its pool is free.",
         (Link("jobs this worker holds", links.held_by(job.worker)),),
+    )
+
+
+def _lost_worker(job: waiting.Surroundings, visible: access.Visible) -> Reason:
+    if job.worker_stopped_at is not None:
+        heard = f"stopped at {_moment(job.worker_stopped_at)} without handing it back"
+    elif job.worker_heard_at is not None:
+        heard = f"has sent no heartbeat since {_moment(job.worker_heard_at)}"
+    else:
+        heard = "is not known (no worker row)"
+    back = (
+        f"when its lease runs out at {_moment(job.lease_expires_at)}"
+        if job.lease_expires_at is not None and job.lease_expires_at > job.now
+        else "at the next rescue (its lease has run out)"
+    )
+    held = (Link("jobs this worker holds", links.held_by(job.worker)),)
+    return Reason(
+        "lost-worker",
+        f"Its worker {job.worker!r} {heard}: the job goes back to its queue {back}, "
+        "taken back by any live worker.",
+        held if visible.jobs else (),
     )
 
 

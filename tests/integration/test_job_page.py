@@ -188,8 +188,16 @@ def test_the_page_says_why_a_job_waits(admin_client: Client) -> None:
 
 
 def test_a_running_job_has_no_why_section(admin_client: Client) -> None:
-    job = StartedJobFactory(task_name=ADD)
+    broker.register_worker("alive.1.abc", "host", 1, "threads", 4, ["default"])
+    job = StartedJobFactory(task_name=ADD, worker="alive.1.abc")
     assert 'id="djq-why"' not in page(admin_client, job)
+
+
+def test_a_running_job_whose_worker_died_says_so(admin_client: Client) -> None:
+    job = StartedJobFactory(task_name=ADD, worker="gone.1.abc")
+    html = page(admin_client, job)
+    assert "Why it is not getting anywhere" in html
+    assert 'data-kind="lost-worker"' in html
 
 
 def test_reasons_escape_names_from_rows(admin_client: Client) -> None:
@@ -274,3 +282,15 @@ def test_the_traceback_shows_the_users_frames_first_and_folds_library_frames(
     assert "site-packages" not in user
     assert block.count('<details class="djq-library-frames">') == 2
     assert "&lt;ConnectionError&gt;" in block and "<ConnectionError>" not in block
+
+
+def test_retry_is_not_offered_while_another_job_holds_the_unique_key(
+    admin_client: Client,
+) -> None:
+    key = "tests.testapp.tasks.unique_report:report:7"
+    failed = JobFactory(task_name=ADD, state=states.FAILURE, unique_key=key)
+    assert "retry" in offered(page(admin_client, failed))
+    JobFactory(task_name=ADD, unique_key=key)
+    html = page(admin_client, failed)
+    assert offered(html) == {"run-again"}
+    assert 'data-kind="unique-key"' in html

@@ -162,6 +162,26 @@ def test_a_claimed_job_waits_in_its_workers_buffer() -> None:
     assert "'host.1.abc' claimed it" in reason.text
 
 
+def test_a_job_held_by_a_worker_that_stopped() -> None:
+    result = tasks.add.delay(1, 2)
+    [claimed] = claim()
+    broker.mark_started("host.1.abc", [(claimed.id, claimed.attempt, 0.0)])
+    assert reasons(result.id) == []  # running, on a live worker
+    broker.worker_stopped("host.1.abc", 0)
+    [reason] = reasons(result.id)
+    assert reason.kind == "lost-worker"
+    assert "'host.1.abc' stopped at" in reason.text
+    assert "when its lease runs out at" in reason.text
+
+
+def test_a_job_held_by_a_worker_without_a_row() -> None:
+    result = tasks.add.delay(1, 2)
+    broker.claim(["default"], 1, "never.registered", 30.0, limited=False)
+    [reason] = reasons(result.id)
+    assert reason.kind == "lost-worker"
+    assert "is not known (no worker row)" in reason.text
+
+
 def test_reasons_add_up() -> None:
     broker.set_paused("later", True)
     result = tasks.add.apply_async((1, 2), queue="later", countdown=60)

@@ -13,9 +13,16 @@ WAITING_JOB = f"""
 SELECT j.id, j.state, j.queue, j.task_name, j.priority, j.eta, j.gated, j.rate_limit,
        j.rate_period, j.concurrency_key, j.concurrency_limit, j.unique_key, j.worker,
        j.claimed_at, j.workflow->>'parent', j.workflow->>'body_of',
-       j.eta = {parts.WAITING} AS waits_upstream, now()
+       j.eta = {parts.WAITING} AS waits_upstream, now(), j.lease_expires_at
 FROM djqueue_job AS j WHERE j.id = %s
 """  # noqa: S608
+
+# The worker that holds a job: whether it stopped, and when it was last heard from.
+HOLDING_WORKER = """
+SELECT last_heartbeat, stopped_at,
+       stopped_at IS NULL AND last_heartbeat >= now() - make_interval(secs => %s)
+FROM djqueue_worker WHERE name = %s
+"""
 
 # Whether the job's queue is paused, and since when.
 QUEUE_PAUSED = "SELECT paused, changed_at FROM djqueue_queue WHERE name = %s"
