@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from djqueue.core import states
-from djqueue.runtime import worker as worker_module
+from djqueue.runtime.notices import WAKE
 from djqueue.runtime.worker import Options, Worker
 from tests.fakes.clock import FakeClock
 from tests.fakes.store import MemoryStore
@@ -56,13 +56,13 @@ class WorkerDriver:
 
     def start(self) -> None:
         """Register and start the pool."""
-        assert self.worker._start(), "the worker was stopped before it started"
+        assert self.worker.start(), "the worker was stopped before it started"
 
     # The main loop ------------------------------------------------------------------
 
     def step(self) -> None:
         """One turn of the main loop."""
-        self.worker._tick()
+        self.worker.tick()
 
     def run_until(self, done: Callable[[], bool]) -> None:
         """Turn the main loop until ``done()``.
@@ -84,49 +84,49 @@ class WorkerDriver:
 
         def done() -> bool:
             ended = all(state in states.READY for state in self.store.states(ids))
-            return ended and not self.worker.buffer and not self.worker.writing
+            return ended and not self.worker.outcomes.buffer and not self.worker.writing
 
         self.run_until(done)
 
     def drain(self) -> None:
         """After a stop: what ``run()`` does once its main loop ends."""
-        self.worker._drain()
-        self.worker._until_db(self.store.worker_stopped, self.name, self.worker.jobs_done)
+        self.worker.shutdown.drain()
+        self.worker.outage.until_up(self.store.worker_stopped, self.name, self.worker.jobs_done)
 
     # The control loop ---------------------------------------------------------------
 
     def heartbeat(self) -> None:
         """Renew leases, hand back orphans, update the worker row, rescue, read pauses."""
-        self.worker._beat()
+        self.worker.housekeeping.beat()
 
     def mark_started(self) -> None:
         """Between heartbeats: record jobs that have run a while as STARTED."""
-        self.worker._mark_started_or_log()
+        self.worker.leases.mark_started_or_log()
 
     def flush(self) -> None:
         """Solo: write the outcomes that are due while the main thread runs a job."""
-        self.worker._flush(force=False)
+        self.worker.outcomes.flush(force=False)
 
     def stop_warm(self) -> None:
         """SIGTERM, then the control loop's announcement: waiting jobs go back now."""
         self.worker.stop()
-        self.worker._announce_warm_shutdown()
+        self.worker.shutdown.announce_warm()
 
     # The listener -------------------------------------------------------------------
 
     def wake(self) -> None:
         """A notification of new jobs."""
-        self.worker.events.put(worker_module.WAKE)
+        self.worker.events.put(WAKE)
 
     def revoke_notified(self, job_id: uuid.UUID) -> None:
         """A notification that ``revoke(terminate=True)`` asked to stop ``job_id``."""
-        self.worker._revoke_notified(job_id)
+        self.worker.notices.revoke_notified(job_id)
 
     # Looking ------------------------------------------------------------------------
 
     def held(self) -> set[uuid.UUID]:
         """The jobs the worker holds (claimed, outcome not taken)."""
-        with self.worker._lock:
+        with self.worker.lock:
             return set(self.worker.held)
 
     def describe(self) -> str:

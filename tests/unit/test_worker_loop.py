@@ -301,7 +301,7 @@ def test_outcomes_buffered_at_shutdown_are_written_once_the_database_is_back(
     driver = make("threads", concurrency=2)
     ids = send_records(driver, "a", "b")
     driver.store.fail("finish", Fault.LOST_CONNECTION, times=1000)
-    driver.run_until(lambda: len(driver.worker.buffer) == 2)  # both ran, neither written
+    driver.run_until(lambda: len(driver.worker.outcomes.buffer) == 2)  # both ran, neither written
     assert driver.store.states(ids) == ["RECEIVED", "RECEIVED"]
     driver.store.heal("finish")
     driver.store.fail("finish", Fault.LOST_CONNECTION, times=3)
@@ -323,7 +323,7 @@ def test_a_worker_frozen_past_its_lease_does_not_start_what_was_taken_from_it(
 
     def frozen() -> None:
         # SIGSTOP past the lease; meanwhile another worker rescues and claims one job.
-        driver.clock.advance(driver.worker.lease + 10)
+        driver.clock.advance(driver.worker.leases.seconds + 10)
         driver.store.rescue()
         [claimed] = driver.store.claim(["default"], 1, "other-worker", 30.0)
         assert claimed.id in (first, taken)
@@ -351,7 +351,7 @@ def test_a_worker_that_cannot_confirm_its_claims_starts_none_of_them(
 
     def cut_off() -> None:
         # Past the time leases are trusted, not past the lease itself.
-        driver.clock.advance(driver.worker.trust_leases_for + 1)
+        driver.clock.advance(driver.worker.leases.trust_for + 1)
         driver.store.fail("confirm_leases", Fault.LOST_CONNECTION, times=2)
 
     HOOKS["first"] = cut_off
@@ -385,7 +385,7 @@ def test_a_slow_renewal_is_trusted_from_when_it_was_sent(
     wait_arrived("running")
     # The renewal takes longer than leases are trusted for.
     driver.store.during(
-        "renew_leases", lambda: driver.clock.advance(driver.worker.trust_leases_for + 1)
+        "renew_leases", lambda: driver.clock.advance(driver.worker.leases.trust_for + 1)
     )
     driver.heartbeat()
     GATES["running"].set()
@@ -405,7 +405,7 @@ def test_jobs_rescued_during_a_slow_renewal_are_dropped_and_claimed_again(
     wait_arrived("running")
 
     def slow() -> None:
-        driver.clock.advance(driver.worker.lease + 1)
+        driver.clock.advance(driver.worker.leases.seconds + 1)
         driver.store.rescue()  # another worker's heartbeat, while the renewal hangs
 
     driver.store.during("renew_leases", slow)
@@ -432,7 +432,7 @@ def test_a_late_outcome_of_an_attempt_taken_back_leaves_the_newer_claim_alone(
     running = driver.store.send(gate.name, "running")
     driver.step()
     wait_arrived("running")
-    driver.clock.advance(driver.worker.lease + 1)
+    driver.clock.advance(driver.worker.leases.seconds + 1)
     driver.store.rescue()  # the worker was cut off; another worker's heartbeat
     driver.heartbeat()  # the renewal tells it so: the job is forgotten
     gated("blocker")
@@ -472,8 +472,8 @@ def test_leases_are_renewed_for_exactly_the_jobs_the_worker_holds(
     driver.clock.advance(10)
     driver.heartbeat()
     now = driver.clock.now()
-    assert driver.store.row(running).lease_expires_at == now + driver.worker.lease
-    assert driver.store.row(waiting).lease_expires_at == now + driver.worker.lease
+    assert driver.store.row(running).lease_expires_at == now + driver.worker.leases.seconds
+    assert driver.store.row(waiting).lease_expires_at == now + driver.worker.leases.seconds
     assert driver.store.row(elsewhere).lease_expires_at == claimed_at + 30.0
     assert (driver.store.row(orphan).state, driver.store.row(orphan).worker) == ("PENDING", "")
     GATES["running"].set()
@@ -493,7 +493,7 @@ def test_a_running_job_is_marked_started_and_charged_if_its_worker_is_lost(
     driver.mark_started()
     assert driver.store.states([running, waiting]) == ["STARTED", "RECEIVED"]
     # The worker is lost: its leases run out and a rescue finds them.
-    driver.clock.advance(driver.worker.lease + 1)
+    driver.clock.advance(driver.worker.leases.seconds + 1)
     driver.store.rescue()
     lost = driver.store.row(running)
     assert (lost.state, lost.error_type) == ("FAILURE", "djqueue.exceptions.WorkerLostError")
@@ -553,7 +553,7 @@ def test_solo_writes_earlier_outcomes_while_a_long_job_runs(
 
     def meanwhile() -> None:
         # The control thread's flush, once the outcomes have waited long enough.
-        driver.clock.advance(driver.worker.flush_after)
+        driver.clock.advance(driver.worker.outcomes.flush_after)
         driver.flush()
         seen.append(driver.store.states([a, poison, long]))
 
