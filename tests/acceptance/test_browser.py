@@ -1,8 +1,9 @@
 """The admin in a real browser: log in, see the overview, filter failed jobs, retry one,
 and watch it succeed; the overview updates itself, pauses, and links from its charts and
-figures to the jobs they count; job pages say why each job waits, draw a chord, and
-retry a job that failed for real. Screenshots go to artifacts/browser/ (and, with
-DJQUEUE_DOCS_SCREENSHOTS=1, those the docs show to docs/images/)."""
+figures to the jobs they count; job pages say why each job waits (or, on a dead worker,
+gets nowhere), draw a chord, and retry a job that failed for real. Screenshots go to
+artifacts/browser/ (and, with DJQUEUE_DOCS_SCREENSHOTS=1, those the docs show to
+docs/images/)."""
 
 from __future__ import annotations
 
@@ -333,6 +334,10 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
     later = tasks.add.apply_async((1, 2), queue="mail", countdown=3600)
     nobody = tasks.add.apply_async((1, 2), queue="reports")
     queued = [tasks.add.delay(n, n) for n in range(3)]
+    # A job running on a worker that died (its row says it stopped, the job is still held).
+    stranded = tasks.add.apply_async((5, 5), queue="gone")
+    [lost] = broker.claim(["gone"], 1, "djqueue@db-2.7.dead00", 300.0, limited=False)
+    broker.mark_started(lost.worker, [(lost.id, lost.attempt, 0.0)])
     flaky = tasks.always_flaky.apply_async(queue="work")
     workers.start("-P", "solo", "-Q", "work")
     wait_until(lambda: Job.objects.get(pk=flaky.id).state == states.FAILURE, 30, "the job to fail")
@@ -357,6 +362,7 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
         (queued[2], ["queued"], "queued"),
         (rate[0], ["reserved"], "reserved"),
         (unique, ["unique-key"], "unique-key"),
+        (stranded, ["lost-worker"], "lost-worker"),
     ]
     for result, kinds, name in expected:
         job_page(result)
