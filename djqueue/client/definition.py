@@ -570,12 +570,15 @@ class Task(Generic[P, R]):
             job = dataclasses.replace(job, workflow=json.dumps({"options": carried}))
         if not self._limited:
             return job
+        if not self._unique:
+            # Rate and concurrency limits travel with the continuation (and in workflows).
+            return self._limit(job, args, kwargs)
         if set(carried) - {"root_id", "parent_id"}:
             raise ValueError(
-                f"{self.name} has rate, concurrency or unique limits; such tasks cannot be "
-                f"sent with {', '.join(sorted(set(carried) - {'root_id', 'parent_id'}))} yet"
+                f"{self.name} has a unique key; such tasks cannot be sent with "
+                f"{', '.join(sorted(set(carried) - {'root_id', 'parent_id'}))} yet"
             )
-        # A limited job keeps no continuation: the ids of the task that sent it are lost.
+        # A unique job keeps no continuation: the ids of the task that sent it are lost.
         return self._limit(dataclasses.replace(job, workflow=None), args, kwargs)
 
     def _carried(
@@ -674,12 +677,11 @@ class Task(Generic[P, R]):
 
     @property
     def _limited(self) -> bool:
-        return (
-            self.rate is not None
-            or self.concurrency_limit is not None
-            or self.unique_key is not None
-            or self.unique_for is not None
-        )
+        return self.rate is not None or self.concurrency_limit is not None or self._unique
+
+    @property
+    def _unique(self) -> bool:
+        return self.unique_key is not None or self.unique_for is not None
 
     def _limit(self, job: NewJob, args: Sequence[Any], kwargs: dict[str, Any]) -> NewJob:
         """``job`` with this task's limits and this call's keys filled in."""

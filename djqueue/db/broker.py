@@ -250,7 +250,16 @@ def _limits_json(job: NewJob) -> list[str]:
 
 
 def _workflow_json(job: NewJob) -> list[str]:
-    return [job.workflow or "null", _json(job.waiting)]
+    if job.unique_key is not None:
+        raise ValueError(f"{job.task_name}: a job with a unique key cannot carry a workflow")
+    return [
+        job.workflow or "null",
+        _json(job.waiting),
+        _json(job.rate_limit),
+        _json(job.rate_period),
+        _json(job.concurrency_key),
+        _json(job.concurrency_limit),
+    ]
 
 
 def _json(value: object) -> str:

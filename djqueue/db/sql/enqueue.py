@@ -69,18 +69,23 @@ ENQUEUE_ONE = _ENQUEUE.format(
 # theirs. A waiting job is PENDING with eta = WAITING_ETA: never due, so no claim takes it
 # (and the ready index still serves the claim unchanged) until the statement that records
 # its upstream job's outcome sets a real eta. Only queues with a job due are notified.
+# Jobs with a rate or concurrency limit carry it here too (gated: claimed by the limited
+# path once due); jobs with a unique key never come here (they are inserted on their own).
 ENQUEUE_WORKFLOW = f"""
 WITH v AS (
     SELECT (e->>0)::uuid AS id, e->>1 AS task_name, e->>2 AS queue, (e->>3)::int AS priority,
            e->4 AS args, e->5 AS kwargs, (e->>6)::int AS max_attempts,
            (e->>7)::timestamptz AS eta, (e->>8)::float8 AS countdown,
            (e->>9)::timestamptz AS expires_at, (e->>10)::float8 AS expires_in,
-           NULLIF(e->11, 'null'::jsonb) AS workflow, (e->>12)::bool AS waiting
+           NULLIF(e->11, 'null'::jsonb) AS workflow, (e->>12)::bool AS waiting,
+           (e->>13)::int AS rate_limit, (e->>14)::float8 AS rate_period,
+           e->>15 AS concurrency_key, (e->>16)::int AS concurrency_limit
     FROM jsonb_array_elements(%s::jsonb) AS e
 ),
 inserted AS (
     INSERT INTO djqueue_job (
-{parts.JOB_COLUMNS}, workflow
+{parts.JOB_COLUMNS}, workflow, gated, rate_limit, rate_period, concurrency_key,
+        concurrency_limit
     )
     SELECT v.id, v.task_name, v.queue, v.priority, 'PENDING', v.args, v.kwargs, 0, 0,
            v.max_attempts,
@@ -88,7 +93,9 @@ inserted AS (
                 ELSE {parts.DUE_ETA}
            END,
            {parts.EXPIRES_AT},
-           now(), '', '', '', '', v.workflow
+           now(), '', '', '', '', v.workflow,
+           v.rate_limit IS NOT NULL OR v.concurrency_limit IS NOT NULL,
+           v.rate_limit, v.rate_period, v.concurrency_key, v.concurrency_limit
     FROM v
     RETURNING queue, eta
 )
