@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from djqueue.client.app import App
     from djqueue.client.canvas import Signature, chain, chord, group, signature
     from djqueue.client.definition import Task, shared_task, task
     from djqueue.client.eager import EagerResult
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from djqueue.core.exceptions import ChordError
 
 _PUBLIC = {
+    "App": "djqueue.client.app",
     "Task": "djqueue.client.definition",
     "task": "djqueue.client.definition",
     "shared_task": "djqueue.client.definition",
@@ -53,6 +55,7 @@ _MODULES = {
 }
 
 __all__ = [
+    "App",
     "AsyncResult",
     "ChordError",
     "EagerResult",

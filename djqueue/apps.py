@@ -14,7 +14,10 @@ class DjqueueConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: Django imports this module before any app's
         # models, and these modules import djqueue's models.
-        from djqueue.client import builtins  # noqa: F401 - registers the builtin tasks
+        from djqueue.client import (
+            app,
+            builtins,  # noqa: F401 - registers the builtin tasks
+        )
         from djqueue.core import registry
         from djqueue.db import models, periodic
         from djqueue.ops import checks
@@ -34,6 +37,8 @@ class DjqueueConfig(AppConfig):
                     sender=model,
                     dispatch_uid=f"djqueue-beat-{model.__name__}",
                 )
+        # Tasks a Celery project's app module declared while the settings were loading.
+        app.make_pending_tasks()
         registry.autodiscover()
         _discover_django_tasks()
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+# A Celery project kept as data (tests/acceptance/test_celery_project.py moves and runs
+# it): its modules import celery, and its tests are the project's own.
+collect_ignore = ["celery_project"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", default=False, help="also run long soak tests")

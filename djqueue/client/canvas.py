@@ -161,6 +161,13 @@ class Signature(Generic[R]):
         # apply() gives the result of the node's last step: here, this task's.
         return cast("AsyncResult[R]", apply(self.clone(args, kwargs).set(**options)))
 
+    def apply(
+        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Run it here and now, as sending it does in eager mode (Celery's ``apply``);
+        return its ``EagerResult``."""
+        return _run_eagerly(self.clone(args, kwargs).set(**options))
+
 
 class _Composite(Generic[H]):
     """What chain, group and chord share: options, callbacks, and ``delay()``.
@@ -193,6 +200,11 @@ class _Composite(Generic[H]):
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> H:
         raise NotImplementedError
+
+    def apply(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        """Run it here and now, as sending it does in eager mode (Celery's ``apply``);
+        return its result."""
+        return _run_eagerly(_partial(cast("Canvas", self), args, kwargs))
 
 
 class chain(_Composite[H]):  # Celery's lower-case name
@@ -718,10 +730,9 @@ class _Plan:
         # A waiting step gets the result before it as its first argument when released.
         partial = planned.waiting and not sig.immutable
         job = sig.task.prepare(sig.args, sig.kwargs, task_id=job_id, partial=partial, **options)
-        if job.limited:
+        if job.unique_key is not None:
             raise ValueError(
-                f"{sig.task.name} has rate, concurrency or unique limits; such tasks cannot "
-                "be part of a workflow yet"
+                f"{sig.task.name} has a unique key; such tasks cannot be part of a workflow yet"
             )
         continuation = dict(planned.continuation)
         if job.workflow is not None:  # the call's own options (see Task.prepare)
