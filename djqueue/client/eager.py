@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from djqueue.core.records import ClaimedJob, NewJob, Outcome
 
 if TYPE_CHECKING:
     from djqueue.client.definition import Task
+    from djqueue.client.promises import Promise
 
 
 # The states whose error get() raises, as AsyncResult.get does (a rejected job's too).
@@ -112,7 +112,7 @@ class EagerResult(ById, states.StateQueries, Generic[R_co]):
         callback: Callable[[EagerResult[R_co]], Any],
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
-    ) -> concurrent.futures.Future[Any]:
+    ) -> Promise:
         """Call ``callback(self)`` now (the job has finished); return a future of it."""
         from djqueue.client import promises
 

@@ -28,13 +28,39 @@ THREAD_NAME = "djqueue-then"
 POLL_SECONDS = 1.0
 
 
+class Promise(concurrent.futures.Future[Any]):
+    """What ``then()`` gives: a future of the callback's value that chains as Celery's
+    promise does, ``result.then(a).then(b)`` calling ``b`` with what ``a`` returned."""
+
+    def then(
+        self,
+        callback: Callable[[Any], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> Promise:
+        """Call ``callback(value)`` once this one has its value (``on_error(exc)`` if it
+        failed, when given); return a promise of what the callback returns."""
+        made = Promise()
+
+        def chained(done: concurrent.futures.Future[Any]) -> None:
+            error = done.exception()
+            if error is not None:
+                made.set_exception(error)
+                if on_error is not None:
+                    _call_on_error(on_error, error)
+                return
+            _settle(made, callback, done.result(), on_error)
+
+        self.add_done_callback(chained)
+        return made
+
+
 @dataclass(frozen=True, eq=False)
 class _Pending:
     target: Any
     job_ids: frozenset[uuid.UUID]
     callback: Callable[[Any], Any]
     on_error: Callable[[BaseException], Any] | None
-    future: concurrent.futures.Future[Any]
+    future: Promise
 
 
 class _Dispatcher:
@@ -93,17 +119,30 @@ def _finished(batch: Sequence[_Pending]) -> set[uuid.UUID]:
 
 
 def _fire(pending: _Pending) -> None:
+    _settle(pending.future, pending.callback, pending.target, pending.on_error)
+
+
+def _settle(
+    future: Promise,
+    callback: Callable[[Any], Any],
+    value: Any,
+    on_error: Callable[[BaseException], Any] | None,
+) -> None:
     try:
-        pending.future.set_result(pending.callback(pending.target))
+        future.set_result(callback(value))
     except Exception as exc:
-        pending.future.set_exception(exc)
-        if pending.on_error is not None:
-            try:
-                pending.on_error(exc)
-            except Exception:
-                logger.exception("the on_error of a then() callback raised")
+        future.set_exception(exc)
+        if on_error is not None:
+            _call_on_error(on_error, exc)
         else:
             logger.exception("a then() callback raised")
+
+
+def _call_on_error(on_error: Callable[[BaseException], Any], exc: BaseException) -> None:
+    try:
+        on_error(exc)
+    except Exception:
+        logger.exception("the on_error of a then() callback raised")
 
 
 _dispatcher = _Dispatcher()
@@ -114,9 +153,9 @@ def when_ready(
     job_ids: Sequence[uuid.UUID],
     callback: Callable[[Any], Any],
     on_error: Callable[[BaseException], Any] | None,
-) -> concurrent.futures.Future[Any]:
+) -> Promise:
     """Call ``callback(target)`` once the jobs ``job_ids`` have all finished."""
-    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    future = Promise()
     pending = _Pending(target, frozenset(job_ids), callback, on_error, future)
     if not pending.job_ids:
         _fire(pending)
@@ -127,7 +166,7 @@ def when_ready(
 
 def call_now(
     target: Any, callback: Callable[[Any], Any], on_error: Callable[[BaseException], Any] | None
-) -> concurrent.futures.Future[Any]:
+) -> Promise:
     """Call ``callback(target)`` here and now (a result that is final already)."""
     return when_ready(target, [], callback, on_error)
 

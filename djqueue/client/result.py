@@ -6,7 +6,6 @@ listener (:mod:`djqueue.db.waiters`). Ids are handed out as strings, as Celery's
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import contextvars
 import datetime
@@ -351,7 +350,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         callback: Callable[[AsyncResult[R_co]], Any],
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
-    ) -> concurrent.futures.Future[Any]:
+    ) -> promises.Promise:
         """Call ``callback(self)`` once the job has finished, from this process's
         result thread; return a future of what the callback returns.
 
@@ -671,7 +670,7 @@ class ResultSet:
         callback: Callable[[Any], Any],
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
-    ) -> concurrent.futures.Future[Any]:
+    ) -> promises.Promise:
         """Call ``callback(self)`` once every job has finished; see
         :meth:`AsyncResult.then`."""
         if not self._stored():

@@ -176,6 +176,19 @@ def test_then_calls_back_once_the_job_finished() -> None:
     connections.close_all()
 
 
+def test_then_chains_as_celery_s_promise_does() -> None:
+    outcome = tasks.add.apply((1, 2))
+    errors: list[BaseException] = []
+
+    chained = outcome.then(lambda done: done.result).then(lambda value: value * 10)
+    broken = outcome.then(lambda done: 1 / 0).then(lambda value: value, on_error=errors.append)
+
+    assert chained.result(timeout=5) == 30
+    with pytest.raises(ZeroDivisionError):
+        broken.result(timeout=5)
+    assert [type(error) for error in errors] == [ZeroDivisionError]
+
+
 def test_eager_results_read_as_async_results_do(settings: Any) -> None:
     outcome = tasks.add.apply((1, 2))
     assert isinstance(outcome.id, str) and outcome == outcome.id
