@@ -128,8 +128,7 @@ def fire(item: Entry, decision: schedules.Decision, finish: bool) -> bool:
 
 def run_now(row: PeriodicTask) -> uuid.UUID:
     """Enqueue ``row``'s task now, outside its schedule (the admin's "run now")."""
-    made = job(entry(row))
-    publishing.before([made])
+    [made] = publishing.before([job(entry(row))])
     [job_id] = broker.enqueue([made])
     publishing.after([made])
     return job_id

@@ -489,8 +489,7 @@ def apply(node: Canvas) -> Any:
         return _run_eagerly(node)
     plan = _Plan()
     part = plan.add(node, waiting=False, defaults={})
-    jobs = plan.jobs()
-    publishing.before(jobs)
+    jobs = publishing.before(plan.jobs())
     broker.enqueue_workflow(jobs, plan.groups)
     publishing.after(jobs)
     return part.result

@@ -300,7 +300,7 @@ class Task(Generic[P, R]):
         )
         if conf.flag("EAGER"):
             return self._run_eagerly(job)
-        publishing.before([job])
+        [job] = publishing.before([job])
         [job_id] = publish.send(
             lambda: broker.enqueue([job]),
             policy,
@@ -380,7 +380,7 @@ class Task(Generic[P, R]):
         jobs = [self.prepare(args, kwargs, **options) for args, kwargs in calls]
         if conf.flag("EAGER"):
             return [self._run_eagerly(job) for job in jobs]
-        publishing.before(jobs)
+        jobs = publishing.before(jobs)
         job_ids = broker.enqueue(jobs)
         publishing.after(jobs)
         signals.emit(signals.task_enqueued, self, job_ids=[str(i) for i in job_ids])

@@ -7,6 +7,8 @@ scheduler's firing in :mod:`djqueue.db.periodic`), once per job.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,22 +16,37 @@ from djqueue.core import codec, signals
 from djqueue.core.records import NewJob
 
 
-def before(new: Sequence[NewJob]) -> None:
-    """Send ``before_task_publish`` for each job of ``new`` (before the rows are written)."""
+def before(new: Sequence[NewJob]) -> list[NewJob]:
+    """Send ``before_task_publish`` for each job of ``new`` (before the rows are written);
+    return the jobs to write.
+
+    Headers a receiver adds (``headers["trace_id"] = ...``) travel with the job, as
+    Celery's do: the task reads them in ``self.request.headers`` and as request
+    attributes. A job with a unique key carries none (it keeps no continuation).
+    """
     if not signals.before_task_publish.has_listeners():
-        return
+        return list(new)
+    sent = []
     for job in new:
+        headers = _headers(job)
+        given = dict(headers)
         signals.emit(
             signals.before_task_publish,
             job.task_name,
             body=_body(job),
             exchange="",
             routing_key=job.queue,
-            headers=_headers(job),
+            headers=headers,
             properties={"priority": job.priority},
             declare=[],
             retry_policy=None,
         )
+        # Celery's own headers describe the job; changing them changes nothing.
+        added = {
+            k: v for k, v in headers.items() if k not in _OWN and (k not in given or given[k] != v)
+        }
+        sent.append(_with_headers(job, added) if added and job.unique_key is None else job)
+    return sent
 
 
 def after(new: Sequence[NewJob]) -> None:
@@ -53,9 +70,35 @@ def _body(job: NewJob) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     return codec.loads(job.args), codec.loads(job.kwargs), embed
 
 
+# The headers Celery's message has of its own (see _headers).
+_OWN = frozenset({"id", "task", "eta", "countdown", "expires", "retries", "priority", "queue"})
+
+
+def _with_headers(job: NewJob, added: dict[str, Any]) -> NewJob:
+    """``job`` carrying the headers ``added`` among its per-call headers."""
+    try:
+        extra = json.loads(codec.dumps(added))
+    except TypeError as exc:
+        raise TypeError(f"headers added by before_task_publish must be JSON data: {exc}") from None
+    continuation = json.loads(job.workflow) if job.workflow else {}
+    options = continuation.setdefault("options", {})
+    options["headers"] = {**options.get("headers", {}), **extra}
+    return dataclasses.replace(job, workflow=json.dumps(continuation))
+
+
+def _carried_headers(job: NewJob) -> dict[str, Any]:
+    """The headers the job was sent with (``apply_async(headers=...)``)."""
+    if not job.workflow:
+        return {}
+    carried = json.loads(job.workflow).get("options", {}).get("headers", {})
+    return dict(carried) if isinstance(carried, dict) else {}
+
+
 def _headers(job: NewJob) -> dict[str, Any]:
-    """The headers a receiver of Celery's publish signals reads, from ``job``."""
+    """The headers a receiver of Celery's publish signals reads, from ``job``: those it
+    was sent with, then Celery's own."""
     return {
+        **_carried_headers(job),
         "id": str(job.id),
         "task": job.task_name,
         "eta": job.eta.isoformat() if job.eta is not None else None,

@@ -45,7 +45,7 @@ def _insert_run(cursor: Any, task_id: int, slot: datetime.datetime, made: NewJob
     row = cursor.fetchone()
     if row is None:
         return False
-    publishing.before([made])
+    [made] = publishing.before([made])
     [job_id] = broker.enqueue([made])
     publishing.after([made])
     if job_id != made.id:

@@ -11,6 +11,7 @@ import pytest
 import djqueue
 from djqueue.core import signals
 from djqueue.db.models import Job
+from djqueue.integrations.testing import run_pending
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,34 @@ def test_a_failing_receiver_does_not_stop_the_send(caplog: Any) -> None:
         signals.before_task_publish.disconnect(broken)
     assert Job.objects.filter(pk=result.id).exists()
     assert "publish receiver bug" in caplog.text
+
+
+@pytest.fixture
+def stamping() -> Iterator[None]:
+    """A receiver that stamps every job, as tracing code written for Celery does."""
+
+    def stamp(sender: Any, headers: dict[str, Any], **kwargs: Any) -> None:
+        headers["tenant"] = headers.get("tenant", "stamped")
+        headers["trace"] = f"trace-{headers['id'][:8]}"
+        headers["retries"] = 99  # Celery's own header: describes the job, changes nothing
+
+    signals.before_task_publish.connect(stamp, weak=False)
+    yield
+    signals.before_task_publish.disconnect(stamp)
+
+
+@pytest.mark.usefixtures("stamping")
+def test_headers_a_receiver_adds_reach_the_task() -> None:
+    plain = tasks.describe_request.delay()
+    given = tasks.describe_request.apply_async(headers={"tenant": "acme"})
+    many = tasks.describe_request.delay_many([(), ()])
+    workflow = djqueue.chain(tasks.describe_request.si(), tasks.describe_request.si()).delay()
+    run_pending()
+
+    seen = plain.get(timeout=1)
+    assert seen["headers"] == {"tenant": "stamped", "trace": f"trace-{plain.id[:8]}"}
+    assert seen["tenant"] == "stamped" and seen["retries"] == 0
+    assert given.get(timeout=1)["headers"] == {"tenant": "acme", "trace": f"trace-{given.id[:8]}"}
+    assert [r.get(timeout=1)["tenant"] for r in many] == ["stamped", "stamped"]
+    assert workflow.get(timeout=1)["tenant"] == "stamped"
+    assert workflow.parent is not None and workflow.parent.get(timeout=1)["tenant"] == "stamped"
