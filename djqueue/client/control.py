@@ -272,13 +272,17 @@ class Inspect:
         if not workers:
             return None
         waiting = jobs("scheduled")
-        found: dict[str, Any] = {}
-        for name, queues in workers.items():
-            rows = waiting.filter(queue__in=queues)[:LIST_LIMIT]
+        found: dict[str, Any] = {name: [] for name in workers}
+        listed: set[str] = set()
+        # Each job once, under the first live worker that serves its queue, as Celery
+        # lists an eta task under the one worker holding it (here none holds it yet).
+        for name in sorted(workers):
+            rows = waiting.filter(queue__in=workers[name]).exclude(queue__in=listed)
             found[name] = [
                 {"eta": job.eta.isoformat(), "priority": job.priority, "request": _request(job)}
-                for job in rows
+                for job in rows[:LIST_LIMIT]
             ]
+            listed.update(workers[name])
         return found
 
     def revoked(self) -> dict[str, Any] | None:

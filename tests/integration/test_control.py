@@ -184,6 +184,14 @@ def test_held_scheduled_and_revoked_jobs_are_read_from_rows() -> None:
     only = control.inspect(destination="w2").active()
     assert only == {"w2.2.b": []}
 
+    # A job is listed once, under one worker, even when several serve its queue.
+    _worker("w3.3.c", ["default", "other"])
+    elsewhere = tasks.add.apply_async((9, 9), countdown=3600, queue="other")
+    scheduled = control.inspect().scheduled()
+    assert scheduled is not None
+    assert [s["request"]["id"] for s in scheduled["w1.1.a"]] == [str(later.id)]
+    assert [s["request"]["id"] for s in scheduled["w2.2.b"]] == [str(elsewhere.id)]
+    assert scheduled["w3.3.c"] == []
 
 def test_revoke_keeps_the_signal_asked_for_in_the_row() -> None:
     running = tasks.add.delay(1, 1)
