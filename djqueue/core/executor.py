@@ -16,6 +16,7 @@ from djqueue.core import (
     codec,
     conf,
     context,
+    messages,
     options,
     registry,
     signals,
@@ -84,14 +85,21 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
     try:
         task = registry.get(job.task_name)
     except NotRegistered as exc:
-        emit(signals.task_unknown, None, name=job.task_name, id=str(job.id), message=job, exc=exc)
+        emit(
+            signals.task_unknown,
+            None,
+            name=job.task_name,
+            id=str(job.id),
+            message=messages.Message(job),
+            exc=exc,
+        )
         return _ended(job, states.FAILURE, qualified_name(NotRegistered), str(exc))
     try:
         args: list[Any] = codec.loads(job.args)
         kwargs: dict[str, Any] = codec.loads(job.kwargs)
     except ValueError as exc:  # a row written by hand or by another program
         error = ValueError(f"the job's arguments cannot be decoded: {exc}")
-        emit(signals.task_rejected, None, message=job, exc=error)
+        emit(signals.task_rejected, None, message=messages.Message(job), exc=error)
         return failure(job, error)
     request = _request(task, job, args, kwargs, is_eager)
     token = context.set_request(request)

@@ -141,7 +141,12 @@ def test_an_unknown_task_sends_task_unknown(heard: list[Any]) -> None:
     [(name, kwargs)] = heard
     assert name == "task_unknown" and kwargs["sender"] is None
     assert kwargs["name"] == "tests.testapp.tasks.nope" and kwargs["id"] == str(job.id)
-    assert isinstance(kwargs["exc"], NotRegistered) and kwargs["message"] is job
+    assert isinstance(kwargs["exc"], NotRegistered) and kwargs["message"].job is job
+    # Read as Celery's broker message, and as the job.
+    message = kwargs["message"]
+    assert message.headers["id"] == str(job.id) and message.headers["task"] == job.task_name
+    assert message.delivery_info["routing_key"] == job.queue and message.id == job.id
+    assert message.payload[:2] == [[], {}] and message.content_type == "application/json"
 
 
 def test_arguments_that_cannot_be_decoded_send_task_rejected(heard: list[Any]) -> None:
@@ -149,7 +154,9 @@ def test_arguments_that_cannot_be_decoded_send_task_rejected(heard: list[Any]) -
     outcome = executor.execute(job)
     assert outcome.state == "FAILURE"
     [(name, kwargs)] = heard
-    assert name == "task_rejected" and kwargs["message"] is job
+    assert name == "task_rejected" and kwargs["message"].job is job
+    with pytest.raises(ValueError):
+        kwargs["message"].payload  # noqa: B018 - Celery's decode raises too
     assert isinstance(kwargs["exc"], ValueError)
 
 
