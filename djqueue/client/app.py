@@ -13,9 +13,18 @@ import importlib
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
+
+if TYPE_CHECKING:
+    from djqueue.client.canvas import Signature
+    from djqueue.client.definition import Task
+    from djqueue.client.result import AsyncResult, GroupResult
+
+# What @app.task gives: the task, to type checkers (until the apps are ready, at run time,
+# a LazyTask that stands for it).
+TaskDecorator = Callable[[Callable[..., Any]], "Task[..., Any]"]
 
 # The only configuration source djqueue reads: Django's settings, CELERY_ names.
 _DJANGO_SETTINGS = "django.conf:settings"
@@ -125,7 +134,7 @@ class App:
                 f"{related_name!r} modules too, list them in CELERY_IMPORTS"
             )
 
-    def task(self, *args: Any, **options: Any) -> Any:
+    def task(self, *args: Any, **options: Any) -> Task[..., Any] | TaskDecorator:
         """``@app.task`` and ``@app.task(...)``: the same as ``@djqueue.task``; declared
         before Django's apps are ready, the task is made when they are."""
         if args and callable(args[0]) and len(args) == 1:
@@ -136,13 +145,13 @@ class App:
 
     shared_task = task
 
-    def _declare(self, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
+    def _declare(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[..., Any]:
         if apps.ready:
-            return _client("definition").task(**options)(fn)
+            return cast("Task[..., Any]", _client("definition").task(**options)(fn))
         declared = LazyTask(fn, options)
         with _lock:
             _pending.append(declared)
-        return declared
+        return cast("Task[..., Any]", declared)
 
     def send_task(
         self,
@@ -150,23 +159,23 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AsyncResult[Any]:
         """``djqueue.send_task``."""
-        return _client("sending").send_task(name, args, kwargs, **options)
+        return cast("AsyncResult[Any]", _client("sending").send_task(name, args, kwargs, **options))
 
-    def signature(self, *args: Any, **options: Any) -> Any:
+    def signature(self, *args: Any, **options: Any) -> Signature[Any]:
         """``djqueue.signature``."""
-        return _client("canvas").signature(*args, **options)
+        return cast("Signature[Any]", _client("canvas").signature(*args, **options))
 
     @property
-    def AsyncResult(self) -> Any:
+    def AsyncResult(self) -> type[AsyncResult[Any]]:
         """``djqueue.AsyncResult``."""
-        return _client("result").AsyncResult
+        return cast("type[AsyncResult[Any]]", _client("result").AsyncResult)
 
     @property
-    def GroupResult(self) -> Any:
+    def GroupResult(self) -> type[GroupResult]:
         """``djqueue.GroupResult``."""
-        return _client("result").GroupResult
+        return cast("type[GroupResult]", _client("result").GroupResult)
 
     @property
     def control(self) -> ModuleType:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultedTypeVar
 
     from djqueue.client.definition import Task
+    from djqueue.client.eager import EagerResult
     from djqueue.client.result import AsyncResult, GroupResult
 
     # What sending a chain or a chord gives: the result of its last step (``H``), or of
@@ -163,10 +164,10 @@ class Signature(Generic[R]):
 
     def apply(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> Any:
+    ) -> EagerResult[R]:
         """Run it here and now, as sending it does in eager mode (Celery's ``apply``);
         return its ``EagerResult``."""
-        return _run_eagerly(self.clone(args, kwargs).set(**options))
+        return cast("EagerResult[R]", _run_eagerly(self.clone(args, kwargs).set(**options)))
 
 
 class _Composite(Generic[H]):
@@ -201,10 +202,10 @@ class _Composite(Generic[H]):
     ) -> H:
         raise NotImplementedError
 
-    def apply(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+    def apply(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> H:
         """Run it here and now, as sending it does in eager mode (Celery's ``apply``);
         return its result."""
-        return _run_eagerly(_partial(cast("Canvas", self), args, kwargs))
+        return cast("H", _run_eagerly(_partial(cast("Canvas", self), args, kwargs)))
 
 
 class chain(_Composite[H]):  # Celery's lower-case name

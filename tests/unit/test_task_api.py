@@ -228,3 +228,12 @@ def test_retry_kwargs_drive_autoretry() -> None:
 
 def test_options_of_a_base_class_drive_retries() -> None:
     assert tasks.patient.apply().get() == 4
+
+
+def test_apply_runs_signatures_and_workflows_here_as_celerys_does() -> None:
+    assert tasks.add.s(2).apply((3,)).get() == 5
+    assert djqueue.chain(tasks.add.s(1, 2), tasks.mul.s(10)).apply().get() == 30
+    assert djqueue.chain(tasks.add.s(2), tasks.mul.s(10)).apply((1,)).get() == 30
+    assert djqueue.group(tasks.add.s(i, i) for i in range(3)).apply().get() == [0, 2, 4]
+    made = djqueue.chord([tasks.add.s(1, 1), tasks.add.s(2, 2)], tasks.show.s()).apply()
+    assert made.get() == "result: [2, 4]"
