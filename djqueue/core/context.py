@@ -8,7 +8,6 @@ coroutine sees its own.
 from __future__ import annotations
 
 import contextvars
-import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +26,11 @@ class Request:
     attempt: int = 0
     queue: str = ""
     priority: int = 0
-    eta: datetime.datetime | None = None
+    eta: str | None = None  # ISO 8601, as Celery's
     hostname: str = ""
     is_eager: bool = False
     # Celery's request fields (docs/tasks.md, "bind and self.request").
-    expires: datetime.datetime | None = None
+    expires: str | None = None  # ISO 8601, as Celery's
     root_id: str | None = None
     parent_id: str | None = None
     group: str | None = None

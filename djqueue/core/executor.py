@@ -181,10 +181,11 @@ def _request(
         attempt=job.attempt,
         queue=job.queue,
         priority=job.priority,
-        eta=job.eta,
+        # ISO 8601 text, as Celery's message headers carry them.
+        eta=job.eta.isoformat() if job.eta is not None else None,
         hostname=job.worker,
         is_eager=is_eager,
-        expires=job.expires_at,
+        expires=job.expires_at.isoformat() if job.expires_at is not None else None,
         root_id=str(carried.root_id or job.id),
         parent_id=_text_id(carried.parent_id),
         group=_text_id(carried.group),

@@ -151,7 +151,10 @@ def test_request_of_a_plain_job() -> None:
         "redelivered": False,
     }
     assert seen["hostname"] == "w" and seen["is_eager"] is False
-    assert seen["expires"] is not None and seen["eta"] is not None
+    # ISO 8601 text, as Celery's request gives them.
+    job = Job.objects.get(pk=result.id)
+    assert job.expires_at is not None
+    assert seen["expires"] == job.expires_at.isoformat() and seen["eta"] == job.eta.isoformat()
     assert seen["headers"] == {} and seen["tenant"] is None
 
 
