@@ -395,3 +395,27 @@ def test_the_scheduler_fires_an_hourly_crontab_once_per_slot_across_dst(
         f"{time[:5]}:00{time[5:]}" for time in expected
     ]
     assert Job.objects.filter(task_name=NOOP).count() == slots.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_sends_beat_init_first_as_celerys() -> None:
+    from djqueue.beat import scheduler
+    from djqueue.core import signals
+
+    heard: list[tuple[Any, dict[str, Any]]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        heard.append((sender, kwargs))
+
+    stopped = threading.Event()
+    stopped.set()  # run() returns once started, as when a stop came before it did
+    made = scheduler.Beat("beat@test", stop=stopped)
+    signals.beat_init.connect(receiver, weak=False)
+    try:
+        thread = threading.Thread(target=made.run)
+        thread.start()
+        thread.join(20)
+    finally:
+        signals.beat_init.disconnect(receiver)
+    assert [sender for sender, _ in heard] == [made]
+    assert heard[0][1]["signal"] is signals.beat_init

@@ -92,3 +92,23 @@ def test_the_pages_name_only_settings_that_exist(page: str) -> None:
     text = (DOCS / page).read_text()
     for key in re.findall(r"DJQUEUE\[\"([A-Z_]+)\"\]", text):
         assert key in conf.DEFAULTS, key
+
+
+def test_the_api_tally_counts_its_table() -> None:
+    section = _section("celery-migration.md", "The everyday API, item by item")
+    rows = re.findall(r"^\| (\d+) \| .*? \| (same|different|missing) \| .*\|$", section, re.M)
+    assert [int(number) for number, _ in rows] == list(range(1, 92))  # the 91 items
+    counts = {status: sum(1 for _, s in rows if s == status) for status in ("same", "different")}
+    missing = sum(1 for _, s in rows if s == "missing")
+    assert (
+        f"**Tally: {counts['same']} same, {counts['different']} different, {missing} missing.**"
+        in section
+    )
+    # Every row that is not the same says why, and names its proof.
+    for line in section.splitlines():
+        if re.match(r"^\| \d+ \|", line):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            assert cells[-1].startswith("`tests/"), line
+            for path in re.findall(r"`(tests/[\w/]+\.py)`", cells[-1]):
+                assert (DOCS.parent / path).is_file(), path
+            assert cells[2] == "same" or len(cells[3]) > 20, line
