@@ -193,6 +193,7 @@ def test_held_scheduled_and_revoked_jobs_are_read_from_rows() -> None:
     assert [s["request"]["id"] for s in scheduled["w2.2.b"]] == [str(elsewhere.id)]
     assert scheduled["w3.3.c"] == []
 
+
 def test_revoke_keeps_the_signal_asked_for_in_the_row() -> None:
     running = tasks.add.delay(1, 1)
     Job.objects.filter(pk=running.id).update(state=states.STARTED, worker="w1.1.a", attempt=1)
