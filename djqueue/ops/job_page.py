@@ -25,7 +25,15 @@ from django.views.decorators.http import require_POST
 from djqueue.core import codec, conf, ids, registry, states, text
 from djqueue.db import broker
 from djqueue.db.models import Job
-from djqueue.ops import access, job_values, timeline, tracebacks, waiting, workflow_graph
+from djqueue.ops import (
+    access,
+    admin_tables,
+    job_values,
+    timeline,
+    tracebacks,
+    waiting,
+    workflow_graph,
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ RETRY_REFUSED = (
 )
 
 
-class JobPage(admin.ModelAdmin):  # type: ignore[type-arg]
+class JobPage(admin_tables.NeedsTables):
     """The job page's buttons and "why it is waiting", for the job ModelAdmin."""
 
     @admin.display(description="attempts")
@@ -140,6 +148,19 @@ class JobPage(admin.ModelAdmin):  # type: ignore[type-arg]
         object_id: str,
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The job is read before the admin's own view runs: without djqueue's tables,
+        # the page that says to migrate answers instead of a ProgrammingError.
+        return self.needing_tables(
+            request, self._change_view, request, object_id, form_url, extra_context
+        )
+
+    def _change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str,
+        extra_context: dict[str, Any] | None,
     ) -> HttpResponse:
         context = dict(extra_context or {})
         job = self._job(object_id)
