@@ -37,10 +37,11 @@ class DjqueueConfig(AppConfig):
                     sender=model,
                     dispatch_uid=f"djqueue-beat-{model.__name__}",
                 )
-        # Tasks a Celery project's app module declared while the settings were loading.
-        app.make_pending_tasks()
         registry.autodiscover()
         _discover_django_tasks()
+        # Tasks declared with a Celery project's @app.task while the apps were loading:
+        # in proj/celery.py (imported with the settings) and in the tasks.py modules.
+        app.make_pending_tasks()
 
 
 def _discover_django_tasks() -> None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 
+from djqueue.core import registry
+
 if TYPE_CHECKING:
     from djqueue.client.canvas import Signature
     from djqueue.client.definition import Task
@@ -50,6 +52,8 @@ class LazyTask:
         self._fn = fn
         self._options = options
         self._task: Any = None
+        # The name the task will have (Task's rule), to be found by it before it is made.
+        self._name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
 
     def _made(self) -> Any:
         with _lock:
@@ -70,12 +74,23 @@ class LazyTask:
 
 
 def make_pending_tasks() -> None:
-    """Make the tasks declared before the apps were ready (called by djqueue's app)."""
+    """Make the tasks declared before the apps were ready (called by djqueue's app once
+    it has loaded every app's tasks)."""
     with _lock:
         waiting = list(_pending)
         _pending.clear()
     for declared in waiting:
         declared._made()
+
+
+def _resolve(name: str) -> Any:
+    """The task ``name`` if it was declared with ``@app.task`` and is not made yet (one
+    declared while other apps were still getting ready, after djqueue's app was)."""
+    with _lock:
+        found = next((item for item in _pending if item._name == name), None)
+        if found is not None:
+            _pending.remove(found)
+    return None if found is None else found._made()
 
 
 class App:
@@ -151,6 +166,7 @@ class App:
         declared = LazyTask(fn, options)
         with _lock:
             _pending.append(declared)
+        registry.add_resolver(_resolve)
         return cast("Task[..., Any]", declared)
 
     def send_task(

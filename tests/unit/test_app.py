@@ -76,3 +76,25 @@ def test_an_app_task_declared_before_the_apps_are_ready_waits_for_them(
     assert registry.find("proj.celery.hello") is not None
     assert declared.name == "proj.celery.hello" and declared() == "hello"
     assert declared.apply().get() == "hello"
+
+
+def test_an_app_task_declared_after_djqueue_was_ready_is_found_by_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another app's ready() ran after djqueue's: the registry still finds the task.
+    from django.apps import apps
+
+    monkeypatch.setattr(apps, "ready", False)
+
+    def late(x: int) -> int:
+        return x + 1
+
+    late.__module__, late.__qualname__ = "proj.jobs", "late"
+    declared = djqueue.App().task(late)
+    other = djqueue.App().task(name="proj.jobs.other")(lambda: None)
+    monkeypatch.setattr(apps, "ready", True)
+    assert registry.get("proj.jobs.late").apply((1,)).get() == 2
+    assert declared(1) == 2
+    # Only the task asked for was made; the other is made when asked for in turn.
+    assert registry.find("proj.jobs.other") is None
+    assert registry.get("proj.jobs.other") is other._made()

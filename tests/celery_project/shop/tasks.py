@@ -7,6 +7,7 @@ from celery.utils.log import get_task_logger
 from django.core.mail import send_mail
 from django.db.models import Sum
 from django.utils import timezone
+from proj.celery import app
 
 from shop import gateway
 from shop.models import Cart, GatewayCheck, Order, Payment, SalesReport
@@ -41,7 +42,7 @@ def charge(self, order_id):
     return reference
 
 
-@shared_task
+@app.task
 def fulfil(order_id):
     Order.objects.filter(pk=order_id).update(fulfilled_at=timezone.now())
     return order_id
