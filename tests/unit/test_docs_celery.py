@@ -112,3 +112,12 @@ def test_the_api_tally_counts_its_table() -> None:
             for path in re.findall(r"`(tests/[\w/]+\.py)`", cells[-1]):
                 assert (DOCS.parent / path).is_file(), path
             assert cells[2] == "same" or len(cells[3]) > 20, line
+
+
+def test_the_app_module_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    [code] = _blocks("celery-migration.md", "The app module")
+    namespace: dict[str, Any] = {"__name__": "docs_proj.celery"}
+    exec(compile(code, "docs", "exec"), namespace)  # the page's own example
+    namespace["debug_task"].apply()
+    assert "Request: " in capsys.readouterr().out
+    assert namespace["app"].main == "proj"
