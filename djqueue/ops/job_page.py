@@ -193,12 +193,20 @@ class JobPage(admin_tables.NeedsTables):
         def pressed(request: HttpRequest, object_id: str) -> HttpResponse:
             if not access.may(request.user, permission):
                 raise PermissionDenied(f"This needs the permission djqueue.{permission}.")
-            job = self._job(object_id)
-            if job is None:
-                raise Http404("No such job.")
-            return view(request, job)
+            return self.needing_tables(request, self._press, request, object_id, view)
 
         return pressed
+
+    def _press(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        view: Callable[[HttpRequest, Job], HttpResponse],
+    ) -> HttpResponse:
+        job = self._job(object_id)
+        if job is None:
+            raise Http404("No such job.")
+        return view(request, job)
 
     def _back(self, job_id: Any) -> HttpResponse:
         return HttpResponseRedirect(reverse("admin:djqueue_job_change", args=[job_id]))

@@ -143,6 +143,10 @@ def test_a_job_page_says_to_migrate(admin_client: Any) -> None:
         response = admin_client.get(reverse("admin:djqueue_job_change", args=[job.id]))
     assert response.status_code == 503
     assert "python manage.py migrate" in response.content.decode()
+    with transaction.atomic():
+        pressed = admin_client.post(reverse("admin:djqueue_job_revoke", args=[job.id]))
+    assert pressed.status_code == 503
+    assert "python manage.py migrate" in pressed.content.decode()
 
 
 def test_periodic_task_pages_say_to_migrate(admin_client: Any, no_periodic_tables: None) -> None:
