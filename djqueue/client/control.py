@@ -29,6 +29,8 @@ from djqueue.db import control as wire
 ONE_SHOT_SECONDS = 60.0
 # Most jobs listed per worker by active/reserved/scheduled/revoked.
 LIST_LIMIT = 1000
+# The levels log_level() takes, as runworker's --loglevel.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 Destination = str | Sequence[str] | None
 Replies = list[dict[str, Any]]
@@ -171,6 +173,16 @@ def shutdown(
 ) -> Replies | None:
     """Warm shutdown of the workers: they stop claiming and finish their running jobs."""
     return broadcast("shutdown", {}, destination, reply=reply, timeout=timeout)
+
+
+def log_level(
+    level: str, destination: Destination = None, reply: bool = False, timeout: float = 1.0
+) -> Replies | None:
+    """Set the level of djqueue's loggers in the workers (``"debug"``, ``"info"``,
+    ``"warning"``, ``"error"``, ``"critical"``), as ``runworker --loglevel`` does, until
+    they restart. Prefork children keep the level they started with."""
+    arguments = {"level": _log_level(level)}
+    return broadcast("log_level", arguments, destination, reply=reply, timeout=timeout)
 
 
 def add_consumer(
@@ -411,6 +423,7 @@ COMMANDS: dict[str, _Spec] = {
         _Spec("shutdown"),
         _Spec("pool_grow"),
         _Spec("pool_shrink"),
+        _Spec("log_level"),
         _Spec("add_consumer"),
         _Spec("cancel_consumer"),
         _Spec("rate_limit", lasting=True),
@@ -464,6 +477,12 @@ def _count(n: object) -> int:
     return n
 
 
+def _log_level(level: object) -> str:
+    if not isinstance(level, str) or level.lower() not in LOG_LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    return level.lower()
+
+
 def _queue(queue: object) -> str:
     from djqueue.db.models import Job
 
@@ -498,6 +517,7 @@ __all__ = [
     "cancel_consumer",
     "inspect",
     "jobs",
+    "log_level",
     "ping",
     "pool_grow",
     "pool_shrink",

@@ -629,10 +629,15 @@ def register_worker(
         )
 
 
-def worker_heartbeat(name: str, jobs_done: int, children: Sequence[Any] = ()) -> None:
-    """Record that ``name`` is alive, how many jobs it has done, and its children."""
+def worker_heartbeat(
+    name: str, jobs_done: int, children: Sequence[Any] = (), concurrency: int | None = None
+) -> None:
+    """Record that ``name`` is alive, how many jobs it has done, its children and (when
+    given) the size of its pool."""
     with _cursor() as cursor:
-        cursor.execute(sql.WORKER_HEARTBEAT, [jobs_done, json.dumps(list(children)), name])
+        cursor.execute(
+            sql.WORKER_HEARTBEAT, [jobs_done, json.dumps(list(children)), concurrency, name]
+        )
 
 
 # Times a retry of failed jobs is tried again when a unique key was taken meanwhile.

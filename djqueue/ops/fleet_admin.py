@@ -6,31 +6,38 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from djqueue.client import control
 from djqueue.core import conf, states
 from djqueue.db import broker
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import access, admin_tables
+from djqueue.ops import access, admin_tables, links, worker_control
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured, log_entries
 
 
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
+    """Workers as the person on call reads them, and control of one from its page
+    (:mod:`djqueue.ops.worker_control`)."""
+
     list_display = (
         "name",
         "hostname",
         "pid",
         "pool",
         "concurrency",
-        "queues",
+        "queue_list",
         "started_at",
         "last_heartbeat",
         "status",
@@ -39,7 +46,44 @@ class WorkerAdmin(ReadOnlyAdmin):
         "child_processes",
     )
     ordering = ("-last_heartbeat",)
-    readonly_fields = [*(field.name for field in Worker._meta.fields), "child_processes"]
+    change_form_template = "djqueue/admin/worker_change_form.html"
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "status",
+                    "hostname",
+                    "pid",
+                    "pool",
+                    "concurrency",
+                    "queue_list",
+                    "started",
+                    "uptime",
+                    "heartbeat",
+                    "jobs_done",
+                ]
+            },
+        ),
+        ("Running now", {"fields": ["held_jobs"]}),
+        ("Child processes", {"fields": ["child_table"]}),
+    ]
+    readonly_fields = [
+        "name",
+        "status",
+        "hostname",
+        "pid",
+        "pool",
+        "concurrency",
+        "queue_list",
+        "started",
+        "uptime",
+        "heartbeat",
+        "jobs_done",
+        "held_jobs",
+        "child_table",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         running = (
@@ -51,29 +95,203 @@ class WorkerAdmin(ReadOnlyAdmin):
         queryset: QuerySet[Worker] = super().get_queryset(request)
         return queryset.annotate(running=Coalesce(Subquery(running), 0))
 
+    def get_urls(self) -> list[URLPattern]:
+        command = path(
+            "<path:object_id>/control/",
+            self.admin_site.admin_view(self.control_view),
+            name="djqueue_worker_control",
+        )
+        return [command, *super().get_urls()]
+
+    # Control ----------------------------------------------------------------------
+
+    def has_control_permission(self, request: HttpRequest) -> bool:
+        return access.may(request.user, access.CONTROL_WORKERS)
+
+    def control_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Send the command the page's form asks for; back to the page with the reply."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_control_permission(request):
+            raise PermissionDenied("Controlling workers needs djqueue.control_worker.")
+        worker = self.get_object(request, object_id)
+        if worker is None:
+            raise Http404("No such worker.")
+        try:
+            result = worker_control.send(worker, request.POST)
+        except worker_control.Refused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.log_change(request, worker, result.message)
+            self.message_user(
+                request, result.message, messages.SUCCESS if result.ok else messages.WARNING
+            )
+        return redirect("admin:djqueue_worker_change", worker.pk)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        worker = context.get("original")
+        context["may_control"] = self.has_control_permission(request)
+        context["alive"] = worker is not None and _alive(worker)
+        context["scalable"] = worker is not None and worker.pool != "solo"
+        context["log_levels"] = control.LOG_LEVELS
+        context["most_slots"] = worker_control.MOST_SLOTS
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    # Fields -----------------------------------------------------------------------
+
     @admin.display(description="status")
     def status(self, worker: Worker) -> SafeString:
         if worker.stopped_at is not None:
             return coloured("#777777", "stopped")
-        silent = timezone.now() - worker.last_heartbeat
-        limit = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
-        if silent > limit:
+        if not _alive(worker):
             return coloured(STATE_COLOURS[states.FAILURE], "lost")
         return coloured(STATE_COLOURS[states.SUCCESS], "alive")
 
+    @admin.display(description="queues")
+    def queue_list(self, worker: Worker) -> SafeString:
+        """Its queues, each linking to its waiting jobs."""
+        names = [str(name) for name in worker.queues or []]
+        if not names:
+            return format_html("{}", "-")
+        return format_html_join(", ", '<a href="{}">{}</a>', ((links.waiting(n), n) for n in names))
+
+    @admin.display(description="started")
+    def started(self, worker: Worker) -> str:
+        return _moment(worker.started_at)
+
+    @admin.display(description="uptime")
+    def uptime(self, worker: Worker) -> str:
+        end = worker.stopped_at or timezone.now()
+        return _duration(end - worker.started_at) + (" (stopped)" if worker.stopped_at else "")
+
+    @admin.display(description="last heartbeat")
+    def heartbeat(self, worker: Worker) -> str:
+        ago = timezone.now() - worker.last_heartbeat
+        return f"{_moment(worker.last_heartbeat)} ({_duration(ago)} ago)"
+
+    @admin.display(description="jobs")
+    def held_jobs(self, worker: Worker) -> SafeString:
+        """The jobs it holds now (running or claimed), each linking to its page."""
+        rows = (
+            Job.objects.using(conf.database())
+            .filter(worker=worker.name, state__in=states.HELD)
+            .order_by("claimed_at", "id")
+            .values_list("id", "task_name", "state", "started_at", "claimed_at")[:SHOWN_JOBS]
+        )
+        now = timezone.now()
+        cells = [
+            (
+                reverse("admin:djqueue_job_change", args=[job_id]),
+                str(job_id),
+                task,
+                coloured(STATE_COLOURS.get(state, "#000000"), state),
+                _since(now, started or claimed),
+            )
+            for job_id, task, state, started, claimed in rows
+        ]
+        if not cells:
+            return format_html("{}", "Nothing.")
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}"><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            cells,
+        )
+        more = (
+            format_html(
+                '<p><a href="{}">{}</a></p>',
+                links.held_by(worker.name),
+                f"The first {SHOWN_JOBS}; all of them in the job list",
+            )
+            if len(cells) == SHOWN_JOBS
+            else ""
+        )
+        return format_html(
+            '<table class="djq-worker-jobs"><thead><tr><th>job</th><th>task</th><th>state</th>'
+            "<th>for</th></tr></thead><tbody>{}</tbody></table>{}",
+            body,
+            more,
+        )
+
+    @admin.display(description="children")
+    def child_table(self, worker: Worker) -> SafeString:
+        """A prefork worker's child processes: pid, the job each runs, its memory."""
+        children = [child for child in worker.children or [] if isinstance(child, dict)]
+        if not children:
+            return format_html("{}", f"None (the {worker.pool} pool runs jobs in the worker).")
+        cells = [
+            (
+                child.get("pid", "?"),
+                _job_link(child.get("job")),
+                _memory(child.get("memory_kb")),
+            )
+            for child in children
+        ]
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", cells)
+        return format_html(
+            '<table class="djq-worker-children"><thead><tr><th>pid</th><th>job</th>'
+            "<th>memory</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
     @admin.display(description="children")
     def child_processes(self, worker: Worker) -> str:
-        return (
-            ", ".join(
-                f"{child['pid']}" + (f" ({child['job']})" if child.get("job") else "")
-                for child in worker.children or []
-            )
-            or "-"
-        )
+        children = [child for child in worker.children or [] if isinstance(child, dict)]
+        if not children:
+            return "-"
+        busy = sum(1 for child in children if child.get("job"))
+        return f"{len(children)} ({busy} busy)"
 
     @admin.display(description="jobs running now", ordering="running")
     def running_now(self, worker: Worker) -> int:
         return int(getattr(worker, "running", 0))
+
+
+# Jobs listed on a worker's page.
+SHOWN_JOBS = 50
+
+
+def _alive(worker: Worker) -> bool:
+    limit = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
+    return worker.stopped_at is None and timezone.now() - worker.last_heartbeat <= limit
+
+
+def _duration(span: datetime.timedelta) -> str:
+    """``span`` in words a person reads at a glance: 4 s, 3 min 20 s, 2 h 5 min, 3 d 4 h."""
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"
+
+
+def _since(now: datetime.datetime, moment: datetime.datetime | None) -> str:
+    return "-" if moment is None else _duration(now - moment)
+
+
+def _moment(moment: datetime.datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _memory(kb: object) -> str:
+    if isinstance(kb, bool) or not isinstance(kb, int):
+        return "-"
+    return f"{kb / 1024:.1f} MB"
+
+
+def _job_link(job: object) -> SafeString:
+    if not isinstance(job, str) or not job:
+        return format_html("{}", "idle")
+    return format_html(
+        '<a href="{}"><code>{}</code></a>', reverse("admin:djqueue_job_change", args=[job]), job
+    )
 
 
 @admin.register(Queue)

@@ -14,6 +14,8 @@ from django.db import DatabaseError, connections
 
 from djqueue.core import conf
 from djqueue.runtime.outage import DB_ERRORS, describe
+from djqueue.runtime.pools import child
+from djqueue.runtime.pools.base import Pool, Scalable
 
 if TYPE_CHECKING:
     from djqueue.runtime.worker import Worker
@@ -83,7 +85,12 @@ class Housekeeping:
         worker = self.worker
         try:
             worker.leases.renew(orphans=True)
-            self.store.worker_heartbeat(worker.name, worker.jobs_done, _children(worker.pool))
+            self.store.worker_heartbeat(
+                worker.name,
+                worker.jobs_done,
+                _children(worker.pool),
+                concurrency=_size(worker.pool),
+            )
             self.store.rescue()
             worker.notices.refresh_paused()
         except DB_ERRORS as exc:
@@ -129,9 +136,18 @@ class Housekeeping:
 
 
 def _children(pool: object) -> list[dict[str, object]]:
-    """A prefork pool's children and the job each runs, for the worker's row."""
+    """A prefork pool's children, the job each runs and its resident memory (KB, None
+    where unknown), for the worker's row."""
     pids = getattr(pool, "pids", None)
     if pids is None:
         return []
     running = {r.pid: str(r.job_id) for r in getattr(pool, "running", list)()}
-    return [{"pid": pid, "job": running.get(pid)} for pid in pids()]
+    return [
+        {"pid": pid, "job": running.get(pid), "memory_kb": child.memory_kb_of(pid)}
+        for pid in pids()
+    ]
+
+
+def _size(pool: Pool) -> int:
+    """The pool's size now (control commands and the autoscaler change it)."""
+    return pool.load().size if isinstance(pool, Scalable) else pool.concurrency

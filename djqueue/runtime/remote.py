@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from djqueue.client import control
 from djqueue.core import limits, registry, text
 from djqueue.core.exceptions import NotRegistered
 from djqueue.db import control as wire
@@ -49,6 +50,7 @@ class Remote:
             "shutdown": self.shutdown,
             "pool_grow": lambda args: self.resize(args, +1),
             "pool_shrink": lambda args: self.resize(args, -1),
+            "log_level": self.log_level,
             "add_consumer": lambda args: self.consume(args, True),
             "cancel_consumer": lambda args: self.consume(args, False),
             "rate_limit": self.rate_limit,
@@ -136,6 +138,15 @@ class Remote:
         if size is None:
             raise BadCommand(f"the {self.worker.pool.name} pool cannot change its size")
         return {"ok": f"pool will {'grow' if sign > 0 else 'shrink'}", "size": size}
+
+    def log_level(self, arguments: dict[str, Any]) -> Reply:
+        level = arguments.get("level")
+        if not isinstance(level, str) or level not in control.LOG_LEVELS:
+            raise BadCommand(f"level must be one of {', '.join(control.LOG_LEVELS)}")
+        logging.getLogger("djqueue").setLevel(level.upper())
+        # Said at WARNING: the change is seen whatever the new level.
+        logger.warning("Log level set to %s by a control command.", level)
+        return {"ok": f"log level set to {level}", "level": level}
 
     def consume(self, arguments: dict[str, Any], add: bool) -> Reply:
         queue = _text(arguments, "queue", 100)

@@ -37,8 +37,11 @@ class Store(Protocol):
     ) -> None:
         """Record a starting worker."""
 
-    def worker_heartbeat(self, name: str, jobs_done: int, children: Sequence[Any]) -> None:
-        """Record that worker ``name`` is alive, its jobs done, its child processes."""
+    def worker_heartbeat(
+        self, name: str, jobs_done: int, children: Sequence[Any], concurrency: int | None = None
+    ) -> None:
+        """Record that worker ``name`` is alive, its jobs done, its child processes and
+        its pool's size."""
 
     def worker_stopped(self, name: str, jobs_done: int) -> None:
         """Record that worker ``name`` stopped cleanly."""
@@ -133,8 +136,10 @@ class DatabaseStore:
     ) -> None:
         broker.register_worker(name, hostname, pid, pool, concurrency, queues)
 
-    def worker_heartbeat(self, name: str, jobs_done: int, children: Sequence[Any]) -> None:
-        broker.worker_heartbeat(name, jobs_done, children)
+    def worker_heartbeat(
+        self, name: str, jobs_done: int, children: Sequence[Any], concurrency: int | None = None
+    ) -> None:
+        broker.worker_heartbeat(name, jobs_done, children, concurrency)
 
     def worker_stopped(self, name: str, jobs_done: int) -> None:
         broker.worker_stopped(name, jobs_done)

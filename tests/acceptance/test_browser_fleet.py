@@ -1,6 +1,6 @@
-"""The console's fleet pages in a real browser: a schedule's next runs follow its form as
-it is typed. Screenshots go to artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1
-into docs/images/)."""
+"""The console's fleet pages in a real browser: a schedule's next runs follow its form
+as it is typed; a worker's page grows its pool, and shows the new size. Screenshots go
+to artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into docs/images/)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from djqueue.db.models import CrontabSchedule
+from djqueue.db.models import CrontabSchedule, Job, Worker
 from tests.acceptance import test_browser as browser
-from tests.acceptance.conftest import REPO_ROOT
+from tests.acceptance.conftest import REPO_ROOT, Workers, wait_until
+from tests.testapp import tasks
 
 # The browser page (a fixture) and the skip when Chromium is missing, as the admin's test.
 page = browser.page
@@ -72,3 +73,33 @@ def test_a_crontab_previews_its_next_runs_while_it_is_typed(
     assert runs.count() == 0
     # Nothing was saved by the previews.
     assert CrontabSchedule.objects.get(pk=crontab.pk).minute == "0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_page_grows_its_pool_and_shows_the_new_size(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any
+) -> None:
+    worker = workers.start("-P", "prefork", "-c", "2", "-Q", "default,mail")
+    row = Worker.objects.get(name__startswith=worker.name_prefix, stopped_at__isnull=True)
+    running = tasks.sleep.delay(30)
+    wait_until(lambda: Job.objects.get(pk=running.id).state == "STARTED", 20, "a running job")
+    url = f"/admin/djqueue/worker/{row.pk}/change/"
+    _log_in(page, live_server, django_user_model, url)
+    concurrency = page.locator(".field-concurrency .readonly")
+    assert concurrency.inner_text() == "2"
+    assert page.locator(".field-held_jobs a").first.inner_text() == str(running.id)
+    assert page.locator(".djq-worker-children tbody tr").count() == 2
+    _docs_shot(page, "worker")
+
+    page.fill("#djq-slots", "2")
+    page.click("#djq-grow")
+    page.wait_for_selector("ul.messagelist")
+    assert "(pool size 4)" in page.inner_text("ul.messagelist")
+
+    def shows_four() -> bool:
+        page.reload()
+        return bool(concurrency.inner_text() == "4")
+
+    wait_until(shows_four, 20, "the page to show the grown pool", interval=0.5)
+    assert page.locator(".djq-worker-children tbody tr").count() == 4
+    running.revoke(terminate=True)

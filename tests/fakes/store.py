@@ -188,7 +188,9 @@ class MemoryStore:
         with self._call("register_worker"):
             self.workers[name] = WorkerRow(name, pool, concurrency, list(queues), self.clock.now())
 
-    def worker_heartbeat(self, name: str, jobs_done: int, children: Sequence[Any]) -> None:
+    def worker_heartbeat(
+        self, name: str, jobs_done: int, children: Sequence[Any], concurrency: int | None = None
+    ) -> None:
         with self._call("worker_heartbeat"):
             if name in self.workers:
                 worker = self.workers[name]

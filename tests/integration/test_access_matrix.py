@@ -221,6 +221,31 @@ def dashboard_workers(client: Client) -> str:
     return "yes" if 'id="workers"' in response.content.decode() else "no"
 
 
+def control_worker(client: Client) -> str:
+    """Grow a worker's pool from its page: the command row is what "happened" means (the
+    worker, played by a row that stopped beating, answers nothing)."""
+    from djqueue.db import broker
+    from djqueue.db.models import Control, Worker
+
+    broker.register_worker("host.3", "host", 3, "threads", 2, ["default"])
+    stale = timezone.now() - datetime.timedelta(hours=1)
+    Worker.objects.filter(name="host.3").update(last_heartbeat=stale)
+    worker = Worker.objects.get(name="host.3")
+    url = reverse("admin:djqueue_worker_control", args=[worker.pk])
+    response = client.post(url, {"command": "pool_grow", "n": "2"})
+    sent = Control.objects.filter(command="pool_grow", destination=["host.3"]).exists()
+    if response.status_code == 403:
+        assert not sent
+        return "no"
+    return done(response, sent)
+
+
+def preview_schedule(client: Client) -> str:
+    url = reverse("admin:djqueue_crontabschedule_preview")
+    response = client.get(url, {"minute": "0", "hour": "8", "timezone": "UTC"})
+    return page(response)
+
+
 def status(with_token: bool) -> Callable[[Client], str]:
     def probe(client: Client) -> str:
         job = JobFactory(state=states.SUCCESS, result=42)
@@ -288,6 +313,8 @@ PROBES: dict[str, Callable[[Client], str]] = {
     "edit a periodic task": edit_periodic,
     "run a periodic task now": run_periodic_now,
     "point a periodic task at a past time": point_at_past,
+    "preview a schedule's next runs while editing it": preview_schedule,
+    "control a worker (pool size, log level, shutdown)": control_worker,
     "job status view": status(with_token=False),
     "job status view with the job's token": status(with_token=True),
     "metrics": metrics(with_token=False),

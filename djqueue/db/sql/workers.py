@@ -14,9 +14,12 @@ SET started_at = now(), last_heartbeat = now(), stopped_at = NULL, jobs_done = 0
     children = '[]'::jsonb
 """
 
-# A heartbeat: the worker is alive, with its counters.
+# A heartbeat: the worker is alive, with its counters and its pool's size now (a control
+# command or the autoscaler may have changed it; NULL keeps the size recorded).
 WORKER_HEARTBEAT = """
-UPDATE djqueue_worker SET last_heartbeat = now(), jobs_done = %s, children = %s::jsonb
+UPDATE djqueue_worker
+SET last_heartbeat = now(), jobs_done = %s, children = %s::jsonb,
+    concurrency = COALESCE(%s, concurrency)
 WHERE name = %s
 """
 

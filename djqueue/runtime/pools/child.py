@@ -67,6 +67,17 @@ def retire_reason(limits: Limits, jobs_done: int, memory_kb: int) -> str:
     return ""
 
 
+def memory_kb_of(pid: int) -> int | None:
+    """Process ``pid``'s resident memory in KB; None where the system does not say
+    (no ``/proc``) or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
 def memory_kb() -> int:
     """This process's resident memory in KB (its peak where the current size is unknown)."""
     try:
