@@ -13,6 +13,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -22,7 +23,7 @@ from djqueue.client import control
 from djqueue.core import conf, states
 from djqueue.db import broker
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import access, admin_tables, links, worker_control
+from djqueue.ops import access, admin_tables, durations, links, queue_page, worker_control
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured, log_entries
 
 
@@ -164,12 +165,14 @@ class WorkerAdmin(ReadOnlyAdmin):
     @admin.display(description="uptime")
     def uptime(self, worker: Worker) -> str:
         end = worker.stopped_at or timezone.now()
-        return _duration(end - worker.started_at) + (" (stopped)" if worker.stopped_at else "")
+        return durations.words(end - worker.started_at) + (
+            " (stopped)" if worker.stopped_at else ""
+        )
 
     @admin.display(description="last heartbeat")
     def heartbeat(self, worker: Worker) -> str:
         ago = timezone.now() - worker.last_heartbeat
-        return f"{_moment(worker.last_heartbeat)} ({_duration(ago)} ago)"
+        return f"{_moment(worker.last_heartbeat)} ({durations.words(ago)} ago)"
 
     @admin.display(description="jobs")
     def held_jobs(self, worker: Worker) -> SafeString:
@@ -257,23 +260,8 @@ def _alive(worker: Worker) -> bool:
     return worker.stopped_at is None and timezone.now() - worker.last_heartbeat <= limit
 
 
-def _duration(span: datetime.timedelta) -> str:
-    """``span`` in words a person reads at a glance: 4 s, 3 min 20 s, 2 h 5 min, 3 d 4 h."""
-    seconds = max(0, int(span.total_seconds()))
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {seconds} s"
-    return f"{seconds} s"
-
-
 def _since(now: datetime.datetime, moment: datetime.datetime | None) -> str:
-    return "-" if moment is None else _duration(now - moment)
+    return "-" if moment is None else durations.words(now - moment)
 
 
 def _moment(moment: datetime.datetime) -> str:
@@ -296,15 +284,59 @@ def _job_link(job: object) -> SafeString:
 
 @admin.register(Queue)
 class QueueAdmin(admin_tables.NeedsTables):
-    """Pause and resume queues. Saving goes through the broker, which tells the workers.
+    """Queues: their list is a live page of every queue (:mod:`djqueue.ops.queue_page`)
+    with pause and resume buttons. Saving goes through the broker, which tells the
+    workers.
 
     Pausing and resuming need ``pause_queue``, whichever way they are asked for: the
-    actions, the change form, or adding a queue row with *paused* ticked.
+    buttons, the actions, the change form, or adding a queue row with *paused* ticked.
     """
 
     list_display = ("name", "paused", "changed_at")
     fields = ("name", "paused")
     actions = ["pause", "resume"]
+
+    def get_urls(self) -> list[URLPattern]:
+        command = path(
+            "command/", self.admin_site.admin_view(self.command_view), name="djqueue_queue_command"
+        )
+        return [command, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # POSTs are the list's actions, which the admin's own list handles.
+        if request.method == "POST":
+            return super().changelist_view(request, extra_context)
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return self.needing_tables(request, self._queues, request)
+
+    def _queues(self, request: HttpRequest) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Queues",
+            "opts": self.model._meta,
+            "may_pause": self.has_pause_permission(request),
+            "may_add": self.has_add_permission(request),
+            **queue_page.context(queue_page.rows()),
+        }
+        return TemplateResponse(request, "djqueue/admin/queues.html", context)
+
+    def command_view(self, request: HttpRequest) -> HttpResponse:
+        """Pause or resume one queue from the page's buttons (a POST)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_pause_permission(request):
+            raise PermissionDenied("Pausing and resuming a queue needs djqueue.pause_queue.")
+        name, command = request.POST.get("queue", ""), request.POST.get("command")
+        most = Queue._meta.get_field("name").max_length or 0
+        if command not in ("pause", "resume") or not 0 < len(name) <= most:
+            self.message_user(request, "Choose a queue and pause or resume.", messages.ERROR)
+        else:
+            self._set(request, name, paused=command == "pause")
+            self.message_user(
+                request, f"{'Paused' if command == 'pause' else 'Resumed'} queue {name}."
+            )
+        return redirect("admin:djqueue_queue_changelist")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         name = ("name",) if obj is not None else ()
@@ -329,18 +361,21 @@ class QueueAdmin(admin_tables.NeedsTables):
 
     @admin.action(description="Pause selected queues", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        self._set(request, queryset, paused=True)
+        self._set_all(request, queryset, paused=True)
 
     @admin.action(description="Resume selected queues", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        self._set(request, queryset, paused=False)
+        self._set_all(request, queryset, paused=False)
 
-    def _set(self, request: HttpRequest, queryset: QuerySet[Queue], paused: bool) -> None:
+    def _set_all(self, request: HttpRequest, queryset: QuerySet[Queue], paused: bool) -> None:
         names = list(queryset.values_list("name", flat=True))
         for name in names:
-            broker.set_paused(name, paused)
-        log_entries(
-            request, Queue.objects.filter(pk__in=names), CHANGE, "Paused" if paused else "Resumed"
-        )
+            self._set(request, name, paused)
         verb = "Paused" if paused else "Resumed"
         self.message_user(request, f"{verb} {len(names)} queue(s): {', '.join(names)}.")
+
+    def _set(self, request: HttpRequest, name: str, paused: bool) -> None:
+        broker.set_paused(name, paused)
+        log_entries(
+            request, Queue.objects.filter(pk=name), CHANGE, "Paused" if paused else "Resumed"
+        )

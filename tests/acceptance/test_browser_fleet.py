@@ -1,6 +1,7 @@
 """The console's fleet pages in a real browser: a schedule's next runs follow its form
-as it is typed; a worker's page grows its pool, and shows the new size. Screenshots go
-to artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into docs/images/)."""
+as it is typed; a worker's page grows its pool, and shows the new size; the queues page
+flags a paused and an unserved queue, pauses and resumes one. Screenshots go to
+artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into docs/images/)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from djqueue.db import broker
 from djqueue.db.models import CrontabSchedule, Job, Worker
+from djqueue.ops import stats
 from tests.acceptance import test_browser as browser
 from tests.acceptance.conftest import REPO_ROOT, Workers, wait_until
+from tests.factories import JobFactory
 from tests.testapp import tasks
 
 # The browser page (a fixture) and the skip when Chromium is missing, as the admin's test.
@@ -103,3 +107,31 @@ def test_a_workers_page_grows_its_pool_and_shows_the_new_size(
     wait_until(shows_four, 20, "the page to show the grown pool", interval=0.5)
     assert page.locator(".djq-worker-children tbody tr").count() == 4
     running.revoke(terminate=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queues_page_flags_queues_and_pauses_one(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any
+) -> None:
+    broker.set_paused("reports", True)
+    JobFactory.create_batch(3, queue="reports", task_name=tasks.echo.name)
+    JobFactory.create_batch(2, queue="nobody", task_name=tasks.echo.name)
+    workers.start("-P", "threads", "-c", "2", "-Q", "default,mail")
+    wait_until(lambda: stats.live_workers(), 20, "the worker to be alive")
+    _log_in(page, live_server, django_user_model, "/admin/djqueue/queue/")
+    row = page.locator('#djq-queue-table tr[data-queue="nobody"]')
+    assert row.locator(".djq-queue-status").inner_text() == "no live worker"
+    assert row.locator(".djq-due").inner_text() == "2"
+    reports = page.locator('#djq-queue-table tr[data-queue="reports"]')
+    assert reports.locator(".djq-queue-status").inner_text() == "paused"
+    assert page.locator('#djq-queue-table tr[data-queue="mail"] .djq-workers').inner_text() == "1"
+    _docs_shot(page, "queues")
+
+    page.locator('#djq-queue-table tr[data-queue="mail"] button[value="pause"]').click()
+    page.wait_for_selector("ul.messagelist")
+    assert "Paused queue mail." in page.inner_text("ul.messagelist")
+    mail = page.locator('#djq-queue-table tr[data-queue="mail"]')
+    assert mail.locator(".djq-queue-status").inner_text() == "paused"
+    page.locator('#djq-queue-table tr[data-queue="mail"] button[value="resume"]').click()
+    page.wait_for_selector("text=Resumed queue mail.")
+    assert tasks.add.apply_async((1, 1), queue="mail").get(timeout=20) == 2
