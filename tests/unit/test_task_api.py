@@ -10,7 +10,7 @@ import pytest
 
 import djqueue
 from djqueue import exceptions, states
-from djqueue.client import canvas, mapping
+from djqueue.client import canvas, mapping, planning
 from tests.testapp import tasks
 
 
@@ -71,10 +71,10 @@ def test_a_partial_workflow_step_is_checked_with_room_for_the_result_before_it()
 
 
 def test_a_chain_with_wrong_arguments_fails_when_sent_not_halfway() -> None:
-    plan = canvas._Plan()
+    plan = planning.Plan()
     plan.add(canvas.chain(tasks.add.s(1, 1), tasks.add.s(2)), waiting=False, defaults={})
     assert len(plan.jobs()) == 2
-    plan = canvas._Plan()
+    plan = planning.Plan()
     plan.add(canvas.chain(tasks.add.s(1, 1), tasks.add.s(2, 3)), waiting=False, defaults={})
     with pytest.raises(TypeError, match="cannot take these arguments"):
         plan.jobs()
