@@ -16,6 +16,7 @@ checks that build them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import (
     TYPE_CHECKING,
@@ -511,7 +512,8 @@ def apply(node: Canvas) -> Any:
         return eager_workflow.run(node)
     plan = planning.Plan()
     part = plan.add(node, waiting=False, defaults={})
-    jobs = publishing.before(plan.jobs())
-    broker.enqueue_workflow(jobs, plan.groups)
+    workflow = plan.workflow()
+    jobs = publishing.before(workflow.jobs)
+    broker.enqueue_workflow(dataclasses.replace(workflow, jobs=tuple(jobs)))
     publishing.after(jobs)
     return part.result

@@ -40,7 +40,7 @@ from djqueue.core import (
 )
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, PayloadTooLarge, Retry
-from djqueue.core.records import NewJob
+from djqueue.core.records import Continuation, NewJob
 from djqueue.db import broker
 
 if TYPE_CHECKING:
@@ -567,7 +567,8 @@ class Task(Generic[P, R]):
             ),
         )
         if carried:
-            job = dataclasses.replace(job, workflow=json.dumps({"options": carried}))
+            options = Continuation(options=json.dumps(carried))
+            job = dataclasses.replace(job, workflow=options)
         if not self._limited:
             return job
         if not self._unique:

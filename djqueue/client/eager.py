@@ -149,7 +149,7 @@ def run(task: Task[Any, R], job: NewJob) -> EagerResult[R]:
             priority=job.priority,
             eta=job.eta or timezone.now(),
             expired=False,
-            workflow=job.workflow,
+            workflow=None if job.workflow is None else job.workflow.encode(),
             expires_at=job.expires_at,
         )
         outcome = executor.execute(claimed, is_eager=True)

@@ -13,6 +13,7 @@ to send them) by their ``subtask_type``, so that it needs none of their classes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import inspect
@@ -23,7 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from djqueue.core import ids
-from djqueue.core.records import NewJob
+from djqueue.core.records import (
+    Callback,
+    Continuation,
+    GroupRow,
+    NewJob,
+    Release,
+    Workflow,
+)
 
 if TYPE_CHECKING:
     from djqueue.client.canvas import Canvas, Signature, chain, chord, group
@@ -61,11 +69,42 @@ class _Part:
 
 
 @dataclass
+class _Place:
+    """A job's continuation while the plan is made (see :class:`Continuation`)."""
+
+    next: list[Release] = field(default_factory=list)
+    link: list[Callback] = field(default_factory=list)
+    link_error: list[Callback] = field(default_factory=list)
+    cancel: list[uuid.UUID] = field(default_factory=list)
+    parent: uuid.UUID | None = None
+    group: uuid.UUID | None = None
+    chord: uuid.UUID | None = None
+    slot: int | None = None
+    body_of: uuid.UUID | None = None
+
+    def record(self, options: str | None) -> Continuation | None:
+        """The continuation, with the call's own ``options``; None if it holds nothing."""
+        made = Continuation(
+            next=tuple(self.next),
+            link=tuple(self.link),
+            link_error=tuple(self.link_error),
+            cancel=tuple(self.cancel),
+            parent=self.parent,
+            group=self.group,
+            chord=self.chord,
+            slot=self.slot,
+            body_of=self.body_of,
+            options=options,
+        )
+        return None if made == Continuation() else made
+
+
+@dataclass
 class _Job:
     signature: Signature
     waiting: bool
     defaults: dict[str, Any]
-    continuation: dict[str, Any] = field(default_factory=dict)
+    place: _Place = field(default_factory=_Place)
     # countdown or eta given to a chain, group or chord this job starts (they win over
     # the task's own, as options given when sending do).
     timing: dict[str, Any] = field(default_factory=dict)
@@ -76,7 +115,7 @@ class Plan:
 
     def __init__(self) -> None:
         self.planned: dict[uuid.UUID, _Job] = {}
-        self.groups: list[dict[str, Any]] = []
+        self.groups: list[GroupRow] = []
         self.errback_ids: dict[int, uuid.UUID] = {}  # id(signature) -> its job id
         # What each planned node was made of (keyed by id(node)), for its callbacks: a
         # signature's job, a chain's steps, a group's members (nested groups unrolled),
@@ -123,15 +162,15 @@ class Plan:
         for step in steps:
             parts.append(self.add(step, waiting=waiting or bool(parts), defaults=defaults))
         for index, (before, after) in enumerate(itertools.pairwise(parts)):
-            downstream = [str(job_id) for later in parts[index + 1 :] for job_id in later.all]
+            downstream = [job_id for later in parts[index + 1 :] for job_id in later.all]
             for job_id in before.all:
-                self.planned[job_id].continuation.setdefault("cancel", []).extend(downstream)
+                self.planned[job_id].place.cancel.extend(downstream)
             for exit_id in before.exits:
-                self.planned[exit_id].continuation.setdefault("next", []).extend(
-                    self._step(entry) for entry in after.entries
+                self.planned[exit_id].place.next.extend(
+                    self._release(entry) for entry in after.entries
                 )
             for entry in after.entries:
-                self.planned[entry].continuation["parent"] = str(before.exits[-1])
+                self.planned[entry].place.parent = before.exits[-1]
             root(after.result).parent = before.result
         last = parts[-1]
         return _Part(parts[0].entries, last.exits, [i for p in parts for i in p.all], last.result)
@@ -151,7 +190,7 @@ class Plan:
         members = [part for _, part in made]
         for member in members:
             for job_id in member.all:
-                self.planned[job_id].continuation["group"] = str(group_id)
+                self.planned[job_id].place.group = group_id
         return group_id, members
 
     def _group(self, node: group, waiting: bool, defaults: dict[str, Any]) -> _Part:
@@ -161,7 +200,7 @@ class Plan:
 
         group_id, members = self._members(node, waiting, defaults)
         exits = [member.exits[0] for member in members]
-        self.groups.append({"id": str(group_id), "job_ids": [str(i) for i in exits]})
+        self.groups.append(GroupRow(group_id, tuple(exits)))
         return _Part(
             [i for m in members for i in m.entries],
             exits,
@@ -183,23 +222,23 @@ class Plan:
         self.body_of[id(node)] = node.body
         body = self.add(node.body, waiting=True, defaults=defaults)
         exits = [member.exits[0] for member in members]
-        after_body = [str(job_id) for job_id in body.all if job_id not in body.entries]
+        after_body = [job_id for job_id in body.all if job_id not in body.entries]
         for slot, member in enumerate(members):
-            self.planned[member.exits[0]].continuation["slot"] = slot
+            self.planned[member.exits[0]].place.slot = slot
             for job_id in member.all:
-                continuation = self.planned[job_id].continuation
-                continuation["chord"] = str(group_id)
-                continuation.setdefault("cancel", []).extend(after_body)
+                place = self.planned[job_id].place
+                place.chord = group_id
+                place.cancel.extend(after_body)
         for entry in body.entries:
-            self.planned[entry].continuation["body_of"] = str(group_id)
+            self.planned[entry].place.body_of = group_id
         self.groups.append(
-            {
-                "id": str(group_id),
-                "job_ids": [str(i) for i in exits],
-                "remaining": len(members),
-                "release": [self._step(entry) for entry in body.entries],
-                "body_id": str(body.exits[-1]),
-            }
+            GroupRow(
+                group_id,
+                tuple(exits),
+                remaining=len(members),
+                release=tuple(self._release(entry) for entry in body.entries),
+                body_id=body.exits[-1],
+            )
         )
         header = GroupResult(group_id, [m.result for m in members])
         root(body.result).parent = header
@@ -210,18 +249,18 @@ class Plan:
             body.result,
         )
 
-    def _step(self, job_id: uuid.UUID) -> dict[str, Any]:
+    def _release(self, job_id: uuid.UUID) -> Release:
         """How the job before releases ``job_id``: pass its result or not, and when."""
         planned = self.planned[job_id]
-        step: dict[str, Any] = {"id": str(job_id), "pass": not planned.signature.immutable}
         timing = planned.timing or planned.signature.options
         countdown = timing.get("countdown")
-        if countdown is not None:
-            step["countdown"] = _seconds(countdown)
         eta = timing.get("eta")
-        if eta is not None:
-            step["eta"] = _moment(eta).isoformat()
-        return step
+        return Release(
+            job_id,
+            pass_result=not planned.signature.immutable,
+            countdown=None if countdown is None else _seconds(countdown),
+            eta=None if eta is None else _moment(eta),
+        )
 
     def _callbacks(self, node: Canvas, part: _Part) -> None:
         for callback in node.options.get("link", []):
@@ -235,7 +274,7 @@ class Plan:
         pass on the group's results, so the callback is made immutable)."""
         if node.subtask_type is None:
             made = _callback(callback, ids.new_id())
-            self.planned[self.jobs_of[id(node)]].continuation.setdefault("link", []).append(made)
+            self.planned[self.jobs_of[id(node)]].place.link.append(made)
         elif node.subtask_type == "chain":
             self._link(self.steps_of[id(node)][-1], callback)
         elif node.subtask_type == "group":
@@ -254,8 +293,8 @@ class Plan:
         shared by several jobs is inserted once, whichever fails (ON CONFLICT)."""
         if node.subtask_type is None:
             made = _callback(errback, errback_id, errback=True)
-            known = self.planned[self.jobs_of[id(node)]].continuation.setdefault("link_error", [])
-            if made["id"] not in {item["id"] for item in known}:
+            known = self.planned[self.jobs_of[id(node)]].place.link_error
+            if made.id not in {item.id for item in known}:
                 known.append(made)
         elif node.subtask_type == "chain":
             for step in self.steps_of[id(node)]:
@@ -270,6 +309,10 @@ class Plan:
         """Every planned job, ready to insert."""
         return [self._job(job_id, planned) for job_id, planned in self.planned.items()]
 
+    def workflow(self) -> Workflow:
+        """The workflow to insert: every planned job, and the group rows."""
+        return Workflow(tuple(self.jobs()), tuple(self.groups))
+
     def _job(self, job_id: uuid.UUID, planned: _Job) -> NewJob:
         sig = planned.signature
         options = {k: v for k, v in {**planned.defaults, **sig.options}.items() if k in OPTIONS}
@@ -279,7 +322,7 @@ class Plan:
             options.pop("eta", None)
             options.update(planned.timing)
         if planned.waiting:
-            # Its release sets when it runs (see _step).
+            # Its release sets when it runs (see _release).
             options.pop("countdown", None)
             options.pop("eta", None)
         # A waiting step gets the result before it as its first argument when released.
@@ -289,20 +332,14 @@ class Plan:
             raise ValueError(
                 f"{sig.task.name} has a unique key; such tasks cannot be part of a workflow yet"
             )
-        continuation = dict(planned.continuation)
-        if job.workflow is not None:  # the call's own options (see Task.prepare)
-            continuation.update(json.loads(job.workflow))
-        return NewJob(
-            **{
-                **{name: getattr(job, name) for name in NewJob.__dataclass_fields__},
-                "workflow": json.dumps(continuation) if continuation else None,
-                "waiting": planned.waiting,
-            }
-        )
+        # The call's own options, if any (see Task.prepare), go with its place.
+        carried = None if job.workflow is None else job.workflow.options
+        continuation = planned.place.record(carried)
+        return dataclasses.replace(job, workflow=continuation, waiting=planned.waiting)
 
 
-def _callback(sig: Signature, job_id: uuid.UUID, errback: bool = False) -> dict[str, Any]:
-    """A callback as the finish statement inserts it (see ``sql.parts.FOLLOW_UP``)."""
+def _callback(sig: Signature, job_id: uuid.UUID, errback: bool = False) -> Callback:
+    """``sig`` as a callback that the finish statement inserts (``sql.parts.FOLLOW_UP``)."""
     if sig.options.get("link") or sig.options.get("link_error"):
         raise TypeError(f"a callback cannot have callbacks of its own: {sig!r}")
     options = {k: v for k, v in sig.options.items() if k in ("queue", "priority", "expires")}
@@ -315,21 +352,20 @@ def _callback(sig: Signature, job_id: uuid.UUID, errback: bool = False) -> dict[
     if job.limited:
         raise ValueError(f"{sig.task.name} has limits; it cannot be a callback yet")
     countdown = sig.options.get("countdown")
-    made = {
-        "id": str(job_id),
-        "task_name": job.task_name,
-        "queue": job.queue,
-        "priority": job.priority,
-        "args": json.loads(job.args)[3:] if style else json.loads(job.args),
-        "kwargs": json.loads(job.kwargs),
-        "max_attempts": job.max_attempts,
-        "countdown": None if countdown is None else _seconds(countdown),
-        "expires_in": job.expires_in,
-        "pass": not sig.immutable,
-    }
-    if style:
-        made["style"] = "request"
-    return made
+    return Callback(
+        id=job_id,
+        task_name=job.task_name,
+        queue=job.queue,
+        priority=job.priority,
+        # Checked with room for the request, error and traceback; stored without them.
+        args=json.dumps(json.loads(job.args)[3:]) if style else job.args,
+        kwargs=job.kwargs,
+        max_attempts=job.max_attempts,
+        countdown=None if countdown is None else _seconds(countdown),
+        expires_in=job.expires_in,
+        pass_result=not sig.immutable,
+        takes_request=style,
+    )
 
 
 def takes_request(errback: Signature) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from djqueue.core import codec, signals
-from djqueue.core.records import NewJob
+from djqueue.core.records import Continuation, NewJob
 
 
 def before(new: Sequence[NewJob]) -> list[NewJob]:
@@ -80,17 +80,18 @@ def _with_headers(job: NewJob, added: dict[str, Any]) -> NewJob:
         extra = json.loads(codec.dumps(added))
     except TypeError as exc:
         raise TypeError(f"headers added by before_task_publish must be JSON data: {exc}") from None
-    continuation = json.loads(job.workflow) if job.workflow else {}
-    options = continuation.setdefault("options", {})
+    continuation = job.workflow or Continuation()
+    options = json.loads(continuation.options) if continuation.options else {}
     options["headers"] = {**options.get("headers", {}), **extra}
-    return dataclasses.replace(job, workflow=json.dumps(continuation))
+    made = dataclasses.replace(continuation, options=json.dumps(options))
+    return dataclasses.replace(job, workflow=made)
 
 
 def _carried_headers(job: NewJob) -> dict[str, Any]:
     """The headers the job was sent with (``apply_async(headers=...)``)."""
-    if not job.workflow:
+    if job.workflow is None or not job.workflow.options:
         return {}
-    carried = json.loads(job.workflow).get("options", {}).get("headers", {})
+    carried = json.loads(job.workflow.options).get("headers", {})
     return dict(carried) if isinstance(carried, dict) else {}
 
 

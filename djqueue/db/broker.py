@@ -16,7 +16,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue.core import conf
-from djqueue.core.records import ClaimedJob, NewJob, Outcome
+from djqueue.core.records import ClaimedJob, NewJob, Outcome, Workflow
 from djqueue.db import gates, schema, sql
 
 logger = logging.getLogger("djqueue.broker")
@@ -178,16 +178,18 @@ def _resolve_duplicates(
     return again
 
 
-def enqueue_workflow(jobs: Sequence[NewJob], groups: Sequence[dict[str, Any]]) -> None:
+def enqueue_workflow(workflow: Workflow) -> None:
     """Insert a workflow: its groups (chord counters) and jobs, all or nothing.
 
     Jobs carry their continuation (``NewJob.workflow``); ``waiting`` ones are not due
     until the job before them ends (see ``sql.ENQUEUE_WORKFLOW``).
     """
+    jobs = workflow.jobs
     size = conf.integer("BULK_BATCH_SIZE")
     with transaction.atomic(using=conf.database()), _cursor() as cursor:
-        if groups:
-            cursor.execute(sql.INSERT_GROUPS, [json.dumps(list(groups))])
+        if workflow.groups:
+            groups = [group.data() for group in workflow.groups]
+            cursor.execute(sql.INSERT_GROUPS, [json.dumps(groups)])
         for start in range(0, len(jobs), size):
             cursor.execute(
                 sql.ENQUEUE_WORKFLOW, [_json_rows(jobs[start : start + size], _workflow_json)]
@@ -253,7 +255,7 @@ def _workflow_json(job: NewJob) -> list[str]:
     if job.unique_key is not None:
         raise ValueError(f"{job.task_name}: a job with a unique key cannot carry a workflow")
     return [
-        job.workflow or "null",
+        job.workflow.encode() if job.workflow else "null",
         _json(job.waiting),
         _json(job.rate_limit),
         _json(job.rate_period),
