@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from djqueue.client.app import App
     from djqueue.client.canvas import Signature, chain, chord, group, signature
-    from djqueue.client.definition import Task, shared_task, task
+    from djqueue.client.decorator import shared_task, task
+    from djqueue.client.definition import Task
     from djqueue.client.eager import EagerResult
     from djqueue.client.result import AsyncResult, GroupResult
     from djqueue.client.sending import revoke, send_task
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 _PUBLIC = {
     "App": "djqueue.client.app",
     "Task": "djqueue.client.definition",
-    "task": "djqueue.client.definition",
-    "shared_task": "djqueue.client.definition",
+    "task": "djqueue.client.decorator",
+    "shared_task": "djqueue.client.decorator",
     "AsyncResult": "djqueue.client.result",
     "EagerResult": "djqueue.client.eager",
     "send_task": "djqueue.client.sending",

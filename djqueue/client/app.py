@@ -58,7 +58,7 @@ class LazyTask:
     def _made(self) -> Any:
         with _lock:
             if self._task is None:
-                self._task = _client("definition").task(**self._options)(self._fn)
+                self._task = _client("decorator").task(**self._options)(self._fn)
             return self._task
 
     def __getattr__(self, name: str) -> Any:
@@ -162,7 +162,7 @@ class App:
 
     def _declare(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[..., Any]:
         if apps.ready:
-            return cast("Task[..., Any]", _client("definition").task(**options)(fn))
+            return cast("Task[..., Any]", _client("decorator").task(**options)(fn))
         declared = LazyTask(fn, options)
         with _lock:
             _pending.append(declared)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from djqueue.client import mapping
-from djqueue.client.definition import task
+from djqueue.client.decorator import task
 from djqueue.core import registry
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import djqueue
-from djqueue.client import definition
+from djqueue.client import validators
 from djqueue.core import exceptions
 from djqueue.core.records import ClaimedJob
 from djqueue.runtime.pools.solo import SoloPool
@@ -54,7 +54,7 @@ def test_task_limits_override_worker_defaults() -> None:
 )
 def test_bad_limits_are_refused(hard: Any, soft: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        definition.check_time_limits(hard, soft, "t")
+        validators.check_time_limits(hard, soft, "t")
 
 
 def test_task_option_validation_at_decoration() -> None:

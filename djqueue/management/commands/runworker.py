@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from djqueue.beat import scheduler as beat
-from djqueue.client.definition import check_time_limits
+from djqueue.client.validators import check_time_limits
 from djqueue.core import conf
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import schema, sessions
