@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from djqueue.client.decorator import shared_task, task
     from djqueue.client.definition import Task
     from djqueue.client.eager import EagerResult
-    from djqueue.client.result import AsyncResult, GroupResult
+    from djqueue.client.result import AsyncResult
+    from djqueue.client.result_set import GroupResult
     from djqueue.client.sending import revoke, send_task
     from djqueue.client.tokens import status_token
     from djqueue.core.exceptions import ChordError
@@ -32,7 +33,7 @@ _PUBLIC = {
     "send_task": "djqueue.client.sending",
     "revoke": "djqueue.client.sending",
     "status_token": "djqueue.client.tokens",
-    "GroupResult": "djqueue.client.result",
+    "GroupResult": "djqueue.client.result_set",
     "Signature": "djqueue.client.canvas",
     "signature": "djqueue.client.canvas",
     "chain": "djqueue.client.canvas",

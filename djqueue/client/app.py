@@ -22,7 +22,8 @@ from djqueue.core import registry
 if TYPE_CHECKING:
     from djqueue.client.canvas import Signature
     from djqueue.client.definition import Task
-    from djqueue.client.result import AsyncResult, GroupResult
+    from djqueue.client.result import AsyncResult
+    from djqueue.client.result_set import GroupResult
 
 # What @app.task gives: the task, to type checkers (until the apps are ready, at run time,
 # a LazyTask that stands for it).
@@ -191,7 +192,7 @@ class App:
     @property
     def GroupResult(self) -> type[GroupResult]:
         """``djqueue.GroupResult``."""
-        return cast("type[GroupResult]", _client("result").GroupResult)
+        return cast("type[GroupResult]", _client("result_set").GroupResult)
 
     @property
     def control(self) -> ModuleType:

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
     from djqueue.client.definition import Task
     from djqueue.client.eager import EagerResult
-    from djqueue.client.result import AsyncResult, GroupResult
+    from djqueue.client.result import AsyncResult
+    from djqueue.client.result_set import GroupResult
 
     # What sending a chain or a chord gives: the result of its last step (``H``), or of
     # the step put after it (``N``). Unknown, it is either kind.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast
 
 from django.utils import timezone
 
+from djqueue.client import joining
 from djqueue.client.identity import ById
 from djqueue.client.typevars import R, R_co
 from djqueue.core import codec, exceptions, executor, states
@@ -82,11 +83,7 @@ class EagerResult(ById, states.StateQueries, Generic[R_co]):
         """Return the result; re-raise the task's error when ``propagate`` (an ignored
         or rejected job has no result: None)."""
         if disable_sync_subtasks:
-            # Imported here: results read the job model, which Django defines only once
-            # its app registry is ready, and a task may be declared before that.
-            from djqueue.client.result import assert_will_not_block
-
-            assert_will_not_block()
+            joining.assert_will_not_block()
         if self.state == states.SUCCESS:
             return cast("R_co", self.result)
         if self.state not in _RAISING:

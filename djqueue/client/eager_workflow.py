@@ -67,7 +67,7 @@ def _eager_group(
 ) -> Any:
     # Imported here: results read the job model, which Django defines only once its app
     # registry is ready, and a task may be declared before that.
-    from djqueue.client.result import GroupResult
+    from djqueue.client.result_set import GroupResult
 
     members: list[Any] = []
     for index, task in enumerate(node.tasks):

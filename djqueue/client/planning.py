@@ -196,7 +196,7 @@ class Plan:
     def _group(self, node: group, waiting: bool, defaults: dict[str, Any]) -> _Part:
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
-        from djqueue.client.result import GroupResult
+        from djqueue.client.result_set import GroupResult
 
         group_id, members = self._members(node, waiting, defaults)
         exits = [member.exits[0] for member in members]
@@ -211,7 +211,7 @@ class Plan:
     def _chord(self, node: chord, waiting: bool, defaults: dict[str, Any]) -> _Part:
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
-        from djqueue.client.result import GroupResult
+        from djqueue.client.result_set import GroupResult
 
         assert node.body is not None  # checked by chord.apply_async
         if not node.header.tasks:

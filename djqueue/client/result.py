@@ -1,88 +1,28 @@
-"""Results: ``AsyncResult`` (one job), ``ResultSet`` and ``GroupResult`` (many).
+"""Results: ``AsyncResult``, a handle on one job.
 
-Every read looks at the jobs' rows; waiting is woken by the process's one result
-listener (:mod:`djqueue.db.waiters`). Ids are handed out as strings, as Celery's are.
+Every read looks at the job's row; waiting is woken by the process's one result listener
+(:mod:`djqueue.db.waiters`). Ids are handed out as strings, as Celery's are. The results
+of several jobs are in :mod:`djqueue.client.result_set`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, cast
 
-from djqueue.client import promises, unfinished
+from djqueue.client import joining, promises, result_rows, unfinished
 from djqueue.client.identity import ById
 from djqueue.client.typevars import R_co
-from djqueue.core import conf, context, exceptions, ids, signums, states
+from djqueue.core import conf, exceptions, ids, signums, states
 from djqueue.db import broker, models, schema, waiters
-from djqueue.db.models import Group, Job
+from djqueue.db.models import Job
 from djqueue.db.sql import parts
 
 # The eta of a workflow step not released yet.
 _WAITING = datetime.datetime.fromisoformat(parts.WAITING_ETA)
-# Finished states whose error get() raises; an ignored job has no result (None).
-_RAISING = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
-_FIELDS = (
-    "task_name",
-    "state",
-    "result",
-    "error_type",
-    "error_message",
-    "traceback",
-    "progress",
-    "reported_state",
-)
-# Row states in which the state a task reported with update_state is what users see.
-_REPORTING = frozenset({states.RECEIVED, states.STARTED, states.IGNORED})
-
-# Whether get() may wait inside a running task: None follows the rule (not in a task a
-# worker runs), True and False are set by allow_join_result() and denied_join_result().
-_join_allowed: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
-    "djqueue_join_allowed", default=None
-)
-
-
-def assert_will_not_block() -> None:
-    """Raise ``RuntimeError`` if waiting for a result here could deadlock a worker."""
-    allowed = _join_allowed.get()
-    if allowed:
-        return
-    request = context.current_request()
-    in_task = request.id is not None and not request.is_eager
-    if allowed is None and not in_task:
-        return
-    where = f"inside task {request.task}[{request.id}]" if in_task else "here"
-    raise RuntimeError(
-        f"get() on a result was called {where}: a task that waits for another job holds "
-        "its worker slot while it waits, and once every slot waits, no job can finish. "
-        "Make the work a workflow instead (first.s() | second.s(), or a chord), or, if "
-        "the job cannot be waiting on this one, pass disable_sync_subtasks=False or wait "
-        "inside djqueue.result.allow_join_result()"
-    )
-
-
-@contextlib.contextmanager
-def allow_join_result() -> Iterator[None]:
-    """Let ``get()`` wait inside a task (at the risk of a deadlock; see docs/results.md)."""
-    token = _join_allowed.set(True)
-    try:
-        yield
-    finally:
-        _join_allowed.reset(token)
-
-
-@contextlib.contextmanager
-def denied_join_result() -> Iterator[None]:
-    """Make ``get()`` raise ``RuntimeError`` here, as it does inside a task."""
-    token = _join_allowed.set(False)
-    try:
-        yield
-    finally:
-        _join_allowed.reset(token)
 
 
 class AsyncResult(ById, states.StateQueries, Generic[R_co]):
@@ -105,7 +45,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
 
     # Reading --------------------------------------------------------------------
 
-    def _row(self, fields: Sequence[str] = _FIELDS) -> dict[str, Any]:
+    def _row(self, fields: Sequence[str] = result_rows.FIELDS) -> dict[str, Any]:
         with schema.translated():
             jobs = Job.objects.using(conf.database())
             row = jobs.filter(pk=self._uuid).values(*fields).first()
@@ -132,7 +72,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         """PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED or
         IGNORED; or, while the job runs (and after Ignore), the state the task reported
         with ``update_state``."""
-        return _shown_state(self._row(("state", "reported_state")))
+        return result_rows.shown_state(self._row(("state", "reported_state")))
 
     status = state
 
@@ -179,18 +119,20 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         """The return value; for a failed job the error (not raised); while the task
         reports a state of its own, that state's meta."""
         row = self._row()
-        if row["reported_state"] and row["state"] in _REPORTING:
+        if row["reported_state"] and row["state"] in result_rows.REPORTING:
             return row["progress"]
-        return _value(row)
+        return result_rows.value(row)
 
     @property
     def info(self) -> Any:
         """The result once finished; while running, the progress or meta the task
         reported."""
         row = self._row()
-        if row["state"] in states.HELD or (row["reported_state"] and row["state"] in _REPORTING):
+        if row["state"] in states.HELD or (
+            row["reported_state"] and row["state"] in result_rows.REPORTING
+        ):
             return row["progress"]
-        return _value(row)
+        return result_rows.value(row)
 
     # Whether the job ended is read from its row: a state the task reports while it
     # runs (even "SUCCESS") does not end it.
@@ -241,8 +183,8 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         """Raise the job's error if it failed or was revoked (with ``propagate``);
         otherwise return its value, after passing ``(id, value)`` to ``callback``."""
         row = self._row()
-        value = _value(row)
-        if propagate and row["state"] in _RAISING:
+        value = result_rows.value(row)
+        if propagate and row["state"] in result_rows.RAISING:
             raise value
         if callback is not None:
             callback(self.id, value)
@@ -277,7 +219,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         ``no_ack`` is accepted for Celery's sake and means nothing here.
         """
         if disable_sync_subtasks:
-            assert_will_not_block()
+            joining.assert_will_not_block()
         parents = _parent_jobs(self) if propagate and follow_parents else []
         if parents:
             _raise_failed(parents)
@@ -285,8 +227,8 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         row = self._row()
         if row["state"] not in states.READY:
             row = self._wait(deadline, interval, timeout, parents, on_interval)
-        value = _value(row)
-        if propagate and row["state"] in _RAISING:
+        value = result_rows.value(row)
+        if propagate and row["state"] in result_rows.RAISING:
             if parents:
                 _raise_failed(parents)
             raise value
@@ -389,25 +331,6 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         broker.forget(self._uuid)
 
 
-def _shown_state(row: dict[str, Any]) -> str:
-    if row["reported_state"] and row["state"] in _REPORTING:
-        return str(row["reported_state"])
-    return str(row["state"])
-
-
-def _value(row: dict[str, Any]) -> Any:
-    state = row["state"]
-    if state == states.SUCCESS:
-        return row["result"]
-    if state == states.REVOKED:
-        return exceptions.TaskRevokedError(row["error_message"] or "revoked")
-    if row["error_type"] == exceptions.CHORD_ERROR_TYPE:
-        return exceptions.ChordError(row["error_message"])
-    if state in (states.FAILURE, states.RETRY, states.REJECTED) and row["error_type"]:
-        return exceptions.rebuild(row["error_type"], row["error_message"])
-    return None
-
-
 def _parent_jobs(result: Any) -> list[list[AsyncResult[Any]]]:
     """The stored jobs of each result up ``result``'s ``parent`` links, earliest first."""
     nodes: list[list[AsyncResult[Any]]] = []
@@ -422,8 +345,8 @@ def _parent_jobs(result: Any) -> list[list[AsyncResult[Any]]]:
 def _leaves(node: Any) -> Iterator[AsyncResult[Any]]:
     if isinstance(node, AsyncResult):
         yield node
-    elif isinstance(node, ResultSet):
-        for member in node.results:
+    else:  # a ResultSet's members (an eager result has none)
+        for member in getattr(node, "results", ()):
             yield from _leaves(member)
 
 
@@ -431,343 +354,11 @@ def _raise_failed(nodes: list[list[AsyncResult[Any]]]) -> None:
     """Raise the error of the earliest failed or revoked job of ``nodes``, if any."""
     wanted = [job._uuid for node in nodes for job in node]
     with schema.translated():
-        rows = Job.objects.using(conf.database()).filter(pk__in=wanted, state__in=_RAISING)
-        failed = {row["id"]: row for row in rows.values("id", *_FIELDS)}
+        rows = Job.objects.using(conf.database()).filter(
+            pk__in=wanted, state__in=result_rows.RAISING
+        )
+        failed = {row["id"]: row for row in rows.values("id", *result_rows.FIELDS)}
     for node in nodes:
         for job in node:
             if job._uuid in failed:
-                raise _value(failed[job._uuid])
-
-
-class ResultSet:
-    """Results of several jobs, in order: wait for all, ask how many are done.
-
-    Reads the rows of its stored jobs in one query; waiting listens for finishes as
-    ``AsyncResult.get`` does.
-    """
-
-    def __init__(self, results: Iterable[Any], **kwargs: Any) -> None:
-        self.results: list[Any] = list(results)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ResultSet):
-            return other.results == self.results
-        return NotImplemented
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.results)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.results[index]
-
-    # Membership -----------------------------------------------------------------
-
-    def add(self, result: Any) -> None:
-        """Add ``result`` unless it is a member already."""
-        if result not in self.results:
-            self.results.append(result)
-
-    def remove(self, result: Any) -> None:
-        """Remove ``result`` (or the result with this id); ``KeyError`` if not a member."""
-        if isinstance(result, str | uuid.UUID):
-            result = AsyncResult(result)
-        try:
-            self.results.remove(result)
-        except ValueError:
-            raise KeyError(result) from None
-
-    def discard(self, result: Any) -> None:
-        """Remove ``result`` if it is a member."""
-        with contextlib.suppress(KeyError):
-            self.remove(result)
-
-    def update(self, results: Iterable[Any]) -> None:
-        """Add every one of ``results`` that is not a member yet."""
-        self.results.extend(r for r in results if r not in self.results)
-
-    def clear(self) -> None:
-        """Remove every member."""
-        self.results[:] = []
-
-    # Reading --------------------------------------------------------------------
-
-    def _stored(self) -> bool:
-        return all(isinstance(result, AsyncResult) for result in self.results)
-
-    def _uuids(self) -> list[uuid.UUID]:
-        return [result._uuid for result in self.results]
-
-    def _rows(self, wanted: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, Any]]:
-        wanted = self._uuids() if wanted is None else wanted
-        found: dict[uuid.UUID, dict[str, Any]] = {}
-        for start in range(0, len(wanted), 5000):
-            rows = Job.objects.using(conf.database()).filter(pk__in=wanted[start : start + 5000])
-            found.update({row["id"]: row for row in rows.values("id", *_FIELDS)})
-        missing = set(wanted) - set(found)
-        if missing:
-            raise exceptions.JobNotFound(
-                f"{len(missing)} job(s) of {self._label()} are gone (forgotten or pruned), "
-                f"for example {next(iter(missing))}"
-            )
-        return found
-
-    def _label(self) -> str:
-        return "this result set"
-
-    def _states(self) -> list[str]:
-        if not self._stored():
-            return [str(result.state) for result in self.results]
-        rows = self._rows()
-        return [str(rows[result._uuid]["state"]) for result in self.results]
-
-    def ready(self) -> bool:
-        """Whether every job has finished."""
-        return all(state in states.READY for state in self._states())
-
-    def successful(self) -> bool:
-        """Whether every job succeeded."""
-        return all(state == states.SUCCESS for state in self._states())
-
-    def failed(self) -> bool:
-        """Whether any job failed."""
-        return any(state == states.FAILURE for state in self._states())
-
-    def waiting(self) -> bool:
-        """Whether any job has not finished yet."""
-        return not self.ready()
-
-    def completed_count(self) -> int:
-        """How many jobs succeeded."""
-        return sum(state == states.SUCCESS for state in self._states())
-
-    def maybe_throw(
-        self, callback: Callable[[str, Any], Any] | None = None, propagate: bool = True
-    ) -> None:
-        """Raise the error of the first member, in order, that failed or was revoked."""
-        for result in self.results:
-            result.maybe_throw(callback=callback, propagate=propagate)
-
-    maybe_reraise = maybe_throw
-
-    # Waiting --------------------------------------------------------------------
-
-    def get(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 1.0,
-        callback: Callable[[str, Any], Any] | None = None,
-        no_ack: bool = True,
-        on_message: None = None,
-        disable_sync_subtasks: bool = True,
-        on_interval: Callable[[], Any] | None = None,
-    ) -> list[Any]:
-        """Wait for every job; return their results in order.
-
-        With ``propagate``, the first member (in order) that failed or was revoked
-        raises its error. With ``callback``, each ``(id, value)`` goes to it and the
-        list returned is empty. Inside a task, see :meth:`AsyncResult.get`.
-        """
-        if on_message is not None:
-            raise TypeError("on_message is not supported: results are rows, not messages")
-        if disable_sync_subtasks:
-            assert_will_not_block()
-        if not self._stored():
-            values = [
-                result.get(propagate=propagate, disable_sync_subtasks=False)
-                for result in self.results
-            ]
-        else:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            rows = self._wait(deadline, interval, timeout, on_interval)
-            values = [_value(rows[result._uuid]) for result in self.results]
-            if propagate:
-                for result, value in zip(self.results, values, strict=True):
-                    if rows[result._uuid]["state"] in _RAISING:
-                        raise value
-        if callback is None:
-            return values
-        for result, value in zip(self.results, values, strict=True):
-            callback(result.id, value)
-        return []
-
-    def join(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 1.0,
-        callback: Callable[[str, Any], Any] | None = None,
-        no_ack: bool = True,
-        on_message: None = None,
-        disable_sync_subtasks: bool = True,
-        on_interval: Callable[[], Any] | None = None,
-    ) -> list[Any]:
-        """The same as :meth:`get` (Celery's name)."""
-        return self.get(
-            timeout,
-            propagate,
-            interval,
-            callback,
-            no_ack,
-            on_message,
-            disable_sync_subtasks,
-            on_interval,
-        )
-
-    join_native = join
-
-    def _wait(
-        self,
-        deadline: float | None,
-        interval: float,
-        timeout: float | None,
-        on_interval: Callable[[], Any] | None,
-    ) -> dict[uuid.UUID, dict[str, Any]]:
-        done: dict[uuid.UUID, dict[str, Any]] = {}
-        pending = self._collect(self._uuids(), done)
-        if not pending:
-            return done
-        if unfinished.sent_in_open_transaction(pending[0]):
-            why = unfinished.open_transaction_message(pending[0])
-            raise exceptions.TimeoutError(self._unfinished(pending, why))
-        with waiters.waiting(pending) as waiter:
-            while True:
-                # Read after registering, and after every wake: no finish is missed.
-                pending = self._collect(pending, done)
-                if not pending:
-                    return done
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    why = unfinished.explain(pending[0], timeout)
-                    raise exceptions.TimeoutError(self._unfinished(pending, why))
-                woken = waiter.wait(interval if left is None else min(interval, left))
-                if not woken and on_interval is not None:
-                    on_interval()
-
-    def _unfinished(self, pending: list[uuid.UUID], why: str) -> str:
-        return (
-            f"{len(pending)} of the {len(self.results)} jobs of {self._label()} are not "
-            f"finished after the timeout; the first of them: {why}"
-        )
-
-    def _collect(
-        self, pending: list[uuid.UUID], done: dict[uuid.UUID, dict[str, Any]]
-    ) -> list[uuid.UUID]:
-        """Read the ``pending`` jobs; move finished ones to ``done``; return the rest."""
-        for job_id, row in self._rows(pending).items():
-            if row["state"] in states.READY:
-                done[job_id] = row
-        return [job_id for job_id in pending if job_id not in done]
-
-    def then(
-        self,
-        callback: Callable[[Any], Any],
-        on_error: Callable[[BaseException], Any] | None = None,
-        weak: bool = False,
-    ) -> promises.Promise:
-        """Call ``callback(self)`` once every job has finished; see
-        :meth:`AsyncResult.then`."""
-        if not self._stored():
-            raise TypeError("then() needs results of sent jobs (AsyncResult members)")
-        return promises.when_ready(self, self._uuids(), callback, on_error)
-
-    # Changing -------------------------------------------------------------------
-
-    def revoke(
-        self,
-        connection: Any = None,
-        terminate: bool = False,
-        signal: Any = None,
-        wait: bool = False,
-        timeout: float | None = None,
-    ) -> int:
-        """Revoke every job (and what follows each in its workflow); return how many
-        were revoked. See :meth:`AsyncResult.revoke`."""
-        signums.parse(signal)  # checked once, before any job is revoked
-        return sum(
-            bool(result.revoke(terminate=terminate, signal=signal)) for result in self.results
-        )
-
-    def forget(self) -> None:
-        """Delete the finished jobs' rows."""
-        for result in self.results:
-            result.forget()
-
-
-class GroupResult(ResultSet):
-    """The results of a group's jobs, in the group's order; restorable by id."""
-
-    def __init__(
-        self,
-        id: str | uuid.UUID | None = None,
-        results: Iterable[Any] | None = None,
-        parent: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(results or [])
-        self.id: str = str(ids.new_id() if id is None else ids.parse(id))
-        self.parent: Any = parent
-
-    def __repr__(self) -> str:
-        members = ", ".join(str(r.id) for r in self.results)
-        return f"<GroupResult: {self.id} [{members}]>"
-
-    def __str__(self) -> str:
-        return self.id
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, GroupResult):
-            return (
-                other.id == self.id
-                and other.results == self.results
-                and other.parent == self.parent
-            )
-        if isinstance(other, str):
-            return other == self.id
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def __bool__(self) -> bool:
-        return True
-
-    def _label(self) -> str:
-        return f"group {self.id}"
-
-    @property
-    def children(self) -> list[Any]:
-        """The members' results (Celery's name for ``results`` here)."""
-        return self.results
-
-    @classmethod
-    def restore(
-        cls, id: str | uuid.UUID, backend: Any = None, app: Any = None
-    ) -> GroupResult | None:
-        """The group with this id, or None if there is none (never sent nor saved)."""
-        group_id = ids.parse(id)
-        row = Group.objects.using(conf.database()).filter(pk=group_id).first()
-        if row is None:
-            return None
-        return cls(group_id, [AsyncResult(job_id) for job_id in row.job_ids])
-
-    def save(self, backend: Any = None) -> GroupResult:
-        """Store the group so that :meth:`restore` finds it by id in any process.
-
-        Groups that were sent are stored already; this is for a ``GroupResult`` made
-        here from sent jobs' results.
-        """
-        if not self._stored():
-            raise TypeError("only a group of sent jobs' results (AsyncResult members) can be saved")
-        broker.save_group(ids.parse(self.id), self._uuids())
-        return self
-
-    def delete(self, backend: Any = None) -> None:
-        """Delete the stored group (its jobs stay; see :meth:`forget`)."""
-        broker.delete_group(ids.parse(self.id))
+                raise result_rows.value(failed[job._uuid])
