@@ -14,7 +14,7 @@ from django.utils import timezone
 import djqueue
 from djqueue.core import registry, states
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.db import broker, gates, sql
+from djqueue.db import broker, claims, gates, sql
 from djqueue.db.models import Job, Limit
 from tests.testapp import tasks
 
@@ -135,7 +135,7 @@ def test_a_process_without_limited_tasks_never_takes_the_limited_path(
     def fail(*args: Any) -> None:
         raise AssertionError("limited path taken")
 
-    monkeypatch.setattr(broker, "claim_limited", fail)
+    monkeypatch.setattr(claims, "claim_limited", fail)
     assert len(broker.claim(["default"], 100, "w1", 30.0, limited=False)) == 1
     assert broker.claim(["default"], 100, "w1", 30.0, limited=False) == []
 
