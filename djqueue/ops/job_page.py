@@ -46,8 +46,8 @@ class Button:
     confirm: str
 
 
-# name -> (label, permission, states the job must be in (None: any finished one), the
-# confirmation asked first).
+# name -> (label, permission, the states the job must be in, the confirmation asked
+# first). Run again sends a new job, so it takes the permission to queue jobs again.
 BUTTONS: dict[str, tuple[str, str, frozenset[str], str]] = {
     "retry": (
         "Retry",
