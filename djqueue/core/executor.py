@@ -169,8 +169,14 @@ def _run(
 
 
 def _request(
-    task: Task[Any, Any], job: ClaimedJob, args: list[Any], kwargs: dict[str, Any], is_eager: bool
+    task: Task[Any, Any] | None,
+    job: ClaimedJob,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    is_eager: bool,
 ) -> context.Request:
+    """The request of ``job``; ``task`` is None when its name is not registered here (a
+    signal about it is still sent, with what the row says)."""
     carried = options.read(job.workflow)
     return context.Request(
         id=str(job.id),
@@ -203,7 +209,9 @@ def _request(
         headers=carried.headers,
         shadow=carried.shadow or None,
         ignore_result=(
-            task.ignore_result if carried.ignore_result is None else carried.ignore_result
+            bool(getattr(task, "ignore_result", False))
+            if carried.ignore_result is None
+            else carried.ignore_result
         ),
         time_limit=carried.time_limit,
         soft_time_limit=carried.soft_time_limit,

@@ -51,6 +51,9 @@ task_revoked = Signal()
 task_unknown = Signal()
 # A job whose arguments cannot be decoded; sender None; message (the claimed job), exc.
 task_rejected = Signal()
+# A worker took a job and hands it to its pool (before it runs); sender: the Worker
+# (Celery's consumer); request (the job's request, as self.request will read).
+task_received = Signal()
 
 # Worker (the runworker process) -----------------------------------------------------
 
@@ -61,6 +64,14 @@ celeryd_init = Signal()
 worker_init = Signal()
 # Once it serves; sender: the Worker.
 worker_ready = Signal()
+# In each process forked to run jobs (a prefork child, the process of a quarantined
+# job) before its first job, and in a solo worker's own process when its pool starts;
+# sender None, no arguments. Threads and gevent pools do not send it (as in Celery).
+worker_process_init = Signal()
+# When a shutdown begins (a signal, or control's shutdown); sender: the worker's
+# hostname; sig (the signal's name, such as "SIGTERM"; None for a control command),
+# how ("Warm" or "Cold"), exitcode (what the worker will exit with).
+worker_shutting_down = Signal()
 # Once it has stopped (after a warm shutdown); sender: the Worker.
 worker_shutdown = Signal()
 
@@ -81,9 +92,12 @@ NAMES = (
     "task_revoked",
     "task_unknown",
     "task_rejected",
+    "task_received",
     "celeryd_init",
     "worker_init",
     "worker_ready",
+    "worker_process_init",
+    "worker_shutting_down",
     "worker_shutdown",
     "beat_init",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from djqueue.core import conf, registry
+from djqueue.core import conf, executor, registry, signals
 from djqueue.core.limits import Rate
 from djqueue.core.records import ClaimedJob
 from djqueue.runtime.held import Held
@@ -73,10 +73,13 @@ class Claimer:
     def submit(self, jobs: list[ClaimedJob]) -> None:
         """Hand claimed jobs to the pool; once stopping, back to the queue instead."""
         worker = self.worker
+        received = signals.task_received.has_listeners()
         for index, job in enumerate(jobs):
             if worker.stopping.is_set():
                 self.release(jobs[index:])
                 return
+            if received:
+                signals.emit(signals.task_received, worker, request=executor.request_of(job))
             worker.pool.submit(job)
 
     def release(self, jobs: Sequence[ClaimedJob]) -> None:

@@ -52,9 +52,11 @@ class Housekeeping:
             now = time.monotonic()
             if worker.hard_stop.is_set():
                 logger.warning("Cold shutdown: handing running jobs back now.")
+                shutdown.shutting_down("Cold")
                 shutdown.hand_back_and_exit()
             if worker.stopping.is_set() and not announced:
                 announced = True
+                shutdown.shutting_down("Warm")
                 shutdown.announce_warm()
             if shutdown.grace_over(now):
                 logger.warning("Grace period over: handing running jobs back.")

@@ -16,7 +16,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from djqueue.core import conf
+from djqueue.core import conf, signals
 from djqueue.runtime import pools
 from djqueue.runtime.notices import WAKE
 from djqueue.runtime.outage import DB_ERRORS, describe
@@ -36,6 +36,11 @@ class Shutdown:
         self.store = worker.store
         self.grace = conf.number("SHUTDOWN_GRACE_SECONDS")
         self.requested_at = 0.0
+        # The signal that asked for each kind of shutdown ("Warm", "Cold"; None: a
+        # control command), and the kinds worker_shutting_down was sent for.
+        self.signals: dict[str, str | None] = {}
+        self._announced: set[str] = set()
+        self._lock = threading.Lock()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT: warm shutdown (again: cold); SIGQUIT: cold at once."""
@@ -43,32 +48,51 @@ class Shutdown:
             return
 
         def soft(signum: int, frame: FrameType | None) -> None:
-            self.stop()
+            self.stop(sig=signal.Signals(signum).name)
 
         def hard(signum: int, frame: FrameType | None) -> None:
-            self.stop(hard=True)
+            self.stop(hard=True, sig=signal.Signals(signum).name)
 
         signal.signal(signal.SIGTERM, soft)
         signal.signal(signal.SIGINT, soft)
         signal.signal(signal.SIGQUIT, hard)
 
-    def stop(self, hard: bool = False) -> None:
+    def stop(self, hard: bool = False, sig: str | None = None) -> None:
         """Stop claiming; running jobs finish within the grace period (``hard``: now).
 
-        Safe to call from a signal handler: it only sets flags. The control thread logs
-        and does the hand-back on its own connection, never on the one the main thread
-        may be using (logging here could also re-enter a stream the handler interrupted).
+        Safe to call from a signal handler: it only sets flags. The control thread logs,
+        sends ``worker_shutting_down`` (``sig`` names the signal that asked) and does
+        the hand-back on its own connection, never on the one the main thread may be
+        using (logging here could also re-enter a stream the handler interrupted).
         """
         worker = self.worker
         if hard or worker.stopping.is_set():
             # Set before ``stopping`` so that the control thread never takes a cold
             # shutdown for a warm one.
+            self.signals["Cold"] = sig
             worker.hard_stop.set()
         else:
+            self.signals["Warm"] = sig
             self.requested_at = time.monotonic()
         # Cold too: the main loop must stop claiming while the jobs are handed back.
         worker.stopping.set()
         worker.events.put(WAKE)
+
+    def shutting_down(self, how: str) -> None:
+        """Send ``worker_shutting_down`` as Celery does (``how``: "Warm" or "Cold"), with
+        the exit code to come; once for each kind (the control thread sends it as the
+        shutdown begins, the main thread if it stopped first)."""
+        with self._lock:
+            if how in self._announced:
+                return
+            self._announced.add(how)
+        signals.emit(
+            signals.worker_shutting_down,
+            self.worker.options.hostname,
+            sig=self.signals.get(how),
+            how=how,
+            exitcode=0 if how == "Warm" else 1,
+        )
 
     def grace_over(self, now: float) -> bool:
         """Whether a warm shutdown has outlived its grace period (monotonic ``now``)."""

@@ -187,6 +187,8 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 self.guarded(self.tick)
+            if not self.hard_stop.is_set():
+                self.shutdown.shutting_down("Warm")
             self.shutdown.drain()
             self.outage.until_up(self.store.worker_stopped, self.name, self.jobs_done)
         finally:

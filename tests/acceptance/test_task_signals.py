@@ -85,7 +85,8 @@ def test_task_and_worker_signals_in_a_real_worker(
 
     # One slot: the signals of one job are not interleaved with another's. task_success
     # names no job (as in Celery): it is the one between the job's prerun and postrun.
-    start = heard.index(_of(heard, ok.id)[0])
+    prerun = next(line for line in _of(heard, ok.id) if line["signal"] == "task_prerun")
+    start = heard.index(prerun)
     sent = heard[start : start + 3]
     assert [line["signal"] for line in sent] == ["task_prerun", "task_success", "task_postrun"]
     assert sent[0]["sender"] == "task:tests.testapp.tasks.add" and sent[0]["args"] == [1, 1]
@@ -103,14 +104,35 @@ def test_task_and_worker_signals_in_a_real_worker(
     assert retry["reason"] == "exception:Retry" and retry["einfo"] == "einfo:ConnectionError"
     assert retry["request"]["hostname"].startswith(worker.hostname)
 
-    [revoked] = _of(heard, expired.id)
+    # Each job was received first (task_received), then:
+    received_first = _of(heard, expired.id)[0], _of(heard, unknown.id)[0]
+    assert [line["signal"] for line in received_first] == ["task_received"] * 2
+    [revoked] = _of(heard, expired.id)[1:]
     assert (revoked["signal"], revoked["expired"], revoked["terminated"]) == (
         "task_revoked",
         True,
         False,
     )
-    [unknown_sent] = _of(heard, unknown.id)
+    [unknown_sent] = _of(heard, unknown.id)[1:]
     assert (unknown_sent["signal"], unknown_sent["name"]) == ("task_unknown", "nowhere.defined")
+
+    # task_received: in the worker, with the job's request, before the job runs.
+    received = next(line for line in _of(heard, ok.id) if line["signal"] == "task_received")
+    assert received["pid"] == worker.pid and received["sender"] == "object:Worker"
+    assert received["request"]["task"] == tasks.add.name
+    assert heard.index(received) < heard.index(prerun)
+    # worker_process_init: in each prefork child before its first job; threads send none.
+    inits = [line for line in heard if line["signal"] == "worker_process_init"]
+    if pool == "prefork":
+        assert inits and all(line["pid"] != worker.pid for line in inits)
+        assert inits[0]["sender"] is None
+    else:
+        assert inits == []
+    # worker_shutting_down: in the worker, as the warm shutdown begins.
+    [down] = [line for line in heard if line["signal"] == "worker_shutting_down"]
+    assert (down["pid"], down["sender"]) == (worker.pid, worker.hostname)
+    assert (down["sig"], down["how"], down["exitcode"]) == ("SIGTERM", "Warm", 0)
+    assert lifecycle.index("worker_shutting_down") < lifecycle.index("worker_shutdown")
 
     # Every signal also reached a receiver that raised: logged, and nothing else.
     assert "a receiver that fails" in worker.log()

@@ -175,3 +175,11 @@ def test_a_failing_receiver_does_not_change_the_outcome(caplog: Any) -> None:
     assert result.get() == 2
     assert failed.state == "FAILURE" and failed.error_message == "x"
     assert "receiver bug" in caplog.text
+
+
+def test_the_request_of_a_job_whose_task_is_not_registered_here() -> None:
+    # Signals about such a job (task_received, task_revoked) still get its request.
+    job = _job("tests.testapp.tasks.nope", "[1]", expired=True)
+    request = executor.request_of(job)
+    assert (request.id, request.task, request.args) == (str(job.id), job.task_name, (1,))
+    assert request.ignore_result is False

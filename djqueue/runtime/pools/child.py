@@ -23,7 +23,7 @@ from typing import BinaryIO, NoReturn
 
 from django.db import close_old_connections, connections
 
-from djqueue.core import executor, text
+from djqueue.core import executor, signals, text
 from djqueue.core.exceptions import SoftTimeLimitExceeded
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime.interrupt import ThreadWindow
@@ -103,6 +103,7 @@ def serve(
     try:
         parent = os.getppid()
         _detach(index, parent, inherited, slot)
+        signals.emit(signals.worker_process_init, None)
         with open(jobs_fd, "rb") as jobs, open(outcomes_fd, "wb") as outcomes:
             _serve(jobs, outcomes, limits, parent)
     except BaseException:

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 
-from djqueue.core import executor, text
+from djqueue.core import executor, signals, text
 from djqueue.core.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime import gevent_patch
@@ -147,6 +147,7 @@ def _serve(job: ClaimedJob, source: int, sink: int, parent: int) -> None:
     try:
         os.close(source)
         child_process.detach(parent)
+        signals.emit(signals.worker_process_init, None)
         outcome = _run_apart(job) if gevent_patch.is_patched() else child_process.run(job)
         line = messages.outcome_line(outcome, "")
         view = memoryview(line)

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 
+from djqueue.core import signals
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime.interrupt import ThreadWindow
 from djqueue.runtime.pools.base import Runner, Running
@@ -32,7 +33,8 @@ class SoloPool:
         self._current: tuple[uuid.UUID, float, ThreadWindow] | None = None
 
     def start(self) -> None:
-        pass
+        # Jobs run in this very process: it is the pool's process, as in Celery.
+        signals.emit(signals.worker_process_init, None)
 
     def submit(self, job: ClaimedJob) -> None:
         with self._lock:
