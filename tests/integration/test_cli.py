@@ -42,7 +42,11 @@ def test_inspect_active_and_scheduled() -> None:
     running = StartedJobFactory(lease_expires_at=timezone.now() + datetime.timedelta(minutes=1))
     later = tasks.add.apply_async((1, 2), countdown=600, queue="later")
     active, _ = run("inspect", "active")
-    assert str(running.id) in active and "worker=gone-worker" in active
+    header, line = active.splitlines()
+    assert header.split() == ["ID", "TASK", "QUEUE", "WORKER", "RUNNING", "FOR"]
+    assert line.split()[:4] == [str(running.id), running.task_name, "default", "gone-worker"]
+    # Aligned: each column starts where its header does.
+    assert line.index("gone-worker") == header.index("WORKER")
     scheduled, _ = run("inspect", "scheduled", "-Q", "later")
     assert str(later.id) in scheduled
     empty, _ = run("inspect", "scheduled", "-Q", "nothing-here")
@@ -55,7 +59,8 @@ def test_inspect_reserved_lists_jobs_claimed_but_not_started() -> None:
     broker.mark_started("host.7", [(first.id, first.attempt, 0.0)])
     reserved, _ = run("inspect", "reserved")
     active, _ = run("inspect", "active")
-    assert str(second.id) in reserved and "held by worker=host.7" in reserved
+    assert str(second.id) in reserved and "HELD BY" in reserved
+    assert reserved.splitlines()[1].split()[-1] == "host.7"
     assert str(first.id) not in reserved
     assert str(first.id) in active and str(second.id) not in active
     status, _ = run("status")
@@ -140,3 +145,79 @@ def test_names_from_rows_reach_the_terminal_escaped() -> None:
     assert shown.count("t\\x1b]0;pwned\\x07") == 3  # active, scheduled, stats
     assert shown.count("w\\x1b]0;pwned\\x07") == 2  # status, active
     assert "q\\x1b[2J" in shown and "threads\\x1b[2J" in shown
+
+
+def test_result_shows_state_times_and_the_value() -> None:
+    sent = tasks.add.delay(2, 3)
+    Job.objects.filter(pk=sent.id).update(
+        state=states.SUCCESS,
+        result=5,
+        worker="w1.1.a",
+        attempt=1,
+        started_at=timezone.now() - datetime.timedelta(seconds=2),
+        finished_at=timezone.now(),
+    )
+    out, _ = run("result", sent.id)
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    assert lines["id"] == sent.id and lines["task"] == tasks.add.name
+    assert (lines["state"], lines["result"], lines["worker"]) == ("SUCCESS", "5", "w1.1.a")
+    assert lines["args"] == "[2, 3]" and lines["attempts"] == "1 (retries 0)"
+    assert lines["runtime"].endswith("s") and lines["finished"].startswith("20")
+    with pytest.raises(CommandError, match="is not a UUID"):
+        run("result", "nope")
+    with pytest.raises(CommandError, match="no job"):
+        run("result", "01a20b7e-d1ba-7000-a831-fba7ec660303")
+
+
+def test_result_of_a_failure_shows_the_error_and_traceback_escaped() -> None:
+    failed = JobFactory(
+        state=states.FAILURE,
+        error_type="ValueError",
+        error_message=f"bad{TITLE}",
+        traceback=f"Traceback (most recent call last):\n  line 1\nValueError: bad{CLEAR}\n",
+        finished_at=timezone.now(),
+    )
+    out, _ = run("result", str(failed.id))
+    assert "\x1b" not in out and "\x07" not in out
+    assert "error     ValueError: bad\\x1b]0;pwned\\x07" in out
+    assert "traceback:\n  Traceback (most recent call last):\n    line 1\n" in out
+
+
+def test_call_sends_a_job_and_prints_its_id() -> None:
+    out, _ = run("call", tasks.add.name, "[2, 3]", "--queue", "cli", "--countdown", "60")
+    job = Job.objects.get(pk=out.strip())
+    assert (job.args, job.kwargs, job.queue) == ([2, 3], {}, "cli")
+    assert job.eta > timezone.now() + datetime.timedelta(seconds=50)
+    out, _ = run("call", tasks.add.name, "--kwargs", '{"x": 1, "y": 2}', "--priority", "5")
+    job = Job.objects.get(pk=out.strip())
+    assert (job.kwargs, job.priority) == ({"x": 1, "y": 2}, 5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tests.testapp.tasks.ad", "[1, 2]"], "did you mean"),
+        ([tasks.add.name, "[1, 2"], "ARGS is not JSON"),
+        ([tasks.add.name, '{"x": 1}'], "ARGS must be an array in JSON"),
+        ([tasks.add.name, "--kwargs", "[1]"], "--kwargs must be an object in JSON"),
+        ([tasks.add.name, "[1, 2, 3]"], "cannot send tests.testapp.tasks.add"),
+        ([tasks.add.name, "[1, 2]", "--eta", "tomorrow"], "is not an ISO time"),
+        ([tasks.add.name, "[1, 2]", "--eta", "2030-01-01T09:00"], "has no time zone"),
+        ([tasks.add.name, "[1, 2]", "--args", "[1, 2]"], "give the arguments once"),
+    ],
+)
+def test_call_says_what_was_wrong(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        run("call", *args)
+    assert not Job.objects.exists()
+
+
+def test_control_checks_its_arguments_before_sending() -> None:
+    with pytest.raises(CommandError, match="control rate_limit takes TASK RATE"):
+        run("control", "rate_limit", tasks.add.name)
+    with pytest.raises(CommandError, match="N must be a whole number"):
+        run("control", "pool_grow", "two")
+    with pytest.raises(CommandError, match="rate limits hold across all workers"):
+        run("control", "rate_limit", tasks.add.name, "1/s", "-d", "w1")
+    _, err = run("control", "shutdown", "-t", "0.5")
+    assert "No live worker answered." in err

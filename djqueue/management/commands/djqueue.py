@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 from typing import Any
@@ -15,7 +16,7 @@ from djqueue.core import conf, ids, signums, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
-from djqueue.management import beat_import
+from djqueue.management import beat_import, calls, events, tables
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
@@ -23,12 +24,14 @@ LIST_LIMIT = 50
 JOB_LISTS = ["active", "reserved", "scheduled", "revoked"]
 # Asked of the live workers, or read from their rows (djqueue.control.inspect).
 WORKER_REPORTS = ["ping", "stats", "registered", "active_queues"]
+# manage.py djqueue control COMMAND: the commands of djqueue.control that change workers.
+CONTROL_COMMANDS = ["rate_limit", "pool_grow", "pool_shrink", "shutdown"]
 
 
 class Command(BaseCommand):
     help = (
-        "Task queue operations: status, inspect, revoke, retry, purge, pause, resume, prune, "
-        "roles, import-beat."
+        "Task queue operations: status, inspect, ping, result, call, events, control, revoke, "
+        "retry, purge, pause, resume, prune, roles, import-beat."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -57,6 +60,30 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="how long to wait for the workers' replies (default 1)",
         )
+        ping = commands.add_parser("ping", help="ask the live workers whether they answer")
+        _worker_options(ping)
+        calls.add_parsers(commands)
+        events_parser = commands.add_parser(
+            "events", help="a live tail of what the workers do (Ctrl-C to stop)"
+        )
+        events_parser.add_argument("--queue", "-Q", default=None, help="only this queue")
+        events_parser.add_argument(
+            "--count", "-n", type=int, default=None, help="stop after this many events"
+        )
+        events_parser.add_argument(
+            "--timeout", type=float, default=None, metavar="SECONDS", help="stop after SECONDS"
+        )
+        remote = commands.add_parser(
+            "control", help="change running workers: rate_limit, pool_grow, pool_shrink, shutdown"
+        )
+        remote.add_argument("command", choices=CONTROL_COMMANDS)
+        remote.add_argument(
+            "values",
+            nargs="*",
+            metavar="ARG",
+            help="rate_limit: TASK RATE (10/s, 100/m, 0 for none); pool_grow, pool_shrink: N",
+        )
+        _worker_options(remote)
         revoke = commands.add_parser(
             "revoke",
             help="make jobs that have not started never run (--terminate: stop running ones too)",
@@ -118,6 +145,16 @@ class Command(BaseCommand):
             self._status()
         elif action == "inspect":
             self._inspect(options)
+        elif action == "ping":
+            self._worker_report("ping", options["destination"], options["timeout"])
+        elif action == "result":
+            self._write_lines(calls.result(options["job_id"]))
+        elif action == "call":
+            self.stdout.write(calls.call(options))
+        elif action == "events":
+            self._events(options)
+        elif action == "control":
+            self._control(options)
         elif action == "revoke":
             self._revoke(options["job_ids"], options["terminate"], options["signal"])
         elif action == "retry":
@@ -172,12 +209,13 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         shown = list(jobs[: LIST_LIMIT + 1])
-        for job in shown[:LIST_LIMIT]:
-            self.stdout.write(self._job_line(job, what))
-        if len(shown) > LIST_LIMIT:
-            self.stdout.write(f"(first {LIST_LIMIT} shown)")
         if not shown:
             self.stdout.write(f"No {what} jobs.")
+            return
+        headers, rows = _job_table(what, shown[:LIST_LIMIT])
+        self._write_lines(tables.table(headers, rows))
+        if len(shown) > LIST_LIMIT:
+            self.stdout.write(f"(first {LIST_LIMIT} shown)")
 
     def _worker_report(self, what: str, destination: list[str] | None, timeout: float) -> None:
         try:
@@ -188,26 +226,27 @@ class Command(BaseCommand):
         if not replies:
             self.stderr.write("No live worker answered.")
             return
+        rows: list[tuple[object, ...]] = []
         for worker, reply in sorted(replies.items()):
             if what == "ping":
-                shown = reply.get("ok", reply) if isinstance(reply, dict) else reply
-                self.stdout.write(f"{_shown(worker)}: {_shown(str(shown))}")
-                continue
-            self.stdout.write(f"{_shown(worker)}:")
-            body = json.dumps(reply, indent=2, sort_keys=True, default=str)
-            for line in body.splitlines():
-                self.stdout.write(f"  {_shown(line)}")
+                rows.append((worker, reply.get("ok", reply) if isinstance(reply, dict) else reply))
+            elif what == "registered":
+                rows.extend((worker, name) for name in reply or [])
+            elif isinstance(reply, dict):
+                rows.extend((worker, key, value) for key, value in _flat(reply))
+            else:
+                rows.extend((worker, _compact(item)) for item in reply or [])
+        headers = {
+            "ping": ("WORKER", "REPLY"),
+            "registered": ("WORKER", "TASK"),
+        }.get(
+            what, ("WORKER", "KEY", "VALUE") if rows and len(rows[0]) == 3 else ("WORKER", "ITEM")
+        )
+        self._write_lines(tables.table(headers, rows))
 
-    def _job_line(self, job: Job, what: str) -> str:
-        task, queue = _shown(job.task_name), _shown(job.queue)
-        if what == "active":
-            since = _ago(job.started_at) if job.started_at else "?"
-            return f"{job.id}  {task}  queue={queue} worker={_shown(job.worker)} for {since}"
-        if what == "reserved":
-            return f"{job.id}  {task}  queue={queue} held by worker={_shown(job.worker)}"
-        if what == "revoked":
-            return f"{job.id}  {task}  queue={queue} {_shown(job.error_message)}"
-        return f"{job.id}  {task}  queue={queue} at {job.eta.isoformat()}"
+    def _write_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.stdout.write(line)
 
     def _task_stats(self) -> None:
         figures = stats.task_figures(1.0)
@@ -221,6 +260,55 @@ class Command(BaseCommand):
             )
 
     # changes --------------------------------------------------------------------
+
+    def _events(self, options: dict[str, Any]) -> None:
+        count, timeout = options["count"], options["timeout"]
+        if count is not None and count < 1:
+            raise CommandError("--count must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise CommandError("--timeout must be a positive number of seconds")
+
+        def write(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the tail, quietly
+            events.tail(write, count, timeout, options["queue"])
+
+    def _control(self, options: dict[str, Any]) -> None:
+        command, values = options["command"], options["values"]
+        wanted = {"rate_limit": 2, "pool_grow": 1, "pool_shrink": 1, "shutdown": 0}[command]
+        if len(values) != wanted:
+            usage = {
+                "rate_limit": "TASK RATE (such as 100/m; 0 for no limit)",
+                "pool_grow": "N (slots to add)",
+                "pool_shrink": "N (slots to remove)",
+                "shutdown": "no arguments",
+            }[command]
+            raise CommandError(f"control {command} takes {usage}")
+        where: dict[str, Any] = {
+            "destination": options["destination"],
+            "reply": True,
+            "timeout": options["timeout"],
+        }
+        try:
+            if command == "rate_limit":
+                replies = control.rate_limit(values[0], values[1], **where)
+            elif command in ("pool_grow", "pool_shrink"):
+                try:
+                    n = int(values[0])
+                except ValueError:
+                    raise CommandError(f"N must be a whole number, not {values[0]!r}") from None
+                replies = getattr(control, command)(n, **where)
+            else:
+                replies = control.shutdown(**where)
+        except (ValueError, LookupError) as exc:
+            raise CommandError(str(exc)) from None
+        if not replies:
+            self.stderr.write("No live worker answered.")
+            return
+        rows = [(worker, _compact(reply)) for each in replies for worker, reply in each.items()]
+        self._write_lines(tables.table(("WORKER", "REPLY"), sorted(rows)))
 
     def _revoke(self, job_ids: list[str], terminate: bool, signal: str | None) -> None:
         try:
@@ -282,6 +370,67 @@ class Command(BaseCommand):
             verb = "made" if role.created else "brought up to date"
             self.stdout.write(f"{role.name}: {verb}, {len(role.permissions)} permission(s)")
         self.stdout.write("Add users to these groups (and tick 'staff status') to give a role.")
+
+
+def _worker_options(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--destination",
+        "-d",
+        action="append",
+        default=None,
+        metavar="WORKER",
+        help="only this worker (its -n name or full name; may be repeated)",
+    )
+    parser.add_argument(
+        "--timeout",
+        "-t",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long to wait for the workers' replies (default 1)",
+    )
+
+
+def _job_table(what: str, jobs: list[Job]) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The columns of a job list (inspect active, reserved, scheduled, revoked)."""
+    if what == "active":
+        return ("ID", "TASK", "QUEUE", "WORKER", "RUNNING FOR"), [
+            (
+                job.id,
+                job.task_name,
+                job.queue,
+                job.worker,
+                _ago(job.started_at) if job.started_at else "?",
+            )
+            for job in jobs
+        ]
+    if what == "reserved":
+        return ("ID", "TASK", "QUEUE", "HELD BY"), [
+            (job.id, job.task_name, job.queue, job.worker) for job in jobs
+        ]
+    if what == "revoked":
+        return ("ID", "TASK", "QUEUE", "WHY"), [
+            (job.id, job.task_name, job.queue, job.error_message) for job in jobs
+        ]
+    return ("ID", "TASK", "QUEUE", "ETA"), [
+        (job.id, job.task_name, job.queue, job.eta.isoformat(timespec="seconds")) for job in jobs
+    ]
+
+
+def _flat(reply: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A nested reply (stats) as ``(dotted.key, value)`` rows."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted(reply.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(_flat(value, f"{name}."))
+        else:
+            rows.append((name, _compact(value)))
+    return rows
+
+
+def _compact(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
 
 
 def _state(job_id: Any) -> str | None:
