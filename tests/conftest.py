@@ -1,8 +1,10 @@
 """Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise);
 ``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
-test."""
+test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -19,9 +21,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the chaos suite at full size (about 15 minutes; also DJQUEUE_CHAOS_FULL=1)",
     )
+    parser.addoption(
+        "--pgbouncer-full",
+        action="store_true",
+        default=False,
+        help="run every PgBouncer test, not only the smoke ones (also DJQUEUE_PGBOUNCER_FULL=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not (config.getoption("--pgbouncer-full") or os.environ.get("DJQUEUE_PGBOUNCER_FULL")):
+        smoke_only = pytest.mark.skip(reason="full PgBouncer test: run with --pgbouncer-full")
+        for item in items:
+            marker = item.get_closest_marker("pgbouncer")
+            if marker is not None and marker.kwargs.get("full"):
+                item.add_marker(smoke_only)
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="soak test: run with --soak")

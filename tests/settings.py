@@ -61,7 +61,13 @@ DJQUEUE = {
     "SHUTDOWN_GRACE_SECONDS": float(os.environ.get("DJQUEUE_GRACE_SECONDS", "30")),
     "POLL_INTERVAL_SECONDS": float(os.environ.get("DJQUEUE_POLL_SECONDS", "1")),
     "SERIES_ROLLUP_SECONDS": float(os.environ.get("DJQUEUE_SERIES_ROLLUP_SECONDS", "30")),
+    # Processes started behind a pooler (tests/acceptance/test_pgbouncer.py).
+    "LISTEN_DSN": os.environ.get("DJQUEUE_LISTEN_DSN") or None,
 }
+if "DJQUEUE_PREPARED_STATEMENTS" in os.environ:
+    DJQUEUE["PREPARED_STATEMENTS"] = {"true": True, "false": False}.get(
+        os.environ["DJQUEUE_PREPARED_STATEMENTS"], os.environ["DJQUEUE_PREPARED_STATEMENTS"]
+    )
 
 # Django 6's Tasks framework, backed by djqueue (ignored by Django 5.2).
 TASKS = {

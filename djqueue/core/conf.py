@@ -68,9 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "FINISH_FLUSH_MS": 5.0,
     # Rows per INSERT statement in bulk enqueue.
     "BULK_BATCH_SIZE": 5000,
-    # Prepare the broker's statements on the server (planned once per connection). Turn
-    # off behind a transaction-mode pooler that cannot keep prepared statements.
-    "PREPARED_STATEMENTS": True,
+    # Prepare the broker's statements on the server (planned once per connection): True,
+    # False, or "auto": on unless LISTEN_DSN is set, which says that DATABASES goes
+    # through a transaction-mode pooler (see prepared_statements()).
+    "PREPARED_STATEMENTS": "auto",
     # A direct (non-pooled) DSN for LISTEN, for setups behind a transaction pooler.
     "LISTEN_DSN": None,
     # Guards against a network link that dies without a word (djqueue.db.sessions): TCP
@@ -160,6 +161,28 @@ def optional_number(name: str) -> float | None:
 def flag(name: str) -> bool:
     """The setting ``name`` as true or false."""
     return bool(get(name))
+
+
+def prepared_statements() -> tuple[bool, str]:
+    """Whether the broker prepares its statements on the server, and why (one sentence).
+
+    ``PREPARED_STATEMENTS`` True or False decides; ``"auto"`` (the default) turns them
+    off when ``LISTEN_DSN`` is set: a direct DSN for LISTEN is what a project behind a
+    transaction-mode pooler sets, and such a pooler may hand each transaction to a
+    server connection where the statement was never prepared (PgBouncer before 1.21,
+    or without ``max_prepared_statements``).
+    """
+    value = get("PREPARED_STATEMENTS")
+    if value is True or value is False:
+        return value, f"DJQUEUE['PREPARED_STATEMENTS'] is {value}"
+    if value != "auto":
+        raise ImproperlyConfigured(_wrong("PREPARED_STATEMENTS", value, 'True, False or "auto"'))
+    if get("LISTEN_DSN"):
+        return False, (
+            "DJQUEUE['PREPARED_STATEMENTS'] is \"auto\" and LISTEN_DSN is set, which says "
+            "that DATABASES goes through a transaction-mode pooler"
+        )
+    return True, "DJQUEUE['PREPARED_STATEMENTS'] is \"auto\" and LISTEN_DSN is not set"
 
 
 def string(name: str) -> str:

@@ -1,6 +1,6 @@
 """The cursor every statement of the data layer's job calls runs on: Django's connection
 for the queue database (so: in the caller's transaction), with the statements prepared on
-the server when ``PREPARED_STATEMENTS`` is on (docs/design.md, "Prepared statements")."""
+the server when ``PREPARED_STATEMENTS`` says so (docs/design.md, "Prepared statements")."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def queue_cursor() -> Iterator[CursorWrapper]:
 @contextmanager
 def _django_cursor() -> Iterator[CursorWrapper]:
     db = connections[conf.database()]
-    if not conf.flag("PREPARED_STATEMENTS"):
+    if not conf.prepared_statements()[0]:
         with db.cursor() as cursor:
             yield cursor
         return

@@ -1,4 +1,5 @@
-"""System checks: PostgreSQL as the queue database, known settings, BEAT_SCHEDULE."""
+"""System checks: PostgreSQL as the queue database, known settings, prepared statements,
+BEAT_SCHEDULE."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 from djqueue.beat import beat_schedule
 from djqueue.core import conf
@@ -17,6 +19,7 @@ from djqueue.ops import celery_checks
 def register() -> None:
     checks.register(check_database, checks.Tags.database, deploy=False)
     checks.register(check_settings)
+    checks.register(check_prepared_statements)
     checks.register(check_beat_schedule)
     checks.register(celery_checks.check_celery_settings)
     checks.register(celery_checks.check_routes)
@@ -71,6 +74,46 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             id="djqueue.W001",
         )
         for key in conf.unknown_keys()
+    ]
+
+
+def check_prepared_statements(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Which way the broker's statements go, and why, unless it is the plain default.
+
+    Silent when they are prepared because nothing says a pooler is in between (the
+    default without ``LISTEN_DSN``); otherwise one line says whether they are prepared
+    and what decided it, so that a deployment behind a pooler can see it.
+    """
+    try:
+        prepared, why = conf.prepared_statements()
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                f"{exc}.",
+                hint='Use "auto" (the default), True or False; see docs/settings.md.',
+                id="djqueue.E008",
+            )
+        ]
+    if prepared and not conf.get("LISTEN_DSN"):
+        return []
+    if prepared:
+        return [
+            checks.Info(
+                f"djqueue prepares its statements on the server ({why}), though LISTEN_DSN is set.",
+                hint="Right with a pooler that keeps prepared statements (PgBouncer 1.21 or "
+                "later with max_prepared_statements above 0); behind one that does not, "
+                'set DJQUEUE["PREPARED_STATEMENTS"] to "auto" or False.',
+                id="djqueue.I001",
+            )
+        ]
+    return [
+        checks.Info(
+            f"djqueue does not prepare its statements on the server: {why}.",
+            hint="Each statement is planned on every call. Behind a pooler that keeps "
+            "prepared statements (PgBouncer 1.21 or later with max_prepared_statements "
+            'above 0), or without a pooler, set DJQUEUE["PREPARED_STATEMENTS"] to True.',
+            id="djqueue.I002",
+        )
     ]
 
 

@@ -1,17 +1,30 @@
 """djqueue through PgBouncer in transaction pooling mode (Debian's ``pgbouncer``).
 
 Each test starts its own PgBouncer (tests/acceptance/pgbouncer.py) in front of the test
-server; skipped, with the reason, where the program is not installed.
+server; skipped, with the reason, where the program is not installed. The default suite
+runs the first two; ``--pgbouncer-full`` (or ``DJQUEUE_PGBOUNCER_FULL=1``) runs the
+polling fallbacks too.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from django.db import connection
 
+from djqueue.db.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
 from tests.acceptance import pgbouncer
+from tests.acceptance.conftest import REPO_ROOT, Workers, _free_port, wait_until
+from tests.testapp import tasks
+
+NOOP = "tests.testapp.tasks.noop"
 
 pytestmark = pytest.mark.pgbouncer
 
@@ -43,3 +56,142 @@ def test_transaction_pooling_shares_server_connections_and_loses_prepared_statem
             pytest.skip("this PgBouncer may track prepared statements (max_prepared_statements)")
         with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
             second.execute("SELECT %s::int + 2", [1], prepare=True)
+
+
+# A process of this project that sends jobs and reads the admin's overview JSON, with
+# the queue database (DATABASES) through PgBouncer: prints what it got as JSON.
+CLIENT = """
+import json, sys
+import django
+django.setup()
+from django.contrib.auth.models import User
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+from djqueue.core import conf
+from tests.testapp import tasks
+
+ids = [str(tasks.add.delay(i, i).id) for i in range(int(sys.argv[1]))]
+ids += [str(r.id) for r in tasks.add.delay_many([(i, 1) for i in range(int(sys.argv[1]))])]
+url = reverse("admin:djqueue_overview_data")
+request = RequestFactory().get(url)
+request.user = User(username="admin", is_superuser=True, is_staff=True, is_active=True)
+response = resolve(url).func(request)
+print(json.dumps({
+    "ids": ids,
+    "prepared": conf.prepared_statements()[0],
+    "overview_status": response.status_code,
+    "overview": json.loads(response.content),
+}))
+"""
+
+
+def _run_client(workers: Workers, env: dict[str, str], jobs: int) -> dict[str, Any]:
+    """Run :data:`CLIENT` as a process like the workers' (its environment: ``env``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(jobs)],
+        cwd=REPO_ROOT,
+        env=workers._env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def _through(
+    bouncer: pgbouncer.PgBouncer, listen_dsn: str = "", poll: str = "0.5"
+) -> dict[str, str]:
+    """The environment of a process whose DATABASES goes through ``bouncer``."""
+    return {
+        "PGPORT": str(bouncer.port),
+        "DJQUEUE_LISTEN_DSN": listen_dsn,
+        "DJQUEUE_POLL_SECONDS": poll,
+    }
+
+
+def _direct_dsn() -> str:
+    return f"host=127.0.0.1 port=5432 user=postgres dbname={connection.settings_dict['NAME']}"
+
+
+def _all_succeed(ids: list[str], timeout: float) -> None:
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids, state="SUCCESS").count() == len(ids),
+        timeout=timeout,
+        what=f"{len(ids)} jobs to succeed",
+        interval=0.1,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_beat_admin_and_delay_through_pgbouncer_listen_direct(
+    bouncer: pgbouncer.PgBouncer, workers: Workers
+) -> None:
+    interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    every_second = PeriodicTask.objects.create(
+        name="through-pgbouncer", task=NOOP, interval=interval
+    )
+    # A long poll interval: a job picked up soon after it is sent was woken by NOTIFY,
+    # heard on the direct LISTEN_DSN connection.
+    env = _through(bouncer, listen_dsn=_direct_dsn(), poll="30")
+    worker = workers.start("-P", "threads", "-c", "4", env=env)
+    beat = workers.start(entry=("-m", "django", "runbeat"), prefix="b", wait_ready=False, env=env)
+
+    sent = _run_client(workers, env, jobs=50)
+    assert sent["prepared"] is False, "auto: LISTEN_DSN is set, so no prepared statements"
+    assert sent["overview_status"] == 200
+    assert "queues" in sent["overview"] or sent["overview"], sent["overview"]
+    _all_succeed(sent["ids"], timeout=20)
+    assert sorted(
+        Job.objects.filter(id__in=sent["ids"]).values_list("result", flat=True)
+    ) == sorted([2 * i for i in range(50)] + [i + 1 for i in range(50)])
+
+    # Pick-up by notification, not by the 30 s poll.
+    late = tasks.add.delay(20, 22)
+    sent_at = time.monotonic()
+    _all_succeed([str(late.id)], timeout=10)
+    assert time.monotonic() - sent_at < 5, "woken by the poll, not by NOTIFY"
+
+    # The beat leads (its lock is on the direct connection) and its slots run.
+    beat.wait_for_log("is now the leader", timeout=15)
+    wait_until(
+        lambda: (
+            Job.objects.filter(
+                id__in=PeriodicRun.objects.filter(periodic_task=every_second).values("job_id"),
+                state="SUCCESS",
+            ).count()
+            >= 2
+        ),
+        timeout=20,
+        what="two beat slots to run",
+        interval=0.2,
+    )
+    slots = list(
+        PeriodicRun.objects.filter(periodic_task=every_second).values_list("slot", flat=True)
+    )
+    assert len(slots) == len(set(slots))
+    for process in (worker, beat):
+        assert process.process.poll() is None
+        assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.pgbouncer(full=True)
+@pytest.mark.parametrize("listen", ["unset", "unreachable"])
+def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
+    bouncer: pgbouncer.PgBouncer, workers: Workers, listen: str
+) -> None:
+    # Unset: LISTEN goes through PgBouncer, where notifications never arrive. Unreachable:
+    # nothing listens on that port. Either way the worker polls every 0.5 s.
+    dsn = "" if listen == "unset" else f"host=127.0.0.1 port={_free_port()} user=postgres"
+    env = {**_through(bouncer, listen_dsn=dsn), "DJQUEUE_PREPARED_STATEMENTS": "false"}
+    worker = workers.start("-P", "threads", "-c", "2", env=env)
+    sent = _run_client(workers, env, jobs=10)
+    _all_succeed(sent["ids"], timeout=20)
+    # Again, once the worker has been idle and (maybe) reconnecting for a while.
+    again = _run_client(workers, env, jobs=5)
+    _all_succeed(again["ids"], timeout=20)
+    assert worker.process.poll() is None
+    if listen == "unreachable":
+        assert "Cannot LISTEN" in worker.log()

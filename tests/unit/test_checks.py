@@ -120,3 +120,39 @@ def test_manage_py_check_reports_every_bad_entry(settings: Any) -> None:
     assert "(djqueue.E005) BEAT_SCHEDULE['report']" in text
     assert f"did you mean {ADD!r}?" in text
     assert "(djqueue.E006) BEAT_SCHEDULE['cleanup']" in text
+
+
+def test_prepared_statements_by_default_say_nothing(settings: Any) -> None:
+    settings.DJQUEUE = {}
+    assert checks.check_prepared_statements() == []
+
+
+def test_listen_dsn_turns_prepared_statements_off_and_the_check_says_why(settings: Any) -> None:
+    settings.DJQUEUE = {"LISTEN_DSN": "postgresql://db-primary/shop"}
+    [info] = checks.check_prepared_statements()
+    assert info.id == "djqueue.I002"
+    assert "does not prepare" in info.msg and "LISTEN_DSN is set" in info.msg
+
+
+def test_prepared_statements_forced_on_behind_a_pooler_are_reported(settings: Any) -> None:
+    settings.DJQUEUE = {"LISTEN_DSN": "postgresql://db-primary/shop", "PREPARED_STATEMENTS": True}
+    [info] = checks.check_prepared_statements()
+    assert info.id == "djqueue.I001"
+    assert "max_prepared_statements" in info.hint
+
+
+def test_prepared_statements_turned_off_are_reported(settings: Any) -> None:
+    settings.DJQUEUE = {"PREPARED_STATEMENTS": False}
+    [info] = checks.check_prepared_statements()
+    assert info.id == "djqueue.I002"
+    assert "PREPARED_STATEMENTS'] is False" in info.msg
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_prepared_statements_value_that_is_not_one_of_the_three_is_an_error(
+    settings: Any, value: Any
+) -> None:
+    settings.DJQUEUE = {"PREPARED_STATEMENTS": value}
+    [error] = checks.check_prepared_statements()
+    assert error.id == "djqueue.E008"
+    assert repr(value) in error.msg
