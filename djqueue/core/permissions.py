@@ -20,6 +20,7 @@ TERMINATE = "terminate_job"
 RETRY = "retry_job"
 DELETE_JOBS = "delete_job"
 PAUSE = "pause_queue"
+LIMIT_QUEUES = "change_queue"
 CONTROL_WORKERS = "control_worker"
 RUN_PERIODIC = "run_periodictask"
 
@@ -43,7 +44,7 @@ ADMIN = (
     DELETE_JOBS,
     PAUSE,
     "add_queue",
-    "change_queue",
+    LIMIT_QUEUES,
     CONTROL_WORKERS,
     RUN_PERIODIC,
     *(

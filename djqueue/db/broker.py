@@ -14,6 +14,7 @@ Callers use this module; each concern is a module of its own, with its statement
 
 from djqueue.db.claims import (
     claim,
+    claim_capped,
     claim_limited,
     mark_started,
     release,
@@ -38,6 +39,7 @@ from djqueue.db.operations import (
     save_group,
     set_claimed_rate_limit,
     set_paused,
+    set_queue_limits,
     set_rate_limit,
     update_progress,
     update_state,
@@ -51,6 +53,7 @@ from djqueue.db.workers import (
 
 __all__ = [
     "claim",
+    "claim_capped",
     "claim_limited",
     "delete_finished",
     "delete_group",
@@ -76,6 +79,7 @@ __all__ = [
     "save_group",
     "set_claimed_rate_limit",
     "set_paused",
+    "set_queue_limits",
     "set_rate_limit",
     "set_worker_queues",
     "update_progress",

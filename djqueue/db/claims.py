@@ -14,7 +14,7 @@ from django.db import transaction
 
 from djqueue.core import conf
 from djqueue.core.records import ClaimedJob
-from djqueue.db import gates, sql
+from djqueue.db import gates, queue_gates, sql
 from djqueue.db.cursors import queue_cursor
 
 logger = logging.getLogger("djqueue.broker")
@@ -32,6 +32,22 @@ def claim(
     at least every ``gates.INTERVAL`` seconds in any case, so that a backlog of plain
     jobs cannot starve them.
     """
+    capped = queue_gates.among(queues)
+    if not capped:
+        return _claim_uncapped(queues, limit, worker, lease, limited)
+    # Queues with limits of their own: each through its gate, after the others.
+    free = [queue for queue in queues if queue not in capped]
+    jobs = _claim_uncapped(free, limit, worker, lease, limited) if free else []
+    for queue, limits in capped.items():
+        if len(jobs) < limit:
+            jobs += claim_capped(queue, limits, limit - len(jobs), worker, lease, limited)
+    return jobs
+
+
+def _claim_uncapped(
+    queues: Sequence[str], limit: int, worker: str, lease: float, limited: bool
+) -> list[ClaimedJob]:
+    """:func:`claim` from queues without limits of their own."""
     jobs: list[ClaimedJob] = []
     limited_first = gates.due(limited)
     if limited_first:
@@ -54,6 +70,34 @@ def _claim_plain(queues: Sequence[str], limit: int, worker: str, lease: float) -
     with queue_cursor() as cursor:
         cursor.execute(query, [queue_param, limit, worker, lease])
         return _claimed(cursor.fetchall(), worker)
+
+
+def claim_capped(
+    queue: str,
+    limits: queue_gates.QueueLimit,
+    want: int,
+    worker: str,
+    lease: float,
+    limited: bool,
+) -> list[ClaimedJob]:
+    """Take up to ``want`` due jobs from ``queue``, no more than its own limits allow
+    over all workers (see ``sql.LOCK_QUEUE_GATE``); none when another worker is claiming
+    from it at this moment."""
+    key = queue_gates.gate_key(queue)
+    with transaction.atomic(using=conf.database()), queue_cursor() as cursor:
+        cursor.execute(sql.LOCK_QUEUE_GATE, {"key": key})
+        if cursor.fetchone() is None:
+            return []
+        room: dict[str, Any] = {"want": want, "queue": queue, "key": key}
+        room |= {"concurrency": limits.concurrency, "rate": limits.rate}
+        cursor.execute(sql.QUEUE_ROOM, {**room, "period": limits.period or 1.0})
+        allowed = int(cursor.fetchone()[0])
+        if allowed <= 0:
+            return []
+        jobs = _claim_uncapped([queue], allowed, worker, lease, limited)
+        if jobs and limits.rate is not None:
+            cursor.execute(sql.QUEUE_STARTS, {"key": key, "n": len(jobs), "period": limits.period})
+        return jobs
 
 
 # Limits locked by one limited claim at most: bounds its locks and the size of its query.

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from djqueue.core import conf
-from djqueue.db import sql
+from djqueue.db import queue_gates, sql
 from djqueue.db.cursors import queue_cursor
 
 
@@ -158,10 +158,29 @@ def set_claimed_rate_limit(
 
 
 def paused_queues() -> set[str]:
-    """The queues paused now."""
+    """The queues paused now. Also takes note of the queues' own limits, which later
+    claims in this process keep to (:mod:`djqueue.db.queue_gates`)."""
     with queue_cursor() as cursor:
-        cursor.execute(sql.PAUSED_QUEUES)
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(sql.QUEUE_STATES)
+        rows = cursor.fetchall()
+    queue_gates.update(
+        (name, queue_gates.QueueLimit(concurrency, rate, period))
+        for name, _, concurrency, rate, period in rows
+        if concurrency is not None or rate is not None
+    )
+    return {name for name, paused, *_ in rows if paused}
+
+
+def set_queue_limits(queue: str, concurrency: int | None, rate: tuple[int, float] | None) -> None:
+    """Limit ``queue`` over all workers together: at most ``concurrency`` of its jobs
+    held by workers at once, at most ``rate`` ``(count, period)`` started per period
+    (None: no such limit). Workers keep to it within a second."""
+    count, period = rate if rate is not None else (None, None)
+    with queue_cursor() as cursor:
+        cursor.execute(
+            sql.SET_QUEUE_LIMITS,
+            {"queue": queue, "concurrency": concurrency, "rate": count, "period": period},
+        )
 
 
 def update_progress(job_id: uuid.UUID, attempt: int, worker: str, progress: dict[str, Any]) -> bool:

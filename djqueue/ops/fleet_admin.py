@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE
 from django.core.exceptions import PermissionDenied
@@ -20,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue.client import control
-from djqueue.core import conf, states
+from djqueue.core import conf, limits, states
 from djqueue.db import broker
 from djqueue.db.models import Job, Queue, Worker
 from djqueue.ops import access, admin_tables, durations, links, queue_page, worker_control
@@ -282,6 +283,47 @@ def _job_link(job: object) -> SafeString:
     )
 
 
+class QueueForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A queue row: paused, and its limits over all workers (a rate as ``"100/m"``)."""
+
+    rate = forms.CharField(
+        required=False,
+        label="Rate limit",
+        help_text="Jobs of the queue started per second, minute or hour over all workers, "
+        'such as "10/s" or "100/m"; empty: none.',
+    )
+
+    class Meta:
+        model = Queue
+        fields = ("name", "paused", "concurrency_limit")
+        labels = {"concurrency_limit": "Concurrency limit"}
+        help_texts = {
+            "concurrency_limit": "Jobs of the queue held by workers at once, over all "
+            "workers together; empty: none."
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "rate" in self.fields:
+            self.fields["rate"].initial = queue_page.rate_text(self.instance)
+
+    def clean_concurrency_limit(self) -> int | None:
+        value: int | None = self.cleaned_data.get("concurrency_limit")
+        if value is not None and value < 1:
+            raise forms.ValidationError("A concurrency limit is 1 or more (empty: none).")
+        return value
+
+    def clean_rate(self) -> tuple[int, float] | None:
+        text = (self.cleaned_data.get("rate") or "").strip()
+        if not text:
+            return None
+        try:
+            rate = limits.parse_rate(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return (rate.count, rate.period)
+
+
 @admin.register(Queue)
 class QueueAdmin(admin_tables.NeedsTables):
     """Queues: their list is a live page of every queue (:mod:`djqueue.ops.queue_page`)
@@ -293,7 +335,8 @@ class QueueAdmin(admin_tables.NeedsTables):
     """
 
     list_display = ("name", "paused", "changed_at")
-    fields = ("name", "paused")
+    form = QueueForm
+    fields = ("name", "paused", "concurrency_limit", "rate")
     actions = ["pause", "resume"]
 
     def get_urls(self) -> list[URLPattern]:
@@ -316,6 +359,7 @@ class QueueAdmin(admin_tables.NeedsTables):
             "title": "Queues",
             "opts": self.model._meta,
             "may_pause": self.has_pause_permission(request),
+            "may_limit": self.has_limit_permission(request),
             "may_add": self.has_add_permission(request),
             **queue_page.context(queue_page.rows()),
         }
@@ -340,7 +384,20 @@ class QueueAdmin(admin_tables.NeedsTables):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         name = ("name",) if obj is not None else ()
-        return name if self.has_pause_permission(request) else (*name, "paused")
+        paused = () if self.has_pause_permission(request) else ("paused",)
+        limited = () if self.has_limit_permission(request) else ("concurrency_limit", "rate")
+        return (*name, *paused, *limited)
+
+    @admin.display(description="rate limit")
+    def rate(self, obj: Queue) -> str:
+        return queue_page.rate_text(obj) or "-"
+
+    def has_limit_permission(self, request: HttpRequest) -> bool:
+        return access.may(request.user, access.LIMIT_QUEUES)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # The queues page links a queue without a row to the add form, named.
+        return {"name": request.GET.get("name", "")}
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -358,6 +415,9 @@ class QueueAdmin(admin_tables.NeedsTables):
         if bool(was) != obj.paused and not self.has_pause_permission(request):
             raise PermissionDenied("Pausing and resuming a queue needs djqueue.pause_queue.")
         broker.set_paused(obj.name, obj.paused)
+        if self.has_limit_permission(request) and "concurrency_limit" in form.cleaned_data:
+            rate = form.cleaned_data.get("rate")
+            broker.set_queue_limits(obj.name, form.cleaned_data["concurrency_limit"], rate)
 
     @admin.action(description="Pause selected queues", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:

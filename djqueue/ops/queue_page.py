@@ -39,11 +39,19 @@ class Row:
     failed: int
     workers: list[str]
     paused: bool
-    known: bool  # it has a row of its own (it was paused once), which can be edited
+    known: bool  # it has a row of its own (paused or limited once), which can be edited
+    concurrency_limit: int | None = None
+    rate: str = ""
 
     @property
     def per_minute(self) -> float:
         return self.ended / (WINDOW.total_seconds() / 60)
+
+    @property
+    def limits(self) -> str:
+        """Its limits in words ("2 at once, 100/m"), "" for none."""
+        parts = [f"{self.concurrency_limit} at once"] if self.concurrency_limit else []
+        return ", ".join([*parts, self.rate] if self.rate else parts)
 
     @property
     def unserved(self) -> bool:
@@ -64,7 +72,7 @@ def rows() -> list[Row]:
     served by a live worker, or has a row (paused now or once), by name."""
     end = timezone.now()
     depths = {depth.queue: depth for depth in stats.queue_depths()}
-    known = dict(Queue.objects.using(conf.database()).values_list("name", "paused"))
+    known = {row.name: row for row in Queue.objects.using(conf.database())}
     serving: dict[str, list[str]] = {}
     for worker in stats.live_workers():
         for queue in worker.queues or []:
@@ -85,11 +93,22 @@ def rows() -> list[Row]:
                 ended=ended.get(name, 0),
                 failed=failed.get(name, 0),
                 workers=serving.get(name, []),
-                paused=bool(known.get(name)),
+                paused=name in known and known[name].paused,
                 known=name in known,
+                concurrency_limit=known[name].concurrency_limit if name in known else None,
+                rate=rate_text(known[name]) if name in known else "",
             )
         )
     return found
+
+
+def rate_text(row: Queue) -> str:
+    """A queue row's rate limit as it is written (``"100/m"``); "" for none."""
+    if row.rate_limit is None or row.rate_period is None:
+        return ""
+    units = {1.0: "s", 60.0: "m", 3600.0: "h"}
+    unit = units.get(row.rate_period)
+    return f"{row.rate_limit}/{unit}" if unit else f"{row.rate_limit}/{row.rate_period:g}s"
 
 
 def _ended(

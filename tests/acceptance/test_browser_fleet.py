@@ -114,6 +114,7 @@ def test_the_queues_page_flags_queues_and_pauses_one(
     page: Any, live_server: Any, workers: Workers, django_user_model: Any
 ) -> None:
     broker.set_paused("reports", True)
+    broker.set_queue_limits("reports", 2, (100, 60.0))
     JobFactory.create_batch(3, queue="reports", task_name=tasks.echo.name)
     JobFactory.create_batch(2, queue="nobody", task_name=tasks.echo.name)
     workers.start("-P", "threads", "-c", "2", "-Q", "default,mail")
@@ -124,6 +125,7 @@ def test_the_queues_page_flags_queues_and_pauses_one(
     assert row.locator(".djq-due").inner_text() == "2"
     reports = page.locator('#djq-queue-table tr[data-queue="reports"]')
     assert reports.locator(".djq-queue-status").inner_text() == "paused"
+    assert reports.locator(".djq-limits").inner_text() == "2 at once, 100/m"
     assert page.locator('#djq-queue-table tr[data-queue="mail"] .djq-workers').inner_text() == "1"
     _docs_shot(page, "queues")
 

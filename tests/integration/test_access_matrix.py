@@ -240,6 +240,13 @@ def control_worker(client: Client) -> str:
     return done(response, sent)
 
 
+def limit_queue(client: Client) -> str:
+    Queue.objects.create(name="mail")
+    url = reverse("admin:djqueue_queue_change", args=["mail"])
+    response = client.post(url, {"concurrency_limit": "3", "rate": "10/s"})
+    return done(response, Queue.objects.get(name="mail").concurrency_limit == 3)
+
+
 def preview_schedule(client: Client) -> str:
     url = reverse("admin:djqueue_crontabschedule_preview")
     response = client.get(url, {"minute": "0", "hour": "8", "timezone": "UTC"})
@@ -310,6 +317,7 @@ PROBES: dict[str, Callable[[Client], str]] = {
     "run a job again (job page)": run_again,
     "delete finished jobs": job_action("delete_finished_jobs", states.SUCCESS),
     "pause and resume queues": pause_queues,
+    "change a queue's limits": limit_queue,
     "edit a periodic task": edit_periodic,
     "run a periodic task now": run_periodic_now,
     "point a periodic task at a past time": point_at_past,

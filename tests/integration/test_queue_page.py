@@ -104,3 +104,50 @@ def test_an_operator_sees_the_page_without_buttons_and_cannot_pause(fleet: None)
     response = client.post(reverse(COMMAND), {"queue": "mail", "command": "pause"})
     assert response.status_code == 403
     assert not Queue.objects.filter(name="mail").exists()
+
+
+def test_limits_are_set_from_the_queue_form_and_shown_on_the_page(
+    admin_client: Client, admin_user: User
+) -> None:
+    JobFactory(queue="mail")
+    page = admin_client.get(reverse(PAGE)).content.decode()
+    assert f"{reverse('admin:djqueue_queue_add')}?name=mail" in page
+    form = admin_client.get(reverse("admin:djqueue_queue_add"), {"name": "mail"})
+    assert 'value="mail"' in form.content.decode()
+    data = {"name": "mail", "concurrency_limit": "2", "rate": "100/m"}
+    response = admin_client.post(reverse("admin:djqueue_queue_add"), data)
+    assert response.status_code == 302
+    row = Queue.objects.get(name="mail")
+    assert (row.paused, row.concurrency_limit, row.rate_limit, row.rate_period) == (
+        False,
+        2,
+        100,
+        60.0,
+    )
+    assert LogEntry.objects.filter(object_id="mail", user=admin_user).exists()
+    assert "2 at once, 100/m" in admin_client.get(reverse(PAGE)).content.decode()
+
+    change = reverse("admin:djqueue_queue_change", args=["mail"])
+    bad = admin_client.post(change, {"concurrency_limit": "", "rate": "100/x"})
+    assert "has an unknown unit" in bad.content.decode()
+    admin_client.post(change, {"concurrency_limit": "", "rate": ""})
+    row = Queue.objects.get(name="mail")
+    assert (row.concurrency_limit, row.rate_limit) == (None, None)
+
+
+def test_limits_need_the_change_permission() -> None:
+    Queue.objects.create(name="mail")
+    user = User.objects.create_user("pauser", password="x", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_queue", "pause_queue"])
+    )
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("admin:djqueue_queue_change", args=["mail"])).content.decode()
+    assert 'name="rate"' not in page and 'name="concurrency_limit"' not in page
+    assert "djq-edit-limits" not in client.get(reverse(PAGE)).content.decode()
+    client.post(
+        reverse("admin:djqueue_queue_change", args=["mail"]),
+        {"paused": "on", "concurrency_limit": "1", "rate": "1/s"},
+    )
+    assert Queue.objects.get(name="mail").concurrency_limit is None

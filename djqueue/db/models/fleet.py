@@ -37,12 +37,21 @@ class Worker(models.Model):
 
 
 class Queue(models.Model):
-    """A queue workers must not take jobs from while it is paused. Rows exist only for
-    queues that were ever paused; jobs name their queue directly."""
+    """A queue workers must not take jobs from while it is paused, and its limits across
+    all workers (docs/limits.md#queue-limits). Rows exist only for queues that were ever
+    paused or limited; jobs name their queue directly."""
 
     name = models.CharField(max_length=100, primary_key=True)
     paused = models.BooleanField(default=False)
     changed_at = models.DateTimeField(auto_now=True)
+    # Limits of the whole queue, over all workers together; NULL: none.
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs of the queue held by workers at once, at most."
+    )
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs of the queue started per rate period, at most."
+    )
+    rate_period = models.FloatField(null=True, blank=True, help_text="Seconds.")
 
     class Meta:
         permissions = [("pause_queue", "Can pause and resume queues")]

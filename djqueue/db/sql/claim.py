@@ -39,6 +39,54 @@ CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id
 # With several queues: the same claim (rows sorted after the index scan).
 CLAIM_QUEUES = _CLAIM.format(queue_test="= ANY(%s::text[])", order="priority DESC, eta, id")
 
+# A limited queue (its own concurrency or rate limit, over all workers) is claimed in a
+# transaction of its own, as limited jobs are and for the same reason: LOCK_QUEUE_GATE
+# first (its djqueue_limit row ``queue:<name>``, made on first use), then, in a fresh
+# snapshot taken while the lock is held, QUEUE_ROOM counts the queue's jobs held by
+# workers and its starts in the rate window and says how many may be claimed now; the
+# claims follow in the same transaction, and QUEUE_STARTS logs them. Every claim from a
+# limited queue holds its lock, so claims under one queue limit are serialised. SKIP
+# LOCKED: a queue another worker is claiming from right now is left to it this time.
+LOCK_QUEUE_GATE = """
+WITH created AS (
+    INSERT INTO djqueue_limit (key, starts) VALUES (%(key)s, '{}')
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+),
+locked AS (
+    SELECT key FROM djqueue_limit WHERE key = %(key)s FOR UPDATE SKIP LOCKED
+)
+SELECT key FROM created UNION ALL SELECT key FROM locked
+"""
+
+# How many jobs of the queue may be claimed now: at most ``want``, what its concurrency
+# limit leaves (jobs held by workers, on the partial index of held jobs) and what its
+# rate limit leaves (starts within the window). A NULL limit leaves ``want``.
+QUEUE_ROOM = """
+SELECT LEAST(
+    %(want)s,
+    COALESCE(%(concurrency)s::int - (
+        SELECT count(*) FROM djqueue_job
+        WHERE state IN ('RECEIVED', 'STARTED') AND queue = %(queue)s
+    ), %(want)s),
+    COALESCE(%(rate)s::int - (
+        SELECT count(*) FROM djqueue_limit AS l, unnest(l.starts) AS s(at)
+        WHERE l.key = %(key)s
+              AND s.at > statement_timestamp() - make_interval(secs => %(period)s::float8)
+    ), %(want)s)
+)
+"""
+
+# The starts of a rate-limited queue's claims, the log trimmed to the window.
+QUEUE_STARTS = """
+UPDATE djqueue_limit
+SET starts = ARRAY(
+        SELECT s.at FROM unnest(starts) AS s(at)
+        WHERE s.at > statement_timestamp() - make_interval(secs => %(period)s::float8)
+    ) || array_fill(statement_timestamp(), ARRAY[%(n)s::int])
+WHERE key = %(key)s
+"""
+
 # Limited jobs (rate or concurrency limit) are claimed in a transaction of two statements:
 # LOCK_GATES, then CLAIM_GATED. Two statements because under READ COMMITTED a statement
 # sees the database as it was when the statement began: had one statement both waited

@@ -151,6 +151,27 @@ SELECT pg_notify('djqueue_pause', name) FROM changed
 # The paused queues (a worker reads them at start and when told they changed).
 PAUSED_QUEUES = "SELECT name FROM djqueue_queue WHERE paused"
 
+# A queue's limits (NULL: none). The notification is the pause channel's: workers read
+# the queues' state again, limits and pauses together, when it names one of theirs.
+SET_QUEUE_LIMITS = """
+WITH changed AS (
+    INSERT INTO djqueue_queue (name, paused, changed_at, concurrency_limit, rate_limit,
+                               rate_period)
+    VALUES (%(queue)s, false, now(), %(concurrency)s, %(rate)s, %(period)s)
+    ON CONFLICT (name) DO UPDATE
+    SET concurrency_limit = EXCLUDED.concurrency_limit, rate_limit = EXCLUDED.rate_limit,
+        rate_period = EXCLUDED.rate_period, changed_at = now()
+    RETURNING name
+)
+SELECT pg_notify('djqueue_pause', name) FROM changed
+"""
+
+# What a worker keeps of the queues: which are paused, and the limits of limited ones.
+QUEUE_STATES = """
+SELECT name, paused, concurrency_limit, rate_limit, rate_period FROM djqueue_queue
+WHERE paused OR concurrency_limit IS NOT NULL OR rate_limit IS NOT NULL
+"""
+
 # Progress of a running job, fenced like a finish: a stale run cannot overwrite it.
 UPDATE_PROGRESS = """
 UPDATE djqueue_job SET progress = %s::jsonb
