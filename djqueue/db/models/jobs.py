@@ -6,9 +6,10 @@ Only :mod:`djqueue.db.broker` writes them.
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Left
 
 from djqueue.core import codec, ids, states
 from djqueue.db.models.fields import TimestampArrayField
@@ -22,6 +23,28 @@ def parent_expression() -> Coalesce:
         KeyTextTransform("parent", "workflow"),
         KeyTextTransform("parent_id", KeyTransform("options", "workflow")),
     )
+
+
+# Characters of a job's error (type, then message) that error search looks through: a
+# message may hold megabytes, and a trigram index entry per character would too.
+SEARCHED_ERROR_CHARACTERS = 1000
+
+
+def call_values() -> CombinedExpression:
+    """A job's arguments and keyword arguments as one JSON array (``args || kwargs``:
+    the arguments, then the keyword arguments as one object), which the job list's
+    search matches by value (:mod:`djqueue.db.search`) through the GIN index
+    ``djqueue_job_call_search`` on exactly this expression (migration 0023)."""
+    return CombinedExpression(F("args"), "||", F("kwargs"), output_field=models.JSONField())
+
+
+def error_text() -> Left:
+    """A failed job's error as searched: ``"<type>: <message>"``, cut to
+    SEARCHED_ERROR_CHARACTERS: exactly the expression of the trigram index
+    ``djqueue_job_error_search`` (migration 0023)."""
+    with_type = CombinedExpression(F("error_type"), "||", Value(": "))
+    whole = CombinedExpression(with_type, "||", F("error_message"))
+    return Left(whole, SEARCHED_ERROR_CHARACTERS, output_field=models.TextField())
 
 
 class Job(models.Model):
@@ -168,6 +191,10 @@ class Job(models.Model):
                 condition=Q(workflow__isnull=False),
                 name="djqueue_job_parent",
             ),
+            # Search by argument value and in error text (djqueue_job_call_search and
+            # djqueue_job_error_search, on call_values() and error_text()) are made by
+            # migration 0023 in SQL: an operator class on an expression needs
+            # django.contrib.postgres in INSTALLED_APPS to be declared here.
         ]
         constraints = [
             # Unique jobs: the arbiter of enqueue's INSERT ... ON CONFLICT. Only waiting
