@@ -7,32 +7,19 @@ queues (:mod:`djqueue.ops.fleet_admin`) and the periodic tasks
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from django.contrib import admin
-from django.contrib.admin.models import CHANGE, DELETION
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from djqueue.core import conf, states, text
-from djqueue.db import broker, search
+from djqueue.core import states, text
 from djqueue.db.models import Job
-from djqueue.ops import access, job_page, overview
-from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured, log_entries
+from djqueue.ops import access, job_actions, job_list, job_page, overview
+from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
 from djqueue.ops.fleet_admin import QueueAdmin, WorkerAdmin
-from djqueue.ops.job_list import (
-    EstimatedCountPaginator,
-    JobChangeList,
-    TaskNameFilter,
-    WindowFilter,
-)
 from djqueue.ops.job_values import SHOWN_CHARACTERS, SHOWN_IN_A_CELL, pretty
 
 # The pages registered on import, re-exported by the documented ``djqueue.admin``.
@@ -43,32 +30,7 @@ REFRESH_SECONDS = 5
 
 
 @admin.register(Job)
-class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "task_name",
-        "coloured_state",
-        "queue",
-        "priority",
-        "attempt",
-        "enqueued_at",
-        "started_at",
-        "finished_at",
-        "runtime",
-        "progress_bar",
-        "worker",
-    )
-    list_filter = (
-        "state",
-        "queue",
-        TaskNameFilter,
-        ("enqueued_at", admin.DateFieldListFilter),
-        ("finished_at", WindowFilter),
-    )
-    actions = ["revoke_jobs", "terminate_jobs", "retry_failed_jobs", "delete_finished_jobs"]
-    search_fields = ("id",)  # shows the search box; see get_search_results
-    ordering = ("-id",)
-    paginator = EstimatedCountPaginator
+class JobAdmin(job_page.JobPage, job_list.JobList, job_actions.BatchActions, ReadOnlyAdmin):
     fieldsets = [
         (
             None,
@@ -110,9 +72,6 @@ class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
         "attempts",
     ]
 
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return JobChangeList
-
     # Actions: each has its own permission (ops.access); the admin sends them as
     # CSRF-protected POSTs.
 
@@ -127,49 +86,6 @@ class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
 
     def has_delete_finished_permission(self, request: HttpRequest) -> bool:
         return access.may(request.user, access.DELETE_JOBS)
-
-    @admin.action(description="Revoke selected jobs (those not started)", permissions=["revoke"])
-    def revoke_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        done = [job_id for job_id in ids if broker.revoke(job_id)]
-        self._log(request, done, "Revoked")
-        self.message_user(
-            request,
-            f"Revoked {len(done)} of {len(ids)} selected job(s). Jobs already running "
-            "are left to finish: Terminate stops them.",
-        )
-
-    @admin.action(
-        description="Terminate selected jobs (stop running ones)", permissions=["terminate"]
-    )
-    def terminate_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        ids = list(queryset.values_list("id", flat=True))
-        done = [job_id for job_id in ids if broker.revoke(job_id, terminate=True)]
-        self._log(request, done, "Revoked; running ones asked to stop")
-        self.message_user(request, f"Revoked or stopped {len(done)} of {len(ids)} selected job(s).")
-
-    @admin.action(description="Retry selected failed jobs", permissions=["retry"])
-    def retry_failed_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        ids = list(queryset.filter(state=states.FAILURE).values_list("id", flat=True))
-        count = broker.retry_failed(ids)
-        self._log(request, ids, "Queued again as a new attempt")
-        self.message_user(request, f"Queued {count} failed job(s) again.")
-
-    @admin.action(description="Delete selected finished jobs", permissions=["delete_finished"])
-    def delete_finished_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        finished = queryset.filter(state__in=states.READY)
-        ids = list(finished.values_list("id", flat=True))
-        self._log(request, ids, "Deleted", flag=DELETION)
-        count = broker.delete_finished(ids)
-        self.message_user(request, f"Deleted {count} finished job(s).")
-
-    def _log(
-        self, request: HttpRequest, job_ids: list[uuid.UUID], message: str, flag: int = CHANGE
-    ) -> None:
-        """One admin log entry per job, written in bulk."""
-        if job_ids:
-            jobs = Job.objects.using(conf.database()).filter(pk__in=job_ids)
-            log_entries(request, jobs, flag, message)
 
     @admin.display(description="workflow")
     def workflow_links(self, job: Job) -> SafeString:
@@ -208,13 +124,6 @@ class JobAdmin(job_page.JobPage, ReadOnlyAdmin):
                 message,
             )
         return format_html("{} {}", current, message)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
-    ) -> tuple[QuerySet[Job], bool]:
-        # Ids, argument values, error text and task names, each through an index
-        # (djqueue.db.search); the admin's own search would read the whole table.
-        return search.filtered(queryset, search_term), False
 
     @admin.display(description="state", ordering="state")
     def coloured_state(self, job: Job) -> SafeString:

@@ -1,7 +1,11 @@
-"""The job list's parts: its filters, its paginator, and the columns it leaves unread."""
+"""The admin's job list (docs/monitoring.md#the-job-list): dense columns, filters that
+stay cheap on a big table, search through the indexes of :mod:`djqueue.db.search`, and a
+count that never reads more than COUNT_LIMIT rows.
+"""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.contrib import admin
@@ -9,49 +13,139 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from djqueue.core import registry
-from djqueue.db import counts
-from djqueue.db.models import Job
+from djqueue.core import conf, registry, states
+from djqueue.db import counts, search
+from djqueue.db.models import Job, Worker
+from djqueue.ops import stats
 
 # Columns the job list never shows, left unread: each may hold megabytes.
 UNLISTED_FIELDS = ("args", "kwargs", "result", "error_message", "traceback", "history", "workflow")
+# A filtered list counts at most this many jobs (and says "more than" beyond): counting
+# every failure of a table of ten million jobs would take seconds on each page.
+COUNT_LIMIT = 10_000
+# Digits of a job id the list shows: the end of a time-ordered id, which differs from
+# job to job (its start is the moment it was sent, shared by the jobs of a minute).
+SHOWN_ID_DIGITS = 12
+# Workers offered by the worker filter: the ones heard from last.
+OFFERED_WORKERS = 30
+
+# Label backgrounds: darker shades of admin_base.STATE_COLOURS, for white text to read.
+STATE_COLOURS = {
+    states.PENDING: "#417690",
+    states.RECEIVED: "#8a6d00",
+    states.STARTED: "#b26b00",
+    states.RETRY: "#a85d00",
+    states.SUCCESS: "#2e7d32",
+    states.FAILURE: "#ba2121",
+    states.REVOKED: "#666666",
+    states.REJECTED: "#7b3f6e",
+    states.IGNORED: "#808080",
+}
 
 
-class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
-    """Counts an unfiltered job list from the planner's estimate instead of COUNT(*)."""
+class JobPaginator(Paginator):  # type: ignore[type-arg]
+    """Counts an unfiltered list from the planner's estimate, and a filtered one up to
+    COUNT_LIMIT + 1 rows (``more`` says whether there were more)."""
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        if isinstance(queryset, QuerySet) and not queryset.query.where:
+        if not isinstance(queryset, QuerySet):
+            return super().count
+        if not queryset.query.where:
             estimate = counts.estimated_rows(queryset.model._meta.db_table, queryset.db)
             # Below a few thousand rows the estimate is poor and COUNT(*) is cheap.
-            if estimate is not None and estimate > 10_000:
+            if estimate is not None and estimate > COUNT_LIMIT:
                 return estimate
-        return super().count
+        return int(queryset.order_by()[: COUNT_LIMIT + 1].count())
+
+    @property
+    def more(self) -> bool:
+        """Whether the count stopped at its limit (more jobs match)."""
+        queryset = self.object_list
+        filtered = isinstance(queryset, QuerySet) and bool(queryset.query.where)
+        return filtered and self.count > COUNT_LIMIT
+
+    @property
+    def shown_count(self) -> str:
+        """The count as the page shows it: "1,234", or "10,000+" past the limit."""
+        return f"{COUNT_LIMIT:,}+" if self.more else f"{self.count:,}"
 
 
-class TaskNameFilter(admin.SimpleListFilter):
-    """Filter by task, offering registered task names (no DISTINCT over the table)."""
+class JobChangeList(ChangeList):
+    """The job list, reading only the columns it shows."""
 
-    title = "task"
-    parameter_name = "task"
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Job]:
+        return super().get_queryset(request, exclude_parameters).defer(*UNLISTED_FIELDS)
+
+
+class _NamedFilter(admin.SimpleListFilter):
+    """A filter on one column by name, offering the names a cheap read finds, and the
+    chosen one even when that read does not find it (a link may name any)."""
+
+    field = ""
+
+    def names(self) -> set[str]:
+        raise NotImplementedError
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in registry.names()]
+        value = self.value()
+        chosen = {value} if value else set()
+        return [(name, name) for name in sorted(self.names() | chosen)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         value = self.value()
-        return queryset.filter(task_name=value) if value else queryset
+        return queryset if value is None else queryset.filter(**{self.field: value})
+
+
+class TaskFilter(_NamedFilter):
+    """By task: the registered task names (no DISTINCT over the table)."""
+
+    title = "task"
+    parameter_name = "task"
+    field = "task_name"
+
+    def names(self) -> set[str]:
+        return set(registry.names())
+
+
+class QueueFilter(_NamedFilter):
+    """By queue: those with jobs waiting or running, paused, or served by a live worker
+    (no DISTINCT over the table)."""
+
+    title = "queue"
+    parameter_name = "queue__exact"
+    field = "queue"
+
+    def names(self) -> set[str]:
+        served = {queue for worker in stats.live_workers() for queue in worker.queues or []}
+        return {depth.queue for depth in stats.queue_depths()} | stats.paused_queues() | served
+
+
+class WorkerFilter(_NamedFilter):
+    """By worker: the workers heard from last."""
+
+    title = "worker"
+    parameter_name = "worker__exact"
+    field = "worker"
+
+    def names(self) -> set[str]:
+        latest = Worker.objects.using(conf.database()).order_by("-last_heartbeat")
+        return set(latest.values_list("name", flat=True)[:OFFERED_WORKERS])
 
 
 class WindowFilter(admin.DateFieldListFilter):
-    """The date filter, which also shows a window it does not offer (the overview links
-    to a minute, an hour...) as the selected choice, from and to the second."""
+    """A date filter that also shows a window it does not offer (the overview links to
+    a minute, an hour...) as the chosen one, from and to the second."""
 
     def choices(self, changelist: Any) -> Any:
         offered = list(super().choices(changelist))
@@ -64,21 +158,183 @@ class WindowFilter(admin.DateFieldListFilter):
         return [*offered, {"selected": True, "query_string": current, "display": window}]
 
 
-def _moment(value: str) -> str:
-    """A moment from a URL, to the second in the current time zone (as given when it
-    is not one)."""
-    moment = parse_datetime(value)
+def _moment(value: Any) -> str:
+    """A moment from a URL, to the second in the current time zone."""
+    if isinstance(value, list):
+        value = value[-1]
+    moment = parse_datetime(str(value))
     if moment is None:
-        return value
+        return str(value)
     if timezone.is_aware(moment):
         moment = timezone.localtime(moment)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-class JobChangeList(ChangeList):
-    """The job list, reading only the columns it shows."""
+class JobList(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The job list's columns, filters, search and count, for the job admin."""
 
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Job]:
-        return super().get_queryset(request, exclude_parameters).defer(*UNLISTED_FIELDS)
+    list_display = (
+        "job_id",
+        "task",
+        "state_badge",
+        "queue_name",
+        "attempt",
+        "enqueued",
+        "started",
+        "finished",
+        "took",
+        "worker_name",
+    )
+    list_display_links = None
+    list_filter = (
+        "state",
+        QueueFilter,
+        TaskFilter,
+        WorkerFilter,
+        ("enqueued_at", WindowFilter),
+        ("finished_at", WindowFilter),
+    )
+    search_fields = ("id",)  # shows the search box; see get_search_results
+    search_help_text = (
+        "A job id or its start, an argument value, name=value for a keyword argument, "
+        "or text of an error."
+    )
+    ordering = ("-id",)
+    list_per_page = 100
+    paginator = JobPaginator
+    show_full_result_count = False
+    # Counts beside every filter choice would count the whole table once per choice.
+    show_facets = admin.ShowFacets.NEVER
+
+    class Media:
+        css = {"all": ("djqueue/job_list.css",)}
+        js = ("djqueue/job_list.js",)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        # Ids, argument values, error text and task names, each through an index
+        # (djqueue.db.search); the admin's own search would read the whole table.
+        return search.filtered(queryset, search_term), False
+
+    @admin.display(description="id", ordering="id")
+    def job_id(self, job: Job) -> SafeString:
+        full = str(job.id)
+        return format_html(
+            '<span class="djq-id"><a href="{}" title="{}"><code>…{}</code></a>'
+            '<button type="button" class="djq-copy" data-copy="{}" title="Copy the id {}">'
+            "copy</button></span>",
+            reverse("admin:djqueue_job_change", args=[job.pk]),
+            full,
+            full[-SHOWN_ID_DIGITS:],
+            full,
+            full,
+        )
+
+    @admin.display(description="task", ordering="task_name")
+    def task(self, job: Job) -> SafeString:
+        return _cut(job.task_name)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, job: Job) -> SafeString:
+        """The state as a coloured label; under it, a running job's progress."""
+        badge = format_html(
+            '<span class="djq-state" style="background-color: {}">{}</span>',
+            STATE_COLOURS.get(job.state, "#000000"),
+            job.state,
+        )
+        if job.state != states.STARTED or not job.progress:
+            return badge
+        return format_html('{}<div class="djq-progress">{}</div>', badge, _progress(job))
+
+    @admin.display(description="queue", ordering="queue")
+    def queue_name(self, job: Job) -> SafeString:
+        return _cut(job.queue)
+
+    @admin.display(description="worker", ordering="worker")
+    def worker_name(self, job: Job) -> SafeString:
+        return _cut(job.worker) if job.worker else format_html("{}", "-")
+
+    @admin.display(description="enqueued", ordering="id")
+    def enqueued(self, job: Job) -> SafeString:
+        return when(job.enqueued_at)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, job: Job) -> SafeString:
+        return when(job.started_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, job: Job) -> SafeString:
+        return when(job.finished_at)
+
+    @admin.display(description="runtime")
+    def took(self, job: Job) -> str:
+        if job.started_at is None or job.finished_at is None:
+            return "-"
+        return duration((job.finished_at - job.started_at).total_seconds())
+
+
+def _progress(job: Job) -> SafeString:
+    """The progress a running task reported (its message is on the job's page)."""
+    # update_state's meta may be any JSON value; only a dict can carry a progress.
+    progress = job.progress if isinstance(job.progress, dict) else {}
+    current, total = progress.get("current"), progress.get("total")
+    if current is None:
+        return format_html("{}", "")
+    if total:
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {}/{}', current, total, current, total
+        )
+    return format_html("{}", current)
+
+
+def _cut(name: str) -> SafeString:
+    """A name on one line, cut with an ellipsis when long (the whole of it on hover)."""
+    return format_html('<span class="djq-cut" title="{}">{}</span>', name, name)
+
+
+def when(moment: datetime.datetime | None, now: datetime.datetime | None = None) -> SafeString:
+    """``moment`` to the second, in the current time zone, and how long ago (or in how
+    long) it is."""
+    if moment is None:
+        return format_html("{}", "-")
+    now = now or timezone.now()
+    local, today = (timezone.localtime(t) if timezone.is_aware(t) else t for t in (moment, now))
+    # To the second; the date only when it is not today's, the year when not this one's.
+    shown = "%H:%M:%S"
+    if local.date() != today.date():
+        shown = "%m-%d " + shown if local.year == today.year else "%Y-%m-%d " + shown
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time><span class="djq-ago">{}</span>',
+        moment.isoformat(),
+        local.isoformat(sep=" "),
+        local.strftime(shown),
+        ago((now - moment).total_seconds()),
+    )
+
+
+def ago(seconds: float) -> str:
+    """``seconds`` before now as "12 s ago", "5 min ago", "3 h ago", "2 d ago"; a
+    negative number as "in ..."."""
+    shown = duration(abs(seconds), whole=True)
+    return f"in {shown}" if seconds < 0 else f"{shown} ago"
+
+
+def duration(seconds: float, whole: bool = False) -> str:
+    """``seconds`` in the largest units that read well: 340 ms, 12.3 s, 5 min 3 s,
+    2 h 5 min, 3 d 4 h (``whole``: no fractions below a minute)."""
+    if seconds < 1 and not whole:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.0f} s" if whole or seconds >= 10 else f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds and not whole else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

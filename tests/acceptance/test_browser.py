@@ -97,8 +97,10 @@ def test_log_in_see_overview_retry_a_failed_job(
     rows.first.locator("input.action-select").check()
     page.select_option("select[name=action]", "retry_failed_jobs")
     page.click("button[name=index]")
+    assert page.inner_text("#djq-batch-count") == "1"  # asked first, with the count
+    page.click("#djq-batch-yes")
     page.wait_for_selector("ul.messagelist")
-    assert "Queued 1 failed job(s) again." in page.content()
+    assert "Queued again 1 of 1 job(s)." in page.content()
 
     job_page = f"{live_server.url}/admin/djqueue/job/{failing.id}/change/"
 
@@ -418,3 +420,149 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
     page.wait_for_selector("ul.messagelist")
     assert "Queued the job again as a new attempt." in page.inner_text("ul.messagelist")
     wait_until(lambda: Job.objects.get(pk=flaky.id).attempt > 3, 30, "the retried job to run again")
+
+
+# The job list ---------------------------------------------------------------------------
+
+
+def _some_jobs(now: datetime.datetime) -> None:
+    """A job in each state, as the list shows them."""
+    ago = datetime.timedelta
+    rows = [
+        _ran(now - ago(seconds=4), tasks.add.name, states.SUCCESS, 0.012, args=[2, 3]),
+        _ran(now - ago(seconds=40), tasks.echo.name, states.SUCCESS, 1.5, args=["ann@example.com"]),
+        _ran(
+            now - ago(minutes=3),
+            tasks.fail.name,
+            states.FAILURE,
+            0.3,
+            error_type="ConnectionError",
+            error_message="Connection refused by db-7",
+        ),
+        _ran(now - ago(minutes=9), tasks.retry_then_succeed.name, states.RETRY, 0.2, args=[3]),
+        _ran(now - ago(hours=2), tasks.sleep.name, states.REVOKED, None, args=[60]),
+    ]
+    rows.append(JobFactory.build(task_name=tasks.add.name, args=[40, 2], queue="mail"))
+    rows.append(
+        JobFactory.build(
+            task_name=tasks.sleep.name,
+            state=states.STARTED,
+            args=[30],
+            attempt=1,
+            enqueued_at=now - ago(seconds=13),
+            started_at=now - ago(seconds=12),
+            worker="djqueue@web-1.4242.1a2b3c",
+        )
+    )
+    Job.objects.bulk_create(rows)
+
+
+def _ran(
+    finished: datetime.datetime, task: str, state: str, runtime: float | None, **fields: Any
+) -> Job:
+    started = finished - datetime.timedelta(seconds=runtime or 0)
+    return JobFactory.build(
+        task_name=task,
+        state=state,
+        attempt=2 if state == states.RETRY else 1,
+        enqueued_at=started - datetime.timedelta(seconds=1),
+        started_at=started if runtime is not None else None,
+        finished_at=finished if state != states.RETRY else None,
+        worker="djqueue@web-1.4242.1a2b3c" if runtime is not None else "",
+        **fields,
+    )
+
+
+def _failures(count: int, now: datetime.datetime) -> None:
+    Job.objects.bulk_create(
+        _ran(
+            now - datetime.timedelta(seconds=n),
+            tasks.fail.name,
+            states.FAILURE,
+            0.05,
+            args=[n],
+            error_type="ConnectionError",
+            error_message=f"Connection refused by db-{n % 3}",
+        )
+        for n in range(count)
+    )
+
+
+def _top(page: Any, height: int) -> dict[str, int]:
+    """The top of the page, as wide as it is: what a docs image shows."""
+    return {"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height}
+
+
+def _shown_ids(page: Any) -> list[str]:
+    return page.eval_on_selector_all(
+        "#result_list button.djq-copy", "(buttons) => buttons.map((b) => b.dataset.copy)"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_list_fits_searches_and_retries_a_thousand_failed_jobs(
+    page: Any, live_server: Any, django_user_model: Any
+) -> None:
+    now = timezone.now()
+    _some_jobs(now)
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    _log_in(page, live_server, django_user_model, "/admin/djqueue/job/")
+    page.wait_for_selector("#result_list")
+
+    # Dense and readable: it fits the screen beside the admin's menu and the filters
+    # (the table needs no scrolling of its own), and no id or time breaks over two lines.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+    table = page.evaluate(
+        """() => {
+            const box = document.querySelector("#changelist .results");
+            return {inner: box.scrollWidth, outer: box.clientWidth};
+        }"""
+    )
+    assert table["inner"] <= table["outer"], table
+    lines = page.eval_on_selector_all(
+        "#result_list .djq-id code, #result_list time",
+        "(cells) => cells.map((cell) => cell.getClientRects().length)",
+    )
+    assert lines and set(lines) == {1}
+    assert "ago" in page.inner_text("#result_list")
+    _shot(page, "6-job-list")
+    if os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(IMAGES / "job-list.png"), clip=_top(page, 560))
+
+    # The copy button puts the whole id on the clipboard.
+    first = _shown_ids(page)[0]
+    page.click("#result_list button.djq-copy >> nth=0")
+    assert page.evaluate("navigator.clipboard.readText()") == first
+
+    # Search by an argument value, then by error text.
+    page.fill("#searchbar", "ann@example.com")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=ann%40example.com**")
+    echo = Job.objects.get(task_name=tasks.echo.name)
+    assert _shown_ids(page) == [str(echo.id)]
+    page.fill("#searchbar", "refused by DB-7")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=refused+by+DB-7**")
+    failed = Job.objects.get(state=states.FAILURE)
+    assert _shown_ids(page) == [str(failed.id)]
+
+    # A batch retry of everything a filter matches: a thousand failed jobs.
+    _failures(1000, now)
+    page.goto(f"{live_server.url}/admin/djqueue/job/?state__exact=FAILURE&q=refused")
+    assert "1,001 jobs" in page.inner_text("p.paginator")
+    page.check("#action-toggle")
+    page.click("div.actions span.question a")
+    page.select_option("select[name=action]", "retry_failed_jobs")
+    page.click("button[name=index]")
+    assert page.inner_text("#djq-batch-count") == "1001"
+    assert "matching the filter" in page.inner_text("#content-main")
+    page.click("#djq-batch-yes")
+    page.wait_for_selector('#djq-batch[data-state="done"]', timeout=120_000)
+    status = page.inner_text("#djq-batch-status")
+    assert "1,001 of 1,001 job(s) read; queued again: 1,001." in status, status
+    _shot(page, "7-batch-retry-done")
+    if os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(IMAGES / "batch-retry.png"), clip=_top(page, 330))
+    assert Job.objects.filter(state=states.FAILURE).count() == 0
+    assert Job.objects.filter(task_name=tasks.fail.name, state=states.PENDING).count() == 1001

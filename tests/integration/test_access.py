@@ -105,12 +105,16 @@ def test_revoke_leaves_running_jobs_and_terminate_stops_them() -> None:
     running = JobFactory(state=states.STARTED, attempt=1, worker="w")
     url = reverse("admin:djqueue_job_changelist")
     client = staff("view_job", "revoke_job")
-    client.post(url, {"action": "revoke_jobs", "_selected_action": [str(running.id)]})
+    client.post(
+        url, {"action": "revoke_jobs", "_selected_action": [str(running.id)], "confirmed": "yes"}
+    )
     assert Job.objects.get(pk=running.id).revoke_requested_at is None
     page = client.get(url).content.decode()
     assert "Terminate selected jobs" not in page
     client = staff("view_job", "terminate_job")
-    client.post(url, {"action": "terminate_jobs", "_selected_action": [str(running.id)]})
+    client.post(
+        url, {"action": "terminate_jobs", "_selected_action": [str(running.id)], "confirmed": "yes"}
+    )
     assert Job.objects.get(pk=running.id).revoke_requested_at is not None
 
 

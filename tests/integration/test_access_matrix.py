@@ -107,7 +107,9 @@ def pages(*names: str, args: Callable[[], list[Any]] | None = None) -> Callable[
 def action(url_name: str, name: str, ids: list[Any]) -> Any:
     def post(client: Client) -> Any:
         return client.post(
-            reverse(url_name), {"action": name, "_selected_action": [str(i) for i in ids]}
+            reverse(url_name),
+            # "confirmed": past the job list's confirmation page (the queue list has none).
+            {"action": name, "_selected_action": [str(i) for i in ids], "confirmed": "yes"},
         )
 
     return post

@@ -160,7 +160,7 @@ def test_the_admin_retry_of_a_blocked_unique_job_answers_normally(admin_client: 
     tasks.unique_report.delay(9)
     response = admin_client.post(
         reverse("admin:djqueue_job_changelist"),
-        {"action": "retry_failed_jobs", "_selected_action": [str(failed.id)]},
+        {"action": "retry_failed_jobs", "_selected_action": [str(failed.id)], "confirmed": "yes"},
         follow=True,
     )
     assert response.status_code == 200
