@@ -171,7 +171,8 @@ class BatchActions(admin.ModelAdmin):  # type: ignore[type-arg]
         batch = BATCHES.get(request.POST.get("action", ""))
         if batch is None:
             return JsonResponse({"error": "No such action."}, status=400)
-        if batch.name not in self.get_actions(request):
+        # The list's own permission too: a step reads the jobs the list would show.
+        if not self.has_view_permission(request) or batch.name not in self.get_actions(request):
             return JsonResponse({"error": "You may not do this."}, status=403)
         try:
             queryset = self._filtered(request, request.POST.get("query", ""))

@@ -165,6 +165,11 @@ def test_the_step_view_refuses_what_it_cannot_do(django_user_model: Any, client:
     assert allowed.post(STEP, {"action": "drop_everything"}).status_code == 400
     bad_cursor = {"action": "retry_failed_jobs", "query": "", "cursor": "nope"}
     assert allowed.post(STEP, bad_cursor).status_code == 400
+    blind = django_user_model.objects.create_user("blind", password="pw", is_staff=True)
+    blind.user_permissions.set(Permission.objects.filter(codename="retry_job"))
+    no_list = Client()
+    no_list.force_login(blind)
+    assert no_list.post(STEP, {"action": "retry_failed_jobs"}).status_code == 403
     forced = Client(enforce_csrf_checks=True)
     forced.force_login(django_user_model.objects.get(username="u"))
     assert forced.post(STEP, {"action": "retry_failed_jobs"}).status_code == 403
