@@ -78,7 +78,7 @@ def _recreate_database() -> None:
         c.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
-# Built after the fill (faster than row by row), as migration 0021 defines them.
+# Built after the fill (faster than row by row), as migration 0023 defines them.
 SEARCH_INDEXES = ("djqueue_job_call_search", "djqueue_job_error_search")
 
 

@@ -3,7 +3,7 @@ and without them, side by side, in turns.
 
 Each round sends N jobs one by one with ``noop.delay(i)`` (each its own transaction, as
 a web request would) into an emptied job table, once with the search indexes of
-migration 0021 (``djqueue_job_call_search`` on ``args || kwargs``, and the partial
+migration 0023 (``djqueue_job_call_search`` on ``args || kwargs``, and the partial
 ``djqueue_job_error_search``, which an enqueue never writes) and once with them dropped,
 in ABBA order so that a drift of the machine weighs on both. It runs in a database of
 its own (``djqueue_bench_search``) and prints each round and the medians.
@@ -70,7 +70,7 @@ def _definitions() -> dict[str, str]:
         found = dict(cursor.fetchall())
     missing = set(INDEXES) - set(found)
     if missing:
-        raise SystemExit(f"the search indexes {sorted(missing)} are missing: is 0021 applied?")
+        raise SystemExit(f"the search indexes {sorted(missing)} are missing: is 0023 applied?")
     return found
 
 
