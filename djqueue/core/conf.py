@@ -163,6 +163,16 @@ def flag(name: str) -> bool:
     return bool(get(name))
 
 
+def behind_pooler() -> bool:
+    """Whether ``DATABASES`` is taken to go through a transaction-mode pooler.
+
+    ``LISTEN_DSN`` says so: a direct DSN for LISTEN is what a project behind such a
+    pooler sets. Session state (prepared statements, session settings) must not be left
+    on its connections, which pass from client to client between transactions.
+    """
+    return bool(get("LISTEN_DSN"))
+
+
 def prepared_statements() -> tuple[bool, str]:
     """Whether the broker prepares its statements on the server, and why (one sentence).
 
@@ -177,7 +187,7 @@ def prepared_statements() -> tuple[bool, str]:
         return value, f"DJQUEUE['PREPARED_STATEMENTS'] is {value}"
     if value != "auto":
         raise ImproperlyConfigured(_wrong("PREPARED_STATEMENTS", value, 'True, False or "auto"'))
-    if get("LISTEN_DSN"):
+    if behind_pooler():
         return False, (
             "DJQUEUE['PREPARED_STATEMENTS'] is \"auto\" and LISTEN_DSN is set, which says "
             "that DATABASES goes through a transaction-mode pooler"

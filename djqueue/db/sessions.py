@@ -18,7 +18,8 @@ connections always get them, and ``runworker`` and ``runbeat`` add them to the D
 connections of their process (:func:`protect_django_connections`). The statement
 timeout, with the same keepalives for the server's end of the link
 (:func:`session_settings`), is set on the listener's connections and on connections
-opened by a thread that called :func:`own_thread`.
+opened by a thread that called :func:`own_thread` (not when ``LISTEN_DSN`` says that
+``DATABASES`` goes through a transaction-mode pooler: see :func:`conf.behind_pooler`).
 """
 
 from __future__ import annotations
@@ -150,9 +151,10 @@ def _guard_django(wrapper: BaseDatabaseWrapper) -> None:
     names, values = _settings_arrays()
     if not names or wrapper.vendor != "postgresql":
         return
-    if (wrapper.settings_dict.get("OPTIONS") or {}).get("pool"):
-        # Django's pool hands a connection from thread to thread: the settings would
-        # follow it into task code.
+    if (wrapper.settings_dict.get("OPTIONS") or {}).get("pool") or conf.behind_pooler():
+        # Django's pool hands a connection from thread to thread, and a transaction-mode
+        # pooler hands its server connections from client to client: the settings would
+        # follow them into task code and other processes.
         return
     with wrapper.cursor() as cursor:
         cursor.execute(SET_SESSION, [names, values])

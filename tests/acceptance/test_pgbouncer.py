@@ -174,6 +174,27 @@ def test_worker_beat_admin_and_delay_through_pgbouncer_listen_direct(
     for process in (worker, beat):
         assert process.process.poll() is None
         assert "Traceback" not in process.log(), process.log()
+        process.kill()
+    # The statement timeout of djqueue's own threads is a session setting: through the
+    # pooler it would stay on the server connection and follow it into other clients'
+    # transactions (a web request, task code).
+    assert _server_settings(bouncer, "statement_timeout") == {"0"}
+
+
+def _server_settings(bouncer: pgbouncer.PgBouncer, name: str) -> set[str]:
+    """The values of setting ``name`` on every server connection of the test database.
+
+    Each of as many clients as the pool has server connections holds a transaction open,
+    so each of them is on a different one.
+    """
+    clients = [bouncer.connect(connection.settings_dict["NAME"]) for _ in range(bouncer.pool_size)]
+    try:
+        for client in clients:
+            client.execute("BEGIN")
+        return {str(client.execute(f"SHOW {name}").fetchone()[0]) for client in clients}
+    finally:
+        for client in clients:
+            client.close()
 
 
 @pytest.mark.django_db(transaction=True)

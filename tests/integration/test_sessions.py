@@ -75,6 +75,15 @@ def test_no_statement_timeout_when_the_setting_is_none() -> None:
     assert in_thread(own_then_show) == "0"
 
 
+@override_settings(
+    DJQUEUE={"STATEMENT_TIMEOUT_SECONDS": 1.5, "LISTEN_DSN": "host=127.0.0.1 dbname=postgres"}
+)
+def test_no_session_settings_on_django_connections_behind_a_pooler() -> None:
+    # LISTEN_DSN says DATABASES goes through a transaction-mode pooler, whose server
+    # connections would carry the setting on to other clients.
+    assert in_thread(own_then_show) == "0"
+
+
 @override_settings(DJQUEUE={"TCP_KEEPALIVE_IDLE_SECONDS": 4, "TCP_USER_TIMEOUT_SECONDS": 9})
 def test_the_server_probes_an_own_threads_link_as_the_client_does() -> None:
     def own_then_show_keepalives() -> tuple[str, str]:
