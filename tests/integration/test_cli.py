@@ -79,6 +79,7 @@ def test_inspect_stats() -> None:
     assert "tests.testapp.tasks.add  finished=1 failed=0 (0%)" in out
 
 
+@pytest.mark.django_db(transaction=True)  # the ping is a control row (see below)
 def test_inspect_asks_the_workers_and_says_when_none_answered() -> None:
     out, err = run("inspect", "ping", "--timeout", "0.5")
     assert out == "" and "No live worker answered." in err
@@ -212,6 +213,9 @@ def test_call_says_what_was_wrong(args: list[str], message: str) -> None:
     assert not Job.objects.exists()
 
 
+# Transactional: a control command is written on a connection of its own (committed at
+# once), and must not outlive the test for the tests that count control rows.
+@pytest.mark.django_db(transaction=True)
 def test_control_checks_its_arguments_before_sending() -> None:
     with pytest.raises(CommandError, match="control rate_limit takes TASK RATE"):
         run("control", "rate_limit", tasks.add.name)
