@@ -67,8 +67,10 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, text: str, timeout: float = 15) -> None:
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
         """Wait until ``text`` shows in the log; fail early if the worker died."""
+        # Generous: a worker starting on a machine loaded by parallel suites can take
+        # well over 15 s to import Django and connect; a dead worker still fails at once.
 
         def seen() -> bool:
             if text in self.log():
