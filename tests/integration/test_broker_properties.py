@@ -51,7 +51,7 @@ from djqueue.core import codec, conf, executor, registry, states
 from djqueue.core.exceptions import qualified_name
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.db import broker, gates
-from djqueue.runtime.pools import prefork
+from djqueue.runtime.pools import lost
 from tests.testapp import tasks
 
 WORKERS = ("w1", "w2", "w3")
@@ -220,7 +220,7 @@ def build_outcome(held: Held, kind: str, retry_in: float) -> Outcome:
     if job.revoked or held.revoke_asked:
         return executor.revoked(job, "revoked while running")
     if kind == "killed":
-        return prefork.lost_outcome(job, "was killed by signal 9 (SIGKILL)")
+        return lost.lost_outcome(job, "was killed by signal 9 (SIGKILL)")
     if kind == states.SUCCESS:
         return Outcome(
             job.id,

@@ -19,7 +19,7 @@ from djqueue.core.records import ClaimedJob
 from djqueue.db import broker
 from djqueue.db.models import Group, Job
 from djqueue.integrations import testing
-from djqueue.runtime.pools import prefork
+from djqueue.runtime.pools import lost
 from tests.factories import JobFactory, StartedJobFactory
 from tests.testapp import tasks
 
@@ -37,7 +37,7 @@ def _due_now(job_id: uuid.UUID) -> None:
 
 
 def _killed(job: ClaimedJob) -> Any:
-    return prefork.lost_outcome(job, "was killed by signal 11 (SIGSEGV)")
+    return lost.lost_outcome(job, "was killed by signal 11 (SIGSEGV)")
 
 
 # Kills and quarantine --------------------------------------------------------------

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.runtime.pools import autoscale, child, messages, prefork
+from djqueue.runtime.pools import autoscale, child, lost, messages
 from djqueue.runtime.pools.base import Load
 from djqueue.runtime.pools.threads import ThreadPool
 
@@ -85,36 +85,36 @@ def test_memory_is_measured_in_kilobytes() -> None:
 
 def test_a_lost_job_with_retries_left_is_retried_soon() -> None:
     job = _job(retries=2)  # sleep has max_retries=3
-    outcome = prefork.lost_outcome(job, "was killed by signal 9 (SIGKILL)")
-    assert (outcome.state, outcome.retry_in) == ("RETRY", prefork.LOST_RETRY_DELAY)
+    outcome = lost.lost_outcome(job, "was killed by signal 9 (SIGKILL)")
+    assert (outcome.state, outcome.retry_in) == ("RETRY", lost.LOST_RETRY_DELAY)
     assert outcome.error_type == "djqueue.exceptions.WorkerLostError"
     assert (outcome.job_id, outcome.attempt, outcome.worker) == (job.id, 2, "w1.1.abc")
 
 
 def test_a_lost_job_without_retries_left_fails() -> None:
-    outcome = prefork.lost_outcome(_job(retries=3), "exited with status 1")
+    outcome = lost.lost_outcome(_job(retries=3), "exited with status 1")
     assert (outcome.state, outcome.retry_in) == ("FAILURE", None)
     assert outcome.error_message == "the child process running the job exited with status 1"
 
 
 def test_a_lost_job_of_an_unknown_task_fails() -> None:
-    assert prefork.lost_outcome(_job(task="no.such.task"), "died").state == "FAILURE"
+    assert lost.lost_outcome(_job(task="no.such.task"), "died").state == "FAILURE"
 
 
 def test_a_lost_job_of_a_task_retrying_forever_is_retried() -> None:
     job = _job(task="tests.testapp.tasks.sleep_unlimited", retries=1000)
-    assert prefork.lost_outcome(job, "died").state == "RETRY"
+    assert lost.lost_outcome(job, "died").state == "RETRY"
 
 
 def test_exit_statuses_in_words() -> None:
     pid = os.fork()
     if pid == 0:
         os._exit(3)
-    assert prefork.describe_exit(os.waitpid(pid, 0)[1]) == "exited with status 3"
+    assert lost.describe_exit(os.waitpid(pid, 0)[1]) == "exited with status 3"
     pid = os.fork()
     if pid == 0:
         os.kill(os.getpid(), signal.SIGKILL)
-    assert prefork.describe_exit(os.waitpid(pid, 0)[1]) == "was killed by signal 9 (SIGKILL)"
+    assert lost.describe_exit(os.waitpid(pid, 0)[1]) == "was killed by signal 9 (SIGKILL)"
 
 
 @pytest.mark.parametrize(

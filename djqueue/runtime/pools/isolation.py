@@ -30,7 +30,7 @@ from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime import gevent_patch
 from djqueue.runtime.interrupt import ThreadWindow, Window
 from djqueue.runtime.pools import child as child_process
-from djqueue.runtime.pools import messages, prefork
+from djqueue.runtime.pools import lost, messages
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -74,11 +74,11 @@ def run(job: ClaimedJob, window: Window) -> Outcome:
     line = keeper.data.partition(b"\n")[0]
     if keeper.data.endswith(b"\n") and line:
         return messages.read_outcome(line)[0]
-    how = prefork.describe_exit(keeper.status)
+    how = lost.describe_exit(keeper.status)
     logger.error(
         "The process running %s[%s] on its own %s.", text.printable(job.task_name), job.id, how
     )
-    return prefork.lost_outcome(job, how)
+    return lost.lost_outcome(job, how)
 
 
 class _Keeper:

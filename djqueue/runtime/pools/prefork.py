@@ -6,8 +6,16 @@ children that retire or die. The worker's main thread hands jobs to idle childre
 
 Parent and child talk over two pipes per child, one JSON line a message (see
 :mod:`djqueue.runtime.pools.messages`). A child that dies mid-job leaves its job to the rule
-of :func:`lost_outcome`: ``RETRY`` soon while the task has retries left, else
-``FAILURE`` with :class:`~djqueue.core.exceptions.WorkerLostError`.
+of :func:`~djqueue.runtime.pools.lost.lost_outcome`: ``RETRY`` soon while the task has
+retries left, else ``FAILURE`` with :class:`~djqueue.core.exceptions.WorkerLostError`.
+
+Why this module is longer than about 400 lines: it is one class, the parent's side,
+whose state (the children, the jobs waiting for one, the outcomes read from them, the
+jobs being stopped) is guarded by one lock that the worker's threads and the supervisor
+thread share, often changing several parts at once. Split in two, every method of
+either half would reach into the other's locked state. What does not need that lock
+lives elsewhere: the child's side in ``child``, the protocol in ``messages``, what a
+death means for its job in ``lost``.
 """
 
 from __future__ import annotations
@@ -24,23 +32,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from djqueue.core import registry, states, text
-from djqueue.core.exceptions import (
-    NotRegistered,
-    SoftTimeLimitExceeded,
-    WorkerLostError,
-    qualified_name,
-)
+from djqueue.core import text
+from djqueue.core.exceptions import SoftTimeLimitExceeded
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime.pools import child as child_process
 from djqueue.runtime.pools import messages
 from djqueue.runtime.pools.base import Host, Load, Runner, Running
+from djqueue.runtime.pools.lost import describe_exit, lost_outcome
 
 logger = logging.getLogger("djqueue.worker")
 
-# Seconds before a lost job with retries left runs again: soon, yet not in a tight loop
-# for a task that kills its process every time.
-LOST_RETRY_DELAY = 1.0
 # Seconds the supervisor sleeps at most between looks for dead children.
 _TICK = 0.2
 # A child that dies before running any job is replaced only after this many seconds, so
@@ -56,42 +57,6 @@ _REPORT_BATCH = 64
 # may still run its job (handling the signal, or in a C call that defers it) before it
 # is killed with SIGKILL: a revoked job always ends.
 TERMINATE_GRACE_SECONDS = 5.0
-
-
-def lost_outcome(job: ClaimedJob, why: str) -> Outcome:
-    """The end of ``job`` whose process died: RETRY if its task may retry, else FAILURE.
-
-    The outcome says how it died (``killed``): the broker counts the kill, and a job
-    that kills its process ``QUARANTINE_AFTER_KILLS`` times ends FAILURE instead.
-    """
-    message = f"the child process running the job {why}"
-    try:
-        task = registry.get(job.task_name)
-    except NotRegistered:
-        retry = False
-    else:
-        retry = task.max_retries is None or job.retries < task.max_retries
-    return Outcome(
-        job.id,
-        job.attempt,
-        job.task_name,
-        states.RETRY if retry else states.FAILURE,
-        error_type=qualified_name(WorkerLostError),
-        error_message=message,
-        retry_in=LOST_RETRY_DELAY if retry else None,
-        worker=job.worker,
-        killed=why,
-    )
-
-
-def describe_exit(status: int) -> str:
-    """How a child ended, from its ``waitpid`` status, in words."""
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        with contextlib.suppress(ValueError):
-            return f"was killed by signal {signum} ({signal.Signals(signum).name})"
-        return f"was killed by signal {signum}"
-    return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
 @dataclass(eq=False)
