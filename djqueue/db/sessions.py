@@ -53,9 +53,9 @@ def link_options() -> dict[str, int]:
     """
     options: dict[str, int] = {}
     keepalives = {
-        "keepalives_idle": conf.get("TCP_KEEPALIVE_IDLE_SECONDS"),
-        "keepalives_interval": conf.get("TCP_KEEPALIVE_INTERVAL_SECONDS"),
-        "keepalives_count": conf.get("TCP_KEEPALIVE_COUNT"),
+        "keepalives_idle": conf.optional_number("TCP_KEEPALIVE_IDLE_SECONDS"),
+        "keepalives_interval": conf.optional_number("TCP_KEEPALIVE_INTERVAL_SECONDS"),
+        "keepalives_count": conf.optional_integer("TCP_KEEPALIVE_COUNT"),
     }
     for name, value in keepalives.items():
         if value is not None:
@@ -63,7 +63,7 @@ def link_options() -> dict[str, int]:
             options[name] = max(1, round(value))
     if options:
         options["keepalives"] = 1
-    user_timeout = conf.get("TCP_USER_TIMEOUT_SECONDS")
+    user_timeout = conf.optional_number("TCP_USER_TIMEOUT_SECONDS")
     if user_timeout is not None:
         options["tcp_user_timeout"] = _milliseconds(user_timeout)
     return options
@@ -126,11 +126,11 @@ def session_settings() -> dict[str, str]:
     the scheduler's leader lock) instead of waiting for the system's default of hours.
     """
     chosen = {
-        "statement_timeout": conf.get("STATEMENT_TIMEOUT_SECONDS"),
-        "tcp_keepalives_idle": conf.get("TCP_KEEPALIVE_IDLE_SECONDS"),
-        "tcp_keepalives_interval": conf.get("TCP_KEEPALIVE_INTERVAL_SECONDS"),
-        "tcp_keepalives_count": conf.get("TCP_KEEPALIVE_COUNT"),
-        "tcp_user_timeout": conf.get("TCP_USER_TIMEOUT_SECONDS"),
+        "statement_timeout": conf.optional_number("STATEMENT_TIMEOUT_SECONDS"),
+        "tcp_keepalives_idle": conf.optional_number("TCP_KEEPALIVE_IDLE_SECONDS"),
+        "tcp_keepalives_interval": conf.optional_number("TCP_KEEPALIVE_INTERVAL_SECONDS"),
+        "tcp_keepalives_count": conf.optional_integer("TCP_KEEPALIVE_COUNT"),
+        "tcp_user_timeout": conf.optional_number("TCP_USER_TIMEOUT_SECONDS"),
     }
     in_milliseconds = ("statement_timeout", "tcp_user_timeout")
     return {
@@ -167,7 +167,7 @@ def _settings_arrays() -> tuple[list[str], list[str]]:
 
 def _milliseconds(seconds: float) -> int:
     # Zero would turn the timeout off: the smallest value that is one is 1 ms.
-    return max(1, round(float(seconds) * 1000))
+    return max(1, round(seconds * 1000))
 
 
 def _forget_marks() -> None:
