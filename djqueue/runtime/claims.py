@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from djqueue.core import conf, executor, registry, signals
+from djqueue.core import conf, job_request, registry, signals
 from djqueue.core.limits import Rate
 from djqueue.core.records import ClaimedJob
 from djqueue.runtime.held import Held
@@ -79,7 +79,7 @@ class Claimer:
                 self.release(jobs[index:])
                 return
             if received:
-                signals.emit(signals.task_received, worker, request=executor.request_of(job))
+                signals.emit(signals.task_received, worker, request=job_request.of(job))
             worker.pool.submit(job)
 
     def release(self, jobs: Sequence[ClaimedJob]) -> None:

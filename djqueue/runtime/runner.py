@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from djqueue.core import executor, text
+from djqueue.core import endings, reporting, text
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime.interrupt import Window
 from djqueue.runtime.pools import isolation
@@ -66,8 +66,8 @@ class JobRunner:
             logger.warning(
                 "Task %s[%s] revoked before it started.", text.printable(job.task_name), job.id
             )
-            outcome = executor.revoked(job, "revoked before it started")
-            executor.announce_revoked(job, outcome)
+            outcome = endings.revoked(job, "revoked before it started")
+            reporting.announce_revoked(job, outcome)
             worker.events.put(outcome)
             return False
         return True
@@ -94,4 +94,4 @@ def _execute(job: ClaimedJob, window: Window) -> Outcome:
         # Whatever escapes the executor must still end the job: otherwise it stays
         # held, the heartbeat renews its lease forever and a pool slot is lost.
         logger.exception("Task %s[%s] crashed the executor", text.printable(job.task_name), job.id)
-        return executor.failure(job, exc)
+        return endings.failure(job, exc)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from djqueue.core import executor, options, registry, signums
+from djqueue.core import endings, options, registry, reporting, signums
 from djqueue.core.exceptions import (
     NotRegistered,
     SoftTimeLimitExceeded,
@@ -127,9 +127,9 @@ class Supervisor:
     def _stop_hard(self, watched: _Watched) -> None:
         job = watched.job
         error = TimeLimitExceeded(f"the task ran past its time limit of {watched.hard:g}s")
-        ended = executor.failure(job, error)
+        ended = endings.failure(job, error)
         if self.terminate(job.id, ended):
-            executor.announce_stopped(job, ended, self._kill_signal())
+            reporting.announce_stopped(job, ended, self._kill_signal())
             logger.error(
                 "Task %s[%s] passed its time limit of %gs and was stopped.",
                 job.task_name,
@@ -163,14 +163,14 @@ class Supervisor:
     def revoke_running(self, job: ClaimedJob, signum: int | None = None) -> None:
         """Stop a running job that ``revoke(terminate=True)`` asked to stop; a prefork
         child gets ``signum`` when given (other pools cannot send a signal to a job)."""
-        outcome = executor.revoked(job, "revoked while running (terminated)")
+        outcome = endings.revoked(job, "revoked while running (terminated)")
         if (
             signum is not None
             and signum != signal.SIGKILL
             and isinstance(self.pool, Signalling)
             and self.pool.terminate_with(job.id, outcome, signum)
         ):
-            executor.announce_stopped(job, outcome, signum)
+            reporting.announce_stopped(job, outcome, signum)
             logger.warning(
                 "Task %s[%s] revoked: sent %s to its process.",
                 job.task_name,
@@ -178,7 +178,7 @@ class Supervisor:
                 signums.name(signum),
             )
         elif self.terminate(job.id, outcome):
-            executor.announce_stopped(job, outcome, self._kill_signal())
+            reporting.announce_stopped(job, outcome, self._kill_signal())
             logger.warning("Task %s[%s] revoked: stopped.", job.task_name, job.id)
         elif self.interrupt(job.id, TaskRevokedError):
             logger.warning(

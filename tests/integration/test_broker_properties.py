@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 )
 
 from djqueue.client import definition
-from djqueue.core import codec, conf, executor, registry, states
+from djqueue.core import codec, conf, endings, registry, states
 from djqueue.core.exceptions import qualified_name
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.db import broker, gates
@@ -216,9 +216,9 @@ def build_outcome(held: Held, kind: str, retry_in: float) -> Outcome:
     """The outcome the worker would write for ``held`` when its run comes to ``kind``."""
     job = held.job
     if job.expired:
-        return executor.revoked(job, "expired before it started")
+        return endings.revoked(job, "expired before it started")
     if job.revoked or held.revoke_asked:
-        return executor.revoked(job, "revoked while running")
+        return endings.revoked(job, "revoked while running")
     if kind == "killed":
         return lost.lost_outcome(job, "was killed by signal 9 (SIGKILL)")
     if kind == states.SUCCESS:
@@ -242,7 +242,7 @@ def build_outcome(held: Held, kind: str, retry_in: float) -> Outcome:
             worker=job.worker,
         )
     # A failure, or a retry the task has no retries left for (retry() re-raises).
-    return executor.failure(job, ConnectionError("service down"))
+    return endings.failure(job, ConnectionError("service down"))
 
 
 def expected_state(outcome: Outcome, row: dict[str, Any]) -> str:

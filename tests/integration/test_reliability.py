@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 import djqueue
-from djqueue.core import executor, states
+from djqueue.core import endings, states
 from djqueue.core.records import ClaimedJob
 from djqueue.db import broker
 from djqueue.db.models import Group, Job
@@ -244,7 +244,7 @@ def test_two_running_duplicates_rescued_together_keep_one_key() -> None:
 def test_a_retry_of_a_unique_job_while_a_duplicate_waits_is_written() -> None:
     running, duplicate = _running_unique_with_a_waiting_duplicate()
     retry = dataclasses.replace(
-        executor.failure(running, ValueError("again")), state=states.RETRY, retry_in=60.0
+        endings.failure(running, ValueError("again")), state=states.RETRY, retry_in=60.0
     )
     assert broker.finish([retry]) == set()
     row = Job.objects.get(pk=running.id)

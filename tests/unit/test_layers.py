@@ -120,6 +120,7 @@ RANK |= {"ops": 4, "management": 5}
 TYPE_ONLY_UPWARD = {
     ("djqueue.core.registry", "djqueue.client.definition"),
     ("djqueue.core.executor", "djqueue.client.definition"),
+    ("djqueue.core.job_request", "djqueue.client.definition"),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import djqueue
-from djqueue.core import executor, ids, signals
+from djqueue.core import endings, executor, ids, job_request, reporting, signals
 from djqueue.core.exceptions import ExceptionInfo, NotRegistered, Retry
 from djqueue.core.records import ClaimedJob
 from tests.testapp import tasks
@@ -124,8 +124,8 @@ def test_expired_and_revoked_jobs_send_task_revoked_only(heard: list[Any]) -> No
 
 def test_a_job_stopped_from_outside_sends_task_revoked_terminated(heard: list[Any]) -> None:
     job = _job(tasks.add.name, "[1, 2]")
-    outcome = executor.revoked(job, "revoked while running (terminated)")
-    executor.announce_stopped(job, outcome, int(signal.SIGKILL))
+    outcome = endings.revoked(job, "revoked while running (terminated)")
+    reporting.announce_stopped(job, outcome, int(signal.SIGKILL))
     [(name, kwargs)] = heard
     assert name == "task_revoked"
     assert (kwargs["terminated"], kwargs["signum"], kwargs["expired"]) == (
@@ -180,6 +180,6 @@ def test_a_failing_receiver_does_not_change_the_outcome(caplog: Any) -> None:
 def test_the_request_of_a_job_whose_task_is_not_registered_here() -> None:
     # Signals about such a job (task_received, task_revoked) still get its request.
     job = _job("tests.testapp.tasks.nope", "[1]", expired=True)
-    request = executor.request_of(job)
+    request = job_request.of(job)
     assert (request.id, request.task, request.args) == (str(job.id), job.task_name, (1,))
     assert request.ignore_result is False

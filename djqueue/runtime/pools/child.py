@@ -23,7 +23,7 @@ from typing import BinaryIO, NoReturn
 
 from django.db import close_old_connections, connections
 
-from djqueue.core import executor, signals, text
+from djqueue.core import endings, executor, signals, text
 from djqueue.core.exceptions import SoftTimeLimitExceeded
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime.interrupt import ThreadWindow
@@ -160,7 +160,7 @@ def _run(job: ClaimedJob) -> Outcome:
     except BaseException as exc:
         # Whatever escapes the executor must still end the job, as in the worker.
         logger.exception("Task %s[%s] crashed the executor", text.printable(job.task_name), job.id)
-        return executor.failure(job, exc)
+        return endings.failure(job, exc)
     finally:
         with contextlib.suppress(Exception):
             # Tasks may use the ORM: let Django retire stale connections between jobs.

@@ -22,7 +22,7 @@ import gevent.pool
 from django.core.management.base import CommandError
 from django.db import close_old_connections, connections
 
-from djqueue.core import executor, text
+from djqueue.core import endings, text
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime import gevent_patch
 from djqueue.runtime.pools import isolation
@@ -222,13 +222,13 @@ class GeventPool:
             if self._killed:
                 return None
             given = self._endings.get(job.id)
-            return given if given is not None else executor.failure(job, exc)
+            return given if given is not None else endings.failure(job, exc)
         except BaseException as exc:
             # Whatever escapes the executor must still end the job, or it stays held.
             logger.exception(
                 "Task %s[%s] crashed the executor", text.printable(job.task_name), job.id
             )
-            return executor.failure(job, exc)
+            return endings.failure(job, exc)
 
 
 def require_patching() -> None:

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 
-from djqueue.core import executor, signals, text
+from djqueue.core import endings, executor, reporting, signals, text
 from djqueue.core.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from djqueue.core.records import ClaimedJob, Outcome
 from djqueue.runtime import gevent_patch
@@ -62,12 +62,12 @@ def run(job: ClaimedJob, window: Window) -> Outcome:
     try:
         window.call(keeper.wait)
     except TimeLimitExceeded:
-        ended = executor.failure(job, TimeLimitExceeded("the task ran past its time limit"))
-        executor.announce_stopped(job, ended, signal.SIGKILL)
+        ended = endings.failure(job, TimeLimitExceeded("the task ran past its time limit"))
+        reporting.announce_stopped(job, ended, signal.SIGKILL)
         return ended
     except TaskRevokedError:
-        ended = executor.revoked(job, "revoked while running (terminated)")
-        executor.announce_stopped(job, ended, signal.SIGKILL)
+        ended = endings.revoked(job, "revoked while running (terminated)")
+        reporting.announce_stopped(job, ended, signal.SIGKILL)
         return ended
     finally:
         keeper.stop()
@@ -181,7 +181,7 @@ def _run_apart(job: ClaimedJob) -> Outcome:
         try:
             ended.append(executor.execute(job, call=window.call))
         except BaseException as exc:
-            ended.append(executor.failure(job, exc))
+            ended.append(endings.failure(job, exc))
         finally:
             done.release()
 
