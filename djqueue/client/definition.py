@@ -5,6 +5,11 @@ Its other parts are mixins, each in a module of its own: building a job from a c
 (:mod:`djqueue.client.building`), reporting progress and state from a running task
 (:mod:`djqueue.client.reporting`) and the hooks (:mod:`djqueue.client.hooks`); the checks
 of its options are in :mod:`djqueue.client.validators`.
+
+Why it is longer than 400 lines: ``Task`` is Celery's task class, whose public methods
+(``delay``, ``apply_async``, ``s``, ``si``, ``signature``, ``map``, ``starmap``,
+``chunks``, ``retry``, ``apply``, ...) users call by name; each is short, but their typed
+signatures keep them in one class, and what could move out already has.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The job pages of the admin and its overview. Changes go through the broker only.
 
-Importing this module registers every djqueue admin page: the jobs here, the workers and
-queues (:mod:`djqueue.ops.fleet_admin`) and the periodic tasks
-(:mod:`djqueue.ops.periodic_admin`).
+Importing this module registers every djqueue admin page: the jobs here, the workers
+(:mod:`djqueue.ops.worker_admin`), the queues (:mod:`djqueue.ops.queue_admin`) and the
+periodic tasks (:mod:`djqueue.ops.periodic_admin`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from djqueue.core import states, text
 from djqueue.db.models import Job
 from djqueue.ops import access, job_actions, job_list, job_page, overview
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
-from djqueue.ops.fleet_admin import QueueAdmin, WorkerAdmin
 from djqueue.ops.job_values import SHOWN_CHARACTERS, SHOWN_IN_A_CELL, pretty
+from djqueue.ops.queue_admin import QueueAdmin
+from djqueue.ops.worker_admin import WorkerAdmin
 
 # The pages registered on import, re-exported by the documented ``djqueue.admin``.
 __all__ = ["JobAdmin", "QueueAdmin", "WorkerAdmin"]

@@ -7,13 +7,10 @@ enable/disable actions, send a notification), so it takes effect without a resta
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any, ClassVar
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import URLPattern, reverse
@@ -23,8 +20,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue.beat import entries
-from djqueue.core import codec, registry
-from djqueue.core.exceptions import DjqueueError
 from djqueue.db import periodic
 from djqueue.db.models import (
     ClockedSchedule,
@@ -37,13 +32,10 @@ from djqueue.db.models import (
 )
 from djqueue.ops import access, admin_tables, run_guard, schedule_preview
 from djqueue.ops.admin_base import STATE_COLOURS, coloured
+from djqueue.ops.periodic_forms import PeriodicTaskForm
 
 # Runs listed on a periodic task's page.
 RECENT_RUNS = 10
-
-
-def _task_choices() -> list[tuple[str, str]]:
-    return [("", "---------"), *((name, name) for name in registry.names())]
 
 
 class ScheduleStateAdmin(schedule_preview.PreviewsSchedules, admin_tables.NeedsTables):
@@ -83,109 +75,6 @@ class ScheduleStateAdmin(schedule_preview.PreviewsSchedules, admin_tables.NeedsT
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         periodic.delete_rows(queryset)
-
-
-class JSONText(forms.JSONField):
-    """A JSON field whose error says what is wrong with the text and where."""
-
-    def to_python(self, value: Any) -> Any:
-        if isinstance(value, str) and value.strip() and not self.disabled:
-            try:
-                json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(
-                    "Not valid JSON: %(problem)s at line %(line)d, column %(column)d.",
-                    code="invalid",
-                    params={"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
-                ) from None
-        return super().to_python(value)
-
-
-class PeriodicTaskForm(run_guard.GuardedForm):
-    """The periodic task form: registered tasks only, JSON arguments checked as a send."""
-
-    task = forms.ChoiceField(
-        choices=_task_choices, help_text="Tasks registered by the installed apps."
-    )
-    args = JSONText(
-        required=False,
-        encoder=codec.Encoder,
-        decoder=codec.Decoder,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text='Positional arguments as a JSON list, such as [1, "two"].',
-    )
-    kwargs = JSONText(
-        required=False,
-        encoder=codec.Encoder,
-        decoder=codec.Decoder,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text='Keyword arguments as a JSON object, such as {"report": "daily"}.',
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.from_settings:
-            self.fields["name"].help_text = (
-                "Made from BEAT_SCHEDULE in settings: runbeat puts the settings back "
-                "when it starts, so change them there."
-            )
-
-    class Meta:
-        model = PeriodicTask
-        fields = [
-            "name",
-            "task",
-            "enabled",
-            "description",
-            "interval",
-            "crontab",
-            "solar",
-            "clocked",
-            "start_time",
-            "one_off",
-            "args",
-            "kwargs",
-            "queue",
-            "priority",
-            "expires",
-            "expire_seconds",
-            "catch_up",
-        ]
-
-    def clean_args(self) -> list[Any]:
-        value = self.cleaned_data.get("args")
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise ValidationError('args must be a JSON list, such as [1, "two"].')
-        return value
-
-    def clean_kwargs(self) -> dict[str, Any]:
-        value = self.cleaned_data.get("kwargs")
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ValidationError('kwargs must be a JSON object, such as {"report": "daily"}.')
-        return value
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        name = data.get("task")
-        if name and "args" in data and "kwargs" in data:
-            try:
-                # The same checks as a send: JSON types, payload size, queue, priority.
-                registry.get(name).prepare(
-                    data["args"],
-                    data["kwargs"],
-                    queue=data.get("queue") or None,
-                    priority=data.get("priority"),
-                )
-            except (DjqueueError, KeyError, ValueError, TypeError) as exc:
-                message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-                raise ValidationError(
-                    f"This task cannot be sent with these values: {message}"
-                ) from None
-        return data
 
 
 @admin.register(PeriodicTask)

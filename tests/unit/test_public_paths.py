@@ -11,8 +11,8 @@ import djqueue
 # (documented path, a name it gives, the module that defines it)
 DOCUMENTED = [
     ("djqueue.admin", "JobAdmin", "djqueue.ops.admin"),
-    ("djqueue.admin", "WorkerAdmin", "djqueue.ops.fleet_admin"),
-    ("djqueue.admin", "QueueAdmin", "djqueue.ops.fleet_admin"),
+    ("djqueue.admin", "WorkerAdmin", "djqueue.ops.worker_admin"),
+    ("djqueue.admin", "QueueAdmin", "djqueue.ops.queue_admin"),
     ("djqueue.models", "Job", "djqueue.db.models"),
     ("djqueue.models", "PeriodicTask", "djqueue.db.models"),
     ("djqueue.urls", "urlpatterns", "djqueue.ops.urls"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 from typing import Any
 
 from django.core.management import call_command
@@ -16,16 +15,10 @@ from djqueue.core import conf, ids, signums, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
-from djqueue.management import beat_import, calls, events, tables
+from djqueue.management import arguments, beat_import, calls, events, tables
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
-# Read from the jobs' rows (every held job, also of workers that stopped answering).
-JOB_LISTS = ["active", "reserved", "scheduled", "revoked"]
-# Asked of the live workers, or read from their rows (djqueue.control.inspect).
-WORKER_REPORTS = ["ping", "stats", "registered", "active_queues"]
-# manage.py djqueue control COMMAND: the commands of djqueue.control that change workers.
-CONTROL_COMMANDS = ["rate_limit", "pool_grow", "pool_shrink", "shutdown"]
 
 
 class Command(BaseCommand):
@@ -35,102 +28,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        commands.add_parser("status", help="workers and queues at a glance")
-        inspect = commands.add_parser(
-            "inspect",
-            help="list jobs (active, reserved, scheduled, revoked), ask the workers (ping, "
-            "stats, registered, active_queues), or task figures (task-stats)",
-        )
-        inspect.add_argument("what", choices=[*JOB_LISTS, *WORKER_REPORTS, "task-stats"])
-        inspect.add_argument("--queue", "-Q", default=None, help="only this queue")
-        inspect.add_argument(
-            "--destination",
-            "-d",
-            action="append",
-            default=None,
-            metavar="WORKER",
-            help="only this worker (its -n name or full name; may be repeated)",
-        )
-        inspect.add_argument(
-            "--timeout",
-            "-t",
-            type=float,
-            default=1.0,
-            metavar="SECONDS",
-            help="how long to wait for the workers' replies (default 1)",
-        )
-        ping = commands.add_parser("ping", help="ask the live workers whether they answer")
-        _worker_options(ping)
-        calls.add_parsers(commands)
-        events_parser = commands.add_parser(
-            "events", help="a live tail of what the workers do (Ctrl-C to stop)"
-        )
-        events_parser.add_argument("--queue", "-Q", default=None, help="only this queue")
-        events_parser.add_argument(
-            "--count", "-n", type=int, default=None, help="stop after this many events"
-        )
-        events_parser.add_argument(
-            "--timeout", type=float, default=None, metavar="SECONDS", help="stop after SECONDS"
-        )
-        remote = commands.add_parser(
-            "control", help="change running workers: rate_limit, pool_grow, pool_shrink, shutdown"
-        )
-        remote.add_argument("command", choices=CONTROL_COMMANDS)
-        remote.add_argument(
-            "values",
-            nargs="*",
-            metavar="ARG",
-            help="rate_limit: TASK RATE (10/s, 100/m, 0 for none); pool_grow, pool_shrink: N",
-        )
-        _worker_options(remote)
-        revoke = commands.add_parser(
-            "revoke",
-            help="make jobs that have not started never run (--terminate: stop running ones too)",
-        )
-        revoke.add_argument("job_ids", nargs="+", metavar="ID")
-        revoke.add_argument(
-            "--terminate", action="store_true", help="also stop jobs that are running"
-        )
-        revoke.add_argument(
-            "--signal",
-            "-s",
-            default=None,
-            metavar="SIGNAL",
-            help="with --terminate: the signal a prefork worker sends to the job's process "
-            "(SIGTERM, SIGUSR1, ...; default SIGKILL)",
-        )
-        retry = commands.add_parser("retry", help="queue failed jobs again (--failed)")
-        retry.add_argument(
-            "--failed", action="store_true", required=True, help="the failed jobs (required)"
-        )
-        retry.add_argument("--task", default=None, help="only jobs of this task")
-        retry.add_argument("--queue", "-Q", default=None, help="only jobs of this queue")
-        retry.add_argument(
-            "--since",
-            type=float,
-            default=None,
-            metavar="SECONDS",
-            help="only jobs that failed within the last SECONDS",
-        )
-        purge = commands.add_parser("purge", help="delete the waiting jobs of a queue")
-        purge.add_argument("--queue", "-Q", required=True, help="the queue to empty")
-        purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        for name, verb in (("pause", "stop"), ("resume", "start again")):
-            toggle = commands.add_parser(name, help=f"workers {verb} taking jobs from queues")
-            toggle.add_argument("queues", nargs="+", metavar="QUEUE")
-        commands.add_parser(
-            "roles", help="make the console's groups: djqueue operator, djqueue admin"
-        )
-        prune = commands.add_parser("prune", help="delete old finished jobs")
-        prune.add_argument(
-            "--older-than",
-            type=float,
-            default=None,
-            help="seconds since finishing (default: RESULT_RETENTION_SECONDS)",
-        )
-
-        beat_import.add_parser(commands)
+        arguments.declare(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -181,7 +79,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {_shown(worker.name)}  pool={_shown(worker.pool)} "
                 f"concurrency={worker.concurrency} queues={_shown(','.join(worker.queues))} "
-                f"jobs_done={worker.jobs_done} heartbeat={_ago(worker.last_heartbeat)} ago"
+                f"jobs_done={worker.jobs_done} heartbeat={tables.ago(worker.last_heartbeat)} ago"
             )
         depths = stats.queue_depths()
         self.stdout.write(f"Queues: {len(depths)}")
@@ -201,7 +99,7 @@ class Command(BaseCommand):
         if what == "task-stats":
             self._task_stats()
             return
-        if what in WORKER_REPORTS:
+        if what in arguments.WORKER_REPORTS:
             self._worker_report(what, options["destination"], options["timeout"])
             return
         try:
@@ -212,7 +110,7 @@ class Command(BaseCommand):
         if not shown:
             self.stdout.write(f"No {what} jobs.")
             return
-        headers, rows = _job_table(what, shown[:LIST_LIMIT])
+        headers, rows = tables.job_table(what, shown[:LIST_LIMIT])
         self._write_lines(tables.table(headers, rows))
         if len(shown) > LIST_LIMIT:
             self.stdout.write(f"(first {LIST_LIMIT} shown)")
@@ -233,9 +131,9 @@ class Command(BaseCommand):
             elif what == "registered":
                 rows.extend((worker, name) for name in reply or [])
             elif isinstance(reply, dict):
-                rows.extend((worker, key, value) for key, value in _flat(reply))
+                rows.extend((worker, key, value) for key, value in tables.flat(reply))
             else:
-                rows.extend((worker, _compact(item)) for item in reply or [])
+                rows.extend((worker, tables.compact(item)) for item in reply or [])
         headers = {
             "ping": ("WORKER", "REPLY"),
             "registered": ("WORKER", "TASK"),
@@ -255,8 +153,9 @@ class Command(BaseCommand):
         for task in figures:
             self.stdout.write(
                 f"{_shown(task.task_name)}  finished={task.finished} failed={task.failed} "
-                f"({task.failure_rate:.0%}) runtime p50={_s(task.runtime_p50)} "
-                f"p95={_s(task.runtime_p95)} wait p50={_s(task.wait_p50)} p95={_s(task.wait_p95)}"
+                f"({task.failure_rate:.0%}) runtime p50={tables.seconds(task.runtime_p50)} "
+                f"p95={tables.seconds(task.runtime_p95)} "
+                f"wait p50={tables.seconds(task.wait_p50)} p95={tables.seconds(task.wait_p95)}"
             )
 
     # changes --------------------------------------------------------------------
@@ -307,7 +206,9 @@ class Command(BaseCommand):
         if not replies:
             self.stderr.write("No live worker answered.")
             return
-        rows = [(worker, _compact(reply)) for each in replies for worker, reply in each.items()]
+        rows = [
+            (worker, tables.compact(reply)) for each in replies for worker, reply in each.items()
+        ]
         self._write_lines(tables.table(("WORKER", "REPLY"), sorted(rows)))
 
     def _revoke(self, job_ids: list[str], terminate: bool, signal: str | None) -> None:
@@ -372,67 +273,6 @@ class Command(BaseCommand):
         self.stdout.write("Add users to these groups (and tick 'staff status') to give a role.")
 
 
-def _worker_options(parser: CommandParser) -> None:
-    parser.add_argument(
-        "--destination",
-        "-d",
-        action="append",
-        default=None,
-        metavar="WORKER",
-        help="only this worker (its -n name or full name; may be repeated)",
-    )
-    parser.add_argument(
-        "--timeout",
-        "-t",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="how long to wait for the workers' replies (default 1)",
-    )
-
-
-def _job_table(what: str, jobs: list[Job]) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
-    """The columns of a job list (inspect active, reserved, scheduled, revoked)."""
-    if what == "active":
-        return ("ID", "TASK", "QUEUE", "WORKER", "RUNNING FOR"), [
-            (
-                job.id,
-                job.task_name,
-                job.queue,
-                job.worker,
-                _ago(job.started_at) if job.started_at else "?",
-            )
-            for job in jobs
-        ]
-    if what == "reserved":
-        return ("ID", "TASK", "QUEUE", "HELD BY"), [
-            (job.id, job.task_name, job.queue, job.worker) for job in jobs
-        ]
-    if what == "revoked":
-        return ("ID", "TASK", "QUEUE", "WHY"), [
-            (job.id, job.task_name, job.queue, job.error_message) for job in jobs
-        ]
-    return ("ID", "TASK", "QUEUE", "ETA"), [
-        (job.id, job.task_name, job.queue, job.eta.isoformat(timespec="seconds")) for job in jobs
-    ]
-
-
-def _flat(reply: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """A nested reply (stats) as ``(dotted.key, value)`` rows."""
-    rows: list[tuple[str, str]] = []
-    for key, value in sorted(reply.items()):
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            rows.extend(_flat(value, f"{name}."))
-        else:
-            rows.append((name, _compact(value)))
-    return rows
-
-
-def _compact(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-
-
 def _state(job_id: Any) -> str | None:
     jobs = Job.objects.using(conf.database()).filter(pk=job_id)
     return jobs.values_list("state", flat=True).first()
@@ -447,11 +287,3 @@ def _shown(name: str) -> str:
     """A name from a row as it may reach a terminal: with control characters escaped,
     so that an escape sequence in it is shown, not run."""
     return text.printable(name)
-
-
-def _ago(moment: datetime.datetime) -> str:
-    return f"{(timezone.now() - moment).total_seconds():.1f}s"
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
