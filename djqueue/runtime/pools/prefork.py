@@ -9,7 +9,7 @@ Parent and child talk over two pipes per child, one JSON line a message (see
 of :func:`~djqueue.runtime.pools.lost.lost_outcome`: ``RETRY`` soon while the task has
 retries left, else ``FAILURE`` with :class:`~djqueue.core.exceptions.WorkerLostError`.
 
-Why this module is longer than about 400 lines: it is one class, the parent's side,
+Why it is longer than 400 lines: it is one class, the parent's side,
 whose state (the children, the jobs waiting for one, the outcomes read from them, the
 jobs being stopped) is guarded by one lock that the worker's threads and the supervisor
 thread share, often changing several parts at once. Split in two, every method of
