@@ -177,28 +177,7 @@ class ResultSet:
             callback(result.id, value)
         return []
 
-    def join(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 1.0,
-        callback: Callable[[str, Any], Any] | None = None,
-        no_ack: bool = True,
-        on_message: None = None,
-        disable_sync_subtasks: bool = True,
-        on_interval: Callable[[], Any] | None = None,
-    ) -> list[Any]:
-        """The same as :meth:`get` (Celery's name)."""
-        return self.get(
-            timeout,
-            propagate,
-            interval,
-            callback,
-            no_ack,
-            on_message,
-            disable_sync_subtasks,
-            on_interval,
-        )
+    join = get  # Celery's name for the same wait
 
     join_native = join
 

@@ -23,6 +23,21 @@ from djqueue.db.models import Job, Worker
 from djqueue.ops import access, durations, links, worker_control
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
 
+# The worker's summary on its page; every field of the page is read only.
+SUMMARY_FIELDS: tuple[str, ...] = (
+    "name",
+    "status",
+    "hostname",
+    "pid",
+    "pool",
+    "concurrency",
+    "queue_list",
+    "started",
+    "uptime",
+    "heartbeat",
+    "jobs_done",
+)
+
 
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
@@ -48,40 +63,12 @@ class WorkerAdmin(ReadOnlyAdmin):
     fieldsets = [
         (
             None,
-            {
-                "fields": [
-                    "name",
-                    "status",
-                    "hostname",
-                    "pid",
-                    "pool",
-                    "concurrency",
-                    "queue_list",
-                    "started",
-                    "uptime",
-                    "heartbeat",
-                    "jobs_done",
-                ]
-            },
+            {"fields": SUMMARY_FIELDS},
         ),
         ("Running now", {"fields": ["held_jobs"]}),
         ("Child processes", {"fields": ["child_table"]}),
     ]
-    readonly_fields = [
-        "name",
-        "status",
-        "hostname",
-        "pid",
-        "pool",
-        "concurrency",
-        "queue_list",
-        "started",
-        "uptime",
-        "heartbeat",
-        "jobs_done",
-        "held_jobs",
-        "child_table",
-    ]
+    readonly_fields = [*SUMMARY_FIELDS, "held_jobs", "child_table"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         running = (
