@@ -94,10 +94,19 @@ def retry_failed(job_ids: Sequence[uuid.UUID]) -> int:
     A unique job whose key another waiting job holds stays failed (see
     ``sql.RETRY_FAILED``).
     """
-    return sum(_retry_chunk(chunk) for chunk in _chunks(job_ids))
+    return len(requeue_failed(job_ids))
 
 
-def _retry_chunk(chunk: list[uuid.UUID]) -> int:
+def requeue_failed(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Queue failed jobs again as :func:`retry_failed` does; return the ids queued.
+
+    The ids come from the statement that queued them: a worker may claim a job the
+    moment it is queued, so its state read afterwards would no longer say so.
+    """
+    return [job_id for chunk in _chunks(job_ids) for job_id in _retry_chunk(chunk)]
+
+
+def _retry_chunk(chunk: list[uuid.UUID]) -> list[uuid.UUID]:
     alias = conf.database()
     for _ in range(_RETRY_ROUNDS):
         try:
@@ -105,10 +114,10 @@ def _retry_chunk(chunk: list[uuid.UUID]) -> int:
             # write fails only this try, not the caller's transaction.
             with transaction.atomic(using=alias), queue_cursor() as cursor:
                 cursor.execute(sql.RETRY_FAILED, [chunk])
-                return sum(row[1] for row in cursor.fetchall())
+                return [job_id for row in cursor.fetchall() for job_id in row[1]]
         except IntegrityError:
             continue
-    return 0
+    return []
 
 
 def delete_finished(job_ids: Sequence[uuid.UUID]) -> int:

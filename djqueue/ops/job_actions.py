@@ -42,9 +42,9 @@ def _terminate(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
 
 
 def _retry(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    broker.retry_failed(job_ids)
-    # Those queued again wait now (a unique job whose key is taken stays failed).
-    return _in_states(job_ids, states.WAITING)
+    # A unique job whose key is taken stays failed. Those queued again are counted from
+    # the statement: a worker may already have claimed, even finished, one of them.
+    return broker.requeue_failed(job_ids)
 
 
 def _delete(job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

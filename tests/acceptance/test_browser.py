@@ -287,6 +287,8 @@ def _log_in(page: Any, live_server: Any, django_user_model: Any, next_url: str) 
     page.fill("#id_username", "admin")
     page.fill("#id_password", "pw")
     page.click("input[type=submit]")
+    # The click returns before the page it leads to has loaded.
+    page.wait_for_url(lambda url: "/login/" not in url)
 
 
 def _finish(claimed: Any, state: str, **outcome: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from io import StringIO
 from typing import Any
 
@@ -66,6 +67,15 @@ def test_retry_failed_keeps_the_id_and_starts_a_new_attempt() -> None:
     assert (row.state, row.error_type, row.traceback, row.attempt) == (states.PENDING, "", "", 1)
     [outcome] = testing.run_pending()
     assert outcome.attempt == 2
+
+
+def test_requeue_failed_names_the_jobs_it_queued_even_once_they_have_run() -> None:
+    failed = tasks.fail.delay("once")
+    done = tasks.add.delay(1, 1)
+    testing.run_pending()
+    assert broker.requeue_failed([failed.id, done.id]) == [uuid.UUID(failed.id)]
+    testing.run_pending()  # as a worker would at once: the job is no longer waiting
+    assert broker.requeue_failed([failed.id]) == [uuid.UUID(failed.id)]
 
 
 def test_cli_retry_failed_with_filters() -> None:

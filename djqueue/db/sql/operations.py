@@ -121,10 +121,10 @@ again AS (
             'ended_at', finished_at, 'outcome', 'FAILURE', 'error_type', error_type,
             'error_message', error_message))
     WHERE id IN (SELECT id FROM candidates) AND state = 'FAILURE'
-    RETURNING queue
+    RETURNING id, queue
 )
-SELECT q.queue, q.n, pg_notify('djqueue', q.queue)
-FROM (SELECT queue, count(*) AS n FROM again GROUP BY queue) AS q
+SELECT q.queue, q.ids, pg_notify('djqueue', q.queue)
+FROM (SELECT queue, array_agg(id) AS ids FROM again GROUP BY queue) AS q
 """
 
 # Delete finished jobs chosen in the admin; waiting and running ones stay.
