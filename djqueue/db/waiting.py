@@ -19,7 +19,7 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from djqueue.core import conf, states
-from djqueue.db import schema, sql
+from djqueue.db import queue_gates, schema, sql
 
 # Jobs ahead are counted up to this many; more reads as "at least this many".
 AHEAD_BOUND = 10_000
@@ -61,6 +61,27 @@ class ConcurrencyUse:
 
 
 @dataclass(frozen=True)
+class QueueUse:
+    """A queue's own limits over all workers (None: no such limit): ``held`` of its
+    jobs claimed or running now against ``concurrency``; ``used`` starts in the last
+    ``period`` seconds (the oldest at ``oldest``) against ``rate``."""
+
+    concurrency: int | None
+    held: int
+    rate: int | None
+    period: float | None
+    used: int
+    oldest: datetime.datetime | None
+
+    @property
+    def full(self) -> bool:
+        """Whether a limit leaves no room for another claim now."""
+        return (self.concurrency is not None and self.held >= self.concurrency) or (
+            self.rate is not None and self.used >= self.rate
+        )
+
+
+@dataclass(frozen=True)
 class ChordWait:
     """The chord whose body the job is: header members not ended yet, and the header
     jobs not finished (the first :data:`SHOWN_HEADER_JOBS`)."""
@@ -97,6 +118,8 @@ class Surroundings:
     ahead: int | None
     rate: RateUse | None
     concurrency: ConcurrencyUse | None
+    # Its queue's own limits, for a waiting job of a limited queue.
+    queue_limits: QueueUse | None
     # The other waiting job that holds its unique key, if one does.
     unique_holder: uuid.UUID | None
     # A claimed or running job: its lease, and whether its worker is alive (heartbeat
@@ -160,6 +183,7 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
         concurrency=_concurrency(cursor, place, concurrency_key, concurrency_limit)
         if waiting and gated and concurrency_key is not None and concurrency_limit
         else None,
+        queue_limits=_queue_limits(cursor, queue, paused) if waiting else None,
         unique_holder=_holder(cursor, unique_key, job_id) if unique_key else None,
         lease_expires_at=lease_expires_at,
         worker_alive=worker_alive,
@@ -198,6 +222,23 @@ def _concurrency(
     cursor.execute(sql.CONCURRENCY_HELD, [key])
     held = int(cursor.fetchone()[0])
     return ConcurrencyUse(key, limit, held, _count(cursor, sql.CONCURRENCY_AHEAD, place, key=key))
+
+
+def _queue_limits(cursor: CursorWrapper, queue: str, row: Any) -> QueueUse | None:
+    """The queue's limits and what uses them (``row``: its QUEUE_PAUSED row), or None
+    for a queue without limits."""
+    concurrency, rate, period = row[2:5] if row else (None, None, None)
+    if concurrency is None and rate is None:
+        return None
+    held = 0
+    if concurrency is not None:
+        cursor.execute(sql.QUEUE_HELD, [queue])
+        held = int(cursor.fetchone()[0])
+    used, oldest = 0, None
+    if rate is not None and period is not None:
+        cursor.execute(sql.RATE_USED, [queue_gates.gate_key(queue), period])
+        used, oldest = cursor.fetchone()
+    return QueueUse(concurrency, held, rate, period, int(used), oldest)
 
 
 def _brief(cursor: CursorWrapper, job_id: str | None) -> JobBrief | None:

@@ -28,6 +28,7 @@ Kind = Literal[
     "no-worker",
     "rate-limit",
     "concurrency-limit",
+    "queue-limit",
     "queued",
     "reserved",
     "lost-worker",
@@ -95,6 +96,8 @@ def reasons(job: waiting.Surroundings, visible: access.Visible) -> list[Reason]:
     held = job.concurrency
     if held is not None and (held.held >= held.limit or held.ahead):
         found.append(_concurrency(job, held))
+    if job.queue_limits is not None and job.queue_limits.full:
+        found.append(_queue_limits(job, job.queue_limits, visible))
     if not found and job.ahead is not None:
         found.append(_queued(job))
     return found
@@ -184,6 +187,31 @@ def _concurrency(job: waiting.Surroundings, limit: waiting.ConcurrencyUse) -> Re
                 links.jobs(concurrency_key__exact=limit.key, state__in=links.HELD),
             ),
         ),
+    )
+
+
+def _queue_limits(
+    job: waiting.Surroundings, limits: waiting.QueueUse, visible: access.Visible
+) -> Reason:
+    parts = []
+    if limits.concurrency is not None:
+        parts.append(f"{limits.held} of its jobs held by workers, {limits.concurrency} at once")
+    if limits.rate is not None and limits.period is not None:
+        period = _span(datetime.timedelta(seconds=limits.period))
+        used = f"{limits.used} started in the last {period}, {limits.rate} allowed"
+        if limits.used >= limits.rate and limits.oldest is not None:
+            free = limits.oldest + datetime.timedelta(seconds=limits.period)
+            used += f" (the next start is allowed at {_moment(free)})"
+        parts.append(used)
+    ahead = f"; {_ahead(job.ahead)} ahead of it in the queue" if job.ahead is not None else ""
+    held = (
+        Link("jobs of this queue held", links.jobs(state__in=links.HELD, queue__exact=job.queue)),
+    )
+    queues = (Link("queues", reverse("admin:djqueue_queue_changelist")),)
+    return Reason(
+        "queue-limit",
+        f"The limits of its queue {job.queue!r} hold it: {'; '.join(parts)}{ahead}.",
+        held + (queues if visible.queues else ()),
     )
 
 

@@ -19,7 +19,7 @@ from django.db import connections
 from django.utils import timezone
 
 from djqueue.core import states
-from djqueue.db import broker, series
+from djqueue.db import broker, queue_gates, series
 from djqueue.db.models import Job, QueueMinute
 from djqueue.ops import stats
 from tests.acceptance.conftest import REPO_ROOT, Workers, wait_until
@@ -320,7 +320,7 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
 
     # A worker row that serves default and mail (no process takes their jobs: they wait
     # for the reasons below), and a real worker on "work" for a job that fails for real.
-    broker.register_worker(WEB_WORKER, "web-1", 100, "threads", 4, ["default", "mail"])
+    broker.register_worker(WEB_WORKER, "web-1", 100, "threads", 4, ["default", "mail", "batch"])
     body = djqueue.chord([tasks.add.s(n, n) for n in range(3)], tasks.xsum.s()).apply_async()
     first, second = _claim(2)
     _finish(first, states.SUCCESS, result="0")
@@ -342,6 +342,14 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
     stranded = tasks.add.apply_async((5, 5), queue="gone")
     [lost] = broker.claim(["gone"], 1, "djqueue@db-2.7.dead00", 300.0, limited=False)
     broker.mark_started(lost.worker, [(lost.id, lost.attempt, 0.0)])
+    # A queue of its own limited to one job at once over all workers: one held, one waits.
+    broker.set_queue_limits("batch", 1, None)
+    broker.paused_queues()  # a claimer takes note of the queues' limits, as a worker does
+    limited = [tasks.add.apply_async((n, n), queue="batch") for n in range(2)]
+    try:
+        assert len(broker.claim(["batch"], 2, WEB_WORKER, 300.0, limited=False)) == 1
+    finally:
+        queue_gates.update([])
     flaky = tasks.always_flaky.apply_async(queue="work")
     workers.start("-P", "solo", "-Q", "work")
     wait_until(lambda: Job.objects.get(pk=flaky.id).state == states.FAILURE, 30, "the job to fail")
@@ -363,6 +371,7 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
         (nobody, ["no-worker"], "no-worker"),
         (rate[2], ["rate-limit"], "rate-limit"),
         (busy[2], ["concurrency-limit"], "concurrency-limit"),
+        (limited[1], ["queue-limit"], "queue-limit"),
         (queued[2], ["queued"], "queued"),
         (rate[0], ["reserved"], "reserved"),
         (unique, ["unique-key"], "unique-key"),
@@ -379,6 +388,11 @@ def test_job_pages_say_why_each_job_waits_draw_workflows_and_retry(
     job_page(rate[2])
     assert "2 started in the last period" in page.inner_text("#djq-why")
     assert "0 job(s) under this limit ahead of it" in page.inner_text("#djq-why")
+    job_page(busy[2])
+    assert "2 running now; 0 job(s) with this key ahead of it" in page.inner_text("#djq-why")
+    job_page(limited[1])
+    said = page.inner_text("#djq-why")
+    assert "1 of its jobs held by workers, 1 at once; 0 job(s) ahead of it" in said, said
     job_page(unique)
     page.click("#djq-why a")
     page.wait_for_url(f"**/{holder.id}/change/")

@@ -15,7 +15,7 @@ from django.utils import timezone
 import djqueue
 from djqueue.core import states
 from djqueue.core.records import ClaimedJob, Outcome
-from djqueue.db import broker, waiting
+from djqueue.db import broker, queue_gates, waiting
 from djqueue.ops import access
 from djqueue.ops import waiting as why
 from tests.testapp import tasks
@@ -105,6 +105,44 @@ def test_a_concurrency_limit_says_how_many_run_and_how_many_are_ahead() -> None:
     assert reason.kind == "concurrency-limit"
     assert "key 'tests.testapp.tasks.per_account:7' (2 at once)" in reason.text
     assert "2 running now; 1 job with this key ahead" in reason.text
+
+
+@pytest.fixture
+def forget_queue_limits() -> Any:
+    yield
+    queue_gates.update([])
+
+
+@pytest.mark.usefixtures("forget_queue_limits")
+def test_a_queues_concurrency_limit_says_how_many_it_holds_and_how_many_are_ahead() -> None:
+    broker.set_queue_limits("default", 2, None)
+    broker.paused_queues()  # reading the queues takes note of the limits, as a worker does
+    sent = [tasks.add.delay(n, n) for n in range(5)]
+    assert len(claim()) == 2
+    [reason] = reasons(sent[4].id)
+    assert reason.kind == "queue-limit"
+    assert "The limits of its queue 'default' hold it" in reason.text
+    assert "2 of its jobs held by workers, 2 at once" in reason.text
+    assert "2 job(s) ahead of it in the queue" in reason.text
+    assert [link.label for link in reason.links] == ["jobs of this queue held", "queues"]
+
+
+@pytest.mark.usefixtures("forget_queue_limits")
+def test_a_queues_rate_limit_says_when_the_next_start_is_allowed() -> None:
+    broker.set_queue_limits("default", None, (2, 60.0))
+    broker.paused_queues()
+    sent = [tasks.add.delay(n, n) for n in range(3)]
+    assert len(claim()) == 2
+    [reason] = reasons(sent[2].id)
+    assert reason.kind == "queue-limit"
+    assert "2 started in the last 1 min, 2 allowed (the next start is allowed at" in reason.text
+    assert "first" not in reason.text
+
+
+def test_a_queue_limit_with_room_left_holds_nothing() -> None:
+    broker.set_queue_limits("default", 5, (100, 60.0))
+    result = tasks.add.delay(1, 1)
+    assert kinds(result.id) == ["queued"]
 
 
 def test_a_chain_step_waits_for_the_step_before_it() -> None:

@@ -24,8 +24,16 @@ SELECT last_heartbeat, stopped_at,
 FROM djqueue_worker WHERE name = %s
 """
 
-# Whether the job's queue is paused, and since when.
-QUEUE_PAUSED = "SELECT paused, changed_at FROM djqueue_queue WHERE name = %s"
+# Whether the job's queue is paused, and since when; its own limits (NULL: none).
+QUEUE_PAUSED = """
+SELECT paused, changed_at, concurrency_limit, rate_limit, rate_period
+FROM djqueue_queue WHERE name = %s
+"""
+
+# Jobs of a queue held by workers (what its concurrency limit counts, as QUEUE_ROOM).
+QUEUE_HELD = """
+SELECT count(*) FROM djqueue_job WHERE state IN ('RECEIVED', 'STARTED') AND queue = %s
+"""
 
 # Live workers (heartbeat within the given seconds, not stopped): how many serve the
 # queue, and how many there are at all.
