@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandParser
 
-from djqueue.management import beat_import, calls
+from djqueue.management import beat_import, calls, queue_limits
 
 # Read from the jobs' rows (every held job, also of workers that stopped answering).
 JOB_LISTS = ["active", "reserved", "scheduled", "revoked"]
@@ -84,6 +84,7 @@ def declare(parser: CommandParser) -> None:
     for name, verb in (("pause", "stop"), ("resume", "start again")):
         toggle = commands.add_parser(name, help=f"workers {verb} taking jobs from queues")
         toggle.add_argument("queues", nargs="+", metavar="QUEUE")
+    queue_limits.add_parser(commands)
     commands.add_parser("roles", help="make the console's groups: djqueue operator, djqueue admin")
     prune = commands.add_parser("prune", help="delete old finished jobs")
     prune.add_argument(

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from djqueue.core import states
 from djqueue.db import broker
-from djqueue.db.models import Job
+from djqueue.db.models import Job, Queue
 from tests.factories import JobFactory, StartedJobFactory
 from tests.testapp import tasks
 
@@ -225,3 +225,30 @@ def test_control_checks_its_arguments_before_sending() -> None:
         run("control", "rate_limit", tasks.add.name, "1/s", "-d", "w1")
     _, err = run("control", "shutdown", "-t", "0.5")
     assert "No live worker answered." in err
+
+
+def test_queue_limit_shows_sets_and_clears_a_queues_limits() -> None:
+    assert run("queue-limit", "mail") == ("mail: no limits\n", "")
+    assert run("queue-limit", "mail", "--concurrency", "2")[0] == "mail: 2 at once\n"
+    # An option not given keeps its limit.
+    assert run("queue-limit", "mail", "--rate", "100/m")[0] == "mail: 2 at once, 100/m\n"
+    row = Queue.objects.get(name="mail")
+    assert (row.concurrency_limit, row.rate_limit, row.rate_period) == (2, 100, 60.0)
+    assert run("queue-limit", "mail", "-c", "none")[0] == "mail: 100/m\n"
+    assert run("queue-limit", "mail", "-r", "NONE")[0] == "mail: no limits\n"
+    assert Queue.objects.get(name="mail").paused is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-c", "0"], "--concurrency is a whole number of 1 or more"),
+        (["-c", "two"], "--concurrency is a whole number of 1 or more"),
+        (["-r", "100/d"], "--rate: rate_limit '100/d' has an unknown unit 'd'"),
+        (["-r", "fast"], "--rate: rate_limit 'fast' is malformed"),
+    ],
+)
+def test_queue_limit_refuses_what_is_not_a_limit(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        run("queue-limit", "mail", *args)
+    assert not Queue.objects.filter(name="mail").exists()

@@ -15,7 +15,7 @@ from djqueue.core import conf, ids, signums, states, text
 from djqueue.core.exceptions import MigrationsMissing
 from djqueue.db import broker, roles, schema
 from djqueue.db.models import Job
-from djqueue.management import arguments, beat_import, calls, events, tables
+from djqueue.management import arguments, beat_import, calls, events, queue_limits, tables
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
@@ -24,7 +24,7 @@ LIST_LIMIT = 50
 class Command(BaseCommand):
     help = (
         "Task queue operations: status, inspect, ping, result, call, events, control, revoke, "
-        "retry, purge, pause, resume, prune, roles, import-beat."
+        "retry, purge, pause, resume, queue-limit, prune, roles, import-beat."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -63,6 +63,10 @@ class Command(BaseCommand):
             for queue in options["queues"]:
                 broker.set_paused(queue, action == "pause")
                 self.stdout.write(f"{queue}: {'paused' if action == 'pause' else 'resumed'}")
+        elif action == "queue-limit":
+            self.stdout.write(
+                queue_limits.run(options["queue"], options["concurrency"], options["rate"])
+            )
         elif action == "prune":
             self._prune(options["older_than"])
         elif action == "roles":
