@@ -1,6 +1,7 @@
 """Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise);
 ``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
-test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too."""
+test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too, and
+``--failover-full`` those marked ``failover(full=True)``."""
 
 from __future__ import annotations
 
@@ -27,13 +28,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run every PgBouncer test, not only the smoke ones (also DJQUEUE_PGBOUNCER_FULL=1)",
     )
+    parser.addoption(
+        "--failover-full",
+        action="store_true",
+        default=False,
+        help="run the failover tests on pg_auto_failover too, not only the smoke ones "
+        "(also DJQUEUE_FAILOVER_FULL=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not (config.getoption("--pgbouncer-full") or os.environ.get("DJQUEUE_PGBOUNCER_FULL")):
-        smoke_only = pytest.mark.skip(reason="full PgBouncer test: run with --pgbouncer-full")
+    for name, label in (("pgbouncer", "PgBouncer"), ("failover", "failover")):
+        option = f"--{name}-full"
+        if config.getoption(option) or os.environ.get(f"DJQUEUE_{name.upper()}_FULL"):
+            continue
+        smoke_only = pytest.mark.skip(reason=f"full {label} test: run with {option}")
         for item in items:
-            marker = item.get_closest_marker("pgbouncer")
+            marker = item.get_closest_marker(name)
             if marker is not None and marker.kwargs.get("full"):
                 item.add_marker(smoke_only)
     if config.getoption("--soak"):

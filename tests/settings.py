@@ -51,6 +51,12 @@ DATABASES = {
         "TEST": {"NAME": os.environ.get("DJQUEUE_TEST_DATABASE", "test_djqueue")},
     }
 }
+# Processes started on a primary and its standby (tests/chaos/test_failover.py): HOST and
+# PORT list both servers, and libpq keeps the one that accepts writes.
+if os.environ.get("DJQUEUE_TEST_TARGET_SESSION_ATTRS"):
+    DATABASES["default"]["OPTIONS"] = {
+        "target_session_attrs": os.environ["DJQUEUE_TEST_TARGET_SESSION_ATTRS"]
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The browser tests' live server serves the admin's styles.
 STATIC_URL = "/static/"
@@ -64,6 +70,15 @@ DJQUEUE = {
     # Processes started behind a pooler (tests/acceptance/test_pgbouncer.py).
     "LISTEN_DSN": os.environ.get("DJQUEUE_LISTEN_DSN") or None,
 }
+# Read-only monitoring on a standby (tests/chaos/test_failover.py).
+if os.environ.get("DJQUEUE_TEST_MONITORING_PORT"):
+    DATABASES["monitoring"] = {
+        **DATABASES["default"],
+        "HOST": "127.0.0.1",
+        "PORT": os.environ["DJQUEUE_TEST_MONITORING_PORT"],
+        "OPTIONS": {"target_session_attrs": "any"},
+    }
+    DJQUEUE["MONITORING_DATABASE"] = "monitoring"
 if "DJQUEUE_PREPARED_STATEMENTS" in os.environ:
     DJQUEUE["PREPARED_STATEMENTS"] = {"true": True, "false": False}.get(
         os.environ["DJQUEUE_PREPARED_STATEMENTS"], os.environ["DJQUEUE_PREPARED_STATEMENTS"]

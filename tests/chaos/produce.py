@@ -1,7 +1,8 @@
 """A producer process: sends ``chaos_record`` jobs at a steady rate, riding out outages.
 
-``python -m tests.chaos.produce RATE SECONDS JOB_SECONDS ACKED_FILE`` sends about RATE
-jobs a second for SECONDS seconds. The id of every job whose sending returned (so whose
+``python -m tests.chaos.produce RATE SECONDS JOB_SECONDS ACKED_FILE [one]`` sends about
+RATE jobs a second for SECONDS seconds, in small batches (``delay_many``), or with
+``one`` by one ``delay()`` call each. The id of every job whose sending returned (so whose
 INSERT committed) is appended to ACKED_FILE at once: those jobs must never be lost. A
 batch whose sending failed is not retried (it may or may not have committed; what did
 commit is in the table and is counted there).
@@ -22,7 +23,9 @@ TICKS_PER_SECOND = 10
 logger = logging.getLogger("chaos.produce")
 
 
-def main(rate: float, seconds: float, job_seconds: float, acked_path: str) -> int:
+def main(
+    rate: float, seconds: float, job_seconds: float, acked_path: str, one_by_one: bool = False
+) -> int:
     """Send for ``seconds``; return the exit code."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
@@ -39,14 +42,19 @@ def main(rate: float, seconds: float, job_seconds: float, acked_path: str) -> in
             if due > now:
                 time.sleep(due - now)
             tick += 1
-            try:
-                results = tasks.chaos_record.delay_many([(job_seconds,)] * per_tick)
-            except DatabaseError as exc:
-                logger.warning("sending failed: %s", " ".join(str(exc).split()))
-                connection.close()
-                continue
-            acked.write("".join(f"{result.id}\n" for result in results))
-            acked.flush()
+            batches = [1] * per_tick if one_by_one else [per_tick]
+            for size in batches:
+                try:
+                    if one_by_one:
+                        results = [tasks.chaos_record.delay(job_seconds)]
+                    else:
+                        results = tasks.chaos_record.delay_many([(job_seconds,)] * size)
+                except DatabaseError as exc:
+                    logger.warning("sending failed: %s", " ".join(str(exc).split()))
+                    connection.close()
+                    continue
+                acked.write("".join(f"{result.id}\n" for result in results))
+                acked.flush()
     connection.close()
     return 0
 
@@ -54,4 +62,5 @@ def main(rate: float, seconds: float, job_seconds: float, acked_path: str) -> in
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rate, seconds, job_seconds, path = sys.argv[1:5]
-    sys.exit(main(float(rate), float(seconds), float(job_seconds), path))
+    one = sys.argv[5:6] == ["one"]
+    sys.exit(main(float(rate), float(seconds), float(job_seconds), path, one))
