@@ -35,9 +35,10 @@ if str(ROOT) not in sys.path:
 from benchmarks import common  # noqa: E402
 
 CELERY_VENV = ROOT / "benchmarks" / ".venv-celery"
-CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6", "gevent"]
+# procrastinate: the third peer of sustained.py, on a database of its own.
+CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6", "gevent", "procrastinate>=3,<4"]
 # Modules the Celery virtualenv must import; a missing one means (re)installing.
-CELERY_MODULES = ("celery", "redis", "gevent")
+CELERY_MODULES = ("celery", "redis", "gevent", "procrastinate")
 
 # Slots per worker process for each pool in the per-pool mode (--pools): solo has one;
 # prefork one child per core here; threads and gevent as many as keep a no-op drain busy.

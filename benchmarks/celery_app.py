@@ -17,9 +17,12 @@ BROKER_DB = 9
 RESULT_DB = 10
 STATS_DB = 11
 
+# sustained.py also runs Celery on RabbitMQ (an amqp:// URL); bookkeeping stays in Redis.
+BROKER = os.environ.get("BENCH_CELERY_BROKER", f"{REDIS}/{BROKER_DB}")
+
 app = Celery(
     "bench",
-    broker=f"{REDIS}/{BROKER_DB}",
+    broker=BROKER,
     backend=f"{REDIS}/{RESULT_DB}",
 )
 app.conf.update(
@@ -59,3 +62,13 @@ def noop(index: int = 0) -> None:
 def stamp() -> float:
     """Return the moment this job started, for pick-up latency."""
     return time.time()
+
+
+@app.task(name="bench.clock")
+def clock(sent_at: float = 0.0) -> None:
+    """Record how long after ``sent_at`` (when it was due to be sent) this job started."""
+    delay_ms = (time.time() - sent_at) * 1000
+    pipe = stats().pipeline(transaction=False)
+    pipe.rpush("pickups", delay_ms)
+    pipe.incr("runs")
+    pipe.execute()

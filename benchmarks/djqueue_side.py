@@ -80,7 +80,7 @@ def drain(jobs: int, spec: WorkerSpec, timeout: float) -> dict[str, Any]:
         raise RuntimeError(f"the drain expects exactly {jobs} queued jobs")
     logs = Path(tempfile.mkdtemp(prefix="djqueue-bench-"))
     spawned = time.time()
-    workers = _start_workers(spec, logs)
+    workers = start_workers(spec, logs)
     try:
         done = common.wait_until(lambda: _count("finished_at IS NOT NULL") >= jobs, timeout, 0.2)
         seen_done = time.time()
@@ -111,7 +111,7 @@ def pick_up_latency(samples: int, spec: WorkerSpec, timeout: float) -> dict[str,
 
     clean()
     logs = Path(tempfile.mkdtemp(prefix="djqueue-bench-"))
-    workers = _start_workers(WorkerSpec(1, spec.pool, spec.concurrency), logs)
+    workers = start_workers(WorkerSpec(1, spec.pool, spec.concurrency), logs)
     delays: list[float] = []
     try:
         if not common.wait_until(lambda: _workers_registered() >= 1, timeout):
@@ -134,7 +134,7 @@ def pick_up_latency(samples: int, spec: WorkerSpec, timeout: float) -> dict[str,
     }
 
 
-def _start_workers(spec: WorkerSpec, logs: Path) -> list[Any]:
+def start_workers(spec: WorkerSpec, logs: Path) -> list[Any]:
     command = [
         sys.executable,
         str(common.ROOT / "manage.py"),

@@ -16,3 +16,10 @@ def noop(index: int = 0) -> None:
 def stamp() -> float:
     """Return the moment this job started, for pick-up latency."""
     return time.time()
+
+
+@djqueue.task(name="bench.clock")
+def clock(sent_at: float = 0.0) -> float:
+    """Return the moment this job started; ``sent_at`` is when it was due to be sent,
+    so that its pick-up delay can be read from its row (sustained load)."""
+    return time.time()
