@@ -10,14 +10,14 @@ import dataclasses
 import datetime
 import inspect
 import json
-import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from djqueue.client import routing
 from djqueue.client.validators import aware, check_priority, check_queue, check_time_limits, seconds
 from djqueue.core import codec, conf, context, ids, limits
 from djqueue.core.exceptions import PayloadTooLarge
+from djqueue.core.options import JOB_OPTIONS, JobOptions, check_names
 from djqueue.core.records import Continuation, NewJob
 
 
@@ -45,31 +45,20 @@ class JobBuilding:
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         *,
-        countdown: float | None = None,
-        eta: datetime.datetime | None = None,
-        expires: float | datetime.timedelta | datetime.datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        task_id: str | uuid.UUID | None = None,
         partial: bool = False,
-        headers: dict[str, Any] | None = None,
-        shadow: str | None = None,
-        routing_key: str | None = None,
-        ignore_result: bool | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
+        **options: Unpack[JobOptions],
     ) -> NewJob:
         """Validate and encode a call into a :class:`NewJob`; raise on bad input.
 
         ``partial``: the job will get one more argument first when it is released (a
         workflow step given the result before it), which the argument check allows for.
-        The per-call options (``headers`` to ``soft_time_limit``), and the sending task's
-        ids when sent from inside one, travel in the job's continuation (see
+        ``options`` are those of ``apply_async`` that shape a job (:class:`JobOptions`);
+        the per-call ones (``headers`` to ``soft_time_limit``), and the sending task's ids
+        when sent from inside one, travel in the job's continuation (see
         :mod:`djqueue.core.options`).
         """
-        carried = self._carried(
-            headers, shadow, routing_key, ignore_result, time_limit, soft_time_limit
-        )
+        check_names(options, JOB_OPTIONS, "prepare")
+        carried = self._carried(options)
         args = () if args is None else args
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(args, list | tuple):
@@ -79,10 +68,15 @@ class JobBuilding:
         if self.typing:
             self.check_arguments(args, kwargs, partial=partial)
         args_json, kwargs_json = self._encode(args, kwargs)
+        countdown, eta = options.get("countdown"), options.get("eta")
         if countdown is not None and eta is not None:
             raise ValueError("give countdown or eta, not both")
+        expires = options.get("expires")
         expires = self.expires if expires is None else expires
-        queue, priority = self._destination(queue, priority, args, kwargs)
+        queue, priority = self._destination(
+            options.get("queue"), options.get("priority"), args, kwargs
+        )
+        task_id = options.get("task_id")
         job = NewJob(
             id=ids.new_id() if task_id is None else ids.parse(task_id),
             task_name=self.name,
@@ -101,8 +95,7 @@ class JobBuilding:
             ),
         )
         if carried:
-            options = Continuation(options=json.dumps(carried))
-            job = dataclasses.replace(job, workflow=options)
+            job = dataclasses.replace(job, workflow=Continuation(options=json.dumps(carried)))
         if not self._limited:
             return job
         if not self._unique:
@@ -116,17 +109,10 @@ class JobBuilding:
         # A unique job keeps no continuation: the ids of the task that sent it are lost.
         return self._limit(dataclasses.replace(job, workflow=None), args, kwargs)
 
-    def _carried(
-        self,
-        headers: dict[str, Any] | None,
-        shadow: str | None,
-        routing_key: str | None,
-        ignore_result: bool | None,
-        time_limit: float | None,
-        soft_time_limit: float | None,
-    ) -> dict[str, Any]:
+    def _carried(self, options: JobOptions) -> dict[str, Any]:
         """The per-call options given, checked, plus the ids of the task sending this."""
         carried: dict[str, Any] = {}
+        headers = options.get("headers")
         if headers:
             if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
                 raise TypeError(f"headers must be a dict with str keys, not {headers!r}")
@@ -134,13 +120,18 @@ class JobBuilding:
                 carried["headers"] = json.loads(codec.dumps(headers))
             except TypeError as exc:
                 raise TypeError(f"headers must be JSON data: {exc}") from None
-        for label, value in (("shadow", shadow), ("routing_key", routing_key)):
+        for label, value in (
+            ("shadow", options.get("shadow")),
+            ("routing_key", options.get("routing_key")),
+        ):
             if value is not None:
                 if not isinstance(value, str) or len(value) > 255:
                     raise TypeError(f"{label} must be a str of at most 255 characters: {value!r}")
                 carried[label] = value
+        ignore_result = options.get("ignore_result")
         if ignore_result is not None:
             carried["ignore_result"] = bool(ignore_result)
+        time_limit, soft_time_limit = options.get("time_limit"), options.get("soft_time_limit")
         if time_limit is not None or soft_time_limit is not None:
             hard, soft = check_time_limits(time_limit, soft_time_limit, f"this call of {self.name}")
             carried.update({"time_limit": hard, "soft_time_limit": soft})

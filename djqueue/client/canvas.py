@@ -34,6 +34,7 @@ from typing import (
 from djqueue.client import eager_workflow, planning
 from djqueue.client.typevars import R, T
 from djqueue.core import conf, publishing, registry
+from djqueue.core.options import JOB_OPTIONS
 from djqueue.db import broker
 
 if TYPE_CHECKING:
@@ -87,9 +88,9 @@ class Signature(Generic[R]):
         return f"{self.task.name}{'!' if self.immutable else ''}({', '.join(shown)})"
 
     def set(self, **options: Any) -> Self:
-        """Set sending options (``queue``, ``priority``, ``countdown``, ``eta``,
-        ``expires``, ``task_id``) in place; return the signature."""
-        unknown = set(options) - set(planning.OPTIONS) - {"link", "link_error"}
+        """Set sending options (those of :class:`~djqueue.core.options.JobOptions`, and
+        ``link``, ``link_error``) in place; return the signature."""
+        unknown = set(options) - set(JOB_OPTIONS) - {"link", "link_error"}
         if unknown:
             raise TypeError(f"unknown signature option(s): {', '.join(sorted(unknown))}")
         for name in ("link", "link_error"):

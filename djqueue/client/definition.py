@@ -5,11 +5,6 @@ Its other parts are mixins, each in a module of its own: building a job from a c
 (:mod:`djqueue.client.building`), reporting progress and state from a running task
 (:mod:`djqueue.client.reporting`) and the hooks (:mod:`djqueue.client.hooks`); the checks
 of its options are in :mod:`djqueue.client.validators`.
-
-Why it is longer than 400 lines: ``Task`` is Celery's task class, whose public methods
-(``delay``, ``apply_async``, ``s``, ``si``, ``signature``, ``map``, ``starmap``,
-``chunks``, ``retry``, ``apply``, ...) users call by name; each is short, but their typed
-signatures keep them in one class, and what could move out already has.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ import datetime
 import functools
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, Unpack, cast
 
 from django.db import transaction
 
@@ -38,6 +33,7 @@ from djqueue.client.validators import (
 from djqueue.core import conf, context, ids, limits, publishing, signals
 from djqueue.core.context import Request
 from djqueue.core.exceptions import MaxRetriesExceededError, Retry
+from djqueue.core.options import JOB_OPTIONS, JobOptions, check_names
 from djqueue.core.records import NewJob
 from djqueue.db import broker
 
@@ -177,24 +173,18 @@ class Task(JobBuilding, StateReporting, TaskHooks, Generic[P, R]):
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         *,
-        countdown: float | None = None,
-        eta: datetime.datetime | None = None,
-        expires: float | datetime.timedelta | datetime.datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        task_id: str | uuid.UUID | None = None,
         link: Signature[Any] | Sequence[Signature[Any]] | None = None,
         link_error: Signature[Any] | Sequence[Signature[Any]] | None = None,
-        headers: dict[str, Any] | None = None,
-        shadow: str | None = None,
-        routing_key: str | None = None,
-        ignore_result: bool | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
+        **options: Unpack[JobOptions],
     ) -> AsyncResult[R]:
         """Enqueue with options; inside ``transaction.atomic()`` the job commits with it.
+
+        ``options`` are Celery's that shape the job (:class:`~djqueue.core.options.JobOptions`):
+        ``countdown``, ``eta``, ``expires``, ``queue``, ``priority``, ``task_id``,
+        ``headers``, ``shadow``, ``routing_key``, ``ignore_result``, ``time_limit`` and
+        ``soft_time_limit``.
 
         For a task with ``unique_key``/``unique_for``, a duplicate of a waiting job
         returns that job's result instead of enqueueing a second one. ``link`` and
@@ -212,45 +202,16 @@ class Task(JobBuilding, StateReporting, TaskHooks, Generic[P, R]):
         ``retry``/``retry_policy``: outside a transaction, an INSERT that loses its
         connection is tried again on a new one (see docs/calling.md); inside one, never.
         """
-        extra: dict[str, Any] = {
-            "headers": headers,
-            "shadow": shadow,
-            "routing_key": routing_key,
-            "ignore_result": ignore_result,
-            "time_limit": time_limit,
-            "soft_time_limit": soft_time_limit,
-        }
+        check_names(options, JOB_OPTIONS, "apply_async")
         policy = publish.policy(retry, retry_policy)
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
         from djqueue.client import result
 
         if link is not None or link_error is not None:
-            return self._apply_linked(
-                args,
-                kwargs,
-                link,
-                link_error,
-                countdown=countdown,
-                eta=eta,
-                expires=expires,
-                queue=queue,
-                priority=priority,
-                task_id=task_id,
-                **extra,
-            )
+            return self._apply_linked(args, kwargs, link, link_error, options)
 
-        job = self.prepare(
-            args,
-            kwargs,
-            countdown=countdown,
-            eta=eta,
-            expires=expires,
-            queue=queue,
-            priority=priority,
-            task_id=task_id,
-            **extra,
-        )
+        job = self.prepare(args, kwargs, **options)
         if conf.flag("EAGER"):
             return self._run_eagerly(job)
         [job] = publishing.before([job])
@@ -269,7 +230,7 @@ class Task(JobBuilding, StateReporting, TaskHooks, Generic[P, R]):
         kwargs: dict[str, Any] | None,
         link: Signature[Any] | Sequence[Signature[Any]] | None,
         link_error: Signature[Any] | Sequence[Signature[Any]] | None,
-        **options: Any,
+        options: JobOptions,
     ) -> AsyncResult[R]:
         """Send as a one-task workflow carrying its callbacks."""
         given = {name: value for name, value in options.items() if value is not None}
@@ -300,28 +261,31 @@ class Task(JobBuilding, StateReporting, TaskHooks, Generic[P, R]):
         self,
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> AsyncResult[R]:
         """Like :meth:`apply_async`, run at commit; the returned result's id is final."""
         # Imported here: results read the job model, which Django defines only once its app
         # registry is ready, and a task may be declared before that.
         from djqueue.client import result
 
-        task_id = options.pop("task_id", None) or ids.new_id()
+        task_id = options.get("task_id") or ids.new_id()
+        sent: JobOptions = {**options, "task_id": task_id}
         # Validate and encode now, so that bad arguments fail in the caller, not at commit.
-        self.prepare(args, kwargs, task_id=task_id, **options)
+        self.prepare(args, kwargs, **sent)
         transaction.on_commit(
-            lambda: self.apply_async(args, kwargs, task_id=task_id, **options),
+            lambda: self.apply_async(args, kwargs, **sent),
             using=conf.database(),
         )
         return result.AsyncResult(ids.parse(task_id))
 
-    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
+    def delay_many(
+        self, calls: Iterable[Sequence[Any]], **options: Unpack[JobOptions]
+    ) -> list[AsyncResult[R]]:
         """Enqueue one job per argument tuple in ``calls``, in one round trip per chunk."""
         return self.apply_many(((args, {}) for args in calls), **options)
 
     def apply_many(
-        self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Any
+        self, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]], **options: Unpack[JobOptions]
     ) -> list[AsyncResult[R]]:
         """Enqueue one job per ``(args, kwargs)`` pair, with shared options."""
         # Imported here: results read the job model, which Django defines only once its app

@@ -9,10 +9,6 @@ it counts toward. The statement that records a job's outcome acts on that contin
 
 The planner reads the building blocks of :mod:`djqueue.client.canvas` (which imports it
 to send them) by their ``subtask_type``, so that it needs none of their classes.
-
-Why it is longer than 400 lines: :class:`Plan` is one recursive walk over the nested
-shapes (chains of groups, chords in groups, ...), and the places it threads through that
-walk are read at every level; cut apart, each piece would need all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from djqueue.core import ids
+from djqueue.core.options import JOB_OPTIONS
 from djqueue.core.records import (
     Callback,
     Continuation,
@@ -39,23 +36,6 @@ from djqueue.core.records import (
 
 if TYPE_CHECKING:
     from djqueue.client.canvas import Canvas, Signature, chain, chord, group
-
-# The options a signature may carry (Signature.set checks them).
-OPTIONS = (
-    "queue",
-    "priority",
-    "countdown",
-    "eta",
-    "expires",
-    "task_id",
-    # Per-call options, carried in the job's continuation (djqueue.core.options).
-    "headers",
-    "shadow",
-    "routing_key",
-    "ignore_result",
-    "time_limit",
-    "soft_time_limit",
-)
 
 # Options a chain, group or chord passes down to its tasks (which may override them).
 DEFAULTS = ("queue", "priority")
@@ -319,7 +299,7 @@ class Plan:
 
     def _job(self, job_id: uuid.UUID, planned: _Job) -> NewJob:
         sig = planned.signature
-        options = {k: v for k, v in {**planned.defaults, **sig.options}.items() if k in OPTIONS}
+        options = {k: v for k, v in {**planned.defaults, **sig.options}.items() if k in JOB_OPTIONS}
         options.pop("task_id", None)
         if planned.timing:
             options.pop("countdown", None)

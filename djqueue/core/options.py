@@ -1,31 +1,58 @@
-"""Per-call sending options and what ``self.request`` tells of a job's place.
+"""The options a job is sent with, and what ``self.request`` tells of a job's place.
 
-A job sent with options of its own (``headers``, ``shadow``, ``routing_key``,
+:class:`JobOptions` is the one list of the ``apply_async`` options that shape a job;
+``apply_async``, ``Task.prepare``, signatures and the workflow planner all take it. A job
+sent with options of its own (``headers``, ``shadow``, ``routing_key``,
 ``ignore_result``, ``time_limit``, ``soft_time_limit``), from inside another task
 (``root_id``, ``parent_id``), or as part of a workflow carries them in its continuation
 (``Job.workflow``, encoded JSON; ``"options"`` holds the per-call ones). A plain job
-carries nothing and pays nothing. This module reads that JSON back; it never trusts it
+carries nothing and pays nothing. :func:`read` reads that JSON back; it never trusts it
 to name code: callbacks are only shown, as data.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-# The per-call options a job may carry, with what each must be.
-NAMES = (
-    "headers",
-    "shadow",
-    "routing_key",
-    "ignore_result",
-    "time_limit",
-    "soft_time_limit",
-    "root_id",
-    "parent_id",
-)
+
+class JobOptions(TypedDict, total=False):
+    """The options of Celery's ``apply_async`` that shape one job: what ``Task.prepare``
+    takes and what a signature may carry (``apply_async`` takes ``link``, ``link_error``,
+    ``retry`` and ``retry_policy`` besides, which act on the sending, not on the job).
+
+    ``headers`` and the options after it are per-call: they travel in the job's
+    continuation, and :func:`read` reads them back.
+    """
+
+    countdown: float | datetime.timedelta | None
+    eta: datetime.datetime | None
+    expires: float | datetime.timedelta | datetime.datetime | None
+    queue: str | None
+    priority: int | None
+    task_id: str | uuid.UUID | None
+    headers: dict[str, Any] | None
+    shadow: str | None
+    routing_key: str | None
+    ignore_result: bool | None
+    time_limit: float | None
+    soft_time_limit: float | None
+
+
+# Their names, in that order.
+JOB_OPTIONS: tuple[str, ...] = tuple(JobOptions.__annotations__)
+
+
+def check_names(given: Iterable[str], known: Collection[str], call: str) -> None:
+    """Raise ``TypeError`` for a name in ``given`` that is not ``known``, as Python does
+    for a keyword that a function does not take (the options arrive as ``**options``)."""
+    for name in given:
+        if name not in known:
+            raise TypeError(f"{call}() got an unexpected keyword argument {name!r}")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ check. Errors that must be reported are in ``test_errors.py``.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Coroutine
 from typing import Any, assert_type
 
@@ -79,6 +80,7 @@ def check_sending() -> None:
     assert_type(not_bound.delay("abc").get(), int)
     assert_type(add.apply_async((1, 2)), AsyncResult[int])
     assert_type(add.apply_async(args=(1, 2), countdown=10).get(), int)
+    assert_type(add.apply_async((1, 2), countdown=datetime.timedelta(minutes=5)), AsyncResult[int])
     assert_type(add.apply_async(kwargs={"x": 1, "y": 2}, queue="fast"), AsyncResult[int])
     assert_type(add.delay_on_commit(1, 2), AsyncResult[int])
     assert_type(add.apply_async_on_commit((1, 2)), AsyncResult[int])

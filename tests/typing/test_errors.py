@@ -71,6 +71,16 @@ CASES = [
         'Argument 1 to "delay" of "Task" has incompatible type "str"; expected "list[str]"',
     ),
     ("add.s(1).delay(2).get().upper()", '"int" has no attribute "upper"'),
+    # Sending options are one typed list (JobOptions), wherever they are taken.
+    (
+        'add.delay_many([(1, 2)], qeue="fast")',
+        'Unexpected keyword argument "qeue" for "delay_many" of "Task"; did you mean "queue"?',
+    ),
+    (
+        'add.apply_async_on_commit((1, 2), countdown="soon")',
+        'Argument "countdown" to "apply_async_on_commit" of "Task" has incompatible type "str"; '
+        'expected "float | timedelta | None"',
+    ),
     (
         "chain(add.s(1, 2), label.s()).delay().get() + 1",
         'Unsupported operand types for + ("str" and "int")',

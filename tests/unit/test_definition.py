@@ -118,6 +118,26 @@ def test_expires_accepts_seconds_timedelta_and_datetime() -> None:
     assert tasks.add.prepare([1, 2], expires=moment).expires_at == moment
 
 
+@pytest.mark.parametrize(
+    ("send", "call"),
+    [
+        (lambda **options: tasks.add.prepare([1, 2], **options), "prepare"),
+        (lambda **options: tasks.add.apply_async([1, 2], **options), "apply_async"),
+        (
+            lambda **options: tasks.add.apply_async([1, 2], link=tasks.add.s(1), **options),
+            "apply_async",
+        ),
+        (lambda **options: tasks.add.apply_async_on_commit([1, 2], **options), "prepare"),
+        (lambda **options: tasks.add.delay_many([[1, 2]], **options), "prepare"),
+    ],
+)
+def test_an_unknown_option_is_refused_before_anything_is_sent(send: Any, call: str) -> None:
+    # The options arrive as **options (one typed list, JobOptions): a name that is not
+    # one of them fails as a keyword the function does not take.
+    with pytest.raises(TypeError, match=rf"{call}\(\) got an unexpected keyword argument 'queues'"):
+        send(queues="fast")
+
+
 def test_bad_task_id_is_refused() -> None:
     with pytest.raises(ValueError, match="is not a UUID"):
         tasks.add.prepare([1, 2], task_id="not-a-uuid")
