@@ -1,11 +1,12 @@
 """The time series the console charts: written here, off the hot path, and read here.
 
 :func:`rollup` is called by every worker now and then (``SERIES_ROLLUP_SECONDS``); an
-advisory lock lets one of them in at a time. It rewrites the minutes that closed since
-the last rollup, and the one before them once more (a row dated in a minute may be
-committed a little after it), from the jobs table, samples queue depth, and prunes rows
-older than ``SERIES_RETENTION_SECONDS``. The jobs, the claim and the finish statements
-are not touched: the hot path pays nothing but the rollup's own reads.
+advisory lock lets one of them in at a time. It writes the minutes that closed since
+the last rollup from the jobs table, reading each minute once: a minute is closed when
+no row dated in it can still be committed (``sql.ROLLUP_RANGE``). It also samples queue
+depth and prunes rows older than ``SERIES_RETENTION_SECONDS``. The jobs, the claim and
+the finish statements are not touched: the hot path pays nothing but the rollup's own
+reads.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ from django.db import connections, transaction
 from djqueue.core import conf
 from djqueue.db import schema, sql
 
-# Seconds a minute must have been closed before it is rolled up.
+# Seconds a minute must have ended before it is rolled up: rows dated in it by
+# transactions we cannot see (other roles' sessions) commit within them.
 SETTLE_SECONDS = 15.0
+# Seconds after its end a minute is rolled up at the latest, even while a transaction
+# that began before its end is still open (the jobs that transaction ends later are not
+# in the series).
+LONGEST_WAIT_SECONDS = 120.0
 # The most minutes one rollup reads: after a long stop, later rollups catch up in
 # steps, so that none runs for long.
 MAX_MINUTES = 10
@@ -49,13 +55,16 @@ def rollup() -> Rolled:
         cursor.execute(sql.TRY_ROLLUP_LOCK, [sql.ROLLUP_LOCK])
         if not cursor.fetchone()[0]:
             return Rolled(ran=False)
-        cursor.execute(sql.ROLLUP_RANGE, [SETTLE_SECONDS])
+        cursor.execute(sql.FRESH_ACTIVITY)
+        cursor.execute(
+            sql.ROLLUP_RANGE, {"settle": SETTLE_SECONDS, "longest": LONGEST_WAIT_SECONDS}
+        )
         closed, mark, now = cursor.fetchone()
         cursor.execute(sql.SAMPLE_DEPTH)
         window = _window(closed, mark, now, retention)
         if window is not None:
             rewrite(cursor, *window)
-            fold(cursor, window[0], window[1] - MINUTE)
+            fold(cursor, *window)
             cursor.execute(sql.SET_MARK, [window[1]])
             if retention is not None:
                 cursor.execute(sql.PRUNE_JOB_MINUTES, [retention])
@@ -72,12 +81,11 @@ def _window(
     """The minutes to rewrite, or None when no minute closed since the last rollup."""
     if mark is not None and mark >= closed:
         return None
-    # The minute before the mark once more, for rows committed after it was rolled up.
-    start = closed - MAX_MINUTES * MINUTE if mark is None else mark - MINUTE
+    start = closed - MAX_MINUTES * MINUTE if mark is None else mark
     if retention is not None:
         oldest = now - datetime.timedelta(seconds=retention)
         start = max(start, oldest.replace(second=0, microsecond=0))
-    end = min(closed, start + (MAX_MINUTES + 1) * MINUTE)
+    end = min(closed, start + MAX_MINUTES * MINUTE)
     return (start, end) if start < end else None
 
 
@@ -89,8 +97,8 @@ def rewrite(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> No
 
 def fold(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> None:
     """Add the minutes in ``[start, end)`` to the cumulative totals. The rollup calls
-    it for the minutes it will not rewrite again (the next rollup starts at ``end``), so
-    each minute is added once."""
+    it for the minutes it has just written, which it never reads again (the next rollup
+    starts at ``end``), so each minute is added once."""
     if start < end:
         cursor.execute(sql.FOLD_TOTALS, {"start": start, "end": end})
 

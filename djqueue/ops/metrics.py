@@ -13,7 +13,6 @@ False`` drops the task label altogether.
 
 from __future__ import annotations
 
-import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -182,7 +181,7 @@ def _lag() -> Metric:
     )
     until = series.mark()
     if until is not None:
-        behind = timezone.now() - (until - datetime.timedelta(minutes=1))
+        behind = timezone.now() - until
         lag.add_metric([], behind.total_seconds())
     return lag
 

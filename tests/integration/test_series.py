@@ -116,20 +116,57 @@ def test_rollup_is_idempotent() -> None:
     assert [row[3] for row in rows] == [5]
 
 
-def test_the_minute_before_the_mark_is_read_again_for_late_rows() -> None:
+def test_each_minute_is_read_once_the_next_rollup_starts_at_the_mark() -> None:
     series.rollup()
     mark = SeriesMark.objects.get().until
     SeriesMark.objects.update(until=mark - MINUTE)  # as if the last minute had just closed
-    _ended(mark - 2 * MINUTE + datetime.timedelta(seconds=30), 1.0, 0.0)  # committed late
-    series.rollup()
-    assert _row(minute=mark - 2 * MINUTE).count == 1
+    _ended(mark - 2 * MINUTE + datetime.timedelta(seconds=30), 1.0, 0.0)  # read already
+    _ended(mark - MINUTE + datetime.timedelta(seconds=30), 1.0, 0.0)
+    again = series.rollup()
+    assert (again.start, again.end) == (mark - MINUTE, mark)
+    assert _row(minute=mark - MINUTE).count == 1
+    assert not JobMinute.objects.filter(minute=mark - 2 * MINUTE).exists()
+
+
+def _open_transaction(conn: psycopg.Connection[Any]) -> datetime.datetime:
+    """Begin a transaction on ``conn`` (another session); when it began."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def test_a_minute_waits_for_a_transaction_that_began_before_it_ended(
+    other_connection: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The current minute counts as settled, so that the test need not wait for it.
+    monkeypatch.setattr(series, "SETTLE_SECONDS", -60.0)
+    began = _open_transaction(other_connection)
+    minute = began.replace(second=0, microsecond=0)
+    held = series.rollup()
+    assert held.end is not None and held.end <= minute
+    # A job that transaction ended, dated when it began, commits after that rollup.
+    _ended(began, 1.0, 0.0)
+    other_connection.commit()
+    done = series.rollup()
+    assert done.end is not None and done.end > minute
+    assert _row(minute=minute).count == 1
+
+
+def test_a_transaction_left_open_holds_the_series_back_for_a_bounded_time(
+    other_connection: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(series, "SETTLE_SECONDS", -60.0)
+    monkeypatch.setattr(series, "LONGEST_WAIT_SECONDS", -60.0)  # as if it had passed
+    began = _open_transaction(other_connection)
+    done = series.rollup()
+    assert done.end is not None and done.end > began
 
 
 def test_a_long_gap_is_caught_up_in_bounded_steps() -> None:
     SeriesMark.objects.create(name="jobs", until=_minute(60))
     first = series.rollup()
-    assert first.start == _minute(61)
-    assert first.end is not None and first.end - first.start == (series.MAX_MINUTES + 1) * MINUTE
+    assert first.start == _minute(60)
+    assert first.end is not None and first.end - first.start == series.MAX_MINUTES * MINUTE
     assert SeriesMark.objects.get().until == first.end
 
 

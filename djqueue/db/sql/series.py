@@ -12,14 +12,27 @@ ROLLUP_LOCK = 0x646A_7175_726F_6C6C  # "djquroll"
 # pass ("try" never waits, so a heartbeat is never held up by another worker's rollup).
 TRY_ROLLUP_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 
-# The database's clock: the last minute closed for at least ``settle`` seconds (finish
-# statements date rows with their transaction's start, so a row may appear a little
-# after its minute ended), and the mark left by the previous rollup.
+# The database's clock: where the minutes to roll up end, the mark left by the previous
+# rollup, and now. Each minute is read once, so it must be complete when it is read: a
+# finish statement dates its rows with its transaction's start, which may commit a
+# little after the minute ended. A minute counts as closed once it ended ``settle``
+# seconds ago and no transaction of another session that began before its end is still
+# open (pg_stat_activity shows the start of the transactions of sessions we may see;
+# those of other roles are covered by the settle alone), or at the latest ``longest``
+# seconds after it ended, so that a transaction left open does not stop the series.
 ROLLUP_RANGE = """
-SELECT date_trunc('minute', now() - make_interval(secs => %s)),
+SELECT date_trunc('minute', GREATEST(
+           LEAST(now() - make_interval(secs => %(settle)s),
+                 (SELECT min(xact_start) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid())),
+           now() - make_interval(secs => %(longest)s))),
        (SELECT until FROM djqueue_seriesmark WHERE name = 'jobs'),
        now()
 """
+
+# pg_stat_activity is read once per transaction and kept: a rollup inside a longer
+# transaction would see the sessions as they were at its first read.
+FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
 
 _THRESHOLDS = "ARRAY[{}]::float8[]".format(", ".join(repr(b) for b in histogram.BOUNDS))
 
@@ -36,7 +49,8 @@ def _buckets(column: str) -> str:
 # A rollup rewrites its minutes whole: rows of those minutes go, then each group is
 # inserted from the jobs. Recomputing the same minutes gives the same rows (idempotent),
 # and a group that vanished (a job retried again later moves its retry) leaves no stale
-# row. Reads go through the finished_at and retried_at indexes, over [start, end) only.
+# row. Reads go through the finished_at and retried_at indexes, over [start, end) only;
+# the rollup reads each minute once (ROLLUP_RANGE says when it is complete).
 # Runtime of a retried attempt is not kept: its row's started_at may already belong to
 # the next attempt.
 ROLLUP_DELETE = "DELETE FROM djqueue_jobminute WHERE minute >= %s AND minute < %s"
