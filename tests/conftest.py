@@ -1,7 +1,8 @@
 """Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise);
 ``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
-test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too, and
-``--failover-full`` those marked ``failover(full=True)``."""
+test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too,
+``--failover-full`` those marked ``failover(full=True)``, and ``--hosts-full`` those
+marked ``hosts(full=True)`` (the worker hosts suite, ``tests/hosts``, on four hosts)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the failover tests on pg_auto_failover too, not only the smoke ones "
         "(also DJQUEUE_FAILOVER_FULL=1)",
     )
+    parser.addoption(
+        "--hosts-full",
+        action="store_true",
+        default=False,
+        help="run every worker hosts test, on four hosts (also DJQUEUE_HOSTS_FULL=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for name, label in (("pgbouncer", "PgBouncer"), ("failover", "failover")):
+    for name, label in (("pgbouncer", "PgBouncer"), ("failover", "failover"), ("hosts", "hosts")):
         option = f"--{name}-full"
         if config.getoption(option) or os.environ.get(f"DJQUEUE_{name.upper()}_FULL"):
             continue

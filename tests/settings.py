@@ -79,6 +79,16 @@ if os.environ.get("DJQUEUE_TEST_MONITORING_PORT"):
         "OPTIONS": {"target_session_attrs": "any"},
     }
     DJQUEUE["MONITORING_DATABASE"] = "monitoring"
+# The guards against dead links (djqueue.db.sessions), shortened for processes on the
+# worker hosts of tests/hosts, whose links are cut.
+for _guard in (
+    "TCP_KEEPALIVE_IDLE_SECONDS",
+    "TCP_KEEPALIVE_INTERVAL_SECONDS",
+    "TCP_KEEPALIVE_COUNT",
+    "TCP_USER_TIMEOUT_SECONDS",
+):
+    if f"DJQUEUE_{_guard}" in os.environ:
+        DJQUEUE[_guard] = float(os.environ[f"DJQUEUE_{_guard}"])
 if "DJQUEUE_PREPARED_STATEMENTS" in os.environ:
     DJQUEUE["PREPARED_STATEMENTS"] = {"true": True, "false": False}.get(
         os.environ["DJQUEUE_PREPARED_STATEMENTS"], os.environ["DJQUEUE_PREPARED_STATEMENTS"]

@@ -2,6 +2,8 @@
 
 The chaos suite restarts and crashes it; the shared server is never touched. As root,
 the server's programs run as the ``postgres`` user (PostgreSQL refuses to run as root).
+It listens on 127.0.0.1, and on more addresses when asked (the worker hosts of
+``tests/hosts`` reach it over their own links), trusting every login from them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,9 @@ from tests.chaos.proxy import free_port
 BIN = Path(os.environ.get("DJQUEUE_CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
 # Quick to start and to crash; fsync only matters when the machine dies, not the server.
-SERVER_OPTIONS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 -c shared_buffers=32MB"
-)
+SERVER_OPTIONS = "-c fsync=off -c shared_buffers=32MB"
+# Stale directories of a run that died are found by this prefix (see remove_stale()).
+DIRECTORY_PREFIX = "djqueue-chaos-pg-"
 
 
 def unavailable() -> str:
@@ -50,11 +52,22 @@ def unavailable() -> str:
 class PrivateCluster:
     """One cluster: made by :meth:`create`, gone after :meth:`remove`."""
 
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="djqueue-chaos-pg-"))
+    def __init__(
+        self,
+        listen: Sequence[str] = (),
+        trusted: Sequence[str] = (),
+        max_connections: int = 100,
+    ) -> None:
+        """``listen``: addresses to listen on besides 127.0.0.1; ``trusted``: networks
+        (CIDR) whose logins are trusted besides the local ones."""
+        # The owner's pid in the name: a later run can tell a dead run's leftovers.
+        self.root = Path(tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = free_port()
+        self.listen = ("127.0.0.1", *listen)
+        self.trusted = tuple(trusted)
+        self.max_connections = max_connections
 
     def create(self) -> None:
         """initdb, then start the server."""
@@ -62,11 +75,21 @@ class PrivateCluster:
             user = pwd.getpwnam(SERVER_USER)
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if self.trusted:
+            self._trust(self.trusted)
         self.start()
+
+    def _trust(self, networks: Sequence[str]) -> None:
+        lines = "".join(f"host all all {network} trust\n" for network in networks)
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write(lines)
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.root} {SERVER_OPTIONS}"
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses={','.join(self.listen)} "
+            f"-c max_connections={self.max_connections} {SERVER_OPTIONS}"
+        )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
 
     def stop(self, mode: str) -> None:
@@ -75,10 +98,7 @@ class PrivateCluster:
 
     def remove(self) -> None:
         """Stop the server if it runs, and delete the directory."""
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove(self.root)
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
@@ -112,22 +132,65 @@ class PrivateCluster:
         return env
 
     def _run(self, program: str, *args: str) -> None:
-        command = [str(BIN / program), *args]
-        if os.geteuid() == 0:
-            if shutil.which("runuser"):
-                command = ["runuser", "-u", SERVER_USER, "--", *command]
-            else:
-                command = ["su", SERVER_USER, "-s", "/bin/sh", "-c", shlex.join(command)]
-        # Its own working directory: the server user may not be allowed into ours.
-        subprocess.run(command, cwd=self.root, check=True, capture_output=True, timeout=60)
+        _run_server_program(self.root, program, *args)
 
 
 @contextlib.contextmanager
-def private_cluster() -> Iterator[PrivateCluster]:
+def private_cluster(
+    listen: Sequence[str] = (), trusted: Sequence[str] = (), max_connections: int = 100
+) -> Iterator[PrivateCluster]:
     """A started private cluster, stopped and deleted on the way out."""
-    cluster = PrivateCluster()
+    cluster = PrivateCluster(listen, trusted, max_connections)
     try:
         cluster.create()
         yield cluster
     finally:
         cluster.remove()
+
+
+def remove_stale() -> list[Path]:
+    """Stop and delete the clusters of runs that died without removing theirs.
+
+    A directory names its owner's pid; those of processes still alive are left alone
+    (another run of the suite may be using them). Returns the directories removed.
+    """
+    removed = []
+    for root in Path(tempfile.gettempdir()).glob(f"{DIRECTORY_PREFIX}*"):
+        owner = root.name[len(DIRECTORY_PREFIX) :].partition("-")[0]
+        if not owner.isdigit() or alive(int(owner)):
+            continue
+        _remove(root)
+        removed.append(root)
+    return removed
+
+
+def _remove(root: Path) -> None:
+    """Stop the server of the cluster in ``root`` if it runs, and delete ``root``."""
+    data = root / "data"
+    if (data / "postmaster.pid").exists():
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            _run_server_program(root, "pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_server_program(root: Path, program: str, *args: str) -> None:
+    """Run one of the server's programs, as the server's user when we are root."""
+    command = [str(BIN / program), *args]
+    if os.geteuid() == 0:
+        if shutil.which("runuser"):
+            command = ["runuser", "-u", SERVER_USER, "--", *command]
+        else:
+            command = ["su", SERVER_USER, "-s", "/bin/sh", "-c", shlex.join(command)]
+    # Its own working directory: the server user may not be allowed into ours.
+    subprocess.run(command, cwd=root, check=True, capture_output=True, timeout=60)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
