@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     # Database alias holding the queue tables; transactional enqueue needs it to be
     # the alias the application writes to.
     "DATABASE": "default",
+    # Alias that the read-only monitoring queries use (the admin's overview, the figures
+    # of manage.py djqueue, the metrics): a standby, say. None: DATABASE.
+    "MONITORING_DATABASE": None,
     # Queue used when neither the task nor the call names one.
     "DEFAULT_QUEUE": "default",
     # Seconds a claimed job stays owned without a heartbeat before it is rescued.
@@ -214,6 +217,12 @@ def names(name: str) -> list[str]:
 def database() -> str:
     """The alias of the database holding the queue tables (``DATABASE``)."""
     return string("DATABASE")
+
+
+def monitoring_database() -> str:
+    """The alias that read-only monitoring queries use (``MONITORING_DATABASE``, or
+    ``DATABASE`` when it is not set). Never written to."""
+    return string("MONITORING_DATABASE") if get("MONITORING_DATABASE") else database()
 
 
 def _wrong(name: str, value: Any, expected: str) -> str:

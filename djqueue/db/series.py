@@ -111,10 +111,16 @@ def rewrite_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
 
 
 @contextmanager
-def _cursor() -> Iterator[Any]:
-    """A cursor on the queue database; missing tables say to run ``migrate``."""
-    with schema.translated(ours=True), connections[conf.database()].cursor() as cursor:
+def _cursor(alias: str | None = None) -> Iterator[Any]:
+    """A cursor on the queue database (or on ``alias``); missing tables say to run
+    ``migrate``."""
+    with schema.translated(ours=True), connections[alias or conf.database()].cursor() as cursor:
         yield cursor
+
+
+def _reading() -> Any:
+    """A cursor for the reads below: on the monitoring database (a standby, maybe)."""
+    return _cursor(conf.monitoring_database())
 
 
 # Reads ----------------------------------------------------------------------------------
@@ -152,7 +158,7 @@ def depth_by_bin(
 
 def task_totals(start: datetime.datetime, end: datetime.datetime) -> list[TaskTotal]:
     """Per task and outcome, the jobs that ended in ``[start, end)``."""
-    with _cursor() as cursor:
+    with _reading() as cursor:
         cursor.execute(sql.TASK_TOTALS, {"start": start, "end": end})
         return [TaskTotal(*row) for row in cursor.fetchall()]
 
@@ -173,14 +179,14 @@ class Total:
 
 def totals() -> list[Total]:
     """Every cumulative total, in the order their label values first appeared."""
-    with _cursor() as cursor:
+    with _reading() as cursor:
         cursor.execute(sql.TOTALS)
         return [Total(*row) for row in cursor.fetchall()]
 
 
 def mark() -> datetime.datetime | None:
     """Where the rolled-up series ends (None before the first rollup)."""
-    with _cursor() as cursor:
+    with _reading() as cursor:
         cursor.execute(sql.SERIES_MARK)
         row = cursor.fetchone()
         return row[0] if row else None
@@ -190,6 +196,6 @@ def _rows(
     statement: str, start: datetime.datetime, end: datetime.datetime, step: float
 ) -> list[tuple[object, ...]]:
     params = {"start": start, "end": end, "step": step, "origin": start}
-    with _cursor() as cursor:
+    with _reading() as cursor:
         cursor.execute(statement, params)
         return [tuple(row) for row in cursor.fetchall()]

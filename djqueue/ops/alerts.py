@@ -91,7 +91,7 @@ def _paused(paused: set[str], depths: Iterable[stats.QueueDepth]) -> list[Alert]
 def _lost_workers() -> list[Alert]:
     cutoff = timezone.now() - datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     lost = list(
-        Worker.objects.using(conf.database())
+        Worker.objects.using(conf.monitoring_database())
         .filter(stopped_at__isnull=True, last_heartbeat__lt=cutoff)
         .order_by("-last_heartbeat")
         .values_list("name", "last_heartbeat")[:LOST_WORKERS_SHOWN]
@@ -99,7 +99,7 @@ def _lost_workers() -> list[Alert]:
     if not lost:
         return []
     holding = dict(
-        Job.objects.using(conf.database())
+        Job.objects.using(conf.monitoring_database())
         .filter(state__in=states.HELD, worker__in=[name for name, _ in lost])
         .values("worker")
         .annotate(n=Count("id"))

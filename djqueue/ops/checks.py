@@ -26,9 +26,21 @@ def register() -> None:
 
 
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The queue's database must be PostgreSQL: claiming relies on SKIP LOCKED and NOTIFY."""
+    """The queue's database must be PostgreSQL: claiming relies on SKIP LOCKED and NOTIFY.
+    A monitoring database, if set, must be one of ``DATABASES`` too."""
     alias = conf.database()
-    return database_errors(alias, settings.DATABASES.get(alias))
+    found = database_errors(alias, settings.DATABASES.get(alias))
+    monitoring = conf.get("MONITORING_DATABASE")
+    if monitoring and monitoring not in settings.DATABASES:
+        found.append(
+            checks.Error(
+                f"DJQUEUE['MONITORING_DATABASE'] is {monitoring!r}, which is not in DATABASES.",
+                hint="Name an alias in DATABASES that reaches the queue's tables (a "
+                "standby, say), or leave it unset to read from DJQUEUE['DATABASE'].",
+                id="djqueue.E009",
+            )
+        )
+    return found
 
 
 def database_errors(alias: str, database: dict[str, Any] | None) -> list[checks.CheckMessage]:

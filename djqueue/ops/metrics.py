@@ -164,7 +164,8 @@ def _gauges(seen: list[str], cap: int) -> Iterator[Metric]:
     paused = GaugeMetricFamily(
         "djqueue_queue_paused", "1 for a paused queue (only queues ever paused).", labels=["queue"]
     )
-    for name, is_paused in Queue.objects.using(conf.database()).values_list("name", "paused"):
+    queues_ever_paused = Queue.objects.using(conf.monitoring_database())
+    for name, is_paused in queues_ever_paused.values_list("name", "paused"):
         paused.add_metric([name], 1.0 if is_paused else 0.0)
     yield paused
     workers = GaugeMetricFamily("djqueue_workers", "Live workers (recent heartbeat).")

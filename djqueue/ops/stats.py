@@ -1,5 +1,8 @@
 """Read-only figures about the queue for the dashboard and the command line.
 
+They are read from the monitoring database (``MONITORING_DATABASE``, a standby if the
+project has one), which may lag the primary by a moment.
+
 Every query is bounded by an index or a time window, so that a page stays fast on a
 table of millions of jobs: waiting jobs come from the partial ready index, finished
 ones from the finished_at index over a recent window only.
@@ -73,7 +76,7 @@ class TaskFigures:
 
 
 def _jobs() -> Any:
-    return Job.objects.using(conf.database())
+    return Job.objects.using(conf.monitoring_database())
 
 
 def queue_depths() -> list[QueueDepth]:
@@ -187,7 +190,7 @@ def live_workers() -> list[Worker]:
     """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
     cutoff = timezone.now() - datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     return list(
-        Worker.objects.using(conf.database())
+        Worker.objects.using(conf.monitoring_database())
         .filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
         .order_by("name")
     )
@@ -196,5 +199,7 @@ def live_workers() -> list[Worker]:
 def paused_queues() -> set[str]:
     """The names of the queues paused now."""
     return set(
-        Queue.objects.using(conf.database()).filter(paused=True).values_list("name", flat=True)
+        Queue.objects.using(conf.monitoring_database())
+        .filter(paused=True)
+        .values_list("name", flat=True)
     )

@@ -86,6 +86,40 @@ def test_failover_to_a_standby_loses_nothing(
     fail_over_under_load(pair, group, tmp_path, figures, rate=40, seconds=12)
 
 
+def test_monitoring_reads_go_to_the_standby(pair: standby.StandbyPair) -> None:
+    """With ``MONITORING_DATABASE`` on the standby, the overview, the figures and the
+    metrics are read there, and jobs are still sent to the primary.
+
+    The standby's replay is paused while jobs are sent: they are on the primary only,
+    so figures that show none of them were read on the standby.
+    """
+    env = pair.process_env(DB, DJQUEUE_TEST_MONITORING_PORT=str(pair.standby.port))
+    with pair.standby.connect(DB) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    paused = run_django(env, MONITOR, "30")
+    with pair.primary.connect(DB) as conn:
+        on_primary = _count(conn, "SELECT count(*) FROM djqueue_job WHERE state = 'PENDING'")
+    assert on_primary == 30
+    assert paused["status"] == 200
+    assert paused["monitoring_is_standby"] is True
+    assert paused["on_primary"] == []
+    assert paused["overview"].get("default", 0) == 0, paused
+    assert paused["stats"].get("default", 0) == 0, paused
+    assert not any('queue="default"' in line for line in paused["metrics"]), paused
+
+    with pair.standby.connect(DB) as conn:
+        conn.execute("SELECT pg_wal_replay_resume()")
+        settle(
+            lambda: _count(conn, "SELECT count(*) FROM djqueue_job") == 30,
+            30,
+        )
+    resumed = run_django(env, MONITOR, "0")
+    assert resumed["overview"]["default"] == 30
+    assert resumed["stats"]["default"] == 30
+    assert 'djqueue_jobs{queue="default",state="waiting"} 30.0' in resumed["metrics"]
+    assert resumed["on_primary"] == []
+
+
 def fail_over_under_load(
     ha: HighlyAvailable,
     group: Workers,
@@ -156,6 +190,49 @@ def fail_over_under_load(
 
 SECOND = datetime.timedelta(seconds=1)
 
+# Run in a process of the project whose DATABASES has a "monitoring" alias on the
+# standby (MONITORING_DATABASE): sends jobs (they go to the primary), then reads the
+# admin's overview, manage.py djqueue's figures and the metrics, noting every statement
+# on the primary's connection that touches djqueue's tables meanwhile.
+MONITOR = """
+import json, sys
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+from djqueue.ops import metrics, stats
+from tests.testapp import tasks
+
+sent = [str(tasks.add.delay(i, i).id) for i in range(int(sys.argv[1]))]
+on_primary = []
+
+def note(execute, sql, params, many, context):
+    if "djqueue_" in sql:
+        on_primary.append(sql)
+    return execute(sql, params, many, context)
+
+with connections["default"].execute_wrapper(note):
+    url = reverse("admin:djqueue_overview_data")
+    request = RequestFactory().get(url)
+    request.user = User(username="admin", is_superuser=True, is_staff=True, is_active=True)
+    response = resolve(url).func(request)
+    overview = json.loads(response.content)
+    depths = {depth.queue: depth.waiting for depth in stats.queue_depths()}
+    exposition = metrics.exposition().decode()
+with connections["monitoring"].cursor() as cursor:
+    cursor.execute("SELECT pg_is_in_recovery()")
+    standby = cursor.fetchone()[0]
+print(json.dumps({
+    "sent": sent,
+    "status": response.status_code,
+    "overview": {row["queue"]: row["waiting"] for row in overview["queues"]},
+    "stats": depths,
+    "metrics": [line for line in exposition.splitlines() if 'state="waiting"' in line],
+    "on_primary": on_primary,
+    "monitoring_is_standby": standby,
+}))
+"""
+
 # Run in a process of the project on the pair: a periodic task every second.
 EVERY_SECOND = f"""
 from djqueue.db.models import IntervalSchedule, PeriodicTask
@@ -164,11 +241,11 @@ PeriodicTask.objects.create(name="failover", task={NOOP!r}, interval=interval)
 """
 
 
-def run_django(env: dict[str, str], code: str) -> Any:
-    """Run ``code`` in a process of this project with ``env``; return what it prints
-    on its last line, as JSON (None when it prints nothing)."""
+def run_django(env: dict[str, str], code: str, *args: str) -> Any:
+    """Run ``code`` with ``args`` in a process of this project with ``env``; return what
+    it prints on its last line, as JSON (None when it prints nothing)."""
     done = subprocess.run(
-        [sys.executable, "-c", "import django\ndjango.setup()\n" + code],
+        [sys.executable, "-c", "import django\ndjango.setup()\n" + code, *args],
         cwd=REPO_ROOT,
         env={**env, "DJANGO_SETTINGS_MODULE": "tests.settings"},
         capture_output=True,

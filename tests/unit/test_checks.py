@@ -27,6 +27,13 @@ def test_missing_alias_is_an_error(settings: Any) -> None:
     assert error.id == "djqueue.E001"
 
 
+def test_missing_monitoring_alias_is_an_error(settings: Any) -> None:
+    settings.DJQUEUE = {"MONITORING_DATABASE": "standby"}
+    [error] = checks.check_database()
+    assert error.id == "djqueue.E009"
+    assert "'standby'" in error.msg
+
+
 def test_unknown_setting_is_a_warning(settings: Any) -> None:
     settings.DJQUEUE = {"LEASE_SECOND": 5}
     [warning] = checks.check_settings()
