@@ -34,6 +34,9 @@ JOBS_CHANNEL = "djqueue"
 # Payload: the ids of jobs that changed state, space-separated; empty when there were
 # too many to name (every waiter should read again).
 DONE_CHANNEL = "djqueue_done"
+# Payload: the ids of jobs a worker recorded as started, space-separated; empty when
+# there were too many to name. Only ``manage.py djqueue events`` listens to it.
+STARTED_CHANNEL = "djqueue_started"
 # Payload: the id of a running job that revoke(terminate=True) asks to stop.
 REVOKE_CHANNEL = "djqueue_revoke"
 # Payload: a queue that was paused or resumed.
@@ -120,7 +123,16 @@ class Finished:
     job_ids: frozenset[uuid.UUID] | None
 
 
-Notice: TypeAlias = Reconnected | NewJobs | PauseChanged | RevokeRequested | ControlSent | Finished
+@dataclass(frozen=True)
+class Started:
+    """Jobs a worker recorded as started; None when there were too many to name."""
+
+    job_ids: frozenset[uuid.UUID] | None
+
+
+Notice: TypeAlias = (
+    Reconnected | NewJobs | PauseChanged | RevokeRequested | ControlSent | Finished | Started
+)
 RECONNECTED = Reconnected()
 
 
@@ -168,13 +180,26 @@ def _control_sent(payload: str) -> Notice | None:
     return None if control_id is None else ControlSent(control_id)
 
 
-def _finished(payload: str) -> Notice | None:
-    if payload == "":
-        return Finished(None)
+def _job_ids(payload: str) -> frozenset[uuid.UUID] | None:
+    """Space-separated job ids; None if one of them is not an id."""
     job_ids = [_job_id(part) for part in payload.split(" ")]
     if any(job_id is None for job_id in job_ids):
         return None
-    return Finished(frozenset(job_id for job_id in job_ids if job_id is not None))
+    return frozenset(job_id for job_id in job_ids if job_id is not None)
+
+
+def _finished(payload: str) -> Notice | None:
+    if payload == "":
+        return Finished(None)
+    job_ids = _job_ids(payload)
+    return None if job_ids is None else Finished(job_ids)
+
+
+def _started(payload: str) -> Notice | None:
+    if payload == "":
+        return Started(None)
+    job_ids = _job_ids(payload)
+    return None if job_ids is None else Started(job_ids)
 
 
 _READERS: dict[str, Callable[[str], Notice | None]] = {
@@ -182,6 +207,7 @@ _READERS: dict[str, Callable[[str], Notice | None]] = {
     PAUSE_CHANNEL: _pause_changed,
     REVOKE_CHANNEL: _revoke_requested,
     DONE_CHANNEL: _finished,
+    STARTED_CHANNEL: _started,
     CONTROL_CHANNEL: _control_sent,
 }
 

@@ -52,14 +52,13 @@ def test_ping_inspect_call_result_and_control_with_a_live_worker(workers: Worker
     assert worker.wait_exit(timeout=20) == 0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_events_tail_what_the_workers_do(workers: Workers) -> None:
-    workers.start("-P", "threads", "-c", "1")
-    out = StringIO()
+def _tail(out: StringIO, *args: str) -> threading.Thread:
+    """``djqueue events`` in a thread of its own, writing to ``out``; started once it
+    listens (its header is out)."""
 
     def follow() -> None:
         try:
-            call_command("djqueue", "events", "--count", "4", "--timeout", "60", stdout=out)
+            call_command("djqueue", "events", "--timeout", "60", *args, stdout=out)
         finally:
             connections.close_all()  # this thread's own, before the test database goes
 
@@ -67,15 +66,51 @@ def test_events_tail_what_the_workers_do(workers: Workers) -> None:
     tail.start()
     # The header comes once the tail listens: what follows is heard.
     wait_until(lambda: out.getvalue().startswith("TIME"), 20, "the tail to listen")
+    return tail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_tail_what_the_workers_do(workers: Workers) -> None:
+    workers.start("-P", "threads", "-c", "1")
+    out = StringIO()
+    tail = _tail(out, "--count", "6")
     ok = tasks.add.delay(1, 1)
     failed = tasks.fail.delay("bad\x1b[2J")
     tail.join(60)
     assert not tail.is_alive()
 
     lines = out.getvalue().splitlines()
-    assert lines[0].split() == ["TIME", "EVENT", "ID", "DETAIL"] and len(lines) == 5
-    events = {line.split()[1]: line for line in lines[1:]}
-    assert set(events) >= {"jobs-waiting", "task-succeeded", "task-failed"}
-    assert ok.id in events["task-succeeded"] and tasks.add.name in events["task-succeeded"]
-    assert failed.id in events["task-failed"] and "error=ValueError" in events["task-failed"]
+    assert lines[0].split() == ["TIME", "EVENT", "ID", "DETAIL"] and len(lines) == 7
+    events = [line.split()[1:3] for line in lines[1:]]
+    # Each job: sent, started (shown with its end: it ran too briefly for the worker to
+    # record its start first), ended.
+    for job, ended in ((ok, "task-succeeded"), (failed, "task-failed")):
+        started = events.index(["task-started", job.id])
+        assert events.index([ended, job.id]) == started + 1
+    by_event = {line.split()[1] + line.split()[2]: line for line in lines[1:]}
+    succeeded = by_event["task-succeeded" + ok.id]
+    assert tasks.add.name in succeeded
+    assert "error=ValueError" in by_event["task-failed" + failed.id]
+    assert "attempt=1" in by_event["task-started" + ok.id]
     assert "\x1b" not in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_show_a_job_start_as_the_worker_records_it(workers: Workers) -> None:
+    workers.start("-P", "threads", "-c", "1")
+    out = StringIO()
+    tail = _tail(out, "--count", "4")
+    running = tasks.sleep.delay(30)
+    wait_until(lambda: "task-started" in out.getvalue(), 30, "the start to be printed")
+    # Printed while the job runs: from the worker's notification, not from its end.
+    assert Job.objects.get(pk=running.id).state == "STARTED"
+    running.revoke(terminate=True)
+    tail.join(60)
+    assert not tail.is_alive()
+    events = [line.split()[1:3] for line in out.getvalue().splitlines()[1:]]
+    assert events == [
+        ["jobs-waiting", "queue=default"],
+        ["task-started", running.id],
+        ["revoke-asked", running.id],
+        ["task-revoked", running.id],
+    ]

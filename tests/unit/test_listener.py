@@ -33,6 +33,8 @@ def test_well_formed_payloads_become_typed_notices() -> None:
     )
     # Too many ids to name: everyone reads again.
     assert listener.parse("djqueue_done", "") == listener.Finished(None)
+    assert listener.parse("djqueue_started", str(JOB)) == listener.Started(frozenset({JOB}))
+    assert listener.parse("djqueue_started", "") == listener.Started(None)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +46,7 @@ def test_well_formed_payloads_become_typed_notices() -> None:
         ("djqueue_revoke", JOB.hex),
         ("djqueue_done", f"{JOB} garbage"),
         ("djqueue_done", f"{JOB}  {OTHER}"),
+        ("djqueue_started", f"{JOB} garbage"),
         ("djqueue", ""),
         ("djqueue", "q" * 101),
         ("djqueue_pause", "q" * 101),

@@ -136,12 +136,21 @@ FINISH_WORKFLOW = _FINISH.format(
 # (the outcome records the start too): it shows running jobs as STARTED, and tells a
 # rescue that the job had begun, so that it is charged the attempt. Fenced like a
 # finish; asynchronous commit, since a lost mark only shows the job as received.
+# The ids marked are announced on djqueue_started (for ``manage.py djqueue events``; an
+# empty payload past 200 ids, as djqueue_done's): one notification per batch, from the
+# worker's control thread, never from a claim or a finish.
 MARK_STARTED = """
-WITH sync AS (SELECT set_config('synchronous_commit', 'off', true))
-UPDATE djqueue_job AS j
-SET state = 'STARTED', started_at = now() - make_interval(secs => v.ago)
-FROM unnest(%s::uuid[], %s::int[], %s::float8[]) AS v(id, attempt, ago), sync
-WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s AND j.state = 'RECEIVED'
+WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
+marked AS (
+    UPDATE djqueue_job AS j
+    SET state = 'STARTED', started_at = now() - make_interval(secs => v.ago)
+    FROM unnest(%s::uuid[], %s::int[], %s::float8[]) AS v(id, attempt, ago), sync
+    WHERE j.id = v.id AND j.attempt = v.attempt AND j.worker = %s AND j.state = 'RECEIVED'
+    RETURNING j.id
+)
+SELECT pg_notify('djqueue_started',
+                 CASE WHEN count(*) <= 200 THEN string_agg(id::text, ' ') ELSE '' END)
+FROM marked HAVING count(*) > 0
 """
 
 # A job whose run killed its process (a prefork child or an isolated run died under
