@@ -35,8 +35,9 @@ if str(ROOT) not in sys.path:
 from benchmarks import common  # noqa: E402
 
 CELERY_VENV = ROOT / "benchmarks" / ".venv-celery"
-# procrastinate: the third peer of sustained.py, on a database of its own.
-CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6", "gevent", "procrastinate>=3,<4"]
+# procrastinate: the third peer of sustained.py, on a database of its own; py-spy: the
+# profiler of ceiling.py.
+CELERY_REQUIREMENTS = ["celery[redis]>=5.4,<6", "gevent", "procrastinate>=3,<4", "py-spy"]
 # Modules the Celery virtualenv must import; a missing one means (re)installing.
 CELERY_MODULES = ("celery", "redis", "gevent", "procrastinate")
 

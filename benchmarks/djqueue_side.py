@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,8 @@ def pick_up_latency(samples: int, spec: WorkerSpec, timeout: float) -> dict[str,
     }
 
 
-def start_workers(spec: WorkerSpec, logs: Path) -> list[Any]:
+def start_workers(spec: WorkerSpec, logs: Path, extra: Sequence[str] = ()) -> list[Any]:
+    """Start ``spec.count`` ``runworker`` processes (with ``extra`` arguments)."""
     command = [
         sys.executable,
         str(common.ROOT / "manage.py"),
@@ -145,6 +147,7 @@ def start_workers(spec: WorkerSpec, logs: Path) -> list[Any]:
         str(spec.concurrency),
         "--loglevel",
         "warning",
+        *extra,
     ]
     env = common.child_env(DJANGO_SETTINGS_MODULE=SETTINGS)
     return [common.start(command, logs / f"worker-{i}.log", env) for i in range(spec.count)]
