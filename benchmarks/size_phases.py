@@ -1,0 +1,224 @@
+"""The steps of ``size.py``: making its two databases, and its three phases."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import psycopg
+from django.core.management import call_command
+from django.db import connection
+
+from benchmarks import djqueue_side, size_fill, size_load
+
+EMPTY, FULL = "bench_size_empty", "bench_size_full"
+
+# What the fill made, so that --keep knows whether the full table is the one asked for.
+META = "CREATE TABLE IF NOT EXISTS bench_size_meta (at float8, finished bigint, waiting bigint)"
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def use(database: str) -> None:
+    """Point this process and the workers it starts at ``database``."""
+    connection.close()
+    connection.settings_dict["NAME"] = database
+    os.environ["DJQUEUE_BENCH_DB"] = database
+
+
+def prepare(options: argparse.Namespace) -> float:
+    """Make both databases (the full one filled, unless --keep finds it filled as asked);
+    return the moment the full table's history ends."""
+    for database in (EMPTY, FULL):
+        if database == EMPTY or not options.keep:
+            _recreate(database)
+        use(database)
+        call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(META)
+        cursor.execute("SELECT at, finished, waiting FROM bench_size_meta")
+        made = cursor.fetchone()
+        if made and (made[1], made[2]) == (options.finished, options.waiting):
+            say(f"-- reusing {FULL}")
+            return float(made[0])
+        say(f"-- filling {FULL}")
+        cursor.execute("TRUNCATE djqueue_job, bench_size_meta")
+        at = size_fill.fill(cursor, options.finished, options.waiting, options.history_rate, say)
+        cursor.execute(
+            "INSERT INTO bench_size_meta VALUES (%s, %s, %s)",
+            [at, options.finished, options.waiting],
+        )
+    return at
+
+
+def _recreate(database: str) -> None:
+    from benchmarks import common
+
+    common.drop_database(database)
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{database}"')
+
+
+def drain_rounds(options: argparse.Namespace) -> dict[str, Any]:
+    """Drain and pick-up on the empty and the full table in turns (ABBA)."""
+    spec = djqueue_side.WorkerSpec(2, options.pool, options.concurrency)
+    rounds: dict[str, list[dict[str, Any]]] = {EMPTY: [], FULL: []}
+    for round_, database in _turns(options.rounds):
+        say(f"-- round {round_ + 1}: drain and pick-up on {database}")
+        use(database)
+        found = size_load.drain(options.jobs, spec, options.timeout)
+        found.update(size_load.pick_up(options.latency_jobs, spec, options.timeout))
+        rounds[database].append(found)
+    return {
+        "median": {database: median_of(found) for database, found in rounds.items()},
+        "rounds": [found for both in rounds.values() for found in both],
+    }
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Each figure's median over ``rounds``."""
+    keys = [key for key in rounds[0] if isinstance(rounds[0][key], float)]
+    return {key: statistics.median(found[key] for found in rounds) for key in keys}
+
+
+def _turns(rounds: int) -> list[tuple[int, str]]:
+    order = []
+    for round_ in range(rounds):
+        pair = (EMPTY, FULL) if round_ % 2 == 0 else (FULL, EMPTY)
+        order += [(round_, database) for database in pair]
+    return order
+
+
+def prune_phase(options: argparse.Namespace, at: float) -> dict[str, Any]:
+    """New history at the history rate while djqueue's pruning runs every --prune-every
+    seconds, on the full table."""
+    from djqueue.db import operations
+
+    use(FULL)
+    rate = options.history_rate
+    # The fill's history was laid down at ``rate`` a second: with this retention,
+    # --backlog rows are past it now and the rest cross it at ``rate`` a second.
+    retention = (time.time() - at) + (options.finished - options.backlog) / rate
+    before = size_load.sizes()
+    writer = size_load.history_writer(rate)
+    statements: list[float] = []
+    prunes: list[tuple[float, int]] = []
+    say(f"-- pruning for {options.prune_seconds:g}s while history arrives at {rate:,.0f}/s")
+    started = time.monotonic()
+    writer.start()
+    try:
+        while time.monotonic() - started < options.prune_seconds:
+            began = last = time.monotonic()
+
+            def progress(total: int) -> None:
+                nonlocal last
+                now = time.monotonic()
+                statements.append(now - last)
+                last = now
+
+            count = operations.prune(retention, progress=progress)
+            prunes.append((time.monotonic() - began, count))
+            time.sleep(max(0.0, options.prune_every - (time.monotonic() - began)))
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+    elapsed = time.monotonic() - started
+    if writer.error:
+        raise writer.error
+    after = size_load.sizes()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM djqueue_job "
+            "WHERE finished_at < now() - make_interval(secs => %s)",
+            [retention],
+        )
+        left = int(cursor.fetchone()[0])
+    pruned = sum(count for _, count in prunes)
+    first_seconds, first_count = prunes[0]
+    statements.sort()
+    return {
+        "history written (jobs/s)": writer.rows() / elapsed,
+        "pruned (jobs/s)": pruned / elapsed,
+        "first prune: backlog catch-up (jobs/s)": first_count / first_seconds,
+        "first prune (s)": first_seconds,
+        "prunes": len(prunes),
+        "longest prune statement (s)": statements[-1] if statements else 0.0,
+        "median prune statement (s)": statements[len(statements) // 2] if statements else 0.0,
+        "past retention at the end": left,
+        "heap MB before": before["heap_mb"],
+        "heap MB after": after["heap_mb"],
+        "indexes MB before": before["indexes_mb"],
+        "indexes MB after": after["indexes_mb"],
+        "dead rows after": after["dead_rows"],
+        "vacuums during": after["vacuums"] - before["vacuums"],
+    }
+
+
+def xmin_phase(options: argparse.Namespace) -> dict[str, Any]:
+    """Jobs sent at --xmin-rate to two workers; a snapshot held in the middle."""
+    from benchmarks import common
+
+    use(FULL)
+    spec = djqueue_side.WorkerSpec(2, options.pool, options.concurrency)
+    since = size_load.mark()
+    logs = size_load.Path(size_load.tempfile.mkdtemp(prefix="djqueue-size-"))
+    workers = djqueue_side._start_workers(spec, logs)
+    producer = size_load.producer(options.xmin_rate)
+    around, hold = options.xmin_around, options.xmin_hold
+    say(f"-- xmin: {around:g}s, then a snapshot held {hold:g}s, then {around:g}s")
+    try:
+        common.wait_until(lambda: djqueue_side._workers_registered() >= 2, 60)
+        started = time.time()
+        producer.start()
+        time.sleep(around)
+        held_from = time.time()
+        holder = size_load.hold_xmin(hold)
+        holder.join(timeout=hold + 30)
+        held_to = time.time()
+        time.sleep(around)
+    finally:
+        producer.stop.set()
+        producer.join(timeout=30)
+        ended = time.time()
+        # What was sent gets the same time to finish, within a bound.
+        common.wait_until(lambda: size_load._finished(since) >= producer.rows(), around, 1.0)
+        common.stop(workers)
+    if producer.error:
+        raise producer.error
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT floor((extract(epoch FROM finished_at) - %s) / 10)::int, count(*)
+            FROM djqueue_job WHERE id > %s AND finished_at IS NOT NULL GROUP BY 1 ORDER BY 1
+            """,
+            [started, since],
+        )
+        finished = dict(cursor.fetchall())
+    size_load.forget_since(since)
+    windows, sent, done, worst = [], 0, 0, 0
+    for index in range(int((ended - started) // 10) + 1):
+        start = started + index * 10
+        sent += sum(n for at, n in producer.made if start <= at < start + 10)
+        done += finished.get(index, 0)
+        held = start + 10 > held_from and start < held_to
+        windows.append((index * 10.0, held, finished.get(index, 0), max(0, sent - done)))
+        worst = max(worst, sent - done)
+    rates = {held: [w[2] / 10 for w in windows if w[1] == held] for held in (False, True)}
+    return {
+        "sent (jobs/s)": producer.rows() / (ended - started),
+        "finished/s, snapshot not held": _median(rates[False]),
+        "finished/s, snapshot held": _median(rates[True]),
+        "largest backlog": worst,
+        "windows": windows,
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
