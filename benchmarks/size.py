@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--xmin-rate", type=float, default=2_000, help="jobs/s sent in the xmin phase")
     add("--xmin-hold", type=float, default=180, help="seconds the snapshot is held (180)")
     add("--xmin-around", type=float, default=60, help="seconds measured before and after")
-    add("--phases", default="drain,prune,xmin", help="which phases to run")
+    add("--partition-rows", type=int, default=200_000, help="jobs per table, partitions")
+    add("--phases", default="drain,prune,xmin,partitions", help="which phases to run")
+    add("--databases", default="bench_size", help="prefix of the two databases' names")
     add("--timeout", type=float, default=600, help="seconds per drain (600)")
     add("--json", type=Path, help="also write every figure to this file")
     return parser.parse_args(argv)
@@ -64,23 +66,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Fill, run the phases, print one table."""
     options = parse_args(argv)
-    os.environ["DJQUEUE_BENCH_DB"] = "bench_size_empty"
+    os.environ["DJQUEUE_BENCH_DB"] = f"{options.databases}_empty"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     import django
 
     django.setup()
-    from benchmarks import size_phases
+    from benchmarks import size_partitions, size_phases
+
+    size_phases.EMPTY, size_phases.FULL = f"{options.databases}_empty", f"{options.databases}_full"
 
     load = os.getloadavg()[0]
     figures: dict[str, Any] = {"load_at_start": load, "options": _plain(vars(options))}
-    at = size_phases.prepare(options)
+    size_phases.prepare(options)
     phases = options.phases.split(",")
     if "drain" in phases:
         figures["drain"] = size_phases.drain_rounds(options)
     if "prune" in phases:
-        figures["prune"] = size_phases.prune_phase(options, at)
+        figures["prune"] = size_phases.prune_phase(options)
     if "xmin" in phases:
         figures["xmin"] = size_phases.xmin_phase(options)
+    if "partitions" in phases:
+        size_phases.use(size_phases.FULL)
+        size_phases.say("-- partitions: finish, prune and vacuum, per job")
+        figures["partitions"] = size_partitions.measure(options.partition_rows)
     figures["load_at_end"] = os.getloadavg()[0]
     print(report(figures, options))
     if options.json:
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
     """The figures as plain-text tables."""
-    from benchmarks.size_phases import EMPTY, FULL
+    from benchmarks import size_phases
 
     lines = [
         f"\n{options.finished:,} finished + {options.waiting:,} waiting jobs; "
@@ -106,7 +114,8 @@ def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
             ("pickup_p50_ms", "pick-up p50 (ms)"),
             ("pickup_p99_ms", "pick-up p99 (ms)"),
         ):
-            empty, full = drain["median"][EMPTY][key], drain["median"][FULL][key]
+            medians = drain["median"]
+            empty, full = medians[size_phases.EMPTY][key], medians[size_phases.FULL][key]
             lines.append(f"{label:<34} {empty:>10,.2f} {full:>10,.2f} {full / empty:>10.2f}x")
     prune = figures.get("prune")
     if prune:
@@ -123,6 +132,13 @@ def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
         lines += [
             f"    {start:>5.0f}s {'*' if held else ' '} {done:>8,} backlog {backlog:>9,}"
             for start, held, done, backlog in xmin["windows"]
+        ]
+    partitions = figures.get("partitions")
+    if partitions:
+        lines += ["", f"{'per finished job':<40} {'µs':>8} {'WAL bytes':>10}"]
+        lines += [
+            f"{step:<40} {cost['µs per job']:>8,.1f} {cost['WAL bytes per job']:>10,.0f}"
+            for step, cost in partitions.items()
         ]
     return "\n".join(lines)
 

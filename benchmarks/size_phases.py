@@ -95,7 +95,7 @@ def _turns(rounds: int) -> list[tuple[int, str]]:
     return order
 
 
-def prune_phase(options: argparse.Namespace, at: float) -> dict[str, Any]:
+def prune_phase(options: argparse.Namespace) -> dict[str, Any]:
     """New history at the history rate while djqueue's pruning runs every --prune-every
     seconds, on the full table."""
     from djqueue.db import operations
@@ -103,8 +103,12 @@ def prune_phase(options: argparse.Namespace, at: float) -> dict[str, Any]:
     use(FULL)
     rate = options.history_rate
     # The fill's history was laid down at ``rate`` a second: with this retention,
-    # --backlog rows are past it now and the rest cross it at ``rate`` a second.
-    retention = (time.time() - at) + (options.finished - options.backlog) / rate
+    # --backlog rows are past it now and the rest cross it at ``rate`` a second (from
+    # the oldest row left: an earlier run with --keep pruned the oldest ones).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM min(finished_at)) FROM djqueue_job")
+        oldest = float(cursor.fetchone()[0])
+    retention = time.time() - (oldest + options.backlog / rate)
     before = size_load.sizes()
     writer = size_load.history_writer(rate)
     statements: list[float] = []
@@ -139,6 +143,12 @@ def prune_phase(options: argparse.Namespace, at: float) -> dict[str, Any]:
             [retention],
         )
         left = int(cursor.fetchone()[0])
+    # What the deletes leave to vacuum: one run over the table and all its indexes.
+    vacuum_started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM djqueue_job")
+    vacuum_seconds = time.monotonic() - vacuum_started
+    vacuumed = size_load.sizes()
     pruned = sum(count for _, count in prunes)
     first_seconds, first_count = prunes[0]
     statements.sort()
@@ -157,6 +167,8 @@ def prune_phase(options: argparse.Namespace, at: float) -> dict[str, Any]:
         "indexes MB after": after["indexes_mb"],
         "dead rows after": after["dead_rows"],
         "vacuums during": after["vacuums"] - before["vacuums"],
+        "VACUUM after (s)": vacuum_seconds,
+        "dead rows after VACUUM": vacuumed["dead_rows"],
     }
 
 

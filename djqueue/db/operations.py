@@ -4,6 +4,7 @@ itself (progress, state)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -58,23 +59,29 @@ def delete_group(group_id: uuid.UUID) -> bool:
 
 def prune(
     older_than: float,
-    batch: int = 10_000,
+    batch: int = 5000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Delete jobs finished more than ``older_than`` seconds ago; return how many.
 
-    ``progress`` is called with the running total after each batch.
+    Deletes at most ``batch`` jobs per statement (each its own transaction unless the
+    caller holds one), oldest first, each batch starting where the last one ended (see
+    ``sql.PRUNE``). ``progress`` is called with the running total after each batch.
     """
     total = 0
     with queue_cursor() as cursor:
+        cursor.execute(sql.PRUNE_CUTOFF, [older_than])
+        before = cursor.fetchone()[0]
+        after: datetime.datetime | str = "-infinity"
         while True:
-            cursor.execute(sql.PRUNE, [older_than, batch])
-            deleted = int(cursor.rowcount)
-            total += deleted
+            cursor.execute(sql.PRUNE, {"after": after, "before": before, "batch": batch})
+            deleted, latest = cursor.fetchone()
+            total += int(deleted)
             if progress is not None:
                 progress(total)
             if deleted < batch:
                 break
+            after = latest
         floor = 10 * max(conf.number("LEASE_SECONDS"), conf.number("HEARTBEAT_SECONDS"))
         cursor.execute(sql.PRUNE_WORKERS, [older_than, floor])
         while True:

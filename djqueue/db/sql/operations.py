@@ -62,16 +62,29 @@ DELETE_GROUP = """
 DELETE FROM djqueue_group WHERE id = %s AND (remaining IS NULL OR remaining <= 0)
 """
 
-# Prune in bounded batches so that no statement holds many row locks for long; SKIP
-# LOCKED keeps two pruning workers out of each other's way.
+# Prune in bounded batches so that no statement holds many row locks (or the oldest
+# snapshot) for long; SKIP LOCKED keeps two pruning workers out of each other's way.
+# PRUNE_CUTOFF fixes the moment once per prune, so that a prune ends even while jobs
+# pass the retention as fast as it deletes them. Each batch starts where the previous
+# one ended (keyset: ``finished_at >= %(after)s``, the last batch's latest): a batch
+# that started over at the oldest end would step again over the index entries of every
+# row deleted so far, and while a long transaction elsewhere holds back vacuum those
+# entries cannot even be marked dead, so that each batch would cost more than the one
+# before (docs/deployment.md#large-tables). A row skipped because it was locked stays
+# for the next prune.
+PRUNE_CUTOFF = "SELECT now() - make_interval(secs => %s)"
 PRUNE = """
-DELETE FROM djqueue_job WHERE id IN (
-    SELECT id FROM djqueue_job
-    WHERE finished_at < now() - make_interval(secs => %s)
-    ORDER BY finished_at
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
+WITH gone AS (
+    DELETE FROM djqueue_job WHERE id IN (
+        SELECT id FROM djqueue_job
+        WHERE finished_at >= %(after)s AND finished_at < %(before)s
+        ORDER BY finished_at
+        LIMIT %(batch)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING finished_at
 )
+SELECT count(*), max(finished_at) FROM gone
 """
 
 # Groups (GroupResult.restore, chord counters) older than the retention whose jobs are
