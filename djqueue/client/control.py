@@ -332,18 +332,13 @@ class Inspect:
 
     def _workers(self) -> dict[str, list[str]]:
         """The live workers this inspection is for, and their queues."""
-        from djqueue.db.models import Worker
+        # Imported here: the live workers are read through the models, which Django
+        # defines only once its apps are ready, and this module may be imported before.
+        from djqueue.db import fleet
 
-        window = 3 * conf.number("HEARTBEAT_SECONDS")
-        cutoff = _now() - _seconds(window)
-        rows = (
-            Worker.objects.using(conf.database())
-            .filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
-            .order_by("name")
-        )
         return {
             row.name: [str(queue) for queue in row.queues]
-            for row in rows
+            for row in fleet.live_workers()
             if wire.matches(self.destination, row.name)
         }
 
@@ -508,12 +503,6 @@ def _now() -> Any:
     from django.utils import timezone
 
     return timezone.now()
-
-
-def _seconds(value: float) -> Any:
-    import datetime
-
-    return datetime.timedelta(seconds=value)
 
 
 __all__ = [

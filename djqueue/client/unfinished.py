@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.models.functions import Now
 
 from djqueue.core import conf, states
-from djqueue.db import visibility
+from djqueue.db import fleet, visibility
 from djqueue.db.models import Job, Queue, Worker
 
 # The eta of a job that waits for an earlier job of its workflow (sql.parts.WAITING_ETA).
@@ -115,9 +115,8 @@ def _unserved(queue: str) -> str | None:
 
 def _live_queues() -> set[str]:
     """Queues of the workers that sent a heartbeat lately and did not stop."""
-    cutoff = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     workers = Worker.objects.using(_alias()).filter(
-        stopped_at__isnull=True, last_heartbeat__gte=Now() - cutoff
+        stopped_at__isnull=True, last_heartbeat__gte=fleet.live_since()
     )
     return {str(queue) for queues in workers.values_list("queues", flat=True) for queue in queues}
 

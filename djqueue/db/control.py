@@ -24,7 +24,7 @@ import psycopg
 from django.db import connections, transaction
 
 from djqueue.core import conf
-from djqueue.db import listener
+from djqueue.db import listener, workers
 
 CHANNEL = listener.CONTROL_CHANNEL
 REPLY_CHANNEL = "djqueue_control_reply"
@@ -157,7 +157,7 @@ class Exchange:
 
     def live_workers(self) -> list[str]:
         """Names of the workers alive now (a heartbeat within three intervals)."""
-        window = 3 * conf.number("HEARTBEAT_SECONDS")
+        window = workers.live_seconds()
         return [row[0] for row in self.conn.execute(LIVE_WORKERS, [window]).fetchall()]
 
     def replies(self, control_id: uuid.UUID) -> dict[str, Any]:

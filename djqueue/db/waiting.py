@@ -19,7 +19,7 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from djqueue.core import conf, states
-from djqueue.db import queue_gates, schema, sql
+from djqueue.db import queue_gates, schema, sql, workers
 
 # Jobs ahead are counted up to this many; more reads as "at least this many".
 AHEAD_BOUND = 10_000
@@ -152,7 +152,7 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
     waiting = state in states.WAITING
     cursor.execute(sql.QUEUE_PAUSED, [queue])
     paused = cursor.fetchone()
-    live = 3 * conf.number("HEARTBEAT_SECONDS")
+    live = workers.live_seconds()
     cursor.execute(sql.QUEUE_SERVED, [queue, live])
     serving, alive = cursor.fetchone()
     heard_at, stopped_at, worker_alive = None, None, True

@@ -1,4 +1,5 @@
-"""Worker rows: a worker registering, beating, changing its queues, and stopping."""
+"""Worker rows: a worker registering, beating, changing its queues, and stopping; and
+how recent a live worker's heartbeat is (:func:`live_seconds`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from djqueue.core import conf
 from djqueue.db import sql
 from djqueue.db.cursors import queue_cursor
+
+# A worker is alive while it has not stopped and its last heartbeat is at most this many
+# heartbeat intervals old: a beat or two late (a busy machine, a slow commit) is not a
+# death. :mod:`djqueue.db.fleet` reads the live workers by it.
+LIVE_HEARTBEATS = 3
+
+
+def live_seconds() -> float:
+    """How old a live worker's last heartbeat may be, in seconds (three
+    ``HEARTBEAT_SECONDS``): the one liveness rule, in SQL and in Python alike."""
+    return LIVE_HEARTBEATS * conf.number("HEARTBEAT_SECONDS")
 
 
 def register_worker(

@@ -19,7 +19,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from djqueue.core import conf, states
-from djqueue.db import series
+from djqueue.db import fleet, series
 from djqueue.db.models import Job, Worker
 from djqueue.ops import links, stats
 
@@ -89,10 +89,9 @@ def _paused(paused: set[str], depths: Iterable[stats.QueueDepth]) -> list[Alert]
 
 
 def _lost_workers() -> list[Alert]:
-    cutoff = timezone.now() - datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
     lost = list(
         Worker.objects.using(conf.monitoring_database())
-        .filter(stopped_at__isnull=True, last_heartbeat__lt=cutoff)
+        .filter(stopped_at__isnull=True, last_heartbeat__lt=fleet.live_since())
         .order_by("-last_heartbeat")
         .values_list("name", "last_heartbeat")[:LOST_WORKERS_SHOWN]
     )

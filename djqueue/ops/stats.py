@@ -28,6 +28,7 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from djqueue.core import conf, states
+from djqueue.db import fleet
 from djqueue.db.models import Job, Queue, Worker
 
 
@@ -187,13 +188,8 @@ def _seconds(interval: Any) -> Any:
 
 
 def live_workers() -> list[Worker]:
-    """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
-    return list(
-        Worker.objects.using(conf.monitoring_database())
-        .filter(stopped_at__isnull=True, last_heartbeat__gte=cutoff)
-        .order_by("name")
-    )
+    """The live workers (:mod:`djqueue.db.fleet`), read from the monitoring database."""
+    return fleet.live_workers(conf.monitoring_database())
 
 
 def paused_queues() -> set[str]:

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 
 from djqueue.client import control
 from djqueue.core import conf, states
+from djqueue.db import fleet
 from djqueue.db.models import Job, Worker
 from djqueue.ops import access, durations, links, worker_control
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
@@ -240,8 +241,7 @@ SHOWN_JOBS = 50
 
 
 def _alive(worker: Worker) -> bool:
-    limit = datetime.timedelta(seconds=3 * conf.number("HEARTBEAT_SECONDS"))
-    return worker.stopped_at is None and timezone.now() - worker.last_heartbeat <= limit
+    return fleet.is_alive(worker.last_heartbeat, worker.stopped_at)
 
 
 def _since(now: datetime.datetime, moment: datetime.datetime | None) -> str:
