@@ -16,8 +16,12 @@ runs with ``--keep``). Then, in one run:
    history crosses it at that same rate: whether pruning keeps up, its longest
    statement, and the table and its indexes before and after;
 3. on the full table, no-op jobs sent at ``--xmin-rate`` a second to two workers, while a
-   transaction holds a snapshot (and so vacuum's horizon) for ``--xmin-hold`` seconds:
-   jobs finished per 10 s before, during and after, and the largest backlog.
+   transaction holds a snapshot (and so vacuum's horizon) for ``--xmin-hold`` seconds,
+   first in the queue's own database, then in another one of the same server: jobs
+   finished per 10 s before, during and after each, and the backlog;
+4. the cost per job of a finish, of pruning and of the vacuum after it, on a copy of
+   ``--partition-rows`` jobs laid out as the job table is and on one partitioned by
+   ``finished_at`` whose finished partition is dropped whole.
 
 Every phase is bounded in time; workers are stopped with SIGTERM, then SIGKILL.
 """
@@ -54,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--prune-every", type=float, default=10, help="seconds between prunes (10)")
     add("--xmin-rate", type=float, default=2_000, help="jobs/s sent in the xmin phase")
     add("--xmin-hold", type=float, default=180, help="seconds the snapshot is held (180)")
+    add("--xmin-where", default="same,other", help="databases the snapshot is held in")
     add("--xmin-around", type=float, default=60, help="seconds measured before and after")
     add("--partition-rows", type=int, default=200_000, help="jobs per table, partitions")
     add("--phases", default="drain,prune,xmin,partitions", help="which phases to run")
@@ -127,11 +132,11 @@ def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
             "",
             f"jobs sent at {options.xmin_rate:,.0f}/s, snapshot held {options.xmin_hold:g}s",
         ]
-        lines += [f"  {key:<32} {_shown(value)}" for key, value in xmin.items() if key != "windows"]
-        lines += ["  jobs finished per 10 s (* snapshot held):"]
+        lines += [f"  {key:<42} {_shown(value)}" for key, value in xmin.items() if key != "windows"]
+        lines += ["  jobs finished per 10 s:"]
         lines += [
-            f"    {start:>5.0f}s {'*' if held else ' '} {done:>8,} backlog {backlog:>9,}"
-            for start, held, done, backlog in xmin["windows"]
+            f"    {start:>5.0f}s {label:<24} {done:>8,} backlog {backlog:>9,}"
+            for start, label, done, backlog in xmin["windows"]
         ]
     partitions = figures.get("partitions")
     if partitions:

@@ -56,11 +56,12 @@ WHERE id = ANY(%s::uuid[])
 """
 
 
-def connect() -> psycopg.Connection[Any]:
-    """A connection of its own to the benchmark database (autocommit)."""
+def connect(database: str | None = None) -> psycopg.Connection[Any]:
+    """A connection of its own to the benchmark database, or ``database`` on the same
+    server (autocommit)."""
     db = settings.DATABASES["default"]
     params = {k: db[k.upper()] for k in ("user", "host", "port", "password") if db[k.upper()]}
-    return psycopg.connect(dbname=db["NAME"], autocommit=True, **params)
+    return psycopg.connect(dbname=database or db["NAME"], autocommit=True, **params)
 
 
 def mark() -> str:
@@ -85,7 +86,7 @@ def drain(jobs: int, spec: djqueue_side.WorkerSpec, timeout: float) -> dict[str,
     since = mark()
     noop.delay_many([(index,) for index in range(jobs)])
     logs = Path(tempfile.mkdtemp(prefix="djqueue-size-"))
-    workers = djqueue_side._start_workers(spec, logs)
+    workers = djqueue_side.start_workers(spec, logs)
     try:
         done = common.wait_until(lambda: _finished(since) >= jobs, timeout, 0.5)
     finally:
@@ -112,7 +113,7 @@ def pick_up(samples: int, spec: djqueue_side.WorkerSpec, timeout: float) -> dict
 
     since = mark()
     logs = Path(tempfile.mkdtemp(prefix="djqueue-size-"))
-    workers = djqueue_side._start_workers(
+    workers = djqueue_side.start_workers(
         djqueue_side.WorkerSpec(1, spec.pool, spec.concurrency), logs
     )
     delays: list[float] = []
@@ -218,15 +219,17 @@ def sizes() -> dict[str, Any]:
     }
 
 
-def hold_xmin(seconds: float) -> threading.Thread:
-    """A transaction that keeps a snapshot open for ``seconds`` (as a long report or an
-    idle-in-transaction session does): vacuum may remove nothing that died after it."""
+def hold_xmin(seconds: float, database: str) -> threading.Thread:
+    """A transaction in ``database`` that keeps a snapshot open for ``seconds`` (as a
+    long report or an idle-in-transaction session does): vacuum may remove nothing that
+    died after it began in the tables it sees (PostgreSQL 14 and later: those of its own
+    database; before, every database's)."""
 
     def hold() -> None:
-        with connect() as db:
+        with connect(database) as db:
             db.autocommit = False
             db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            db.execute("SELECT count(*) FROM djqueue_worker")
+            db.execute("SELECT count(*) FROM pg_class")
             time.sleep(seconds)
             db.rollback()
 

@@ -173,27 +173,34 @@ def prune_phase(options: argparse.Namespace) -> dict[str, Any]:
 
 
 def xmin_phase(options: argparse.Namespace) -> dict[str, Any]:
-    """Jobs sent at --xmin-rate to two workers; a snapshot held in the middle."""
+    """Jobs sent at --xmin-rate to two workers; a snapshot held for --xmin-hold seconds
+    in each database of --xmin-where (``same``: the queue's; ``other``: another database
+    of the same server), with --xmin-around seconds before, between and after."""
     from benchmarks import common
 
     use(FULL)
     spec = djqueue_side.WorkerSpec(2, options.pool, options.concurrency)
     since = size_load.mark()
     logs = size_load.Path(size_load.tempfile.mkdtemp(prefix="djqueue-size-"))
-    workers = djqueue_side._start_workers(spec, logs)
+    workers = djqueue_side.start_workers(spec, logs)
     producer = size_load.producer(options.xmin_rate)
     around, hold = options.xmin_around, options.xmin_hold
-    say(f"-- xmin: {around:g}s, then a snapshot held {hold:g}s, then {around:g}s")
+    plan: list[tuple[str, str | None]] = [("before", None)]
+    for where in options.xmin_where.split(","):
+        plan += [(f"held, {where} database", FULL if where == "same" else EMPTY), ("after", None)]
+    segments: list[tuple[str, float, float]] = []
+    say(f"-- xmin: {' / '.join(label for label, _ in plan)}")
     try:
         common.wait_until(lambda: djqueue_side._workers_registered() >= 2, 60)
         started = time.time()
         producer.start()
-        time.sleep(around)
-        held_from = time.time()
-        holder = size_load.hold_xmin(hold)
-        holder.join(timeout=hold + 30)
-        held_to = time.time()
-        time.sleep(around)
+        for label, database in plan:
+            began = time.time()
+            if database is None:
+                time.sleep(around)
+            else:
+                size_load.hold_xmin(hold, database).join(timeout=hold + 30)
+            segments.append((label, began, time.time()))
     finally:
         producer.stop.set()
         producer.join(timeout=30)
@@ -213,22 +220,25 @@ def xmin_phase(options: argparse.Namespace) -> dict[str, Any]:
         )
         finished = dict(cursor.fetchall())
     size_load.forget_since(since)
-    windows, sent, done, worst = [], 0, 0, 0
+    windows, sent, done = [], 0, 0
+    per_segment: dict[str, list[float]] = {}
     for index in range(int((ended - started) // 10) + 1):
         start = started + index * 10
         sent += sum(n for at, n in producer.made if start <= at < start + 10)
         done += finished.get(index, 0)
-        held = start + 10 > held_from and start < held_to
-        windows.append((index * 10.0, held, finished.get(index, 0), max(0, sent - done)))
-        worst = max(worst, sent - done)
-    rates = {held: [w[2] / 10 for w in windows if w[1] == held] for held in (False, True)}
-    return {
-        "sent (jobs/s)": producer.rows() / (ended - started),
-        "finished/s, snapshot not held": _median(rates[False]),
-        "finished/s, snapshot held": _median(rates[True]),
-        "largest backlog": worst,
-        "windows": windows,
-    }
+        middle = start + 5
+        label = next((name for name, a, b in segments if a <= middle < b), "draining")
+        windows.append((index * 10.0, label, finished.get(index, 0), max(0, sent - done)))
+        if start + 10 <= ended:  # whole windows only
+            per_segment.setdefault(label, []).append(finished.get(index, 0) / 10)
+    found: dict[str, Any] = {"sent (jobs/s)": producer.rows() / (ended - started)}
+    for label, rates in per_segment.items():
+        found[f"finished/s, {label} (median)"] = _median(rates)
+    for label, _, _ in segments:
+        backlogs = [w[3] for w in windows if w[1] == label]
+        found[f"backlog at the end of: {label}"] = backlogs[-1] if backlogs else 0
+    found["windows"] = windows
+    return found
 
 
 def _median(values: list[float]) -> float:
