@@ -184,6 +184,13 @@ def totals() -> list[Total]:
         return [Total(*row) for row in cursor.fetchall()]
 
 
+def recent_queues(since: datetime.datetime) -> set[str]:
+    """The queues that had jobs waiting or held, or ended jobs, since ``since``."""
+    with _reading() as cursor:
+        cursor.execute(sql.RECENT_QUEUES, {"since": since})
+        return {row[0] for row in cursor.fetchall()}
+
+
 def mark() -> datetime.datetime | None:
     """Where the rolled-up series ends (None before the first rollup)."""
     with _reading() as cursor:

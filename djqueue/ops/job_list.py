@@ -21,8 +21,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from djqueue.core import conf, registry, states
-from djqueue.db import counts, search
-from djqueue.db.models import Job, Worker
+from djqueue.db import counts, search, series
+from djqueue.db.models import Job, Queue, Worker
 from djqueue.ops import stats
 
 # Columns the job list never shows, left unread: each may hold megabytes.
@@ -33,6 +33,8 @@ COUNT_LIMIT = 10_000
 # Digits of a job id the list shows: the end of a time-ordered id, which differs from
 # job to job (its start is the moment it was sent, shared by the jobs of a minute).
 SHOWN_ID_DIGITS = 12
+# The queue filter offers the queues that had jobs within this window.
+RECENT_QUEUES = datetime.timedelta(hours=1)
 # Workers offered by the worker filter: the ones heard from last.
 OFFERED_WORKERS = 30
 
@@ -119,8 +121,9 @@ class TaskFilter(_NamedFilter):
 
 
 class QueueFilter(_NamedFilter):
-    """By queue: those with jobs waiting or running, paused, or served by a live worker
-    (no DISTINCT over the table)."""
+    """By queue: those the time series saw with jobs in the last RECENT_QUEUES, those
+    with a row (paused or limited), and those a live worker serves (no read of the jobs
+    table: on a big one, even its waiting jobs are many)."""
 
     title = "queue"
     parameter_name = "queue__exact"
@@ -128,7 +131,9 @@ class QueueFilter(_NamedFilter):
 
     def names(self) -> set[str]:
         served = {queue for worker in stats.live_workers() for queue in worker.queues or []}
-        return {depth.queue for depth in stats.queue_depths()} | stats.paused_queues() | served
+        recent = series.recent_queues(timezone.now() - RECENT_QUEUES)
+        known = Queue.objects.using(conf.database()).values_list("name", flat=True)
+        return recent | set(known) | served
 
 
 class WorkerFilter(_NamedFilter):

@@ -84,16 +84,26 @@ def queue_depths() -> list[QueueDepth]:
     """Waiting, scheduled, reserved and running jobs per queue, with the oldest due
     job's age."""
     now = timezone.now()
-    waiting = (
-        _jobs()
-        .filter(state__in=states.WAITING)
-        .values("queue")
-        .annotate(
-            due=Count("id", filter=Q(eta__lte=now)),
-            later=Count("id", filter=Q(eta__gt=now)),
-            oldest=Min("eta", filter=Q(eta__lte=now)),
+    waiting: dict[str, tuple[int, int, datetime.datetime | None]] = {}
+    # Limited (gated) and other waiting jobs apart: each is read through its own partial
+    # index (djqueue_job_gated, djqueue_job_ready); together no index holds them, and the
+    # whole table would be read.
+    for gated in (False, True):
+        rows = (
+            _jobs()
+            .filter(state__in=states.WAITING, gated=gated)
+            .values("queue")
+            .annotate(
+                due=Count("id", filter=Q(eta__lte=now)),
+                later=Count("id", filter=Q(eta__gt=now)),
+                oldest=Min("eta", filter=Q(eta__lte=now)),
+            )
         )
-    )
+        for row in rows:
+            due, later, oldest = waiting.get(row["queue"], (0, 0, None))
+            if row["oldest"] is not None:
+                oldest = row["oldest"] if oldest is None else min(oldest, row["oldest"])
+            waiting[row["queue"]] = (due + row["due"], later + row["later"], oldest)
     held = {
         row["queue"]: (row["running"], row["reserved"])
         for row in _jobs()
@@ -105,14 +115,10 @@ def queue_depths() -> list[QueueDepth]:
         )
     }
     found = {
-        row["queue"]: QueueDepth(
-            row["queue"],
-            row["due"],
-            row["later"],
-            now - row["oldest"] if row["oldest"] else None,
-            *held.pop(row["queue"], (0, 0)),
+        queue: QueueDepth(
+            queue, due, later, now - oldest if oldest else None, *held.pop(queue, (0, 0))
         )
-        for row in waiting
+        for queue, (due, later, oldest) in waiting.items()
     }
     for queue, (running, reserved) in held.items():
         found[queue] = QueueDepth(queue, 0, 0, None, running, reserved)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from djqueue.core import states
 from djqueue.db import broker
+from djqueue.db.models import JobMinute, QueueMinute
 from djqueue.ops import job_list, links
 from tests.factories import JobFactory, StartedJobFactory
 
@@ -110,6 +111,25 @@ def test_filters_offer_queues_workers_and_tasks_without_reading_the_table(
     # A link may name a queue the filter does not offer: it is shown as chosen.
     chosen = admin_client.get(reverse(LIST), {"queue__exact": "elsewhere"}).content.decode()
     assert 'class="selected"' in chosen and "elsewhere" in chosen
+
+
+def test_the_queue_filter_offers_the_queues_the_time_series_saw_lately(admin_client: Any) -> None:
+    minute = timezone.now().replace(second=0, microsecond=0)
+    QueueMinute.objects.create(minute=minute, queue="backlog", waiting=3, scheduled=0, running=0)
+    QueueMinute.objects.create(minute=minute, queue="empty", waiting=0, scheduled=0, running=0)
+    JobMinute.objects.create(
+        minute=minute, queue="ended", task_name="t", outcome="SUCCESS", count=1
+    )
+    long_ago = minute - job_list.RECENT_QUEUES - datetime.timedelta(minutes=1)
+    JobMinute.objects.create(
+        minute=long_ago, queue="gone", task_name="t", outcome="SUCCESS", count=1
+    )
+    # Jobs the series has not sampled yet: the filter does not read the job table.
+    JobFactory(queue="unsampled")
+    page = admin_client.get(reverse(LIST)).content.decode()
+    offered = set(re.findall(r"\?queue__exact=([\w-]+)", page))
+    assert {"backlog", "ended"} <= offered
+    assert not offered & {"empty", "gone", "unsampled"}
 
 
 def test_the_overviews_links_land_on_lists_filtered_to_what_they_count(admin_client: Any) -> None:

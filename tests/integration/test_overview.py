@@ -17,6 +17,7 @@ from django.utils import timezone
 from djqueue.core import states
 from djqueue.db import broker, series
 from djqueue.db.models import Worker
+from djqueue.ops import stats
 from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -160,6 +161,19 @@ def test_queue_depths_are_live(admin_client: Client) -> None:
     StartedJobFactory(queue="mail")
     queues = {q["queue"]: q for q in _data(admin_client)["queues"]}
     assert (queues["mail"]["waiting"], queues["mail"]["running"]) == (3, 1)
+
+
+def test_queue_depths_count_limited_and_other_waiting_jobs_together() -> None:
+    # Read apart (each through its own partial index), added up per queue.
+    JobFactory.create_batch(2, queue="mail", eta=timezone.now() - 2 * MINUTE)
+    JobFactory(queue="mail", gated=True, eta=timezone.now() - 5 * MINUTE)
+    JobFactory(queue="mail", gated=True, eta=timezone.now() + 5 * MINUTE)
+    JobFactory(queue="limited", gated=True, eta=timezone.now() - MINUTE)
+    depths = {depth.queue: depth for depth in stats.queue_depths()}
+    assert (depths["mail"].waiting, depths["mail"].scheduled) == (3, 1)
+    oldest = depths["mail"].oldest_wait
+    assert oldest is not None and oldest >= 5 * MINUTE
+    assert (depths["limited"].waiting, depths["limited"].scheduled) == (1, 0)
 
 
 def test_the_data_needs_the_view_permission_on_jobs(client: Client, django_user_model: Any) -> None:

@@ -181,6 +181,15 @@ LEFT JOIN wait AS w USING (task_name, outcome)
 ORDER BY t.task_name, t.outcome
 """
 
+# The queues the series saw since a moment: those sampled with jobs waiting or held, and
+# those that ended jobs (both tables are small and indexed by minute first).
+RECENT_QUEUES = """
+SELECT queue FROM djqueue_queueminute
+WHERE minute >= %(since)s AND queue <> '' AND waiting + scheduled + running > 0
+UNION
+SELECT queue FROM djqueue_jobminute WHERE minute >= %(since)s
+"""
+
 # Where the series ends: the mark (minutes before it are rolled up).
 SERIES_MARK = "SELECT until FROM djqueue_seriesmark WHERE name = 'jobs'"
 
