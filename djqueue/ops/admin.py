@@ -7,18 +7,22 @@ periodic tasks (:mod:`djqueue.ops.periodic_admin`).
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue.core import states, text
-from djqueue.db.models import Job
-from djqueue.ops import access, job_actions, job_list, job_page, overview
-from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
+from djqueue.db.models import Job, Queue, Worker
+from djqueue.ops import access, fleet, job_actions, job_list, job_page, overview, worker_control
+from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured, log_entries
 from djqueue.ops.job_values import SHOWN_CHARACTERS, SHOWN_IN_A_CELL, pretty
 from djqueue.ops.queue_admin import QueueAdmin
 from djqueue.ops.worker_admin import WorkerAdmin
@@ -166,7 +170,12 @@ class JobAdmin(job_page.JobPage, job_list.JobList, job_actions.BatchActions, Rea
             self.admin_site.admin_view(self.overview_data),
             name="djqueue_overview_data",
         )
-        return [overview, data, *super().get_urls()]
+        fleet_path = path(
+            "dashboard/fleet/",
+            self.admin_site.admin_view(self.fleet_view),
+            name="djqueue_fleet",
+        )
+        return [overview, data, fleet_path, *super().get_urls()]
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         """The overview: alerts, figures, charts and queues, updated in place."""
@@ -182,8 +191,40 @@ class JobAdmin(job_page.JobPage, job_list.JobList, job_actions.BatchActions, Rea
             "refresh_seconds": REFRESH_SECONDS,
             "data_url": reverse("admin:djqueue_overview_data"),
             "overview": overview.build(request, _range(request)),
+            "may_pause": access.may(request.user, access.PAUSE),
+            "may_control": access.may(request.user, access.CONTROL_WORKERS),
+            "most_slots": worker_control.MOST_SLOTS,
         }
         return TemplateResponse(request, "djqueue/admin/overview.html", context)
+
+    def fleet_view(self, request: HttpRequest) -> HttpResponse:
+        """The overview's fleet controls (a POST): every queue paused or resumed, every
+        live worker's pool resized or the worker shut down; each with its permission."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        command = request.POST.get("command", "")
+        if command in fleet.QUEUE_COMMANDS:
+            if not access.may(request.user, access.PAUSE):
+                raise PermissionDenied("Pausing and resuming queues needs djqueue.pause_queue.")
+            result = fleet.set_all_paused(command == "pause_all")
+            rows: Any = Queue.objects.filter(name__in=result.queues)
+        elif command in fleet.WORKER_COMMANDS:
+            if not access.may(request.user, access.CONTROL_WORKERS):
+                raise PermissionDenied("Controlling workers needs djqueue.control_worker.")
+            try:
+                result = fleet.command_workers(request.POST)
+            except fleet.Refused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return redirect("admin:djqueue_dashboard")
+            rows = Worker.objects.filter(name__in=result.workers)
+        else:
+            self.message_user(request, f"Unknown command {command!r}.", messages.ERROR)
+            return redirect("admin:djqueue_dashboard")
+        log_entries(request, rows, CHANGE, result.message)
+        self.message_user(
+            request, result.message, messages.SUCCESS if result.ok else messages.WARNING
+        )
+        return redirect("admin:djqueue_dashboard")
 
     def overview_data(self, request: HttpRequest) -> HttpResponse:
         """The overview's figures as JSON, for its script to update the page in place."""

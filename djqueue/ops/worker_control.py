@@ -44,7 +44,7 @@ def send(worker: Worker, data: Any) -> Result:
         raise Refused(f"Unknown command {command!r}; choose one of {', '.join(COMMANDS)}.")
     destination = [worker.name]
     if command in ("pool_grow", "pool_shrink"):
-        n = _slots(data.get("n", "1"))
+        n = slots(data.get("n", "1"))
         send_pool = control.pool_grow if command == "pool_grow" else control.pool_shrink
         replies = send_pool(n, destination, reply=True, timeout=REPLY_SECONDS)
         asked = f"{'Grow' if command == 'pool_grow' else 'Shrink'} the pool by {n}"
@@ -62,7 +62,8 @@ def send(worker: Worker, data: Any) -> Result:
     return _result(asked, worker.name, replies or [])
 
 
-def _slots(value: object) -> int:
+def slots(value: object) -> int:
+    """The number of slots a form asked for; :class:`Refused` outside 1 to MOST_SLOTS."""
     try:
         n = int(str(value))
     except ValueError:

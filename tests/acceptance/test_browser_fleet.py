@@ -139,3 +139,42 @@ def test_the_queues_page_flags_queues_and_pauses_one(
     page.locator('#djq-queue-table tr[data-queue="mail"] button[value="resume"]').click()
     page.wait_for_selector("text=Resumed queue mail.")
     assert tasks.add.apply_async((1, 1), queue="mail").get(timeout=20) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_overview_pauses_every_queue_and_grows_every_pool(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any
+) -> None:
+    worker = workers.start("-P", "threads", "-c", "2", "-Q", "default,mail")
+    wait_until(lambda: stats.live_workers(), 20, "the worker to be alive")
+    _log_in(page, live_server, django_user_model, "/admin/djqueue/job/dashboard/")
+    page.wait_for_selector("#djq-fleet")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#djq-pause-all")
+    page.wait_for_selector("ul.messagelist")
+    assert "Paused 2 queue(s): default, mail." in page.inner_text("ul.messagelist")
+    assert broker.paused_queues() == {"default", "mail"}
+    worker.wait_for_log("Paused queues: default, mail.")
+    held = tasks.add.delay(2, 2)
+    # The worker heard of the pause (its claims skip the queues): the job stays waiting
+    # while the overview flags both queues.
+    page.wait_for_selector('#djq-alerts li[data-kind="paused"]')
+    assert "'mail' is paused" in page.inner_text("#djq-alerts")
+    assert Job.objects.get(pk=held.id).state == "PENDING"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#djq-resume-all")
+    page.wait_for_selector("text=Resumed 2 queue(s): default, mail.")
+    assert held.get(timeout=30) == 4
+
+    page.fill("#djq-fleet-slots", "2")
+    page.click("#djq-grow-all")
+    page.wait_for_selector("ul.messagelist")
+    said = page.inner_text("ul.messagelist")
+    assert "Grow every pool by 2: 1 of 1 live worker(s) answered" in said, said
+    assert "(pool size 4)" in said
+    row = Worker.objects.get(name__startswith=worker.name_prefix, stopped_at__isnull=True)
+    wait_until(
+        lambda: Worker.objects.get(pk=row.pk).concurrency == 4, 20, "the pool to show its size"
+    )

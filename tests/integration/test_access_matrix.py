@@ -242,6 +242,51 @@ def control_worker(client: Client) -> str:
     return done(response, sent)
 
 
+def pause_every_queue(client: Client) -> str:
+    """The dashboard's Pause all, then its Resume all: both agree."""
+    JobFactory(queue="mail")
+    response = client.post(reverse("admin:djqueue_fleet"), {"command": "pause_all"})
+    paused = done(response, Queue.objects.filter(name="mail", paused=True).exists())
+    Queue.objects.update_or_create(name="mail", defaults={"paused": True})
+    response = client.post(reverse("admin:djqueue_fleet"), {"command": "resume_all"})
+    resumed = done(response, not Queue.objects.get(name="mail").paused)
+    assert paused == resumed, (paused, resumed)
+    return paused
+
+
+def control_every_worker(client: Client) -> str:
+    """Grow every live worker's pool from the dashboard: the command row is what
+    "happened" means (the live worker is a row: nothing answers, so the wait is cut)."""
+    from unittest import mock
+
+    from djqueue.db import broker
+    from djqueue.db.models import Control
+    from djqueue.ops import worker_control
+
+    broker.register_worker("host.4", "host", 4, "threads", 2, ["default"])
+    # Control rows are written on a connection of their own: earlier tests' rows remain.
+    before = list(Control.objects.values_list("id", flat=True))
+    with mock.patch.object(worker_control, "REPLY_SECONDS", 0.1):
+        response = client.post(reverse("admin:djqueue_fleet"), {"command": "pool_grow", "n": "1"})
+    sent = (
+        Control.objects.filter(command="pool_grow", destination=["host.4"])
+        .exclude(id__in=before)
+        .exists()
+    )
+    if response.status_code == 403:
+        assert not sent
+        return "no"
+    return done(response, sent)
+
+
+def dashboard_fleet(client: Client) -> str:
+    response = client.get(reverse("admin:djqueue_dashboard"))
+    seen = page(response)
+    if seen != "yes":
+        return seen
+    return "yes" if 'id="djq-fleet"' in response.content.decode() else "no"
+
+
 def limit_queue(client: Client) -> str:
     Queue.objects.create(name="mail")
     url = reverse("admin:djqueue_queue_change", args=["mail"])
@@ -319,6 +364,9 @@ PROBES: dict[str, Callable[[Client], str]] = {
     "run a job again (job page)": run_again,
     "delete finished jobs": job_action("delete_finished_jobs", states.SUCCESS),
     "pause and resume queues": pause_queues,
+    "dashboard: fleet controls": dashboard_fleet,
+    "pause or resume every queue (dashboard)": pause_every_queue,
+    "grow, shrink or shut down every live worker (dashboard)": control_every_worker,
     "change a queue's limits": limit_queue,
     "edit a periodic task": edit_periodic,
     "run a periodic task now": run_periodic_now,

@@ -355,6 +355,13 @@
     else if (live) tick();
   });
 
+  // The fleet controls ask before they post (the shutdown has its tick box instead).
+  for (const button of root.querySelectorAll("#djq-fleet button[data-confirm]")) {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.dataset.confirm)) event.preventDefault();
+    });
+  }
+
   render();
   schedule();
 })();
