@@ -16,7 +16,7 @@ from django.db.models.functions import Now
 
 from djqueue.core import conf, states
 from djqueue.db import fleet, visibility
-from djqueue.db.models import Job, Queue, Worker
+from djqueue.db.models import Job
 
 # The eta of a job that waits for an earlier job of its workflow (sql.parts.WAITING_ETA).
 _WAITING_YEAR = 9999
@@ -95,12 +95,12 @@ def _waiting(row: dict[str, Any]) -> str:
 
 def _unserved(queue: str) -> str | None:
     """Why no worker takes jobs from ``queue`` now, or None when one does."""
-    if Queue.objects.using(_alias()).filter(name=queue, paused=True).exists():
+    if queue in fleet.paused_queues():
         return (
             f"queue {queue!r} is paused; resume it in the admin or with "
             f"`python manage.py djqueue resume {queue}`"
         )
-    served = _live_queues()
+    served = fleet.serving(fleet.live_workers())
     if queue in served:
         return None
     if served:
@@ -111,14 +111,6 @@ def _unserved(queue: str) -> str | None:
         f"no live worker serves queue {queue!r} ({others}); start one with "
         f"`python manage.py runworker -Q {queue}`"
     )
-
-
-def _live_queues() -> set[str]:
-    """Queues of the workers that sent a heartbeat lately and did not stop."""
-    workers = Worker.objects.using(_alias()).filter(
-        stopped_at__isnull=True, last_heartbeat__gte=fleet.live_since()
-    )
-    return {str(queue) for queues in workers.values_list("queues", flat=True) for queue in queues}
 
 
 def _row(job_id: uuid.UUID) -> dict[str, Any] | None:

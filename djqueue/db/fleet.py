@@ -1,5 +1,6 @@
-"""The live workers, as every page, command and explanation reads them (the rule is
-:func:`djqueue.db.workers.live_seconds`).
+"""Who serves which queue, as every page, command and explanation reads it: the live
+workers (the rule is :func:`djqueue.db.workers.live_seconds`), the queues they serve, and
+the paused queues.
 
 Apart from :mod:`djqueue.db.workers` (a worker's writes of its own row) because these
 reads use the models, which a module the broker imports cannot: tasks may be declared,
@@ -9,13 +10,14 @@ and so the broker imported, before Django's apps are ready.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
 from django.db.models import Expression
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from djqueue.core import conf
-from djqueue.db.models import Worker
+from djqueue.db.models import Queue, Worker
 from djqueue.db.workers import live_seconds
 
 
@@ -37,4 +39,25 @@ def live_workers(using: str | None = None) -> list[Worker]:
         Worker.objects.using(using or conf.database())
         .filter(stopped_at__isnull=True, last_heartbeat__gte=live_since())
         .order_by("name")
+    )
+
+
+def serving(live: Iterable[Worker]) -> dict[str, list[str]]:
+    """Per queue, the names of the workers in ``live`` that take jobs from it (a queue
+    no live worker serves is not in it)."""
+    found: dict[str, list[str]] = {}
+    for worker in live:
+        for queue in worker.queues or []:
+            found.setdefault(str(queue), []).append(worker.name)
+    return found
+
+
+def paused_queues(using: str | None = None) -> set[str]:
+    """The names of the queues paused now, read through alias ``using`` (the queue's
+    database by default). The worker reads them with their limits instead
+    (``broker.paused_queues``)."""
+    return set(
+        Queue.objects.using(using or conf.database())
+        .filter(paused=True)
+        .values_list("name", flat=True)
     )

@@ -19,7 +19,7 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from djqueue.core import conf, states
-from djqueue.db import queue_gates, schema, sql, workers
+from djqueue.db import fleet, queue_gates, schema, sql, workers
 
 # Jobs ahead are counted up to this many; more reads as "at least this many".
 AHEAD_BOUND = 10_000
@@ -152,12 +152,10 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
     waiting = state in states.WAITING
     cursor.execute(sql.QUEUE_PAUSED, [queue])
     paused = cursor.fetchone()
-    live = workers.live_seconds()
-    cursor.execute(sql.QUEUE_SERVED, [queue, live])
-    serving, alive = cursor.fetchone()
+    live_rows = fleet.live_workers()
     heard_at, stopped_at, worker_alive = None, None, True
     if state in states.HELD:
-        heard_at, stopped_at, worker_alive = _holding_worker(cursor, worker, live)
+        heard_at, stopped_at, worker_alive = _holding_worker(cursor, worker)
     return Surroundings(
         id=job_id,
         state=state,
@@ -172,8 +170,8 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
         parent=_brief(cursor, parent) if waiting and waits_upstream else None,
         chord=_chord(cursor, body_of) if waiting and waits_upstream else None,
         paused_since=paused[1] if paused and paused[0] else None,
-        live_serving=serving,
-        live_workers=alive,
+        live_serving=len(fleet.serving(live_rows).get(queue, [])),
+        live_workers=len(live_rows),
         ahead=_count(cursor, sql.PLAIN_AHEAD, place, queue=queue)
         if waiting and not gated
         else None,
@@ -193,11 +191,11 @@ def _surroundings(cursor: CursorWrapper, row: Any) -> Surroundings:
 
 
 def _holding_worker(
-    cursor: CursorWrapper, worker: str, live: float
+    cursor: CursorWrapper, worker: str
 ) -> tuple[datetime.datetime | None, datetime.datetime | None, bool]:
     """When the worker holding a job was last heard from, when it stopped, and whether
     it is alive (a worker without a row is not)."""
-    cursor.execute(sql.HOLDING_WORKER, [live, worker])
+    cursor.execute(sql.HOLDING_WORKER, [workers.live_seconds(), worker])
     row = cursor.fetchone()
     return (None, None, False) if row is None else (row[0], row[1], bool(row[2]))
 

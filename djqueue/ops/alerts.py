@@ -61,7 +61,7 @@ def current(
 def _unserved(
     depths: Iterable[stats.QueueDepth], live: Sequence[Worker], paused: set[str]
 ) -> list[Alert]:
-    served = {queue for worker in live for queue in worker.queues or []}
+    served = fleet.serving(live)
     return [
         Alert(
             ERROR,

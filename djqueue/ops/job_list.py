@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from djqueue.core import conf, registry, states
-from djqueue.db import counts, search, series
+from djqueue.db import counts, fleet, search, series
 from djqueue.db.models import Job, Queue, Worker
 from djqueue.ops import stats
 
@@ -130,10 +130,10 @@ class QueueFilter(_NamedFilter):
     field = "queue"
 
     def names(self) -> set[str]:
-        served = {queue for worker in stats.live_workers() for queue in worker.queues or []}
+        served = fleet.serving(stats.live_workers())
         recent = series.recent_queues(timezone.now() - RECENT_QUEUES)
         known = Queue.objects.using(conf.database()).values_list("name", flat=True)
-        return recent | set(known) | served
+        return recent | set(known) | set(served)
 
 
 class WorkerFilter(_NamedFilter):

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from djqueue.core import histogram, states
-from djqueue.db import series
+from djqueue.db import fleet, series
 from djqueue.ops import access, alerts, links, stats
 
 # Range name -> (length, seconds per chart bin): about 60 to 170 bars per chart.
@@ -188,11 +188,7 @@ def _tasks(
 def _queues(
     depths: Sequence[stats.QueueDepth], paused: set[str], live: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    paused = stats.paused_queues()
-    serving: dict[str, int] = {}
-    for worker in live:
-        for queue in worker.queues or []:
-            serving[queue] = serving.get(queue, 0) + 1
+    serving = fleet.serving(live)
     names = sorted({depth.queue for depth in depths} | paused)
     by_name = {depth.queue: depth for depth in depths}
     rows = []
@@ -209,7 +205,7 @@ def _queues(
                 "running": depth.running,
                 "held_url": links.jobs(state__in=links.HELD, queue__exact=name),
                 "paused": name in paused,
-                "workers": serving.get(name, 0),
+                "workers": len(serving.get(name, [])),
             }
         )
     return rows

@@ -18,6 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from djqueue.core import conf, states
+from djqueue.db import fleet
 from djqueue.db.models import JobMinute, Queue
 from djqueue.ops import durations, links, stats
 
@@ -73,10 +74,7 @@ def rows() -> list[Row]:
     end = timezone.now()
     depths = {depth.queue: depth for depth in stats.queue_depths()}
     known = {row.name: row for row in Queue.objects.using(conf.database())}
-    serving: dict[str, list[str]] = {}
-    for worker in stats.live_workers():
-        for queue in worker.queues or []:
-            serving.setdefault(str(queue), []).append(worker.name)
+    serving = fleet.serving(stats.live_workers())
     ended, failed = _ended(end - WINDOW, end)
     names = sorted({*depths, *known, *serving, *ended})
     found = []

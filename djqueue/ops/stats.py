@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from djqueue.core import conf, states
 from djqueue.db import fleet
-from djqueue.db.models import Job, Queue, Worker
+from djqueue.db.models import Job, Worker
 
 
 class _Percentile(Aggregate):
@@ -199,9 +199,5 @@ def live_workers() -> list[Worker]:
 
 
 def paused_queues() -> set[str]:
-    """The names of the queues paused now."""
-    return set(
-        Queue.objects.using(conf.monitoring_database())
-        .filter(paused=True)
-        .values_list("name", flat=True)
-    )
+    """The paused queues (:mod:`djqueue.db.fleet`), read from the monitoring database."""
+    return fleet.paused_queues(conf.monitoring_database())

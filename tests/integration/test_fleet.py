@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from djqueue.db import broker, fleet, waiting
 from djqueue.db.models import Worker
-from tests.factories import StartedJobFactory
+from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +50,20 @@ def test_a_worker_is_alive_within_three_heartbeats_for_every_reader() -> None:
         found = waiting.read(job.id)
         assert found is not None
         assert found.worker_alive is (name in alive), name
+
+
+def test_the_queues_live_workers_serve_and_the_paused_ones() -> None:
+    _worker("mail-1", 0)
+    _worker("both", 1)
+    Worker.objects.filter(name="both").update(queues=["default", "mail"])
+    Worker.objects.filter(name="mail-1").update(queues=["mail"])
+    _worker("lost", 3.5)  # serves default, but is not alive
+    broker.set_paused("reports", True)
+    broker.set_paused("mail", True)
+    broker.set_paused("mail", False)
+    assert fleet.serving(fleet.live_workers()) == {"default": ["both"], "mail": ["both", "mail-1"]}
+    assert fleet.paused_queues() == {"reports"}
+    job = JobFactory(queue="mail")
+    found = waiting.read(job.id)
+    assert found is not None
+    assert (found.live_serving, found.live_workers, found.paused_since) == (2, 2, None)

@@ -35,14 +35,6 @@ QUEUE_HELD = """
 SELECT count(*) FROM djqueue_job WHERE state IN ('RECEIVED', 'STARTED') AND queue = %s
 """
 
-# Live workers (heartbeat within the given seconds, not stopped): how many serve the
-# queue, and how many there are at all.
-QUEUE_SERVED = """
-SELECT count(*) FILTER (WHERE queues ? %s), count(*)
-FROM djqueue_worker
-WHERE stopped_at IS NULL AND last_heartbeat >= now() - make_interval(secs => %s)
-"""
-
 # Due plain jobs of the queue that a claim takes before this one (its ORDER BY:
 # priority DESC, eta, id), counted through the ready index up to a bound.
 PLAIN_AHEAD = """
