@@ -1,5 +1,5 @@
-"""The worker hosts suite's fixtures: the site (made once per module: two hosts for the
-smoke test, four with ``--hosts-full``), processes on its hosts for each test, and the
+"""The worker hosts suite's fixtures: the site (made once per run: two hosts for the
+smoke tests, four with ``--hosts-full``), processes on its hosts for each test, and the
 figures each test records (printed at the end of the run).
 
 Each test starts from empty tables and healed links, and every process it started on
@@ -30,9 +30,15 @@ def full_size(config: pytest.Config) -> bool:
     return bool(config.getoption("--hosts-full") or os.environ.get("DJQUEUE_HOSTS_FULL"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def full(pytestconfig: pytest.Config) -> bool:
+    """Whether the suite runs at full size."""
+    return full_size(pytestconfig)
+
+
+@pytest.fixture(scope="session")
 def site(pytestconfig: pytest.Config) -> Iterator[Site]:
-    """A lab of hosts and a private server listening on their links, for the module."""
+    """A lab of hosts and a private server listening on their links, for the session."""
     reason = labs.unavailable() or clusters.unavailable()
     if reason:
         pytest.skip(f"no worker hosts here: {reason}")

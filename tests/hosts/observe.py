@@ -27,6 +27,19 @@ def send(count: int, seconds: float) -> list[str]:
     return [str(result.id) for result in tasks.chaos_record.delay_many([(seconds,)] * count)]
 
 
+class Feeder:
+    """Keeps work waiting: sends a batch whenever fewer than ``low`` jobs are unfinished
+    (call :meth:`feed` from a wait's check). Remembers the ids of what it sent."""
+
+    def __init__(self, low: int, batch: int, seconds: float) -> None:
+        self.low, self.batch, self.seconds = low, batch, seconds
+        self.sent: list[str] = []
+
+    def feed(self) -> None:
+        if unfinished() < self.low:
+            self.sent += send(self.batch, self.seconds)
+
+
 def held_by(host: Host) -> list[str]:
     """Ids of the jobs held (RECEIVED or STARTED) by workers on ``host``."""
     with connection.cursor() as cursor:

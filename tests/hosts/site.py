@@ -77,6 +77,8 @@ class OnHosts:
         self.site = site
         self.log_dir = log_dir
         self.started: list[HostProcess] = []
+        # The link guards of processes started from now on ({}: djqueue's defaults).
+        self.guards = dict(LINK_GUARDS)
 
     @property
     def hosts(self) -> list[labs.Host]:
@@ -124,7 +126,7 @@ class OnHosts:
     def _env(self, host: labs.Host) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
         env.update(DEFAULT_ENV)
-        env.update(LINK_GUARDS)
+        env.update(self.guards)
         env.update(
             PGHOST=host.server_address,
             PGPORT=str(self.site.cluster.port),
