@@ -30,8 +30,8 @@ import psycopg
 import pytest
 
 from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers
+from tests.chaos import autofailover, counts, sampling, standby
 from tests.chaos import cluster as clusters
-from tests.chaos import counts, sampling, standby
 from tests.chaos.conftest import settle, workers_for
 from tests.chaos.fleet import start_worker
 from tests.chaos.sampling import RECORD, Sampler
@@ -71,6 +71,31 @@ def pair() -> Iterator[standby.StandbyPair]:
 
 
 @pytest.fixture
+def formation() -> Iterator[autofailover.Formation]:
+    """A pg_auto_failover monitor, a primary with djqueue's tables and the run log, and
+    a synchronous standby."""
+    reason = autofailover.unavailable()
+    if reason:
+        pytest.skip(f"no pg_auto_failover formation: {reason}")
+    with autofailover.formation(DB) as made:
+        subprocess.run(
+            [sys.executable, "-m", "django", "migrate", "--settings=tests.settings", "-v", "0"],
+            cwd=REPO_ROOT,
+            env=made.process_env(DB),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        with made.connect(DB) as conn:
+            conn.execute(counts.CREATE_RUN_TABLE)
+        made.checkpoint()
+        made.create_node("node2")
+        made.wait_for_states({"node1": "primary", "node2": "secondary"})
+        assert made.synchronous_standby_names(), "commits do not wait for the standby"
+        yield made
+
+
+@pytest.fixture
 def group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]:
     """Worker and scheduler processes; all die at teardown."""
     made = workers_for(request, tmp_path, DB)
@@ -84,6 +109,17 @@ def test_failover_to_a_standby_loses_nothing(
     pair: standby.StandbyPair, group: Workers, tmp_path: Path, figures: dict[str, object]
 ) -> None:
     fail_over_under_load(pair, group, tmp_path, figures, rate=40, seconds=12)
+
+
+@pytest.mark.failover(full=True)
+def test_automatic_failover_with_pg_auto_failover_loses_nothing(
+    formation: autofailover.Formation,
+    group: Workers,
+    tmp_path: Path,
+    figures: dict[str, object],
+) -> None:
+    fail_over_under_load(formation, group, tmp_path, figures, rate=40, seconds=45)
+    figures["promoted by the monitor"] = formation.primary()
 
 
 def test_monitoring_reads_go_to_the_standby(pair: standby.StandbyPair) -> None:
