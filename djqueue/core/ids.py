@@ -40,7 +40,13 @@ def parse(value: object) -> uuid.UUID:
         raise ValueError(f"job id {value!r} is not a UUID; job ids look like {new_id()}") from None
 
 
+# Hex digits of a job id that pages show: its last group. A UUIDv7 starts with its time,
+# so the first digits are alike for every job sent in the same minute; the last 12 are
+# random (48 bits), so two jobs on one page do not share them.
+SHORT_DIGITS = 12
+
+
 def short(job_id: object) -> str:
-    """A job id in 8 characters for a page: its last 8 hex digits. A UUIDv7 starts with
-    its time, so the first digits are alike for every job sent in the same minute."""
-    return str(job_id).replace("-", "")[-8:]
+    """A job id as pages show it, where the full id is a link or a copy button away: its
+    last :data:`SHORT_DIGITS` hex digits."""
+    return str(job_id).replace("-", "")[-SHORT_DIGITS:]

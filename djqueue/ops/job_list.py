@@ -20,7 +20,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from djqueue.core import conf, registry, states
+from djqueue.core import conf, ids, registry, states
 from djqueue.db import counts, fleet, search, series
 from djqueue.db.models import Job, Queue, Worker
 from djqueue.ops import stats
@@ -30,9 +30,6 @@ UNLISTED_FIELDS = ("args", "kwargs", "result", "error_message", "traceback", "hi
 # A filtered list counts at most this many jobs (and says "more than" beyond): counting
 # every failure of a table of ten million jobs would take seconds on each page.
 COUNT_LIMIT = 10_000
-# Digits of a job id the list shows: the end of a time-ordered id, which differs from
-# job to job (its start is the moment it was sent, shared by the jobs of a minute).
-SHOWN_ID_DIGITS = 12
 # The queue filter offers the queues that had jobs within this window.
 RECENT_QUEUES = datetime.timedelta(hours=1)
 # Workers offered by the worker filter: the ones heard from last.
@@ -234,7 +231,7 @@ class JobList(admin.ModelAdmin):  # type: ignore[type-arg]
             "copy</button></span>",
             reverse("admin:djqueue_job_change", args=[job.pk]),
             full,
-            full[-SHOWN_ID_DIGITS:],
+            ids.short(full),
             full,
             full,
         )

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from djqueue.beat import entries
+from djqueue.core import ids
 from djqueue.db import periodic
 from djqueue.db.models import (
     ClockedSchedule,
@@ -263,12 +264,12 @@ def _job_link(job_id: Any, state: str | None) -> SafeString:
     link to its page."""
     link = reverse("admin:djqueue_job_change", args=[job_id])
     if state is None:
-        return format_html('<a href="{}">{}</a> {}', link, str(job_id)[:8], "(job pruned)")
+        return format_html('<a href="{}">{}</a> {}', link, ids.short(job_id), "(job pruned)")
     return format_html(
         '<a href="{}">{} {}</a>',
         link,
         coloured(STATE_COLOURS.get(state, "#000000"), state),
-        str(job_id)[:8],
+        ids.short(job_id),
     )
 
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from djqueue.beat import entries
-from djqueue.core import schedules, states
+from djqueue.core import ids, schedules, states
 from djqueue.db.models import CrontabSchedule, IntervalSchedule, Job, PeriodicTask
 from djqueue.ops import schedule_preview
 
@@ -134,10 +134,14 @@ def test_recent_runs_show_each_jobs_outcome_with_a_link(admin_client: Client) ->
     ).content.decode()
     for job in (first, second):
         assert reverse("admin:djqueue_job_change", args=[job.id]) in page
+        # Named by the end of its id, as every page names jobs (the start is the moment
+        # it was sent, alike for both).
+        assert f" {ids.short(job.id)}</a>" in page
     assert ">FAILURE</strong>" in page and ">PENDING</strong>" in page
+    gone = second.id
     second.delete()
     listing = admin_client.get(reverse("admin:djqueue_periodictask_changelist")).content.decode()
-    assert "(job pruned)" in listing  # the latest run's job is gone
+    assert f"{ids.short(gone)}</a> (job pruned)" in listing  # the latest run's job is gone
 
 
 def test_the_preview_needs_a_permission_to_edit() -> None:
