@@ -33,6 +33,7 @@ LONGEST_WAIT_SECONDS = 120.0
 # steps, so that none runs for long.
 MAX_MINUTES = 10
 MINUTE = datetime.timedelta(minutes=1)
+HOUR = datetime.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def rollup() -> Rolled:
             cursor.execute(sql.SET_MARK, [window[1]])
             if retention is not None:
                 cursor.execute(sql.PRUNE_JOB_MINUTES, [retention])
+                cursor.execute(sql.PRUNE_JOB_HOURS, [retention])
                 cursor.execute(sql.PRUNE_QUEUE_MINUTES, [retention])
         return Rolled(True, *(window or (None, None)))
 
@@ -90,9 +92,36 @@ def _window(
 
 
 def rewrite(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> None:
-    """Rewrite the rollup rows of the minutes in ``[start, end)`` from the jobs table."""
+    """Rewrite the rollup rows of the minutes in ``[start, end)`` from the jobs table,
+    and the hours they fall in from their minutes."""
     cursor.execute(sql.ROLLUP_DELETE, [start, end])
     cursor.execute(sql.ROLLUP_INSERT, {"start": start, "end": end})
+    first, last = _floor_hour(start), _ceil_hour(end)
+    cursor.execute(sql.HOURS_DELETE, [first, last])
+    cursor.execute(sql.HOURS_INSERT, {"start": first, "end": last})
+
+
+def _floor_hour(moment: datetime.datetime) -> datetime.datetime:
+    # Hours as the database truncates them: in UTC (Django's connections use UTC).
+    return moment.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime.datetime) -> datetime.datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _hour_span(
+    start: datetime.datetime, end: datetime.datetime, step: float | None = None
+) -> dict[str, datetime.datetime]:
+    """The whole hours in ``[start, end)`` a read takes from the hours table (the rest
+    from the minutes). With bins of ``step`` seconds from ``start``, only when each hour
+    falls in one bin: ``step`` a whole number of hours and ``start`` on an hour."""
+    first, last = _ceil_hour(start), _floor_hour(end)
+    binned_apart = step is not None and (step % 3600 or _floor_hour(start) != start)
+    if first >= last or binned_apart:
+        return {"hours_from": start, "hours_to": start}
+    return {"hours_from": first, "hours_to": last}
 
 
 def fold(cursor: Any, start: datetime.datetime, end: datetime.datetime) -> None:
@@ -144,8 +173,12 @@ class TaskTotal:
 def outcomes_by_bin(
     start: datetime.datetime, end: datetime.datetime, step: float
 ) -> list[tuple[datetime.datetime, str, int]]:
-    """``(bin start, outcome, jobs)`` for bins of ``step`` seconds from ``start``."""
-    return _rows(sql.OUTCOMES_BY_BIN, start, end, step)  # type: ignore[return-value]
+    """``(bin start, outcome, jobs)`` for bins of ``step`` seconds from ``start`` (read
+    from whole hours where each falls in one bin)."""
+    params = {"start": start, "end": end, "step": step, "origin": start}
+    with _reading() as cursor:
+        cursor.execute(sql.OUTCOMES_BY_BIN, {**params, **_hour_span(start, end, step)})
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def depth_by_bin(
@@ -159,7 +192,7 @@ def depth_by_bin(
 def task_totals(start: datetime.datetime, end: datetime.datetime) -> list[TaskTotal]:
     """Per task and outcome, the jobs that ended in ``[start, end)``."""
     with _reading() as cursor:
-        cursor.execute(sql.TASK_TOTALS, {"start": start, "end": end})
+        cursor.execute(sql.TASK_TOTALS, {"start": start, "end": end, **_hour_span(start, end)})
         return [TaskTotal(*row) for row in cursor.fetchall()]
 
 

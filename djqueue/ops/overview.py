@@ -10,6 +10,7 @@ held jobs.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,10 @@ def build(request: HttpRequest, range_name: str) -> dict[str, Any]:
     mark = series.mark()
     end = mark or timezone.now().replace(second=0, microsecond=0)
     start = end - length
+    if step % 3600 == 0:
+        # Bins of whole hours start on an hour, so that the chart reads the hours table
+        # (db.series); the range then reaches up to an hour further back.
+        start = start.astimezone(datetime.UTC).replace(minute=0)
     depths = stats.queue_depths()
     paused = stats.paused_queues()
     # Only what the user may open elsewhere (ops.access).
@@ -73,7 +78,8 @@ def build(request: HttpRequest, range_name: str) -> dict[str, Any]:
 
 
 def _bins(start: datetime.datetime, end: datetime.datetime, step: int) -> list[datetime.datetime]:
-    count = int((end - start).total_seconds() // step)
+    # The last bin may be partial (a range that starts on an hour).
+    count = math.ceil((end - start).total_seconds() / step)
     return [start + datetime.timedelta(seconds=step * n) for n in range(count)]
 
 

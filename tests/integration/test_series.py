@@ -12,12 +12,13 @@ from django.utils import timezone
 
 from djqueue.core import histogram, states
 from djqueue.db import series, sql
-from djqueue.db.models import JobMinute, QueueMinute, SeriesMark
+from djqueue.db.models import JobHour, JobMinute, QueueMinute, SeriesMark
 from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db
 
 MINUTE = datetime.timedelta(minutes=1)
+HOUR = datetime.timedelta(hours=1)
 
 
 _START: list[datetime.datetime] = []
@@ -160,6 +161,27 @@ def test_a_transaction_left_open_holds_the_series_back_for_a_bounded_time(
     began = _open_transaction(other_connection)
     done = series.rollup()
     assert done.end is not None and done.end > began
+
+
+def test_hours_add_up_their_minutes_and_serve_reads_of_whole_hours() -> None:
+    hour = _START[0].replace(minute=0) - 3 * HOUR
+    for ago, runtime in ((0, 0.5), (25, 2.0), (59, 40.0)):
+        _ended(hour + ago * MINUTE + datetime.timedelta(seconds=5), runtime, 0.1)
+    _ended(hour + HOUR + datetime.timedelta(seconds=5), 0.5, 0.1)
+    series.rewrite_minutes(hour, hour + 2 * HOUR)
+    row = JobHour.objects.get(hour=hour)
+    assert (row.count, row.runtime_max) == (3, pytest.approx(40.0))
+    assert row.runtime_sum == pytest.approx(42.5)
+    assert sum(row.runtime_buckets) == 3
+    assert JobHour.objects.get(hour=hour + HOUR).count == 1
+    # A read over whole hours takes them from the hours table: with the minutes gone,
+    # it still counts their jobs; the part of a window outside whole hours, from minutes.
+    JobMinute.objects.filter(minute__lt=hour + HOUR).delete()
+    (total,) = series.task_totals(hour, hour + HOUR)
+    assert (total.count, sum(total.runtime_buckets)) == (3, 3)
+    assert series.task_totals(hour + 10 * MINUTE, hour + HOUR) == []
+    binned = series.outcomes_by_bin(hour, hour + 2 * HOUR, 3600)
+    assert [(at, n) for at, _, n in binned] == [(hour, 3), (hour + HOUR, 1)]
 
 
 def test_a_long_gap_is_caught_up_in_bounded_steps() -> None:

@@ -23,7 +23,7 @@ from djqueue.db.models.periodic import (
     SolarSchedule,
     aware,
 )
-from djqueue.db.models.series import JobMinute, JobTotal, QueueMinute, SeriesMark
+from djqueue.db.models.series import JobHour, JobMinute, JobTotal, QueueMinute, SeriesMark
 
 __all__ = [
     "BigIntegerArrayField",
@@ -35,6 +35,7 @@ __all__ = [
     "IntegerArrayField",
     "IntervalSchedule",
     "Job",
+    "JobHour",
     "JobMinute",
     "JobTotal",
     "Limit",

@@ -46,6 +46,36 @@ class JobMinute(models.Model):
         return f"{self.minute:%Y-%m-%d %H:%M} {self.queue} {self.task_name} {self.outcome}"
 
 
+class JobHour(models.Model):
+    """The minutes of :class:`JobMinute` added up per hour (same columns, ``hour`` for
+    ``minute``), for reads over a day or a week: a week of minutes is some hundred
+    thousand rows, of hours some thousands. The rollup rewrites the hours of the minutes
+    it writes, from those minutes."""
+
+    hour = models.DateTimeField()
+    queue = models.CharField(max_length=100)
+    task_name = models.CharField(max_length=255)
+    outcome = models.CharField(max_length=8)
+    count = models.IntegerField()
+    runtime_sum = models.FloatField(default=0.0)
+    runtime_max = models.FloatField(null=True)
+    runtime_buckets = IntegerArrayField(default=list)
+    wait_sum = models.FloatField(default=0.0)
+    wait_max = models.FloatField(null=True)
+    wait_buckets = IntegerArrayField(default=list)
+
+    class Meta:
+        verbose_name = "job hour"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "queue", "task_name", "outcome"], name="djqueue_jobhour_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.queue} {self.task_name} {self.outcome}"
+
+
 class QueueMinute(models.Model):
     """A queue's depth as sampled in one minute (the latest sample of that minute).
 

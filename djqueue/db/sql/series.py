@@ -96,6 +96,31 @@ SET count = EXCLUDED.count,
     wait_buckets = EXCLUDED.wait_buckets
 """  # noqa: S608 (constants only)
 
+
+def _position_sums(column: str, kind: str) -> str:
+    # Bucket arrays added position by position: one sum per bucket in one pass (a row
+    # whose array is shorter adds nothing to the positions it lacks).
+    sums = ", ".join(f"COALESCE(sum({column}[{i}]), 0)" for i in range(1, histogram.SIZE + 1))
+    return f"ARRAY[{sums}]::{kind}[]"
+
+
+# The hours of the minutes a rollup wrote, rewritten from those minutes (at most sixty
+# minute rows per queue, task and outcome each).
+HOURS_DELETE = "DELETE FROM djqueue_jobhour WHERE hour >= %s AND hour < %s"
+
+HOURS_INSERT = f"""
+INSERT INTO djqueue_jobhour (
+    hour, queue, task_name, outcome, count,
+    runtime_sum, runtime_max, runtime_buckets, wait_sum, wait_max, wait_buckets
+)
+SELECT date_trunc('hour', minute), queue, task_name, outcome, sum(count),
+       sum(runtime_sum), max(runtime_max), {_position_sums("runtime_buckets", "int")},
+       sum(wait_sum), max(wait_max), {_position_sums("wait_buckets", "int")}
+FROM djqueue_jobminute
+WHERE minute >= %(start)s AND minute < %(end)s
+GROUP BY 1, 2, 3, 4
+"""  # noqa: S608 (constants only)
+
 SET_MARK = """
 INSERT INTO djqueue_seriesmark (name, until) VALUES ('jobs', %s)
 ON CONFLICT (name) DO UPDATE SET until = EXCLUDED.until
@@ -122,20 +147,38 @@ SET waiting = EXCLUDED.waiting, scheduled = EXCLUDED.scheduled,
 
 # Pruning: rows older than the retention; both tables are small and indexed by minute.
 PRUNE_JOB_MINUTES = "DELETE FROM djqueue_jobminute WHERE minute < now() - make_interval(secs => %s)"
+PRUNE_JOB_HOURS = (
+    "DELETE FROM djqueue_jobhour WHERE hour < now() - make_interval(secs => %s) - interval '1 hour'"
+)
 PRUNE_QUEUE_MINUTES = (
     "DELETE FROM djqueue_queueminute WHERE minute < now() - make_interval(secs => %s)"
 )
 
-# Reads for the console. ``date_bin`` puts minutes into bins of the chart's step.
+# Reads for the console. ``date_bin`` puts minutes into bins of the chart's step. Rows
+# come from the hours table for the whole hours in [hours_from, hours_to) and from the
+# minutes table for the rest of [start, end), so that a week reads some thousands of
+# rows, not some hundred thousand (the caller passes an empty hour span, hours_from =
+# hours_to = start, where hours do not fit).
+_TOTALLED = (
+    "task_name, outcome, count, runtime_sum, runtime_max, runtime_buckets, "
+    "wait_sum, wait_max, wait_buckets"
+)
+_ENDED_ROWS = """
+    SELECT minute AS at, {columns} FROM djqueue_jobminute
+    WHERE (minute >= %(start)s AND minute < %(hours_from)s)
+       OR (minute >= %(hours_to)s AND minute < %(end)s)
+    UNION ALL
+    SELECT hour, {columns} FROM djqueue_jobhour
+    WHERE hour >= %(hours_from)s AND hour < %(hours_to)s
+"""
 
-OUTCOMES_BY_BIN = """
-SELECT date_bin(make_interval(secs => %(step)s), minute, %(origin)s) AS bin, outcome,
+OUTCOMES_BY_BIN = f"""
+SELECT date_bin(make_interval(secs => %(step)s), at, %(origin)s) AS bin, outcome,
        sum(count)::bigint
-FROM djqueue_jobminute
-WHERE minute >= %(start)s AND minute < %(end)s
+FROM ({_ENDED_ROWS.format(columns="outcome, count")}) AS ended
 GROUP BY bin, outcome
 ORDER BY bin
-"""
+"""  # noqa: S608 (constants only)
 
 # The peak depth of each bin: a spike inside an hour should not average away.
 DEPTH_BY_BIN = """
@@ -148,38 +191,15 @@ ORDER BY bin
 """
 
 # Per task and outcome over a window: counts, sums, maxima, and bucket counts added up
-# position by position (unnest WITH ORDINALITY, then array_agg in bucket order).
-TASK_TOTALS = """
-WITH rows AS (
-    SELECT * FROM djqueue_jobminute WHERE minute >= %(start)s AND minute < %(end)s
-),
-totals AS (
-    SELECT task_name, outcome, sum(count)::bigint AS count,
-           sum(runtime_sum) AS runtime_sum, max(runtime_max) AS runtime_max,
-           sum(wait_sum) AS wait_sum, max(wait_max) AS wait_max
-    FROM rows GROUP BY task_name, outcome
-),
-runtime AS (
-    SELECT task_name, outcome, array_agg(n ORDER BY i) AS buckets FROM (
-        SELECT r.task_name, r.outcome, b.i, sum(b.n)::int AS n
-        FROM rows AS r, unnest(r.runtime_buckets) WITH ORDINALITY AS b(n, i)
-        GROUP BY r.task_name, r.outcome, b.i
-    ) AS s GROUP BY task_name, outcome
-),
-wait AS (
-    SELECT task_name, outcome, array_agg(n ORDER BY i) AS buckets FROM (
-        SELECT r.task_name, r.outcome, b.i, sum(b.n)::int AS n
-        FROM rows AS r, unnest(r.wait_buckets) WITH ORDINALITY AS b(n, i)
-        GROUP BY r.task_name, r.outcome, b.i
-    ) AS s GROUP BY task_name, outcome
-)
-SELECT t.task_name, t.outcome, t.count, t.runtime_sum, t.runtime_max, r.buckets,
-       t.wait_sum, t.wait_max, w.buckets
-FROM totals AS t
-LEFT JOIN runtime AS r USING (task_name, outcome)
-LEFT JOIN wait AS w USING (task_name, outcome)
-ORDER BY t.task_name, t.outcome
-"""
+# position by position.
+TASK_TOTALS = f"""
+SELECT task_name, outcome, sum(count)::bigint,
+       sum(runtime_sum), max(runtime_max), {_position_sums("runtime_buckets", "bigint")},
+       sum(wait_sum), max(wait_max), {_position_sums("wait_buckets", "bigint")}
+FROM ({_ENDED_ROWS.format(columns=_TOTALLED)}) AS ended
+GROUP BY task_name, outcome
+ORDER BY task_name, outcome
+"""  # noqa: S608 (constants only)
 
 # The queues the series saw since a moment: those sampled with jobs waiting or held, and
 # those that ended jobs (both tables are small and indexed by minute first).
