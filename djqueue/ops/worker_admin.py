@@ -21,7 +21,7 @@ from djqueue.client import control
 from djqueue.core import conf, states
 from djqueue.db import fleet
 from djqueue.db.models import Job, Worker
-from djqueue.ops import access, durations, links, worker_control
+from djqueue.ops import access, durations, job_list, links, worker_control
 from djqueue.ops.admin_base import STATE_COLOURS, ReadOnlyAdmin, coloured
 
 # The worker's summary on its page; every field of the page is read only.
@@ -52,8 +52,8 @@ class WorkerAdmin(ReadOnlyAdmin):
         "pool",
         "concurrency",
         "queue_list",
-        "started_at",
-        "last_heartbeat",
+        "started_when",
+        "heartbeat_when",
         "status",
         "running_now",
         "jobs_done",
@@ -146,6 +146,19 @@ class WorkerAdmin(ReadOnlyAdmin):
     @admin.display(description="started")
     def started(self, worker: Worker) -> str:
         return _moment(worker.started_at)
+
+    # The list reads times as the job list does: to the second, and how long ago (a lost
+    # worker's "last heartbeat 12 min ago" is what the person on call looks for).
+    class Media:
+        css = {"all": ("djqueue/job_list.css",)}
+
+    @admin.display(description="started", ordering="started_at")
+    def started_when(self, worker: Worker) -> SafeString:
+        return job_list.when(worker.started_at)
+
+    @admin.display(description="last heartbeat", ordering="last_heartbeat")
+    def heartbeat_when(self, worker: Worker) -> SafeString:
+        return job_list.when(worker.last_heartbeat)
 
     @admin.display(description="uptime")
     def uptime(self, worker: Worker) -> str:
