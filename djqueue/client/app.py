@@ -9,7 +9,6 @@ do instead.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 
+from djqueue.client import canvas, decorator
 from djqueue.core import registry
 
 if TYPE_CHECKING:
@@ -39,12 +39,6 @@ _pending: list[LazyTask] = []
 _lock = threading.Lock()
 
 
-def _client(module: str) -> ModuleType:
-    # The client's modules load djqueue's models, which cannot be imported while the
-    # settings (and so proj/celery.py) are being imported: they are loaded on first use.
-    return importlib.import_module(f"djqueue.client.{module}")
-
-
 class LazyTask:
     """A task declared with ``@app.task``: made (and registered) once Django's apps are
     ready; every attribute and call goes to that task."""
@@ -52,14 +46,14 @@ class LazyTask:
     def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
         self._fn = fn
         self._options = options
-        self._task: Any = None
+        self._task: Task[..., Any] | None = None
         # The name the task will have (Task's rule), to be found by it before it is made.
         self._name = options.get("name") or f"{fn.__module__}.{fn.__qualname__}"
 
-    def _made(self) -> Any:
+    def _made(self) -> Task[..., Any]:
         with _lock:
             if self._task is None:
-                self._task = _client("decorator").task(**self._options)(self._fn)
+                self._task = decorator.task(**self._options)(self._fn)
             return self._task
 
     def __getattr__(self, name: str) -> Any:
@@ -163,7 +157,7 @@ class App:
 
     def _declare(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[..., Any]:
         if apps.ready:
-            return cast("Task[..., Any]", _client("decorator").task(**options)(fn))
+            return cast("Task[..., Any]", decorator.task(**options)(fn))
         declared = LazyTask(fn, options)
         with _lock:
             _pending.append(declared)
@@ -178,23 +172,34 @@ class App:
         **options: Any,
     ) -> AsyncResult[Any]:
         """``djqueue.send_task``."""
-        return cast("AsyncResult[Any]", _client("sending").send_task(name, args, kwargs, **options))
+        # Imported here, as below: sending, results and control read djqueue's models,
+        # which cannot be imported while the settings (and so proj/celery.py, which
+        # makes the App) are being imported; these run later, once the apps are ready.
+        from djqueue.client import sending
+
+        return sending.send_task(name, args, kwargs, **options)
 
     def signature(self, *args: Any, **options: Any) -> Signature[Any]:
         """``djqueue.signature``."""
-        return cast("Signature[Any]", _client("canvas").signature(*args, **options))
+        return canvas.signature(*args, **options)
 
     @property
     def AsyncResult(self) -> type[AsyncResult[Any]]:
         """``djqueue.AsyncResult``."""
-        return cast("type[AsyncResult[Any]]", _client("result").AsyncResult)
+        from djqueue.client import result
+
+        return result.AsyncResult
 
     @property
     def GroupResult(self) -> type[GroupResult]:
         """``djqueue.GroupResult``."""
-        return cast("type[GroupResult]", _client("result_set").GroupResult)
+        from djqueue.client import result_set
+
+        return result_set.GroupResult
 
     @property
     def control(self) -> ModuleType:
         """``app.control.revoke(...)``, ``app.control.inspect()``: :mod:`djqueue.control`."""
-        return _client("control")
+        from djqueue.client import control
+
+        return control
