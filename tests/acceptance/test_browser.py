@@ -189,6 +189,23 @@ def _bar_position(page: Any, outcome: str) -> dict[str, float]:
     )
 
 
+def _peak_position(page: Any, queue: str) -> dict[str, float]:
+    """Where, on the page, the depth chart draws the highest point of ``queue``'s line."""
+    return page.evaluate(
+        """(queue) => {
+            const canvas = document.getElementById("djq-depth-chart");
+            const chart = Chart.getChart(canvas);
+            const index = chart.data.datasets.findIndex((d) => d.label === queue);
+            const values = chart.data.datasets[index].data;
+            const peak = values.indexOf(Math.max(...values.filter((v) => v !== null)));
+            const point = chart.getDatasetMeta(index).data[peak];
+            const box = canvas.getBoundingClientRect();
+            return {x: box.left + point.x, y: box.top + point.y};
+        }""",
+        queue,
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_overview_updates_live_pauses_and_links_to_the_jobs(
     page: Any, live_server: Any, workers: Workers, django_user_model: Any
@@ -274,6 +291,15 @@ def test_overview_updates_live_pauses_and_links_to_the_jobs(
     page.click("#djq-figure-failure-rate a")
     page.wait_for_url("**state__exact=FAILURE**")
     assert page.locator("#result_list tbody tr").count() == 16
+
+    # A line of the depth chart, at its peak: the jobs waiting in that queue now.
+    page.go_back()
+    page.wait_for_function("() => window.Chart && Chart.getChart('djq-depth-chart')")
+    point = _peak_position(page, "reports")
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_url("**queue__exact=reports**")
+    assert page.locator("#result_list tbody tr").count() == 3
+    assert set(page.locator("#result_list .djq-state").all_inner_texts()) == {states.PENDING}
 
 
 # The job page ---------------------------------------------------------------------------
