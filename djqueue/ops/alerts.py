@@ -21,7 +21,7 @@ from django.utils import timezone
 from djqueue.core import conf, states
 from djqueue.db import fleet, series
 from djqueue.db.models import Job, Worker
-from djqueue.ops import links, stats
+from djqueue.ops import durations, links, stats
 
 ERROR, WARNING = "error", "warning"
 # The failure-rate window: the latest rolled-up minutes, against the hour before them.
@@ -109,7 +109,7 @@ def _lost_workers() -> list[Alert]:
             ERROR,
             "lost-worker",
             f"Worker {name!r} has sent no heartbeat since "
-            f"{timezone.localtime(beat):%Y-%m-%d %H:%M:%S} and holds {holding[name]} job(s); "
+            f"{durations.moment(beat)} and holds {holding[name]} job(s); "
             "they go back to their queue when their lease runs out.",
             links.held_by(name),
         )

@@ -1,8 +1,18 @@
-"""Lengths of time as the console writes them: short words a person reads at a glance."""
+"""Moments and lengths of time as the console writes them: short words a person reads
+at a glance."""
 
 from __future__ import annotations
 
 import datetime
+
+from django.utils import timezone
+
+
+def moment(at: datetime.datetime) -> str:
+    """``at`` to the second in the current time zone, with the zone's name
+    (``2026-12-01 16:04:05 CET``); a naive moment (``USE_TZ = False``) as it is."""
+    local = timezone.localtime(at) if timezone.is_aware(at) else at
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def words(span: datetime.timedelta) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,6 +25,7 @@ from django.utils.timesince import timesince, timeuntil
 from djqueue.beat import entries
 from djqueue.core import schedules
 from djqueue.db.models import IntervalSchedule, PeriodicTask
+from djqueue.ops import durations
 
 # Runs shown.
 COUNT = 5
@@ -109,8 +109,7 @@ def of_schedule(row: models.Model) -> Preview:
 
 def shown(moment: datetime.datetime, now: datetime.datetime) -> str:
     """``moment`` to the second in the current time zone, and how far it is from now."""
-    local = timezone.localtime(moment) if settings.USE_TZ else moment
-    exact = local.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    exact = durations.moment(moment)
     if moment >= now:
         return f"{exact} (in {timeuntil(moment, now)})"
     return f"{exact} ({timesince(moment, now)} ago)"

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from django.urls import reverse
-from django.utils import timezone
 
 from djqueue.core import ids, states
 from djqueue.db import waiting
-from djqueue.ops import access, links
+from djqueue.ops import access, durations, links
 
 Kind = Literal[
     "upstream",
@@ -280,7 +279,7 @@ def _ahead(count: int) -> str:
 def _moment(at: datetime.datetime | None) -> str:
     if at is None:
         return "-"
-    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return durations.moment(at)
 
 
 def _span(delta: datetime.timedelta) -> str:

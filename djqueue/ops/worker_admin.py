@@ -145,7 +145,7 @@ class WorkerAdmin(ReadOnlyAdmin):
 
     @admin.display(description="started")
     def started(self, worker: Worker) -> str:
-        return _moment(worker.started_at)
+        return durations.moment(worker.started_at)
 
     # The list reads times as the job list does: to the second, and how long ago (a lost
     # worker's "last heartbeat 12 min ago" is what the person on call looks for).
@@ -170,7 +170,7 @@ class WorkerAdmin(ReadOnlyAdmin):
     @admin.display(description="last heartbeat")
     def heartbeat(self, worker: Worker) -> str:
         ago = timezone.now() - worker.last_heartbeat
-        return f"{_moment(worker.last_heartbeat)} ({durations.words(ago)} ago)"
+        return f"{durations.moment(worker.last_heartbeat)} ({durations.words(ago)} ago)"
 
     @admin.display(description="jobs")
     def held_jobs(self, worker: Worker) -> SafeString:
@@ -259,10 +259,6 @@ def _alive(worker: Worker) -> bool:
 
 def _since(now: datetime.datetime, moment: datetime.datetime | None) -> str:
     return "-" if moment is None else durations.words(now - moment)
-
-
-def _moment(moment: datetime.datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def _memory(kb: object) -> str:
