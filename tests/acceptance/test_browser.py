@@ -599,10 +599,23 @@ def test_job_list_fits_searches_and_retries_a_thousand_failed_jobs(
     page.click("button[name=index]")
     assert page.inner_text("#djq-batch-count") == "1001"
     assert "matching the filter" in page.inner_text("#content-main")
+    # More than one chunk (job_actions.CHUNK): the progress page asks for one after another
+    # and says how far it got after each.
+    steps = _requests_to(page, "/admin/djqueue/job/batch/step/")
+    page.add_init_script(
+        """new MutationObserver(() => {
+            const status = document.getElementById("djq-batch-status");
+            if (status) (window.djqSeen = window.djqSeen || []).push(status.textContent);
+        }).observe(document, {subtree: true, childList: true, characterData: true});"""
+    )
     page.click("#djq-batch-yes")
     page.wait_for_selector('#djq-batch[data-state="done"]', timeout=120_000)
     status = page.inner_text("#djq-batch-status")
     assert "1,001 of 1,001 job(s) read; queued again: 1,001." in status, status
+    assert len(steps) == 3  # 500, 500 and the last one
+    seen = page.evaluate("window.djqSeen")
+    assert "Working: 500 of 1,001 job(s) read; queued again: 500." in seen, seen
+    assert "Working: 1,000 of 1,001 job(s) read; queued again: 1,000." in seen, seen
     _shot(page, "7-batch-retry-done")
     if os.environ.get("DJQUEUE_DOCS_SCREENSHOTS") == "1":
         page.screenshot(path=str(IMAGES / "batch-retry.png"), clip=_top(page, 330))
