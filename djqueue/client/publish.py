@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connections
+from django.db import IntegrityError, InterfaceError, OperationalError
 
-from djqueue.core import conf
+from djqueue.db import reconnect
 
 T = TypeVar("T")
 
@@ -74,24 +74,10 @@ def send(insert: Callable[[], T], chosen: Policy | None, already: Callable[[], T
                 raise
             return found
         except (OperationalError, InterfaceError):
-            if chosen is None or not _lost_outside_a_transaction():
+            # Dropped whether or not it is tried again: a later call starts afresh.
+            if not reconnect.drop_if_lost() or chosen is None:
                 raise
             if chosen.max_retries is not None and retries >= chosen.max_retries:
                 raise
         time.sleep(chosen.wait(retries))
         retries += 1
-
-
-def _lost_outside_a_transaction() -> bool:
-    """Whether the queue database's connection is gone and no transaction was open."""
-    connection = connections[conf.database()]
-    if connection.in_atomic_block:
-        return False
-    try:
-        usable = connection.connection is not None and connection.is_usable()
-    except DatabaseError:
-        usable = False
-    if usable:
-        return False  # an error of the statement itself, not of the link
-    connection.close()
-    return True

@@ -14,6 +14,7 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue.core import conf
 from djqueue.db import schema
+from djqueue.db.reconnect import reconnecting
 
 # Automatic preparation stays off for everything else on the connection: only the
 # broker's own statements ask for it, explicitly.
@@ -40,9 +41,11 @@ def queue_cursor() -> Iterator[CursorWrapper]:
     """A cursor on the queue database's Django connection (so: in the caller's transaction).
 
     A statement that finds djqueue's tables missing or out of date raises
-    ``MigrationsMissing``, which says to run ``migrate``.
+    ``MigrationsMissing``, which says to run ``migrate``; one that loses the connection
+    outside a transaction drops it, so that the next call reconnects
+    (:mod:`djqueue.db.reconnect`).
     """
-    with schema.translated(ours=True), _django_cursor() as cursor:
+    with reconnecting(), schema.translated(ours=True), _django_cursor() as cursor:
         yield cursor
 
 

@@ -5,7 +5,8 @@ RATE jobs a second for SECONDS seconds, in small batches (``delay_many``), or wi
 ``one`` by one ``delay()`` call each. The id of every job whose sending returned (so whose
 INSERT committed) is appended to ACKED_FILE at once: those jobs must never be lost. A
 batch whose sending failed is not retried (it may or may not have committed; what did
-commit is in the table and is counted there).
+commit is in the table and is counted there), and the connection is left as it is: the
+next call must reconnect by itself.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main(
     """Send for ``seconds``; return the exit code."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
-    from django.db import DatabaseError, connection
+    from django.db import DatabaseError, InterfaceError, connection
 
     from tests.testapp import tasks
 
@@ -49,9 +50,10 @@ def main(
                         results = [tasks.chaos_record.delay(job_seconds)]
                     else:
                         results = tasks.chaos_record.delay_many([(job_seconds,)] * size)
-                except DatabaseError as exc:
+                except (DatabaseError, InterfaceError) as exc:
+                    # No connection.close(): djqueue drops a lost connection itself, and
+                    # the next call reconnects (to whichever server accepts writes).
                     logger.warning("sending failed: %s", " ".join(str(exc).split()))
-                    connection.close()
                     continue
                 acked.write("".join(f"{result.id}\n" for result in results))
                 acked.flush()
