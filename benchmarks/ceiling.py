@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import signal
@@ -85,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prefetch-multiplier", type=int, help="passed to runworker (its default: 4)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled drain")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args(argv)
 
 
@@ -341,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     found = run(options)
     print(f"\n{options.jobs} jobs; load average {os.getloadavg()[0]:.1f}\n")
     print(table(found))
+    if options.json:
+        options.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0 if found["drain_ok"] else 1
 
 
