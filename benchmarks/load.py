@@ -26,7 +26,7 @@ MAX_BATCH = 500
 # A producer this far behind its schedule at a step's end did not offer the rate.
 PRODUCER_BEHIND_LIMIT_SECONDS = 1.0
 
-QUICK_RATES = (250, 1000, 2000, 4000)
+QUICK_RATES = (100, 500, 1000, 2000, 4000)
 FULL_RATES = (500, 1000, 2000, 4000, 6000, 8000, 10000, 12000, 16000, 20000)
 
 # How long a backend may keep its commit counts before reporting them.
@@ -209,6 +209,15 @@ def best(steps: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The highest passing step (the one whose costs the summary shows)."""
     passed = [step for step in steps if step["passed"]]
     return max(passed, key=lambda step: step["rate"]) if passed else None
+
+
+def shown(steps: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """The step whose figures a table shows: the highest passing one (True), or when
+    none passed the first one run (False)."""
+    top = best(steps)
+    if top is not None:
+        return top, True
+    return (steps[0], False) if steps else (None, False)
 
 
 def summary(step: dict[str, Any]) -> str:

@@ -279,7 +279,7 @@ def table(results: dict[str, Any]) -> str:
         if found is None:
             continue
         steps = found.get("steps") or []
-        top = load.best(steps)
+        top, passed = load.shown(steps)
         failed = next((step for step in steps if not step["passed"]), None)
         failed_text = f"{failed['rate']:,.0f}/s: {failed['why']}" if failed else "none"
         if found.get("error"):
@@ -291,7 +291,7 @@ def table(results: dict[str, Any]) -> str:
         rows.append(
             (
                 name,
-                f"{top['rate']:,.0f}",
+                f"{top['rate']:,.0f}" if passed else f"none (figures at {top['rate']:,.0f})",
                 f"{top['pickup_p50_ms']:.1f} / {top['pickup_p99_ms']:.1f}",
                 f"{cpu_w:.2f} + {cpu_s:.2f} = {cpu_w + cpu_s:.2f}",
                 f"{top['wal_bytes_per_job']:,.0f}" if "wal_bytes_per_job" in top else "n/a",
