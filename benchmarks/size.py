@@ -61,7 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--xmin-where", default="same,other", help="databases the snapshot is held in")
     add("--xmin-around", type=float, default=60, help="seconds measured before and after")
     add("--partition-rows", type=int, default=200_000, help="jobs per table, partitions")
-    add("--phases", default="drain,prune,xmin,partitions", help="which phases to run")
+    add(
+        "--phases",
+        default="drain,unscheduled,prune,xmin,partitions",
+        help="which phases to run (drain,unscheduled,prune,xmin,partitions)",
+    )
     add("--databases", default="bench_size", help="prefix of the two databases' names")
     add("--timeout", type=float, default=600, help="seconds per drain (600)")
     add("--json", type=Path, help="also write every figure to this file")
@@ -76,16 +80,30 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from benchmarks import size_partitions, size_phases
+    from benchmarks import size_load, size_partitions, size_phases
 
     size_phases.EMPTY, size_phases.FULL = f"{options.databases}_empty", f"{options.databases}_full"
 
     load = os.getloadavg()[0]
     figures: dict[str, Any] = {"load_at_start": load, "options": _plain(vars(options))}
     size_phases.prepare(options)
+    vacuumer = None
+    if not size_load.autovacuum_on():
+        # A server without autovacuum (this project's test server runs so): its work
+        # done here, when and at the pace autovacuum would, so that the figures are
+        # those of a server with it.
+        size_phases.say("-- autovacuum is off: the benchmark vacuums when it would")
+        vacuumer = size_load.Vacuumer([size_phases.EMPTY, size_phases.FULL])
+        vacuumer.start()
+    figures["vacuum"] = "autovacuum" if vacuumer is None else "emulated (autovacuum off)"
+    size_phases.VACUUMER = vacuumer
     phases = options.phases.split(",")
     if "drain" in phases:
         figures["drain"] = size_phases.drain_rounds(options)
+    if "unscheduled" in phases:
+        figures["drain, no scheduled jobs in the queue"] = (
+            size_phases.drain_rounds_without_scheduled(options)
+        )
     if "prune" in phases:
         figures["prune"] = size_phases.prune_phase(options)
     if "xmin" in phases:
@@ -95,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         size_phases.say("-- partitions: finish, prune and vacuum, per job")
         figures["partitions"] = size_partitions.measure(options.partition_rows)
     figures["load_at_end"] = os.getloadavg()[0]
+    if vacuumer is not None:
+        vacuumer.stop.set()
+        vacuumer.join(timeout=5)  # a vacuum under way is left to finish
+        if vacuumer.error:
+            raise vacuumer.error
     print(report(figures, options))
     if options.json:
         options.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
@@ -104,24 +127,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
     """The figures as plain-text tables."""
-    from benchmarks import size_phases
 
     lines = [
         f"\n{options.finished:,} finished + {options.waiting:,} waiting jobs; "
         f"{os.cpu_count()} CPUs; 1-minute load {figures['load_at_start']:.2f} at the start, "
-        f"{figures['load_at_end']:.2f} at the end"
+        f"{figures['load_at_end']:.2f} at the end; vacuum: {figures['vacuum']}"
     ]
-    drain = figures.get("drain")
-    if drain:
-        lines += ["", f"{'figure':<34} {'empty':>10} {'full':>10} {'full/empty':>11}"]
-        for key, label in (
-            ("drain", "drain (jobs/s)"),
-            ("pickup_p50_ms", "pick-up p50 (ms)"),
-            ("pickup_p99_ms", "pick-up p99 (ms)"),
-        ):
-            medians = drain["median"]
-            empty, full = medians[size_phases.EMPTY][key], medians[size_phases.FULL][key]
-            lines.append(f"{label:<34} {empty:>10,.2f} {full:>10,.2f} {full / empty:>10.2f}x")
+    for title in ("drain", "drain, no scheduled jobs in the queue"):
+        lines += _drain_table(title, figures.get(title))
     prune = figures.get("prune")
     if prune:
         lines += ["", "pruning while new history arrives"]
@@ -146,6 +159,23 @@ def report(figures: dict[str, Any], options: argparse.Namespace) -> str:
             for step, cost in partitions.items()
         ]
     return "\n".join(lines)
+
+
+def _drain_table(title: str, drain: dict[str, Any] | None) -> list[str]:
+    from benchmarks import size_phases
+
+    if not drain:
+        return []
+    lines = ["", f"{title:<34} {'empty':>10} {'full':>10} {'full/empty':>11}"]
+    for key, label in (
+        ("drain", "drain (jobs/s)"),
+        ("pickup_p50_ms", "pick-up p50 (ms)"),
+        ("pickup_p99_ms", "pick-up p99 (ms)"),
+    ):
+        medians = drain["median"]
+        empty, full = medians[size_phases.EMPTY][key], medians[size_phases.FULL][key]
+        lines.append(f"{label:<34} {empty:>10,.2f} {full:>10,.2f} {full / empty:>10.2f}x")
+    return lines
 
 
 def _shown(value: Any) -> str:
