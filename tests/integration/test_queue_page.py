@@ -151,3 +151,16 @@ def test_limits_need_the_change_permission() -> None:
         {"paused": "on", "concurrency_limit": "1", "rate": "1/s"},
     )
     assert Queue.objects.get(name="mail").concurrency_limit is None
+
+
+def test_a_queue_whose_name_holds_the_admins_escapes_opens_its_own_form(
+    admin_client: Client,
+) -> None:
+    # The admin reads "_2F" in a link as "/": a name holding it must be escaped first.
+    broker.set_queue_limits("bulk_2Fsync", 3, None)
+    page = admin_client.get(reverse("admin:djqueue_queue_changelist")).content.decode()
+    link = reverse("admin:djqueue_queue_change", args=["bulk_5F2Fsync"])
+    assert f'href="{link}"' in page
+    form = admin_client.get(link)
+    assert form.status_code == 200
+    assert form.context["original"].name == "bulk_2Fsync"
