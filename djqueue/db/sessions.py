@@ -20,6 +20,12 @@ timeout, with the same keepalives for the server's end of the link
 (:func:`session_settings`), is set on the listener's connections and on connections
 opened by a thread that called :func:`own_thread` (not when ``LISTEN_DSN`` says that
 ``DATABASES`` goes through a transaction-mode pooler: see :func:`conf.behind_pooler`).
+
+The server's end of the link guards alone (:func:`link_settings`, no statement timeout)
+goes on every other connection those processes open to the protected alias, the ones
+task code uses included: when a worker's host vanishes, the server must end a task's
+session too, or a transaction it left open keeps its locks (on rows the job's next
+attempt may need) for the hours the system's own keepalives take.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ SET_SESSION = (
 # Whether the current thread is one of djqueue's own (thread-local; greenlet-local
 # under gevent, whose patching makes threading.local per greenlet).
 _marks = threading.local()
+# Aliases whose connections get the server's side of the link guards in this process,
+# whatever thread opens them (kept across fork: prefork children run the tasks).
+_protected: set[str] = set()
 
 
 def link_options() -> dict[str, int]:
@@ -75,7 +84,8 @@ def with_link_options(given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def protect_django_connections(alias: str | None = None) -> None:
-    """Add the link options the user did not set to the ``OPTIONS`` of ``alias``.
+    """Add the link options the user did not set to the ``OPTIONS`` of ``alias``, and
+    the server's side of them (:func:`link_settings`) to every connection to it.
 
     For the processes djqueue runs (``runworker``, ``runbeat``): call it before the
     alias is used. Every thread's connection to the alias reads the same settings dict.
@@ -83,6 +93,9 @@ def protect_django_connections(alias: str | None = None) -> None:
     alias = alias or conf.database()
     database = connections.settings[alias]
     database["OPTIONS"] = with_link_options(database.get("OPTIONS") or {})
+    # The server's side too, on connections of any thread (task code's included).
+    _protected.add(alias)
+    connection_created.connect(_on_connection_created, dispatch_uid=__name__)
     # A connection this thread already holds was made without them: start afresh.
     connections[alias].close()
 
@@ -125,16 +138,23 @@ def session_settings() -> dict[str, str]:
     notices a dead link too, and ends the session and frees what it held (such as
     the scheduler's leader lock) instead of waiting for the system's default of hours.
     """
+    timeout = conf.optional_number("STATEMENT_TIMEOUT_SECONDS")
+    chosen = {} if timeout is None else {"statement_timeout": str(_milliseconds(timeout))}
+    return {**chosen, **link_settings()}
+
+
+def link_settings() -> dict[str, str]:
+    """The server's side of the link guards: its keepalives and user timeout (a setting
+    None: left out). They end a session whose client vanished; they limit nothing else,
+    so they suit the connections task code uses as well."""
     chosen = {
-        "statement_timeout": conf.optional_number("STATEMENT_TIMEOUT_SECONDS"),
         "tcp_keepalives_idle": conf.optional_number("TCP_KEEPALIVE_IDLE_SECONDS"),
         "tcp_keepalives_interval": conf.optional_number("TCP_KEEPALIVE_INTERVAL_SECONDS"),
         "tcp_keepalives_count": conf.optional_integer("TCP_KEEPALIVE_COUNT"),
         "tcp_user_timeout": conf.optional_number("TCP_USER_TIMEOUT_SECONDS"),
     }
-    in_milliseconds = ("statement_timeout", "tcp_user_timeout")
     return {
-        name: str(_milliseconds(value) if name in in_milliseconds else max(1, round(value)))
+        name: str(_milliseconds(value) if name == "tcp_user_timeout" else max(1, round(value)))
         for name, value in chosen.items()
         if value is not None
     }
@@ -145,10 +165,15 @@ def _on_connection_created(
 ) -> None:
     if is_own_thread():
         _guard_django(connection)
+    elif connection.alias in _protected:
+        _guard_django(connection, link_settings())
 
 
-def _guard_django(wrapper: BaseDatabaseWrapper) -> None:
-    names, values = _settings_arrays()
+def _guard_django(wrapper: BaseDatabaseWrapper, chosen: Mapping[str, str] | None = None) -> None:
+    """Make the ``chosen`` session settings (all of :func:`session_settings` by default)
+    on a Django connection, unless it may pass to another thread or client."""
+    chosen = session_settings() if chosen is None else chosen
+    names, values = list(chosen), list(chosen.values())
     if not names or wrapper.vendor != "postgresql":
         return
     if (wrapper.settings_dict.get("OPTIONS") or {}).get("pool") or conf.behind_pooler():

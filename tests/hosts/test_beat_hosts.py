@@ -26,7 +26,7 @@ LEADER = "is now the leader"
 STEPPED_DOWN = "no longer leading"
 SECOND = datetime.timedelta(seconds=1)
 # Seconds until another host leads: the server ends the silent session within about
-# 3 s (the suite's link guards), and followers try every second.
+# 4 s (the suite's link guards), and followers try every second.
 TAKEOVER_LIMIT = 30.0
 
 

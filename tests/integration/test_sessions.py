@@ -1,5 +1,7 @@
 """The statement timeout (and the server's keepalives) are on the connections of
-djqueue's own threads, and only there; the listener's connections carry every guard."""
+djqueue's own threads, and only there; the server's keepalives alone on every other
+connection of a worker or scheduler process; the listener's connections carry every
+guard."""
 
 from __future__ import annotations
 
@@ -91,6 +93,53 @@ def test_the_server_probes_an_own_threads_link_as_the_client_does() -> None:
         return show("tcp_keepalives_idle"), show("tcp_user_timeout")
 
     assert in_thread(own_then_show_keepalives) == ("4", "9000")
+
+
+@pytest.fixture
+def protected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test database protected as runworker and runbeat protect theirs (undone)."""
+    database = connections.settings["default"]
+    monkeypatch.setitem(database, "OPTIONS", dict(database.get("OPTIONS") or {}))
+    monkeypatch.setattr(sessions, "_protected", set())
+    sessions.protect_django_connections()
+
+
+def show_link_guards() -> tuple[str, str, str]:
+    return show("tcp_keepalives_idle"), show("tcp_user_timeout"), show_timeout()
+
+
+@override_settings(
+    DJQUEUE={
+        "TCP_KEEPALIVE_IDLE_SECONDS": 4,
+        "TCP_USER_TIMEOUT_SECONDS": 9,
+        "STATEMENT_TIMEOUT_SECONDS": 1.5,
+    }
+)
+def test_in_a_worker_process_task_connections_get_the_servers_link_guards_only(
+    protected: None,
+) -> None:
+    # The server ends the session of a task whose host vanished (freeing the locks of
+    # a transaction it left open); its statements may still run as long as they need.
+    assert in_thread(show_link_guards) == ("4", "9000", "0")
+    assert in_thread(lambda: (sessions.own_thread(), show_link_guards())[1]) == (
+        "4",
+        "9000",
+        "1500ms",
+    )
+
+
+@override_settings(DJQUEUE={"TCP_KEEPALIVE_IDLE_SECONDS": 4})
+def test_outside_worker_processes_task_connections_are_left_alone() -> None:
+    # A web process, say: its connections are the application's business (the
+    # server shows the system's keepalive time, not the setting).
+    assert in_thread(lambda: show("tcp_keepalives_idle")) != "4"
+
+
+@override_settings(
+    DJQUEUE={"TCP_KEEPALIVE_IDLE_SECONDS": 4, "LISTEN_DSN": "host=127.0.0.1 dbname=postgres"}
+)
+def test_no_link_guards_on_task_connections_behind_a_pooler(protected: None) -> None:
+    assert in_thread(lambda: show("tcp_keepalives_idle")) != "4"
 
 
 @override_settings(DJQUEUE={"STATEMENT_TIMEOUT_SECONDS": 0.2})

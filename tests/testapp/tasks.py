@@ -779,3 +779,17 @@ def spawn_children(count: int) -> int:
     for n in range(count):
         add.delay(n, n)
     return count
+
+
+# The worker hosts suite (tests/hosts). ---------------------------------------------
+
+
+@djqueue.task
+def hold_advisory_lock(key: int, seconds: float) -> None:
+    """Hold the advisory lock ``key`` in a transaction of the task's own connection for
+    ``seconds``, as a task that updates a row and then waits on something does."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        time.sleep(seconds)

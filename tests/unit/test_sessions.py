@@ -18,8 +18,21 @@ DEFAULT_GUARDS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_alias_stays_protected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What protect_django_connections() adds here is forgotten after the test: the
+    test process is no worker, and later tests' connections are left alone."""
+    monkeypatch.setattr(sessions, "_protected", set())
+
+
 def test_default_guards() -> None:
     assert sessions.link_options() == DEFAULT_GUARDS
+    assert sessions.link_settings() == {
+        "tcp_keepalives_idle": "10",
+        "tcp_keepalives_interval": "5",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "30000",
+    }
     assert sessions.session_settings() == {
         "statement_timeout": "60000",
         "tcp_keepalives_idle": "10",
@@ -68,6 +81,7 @@ def test_guards_follow_the_settings_in_the_units_libpq_takes() -> None:
 def test_a_guard_set_to_none_is_left_out() -> None:
     assert sessions.link_options() == {}
     assert sessions.session_settings() == {}
+    assert sessions.link_settings() == {}
 
 
 def test_what_the_user_set_wins() -> None:
