@@ -62,6 +62,14 @@ def run(queue: str, concurrency: str | None, rate: str | None) -> str:
     return f"{cell(queue)}: {_described(row)}"
 
 
+def limited() -> dict[str, str]:
+    """Every queue with limits of its own, with its limits in words ("2 at once, 100/m")."""
+    rows = Queue.objects.using(conf.database()).exclude(
+        concurrency_limit__isnull=True, rate_limit__isnull=True
+    )
+    return {row.name: _described(row) for row in rows}
+
+
 def _row(queue: str) -> Queue | None:
     return Queue.objects.using(conf.database()).filter(name=queue).first()
 

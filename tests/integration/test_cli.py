@@ -31,6 +31,18 @@ def test_status_shows_workers_and_queues() -> None:
     assert err == ""
 
 
+def test_status_flags_paused_and_limited_queues() -> None:
+    tasks.add.apply_async((1, 1), queue="mail")
+    tasks.add.apply_async((1, 1), queue="reports")
+    tasks.add.delay(1, 1)
+    broker.set_paused("mail", True)
+    broker.set_queue_limits("reports", 2, (100, 60.0))
+    lines = {line.split()[0]: line for line in run("status")[0].splitlines()[2:]}
+    assert lines["mail"].endswith("running=0 paused")
+    assert lines["reports"].endswith("running=0 limits=2 at once, 100/m")
+    assert lines["default"].endswith("running=0")
+
+
 def test_status_warns_when_jobs_wait_without_workers() -> None:
     tasks.add.delay(1, 1)
     out, err = run("status")

@@ -86,12 +86,18 @@ class Command(BaseCommand):
                 f"jobs_done={worker.jobs_done} heartbeat={tables.ago(worker.last_heartbeat)} ago"
             )
         depths = stats.queue_depths()
+        paused, limited = stats.paused_queues(), queue_limits.limited()
         self.stdout.write(f"Queues: {len(depths)}")
         for depth in depths:
             oldest = f"{depth.oldest_wait.total_seconds():.1f}s" if depth.oldest_wait else "-"
+            # What holds a queue's jobs back, as the queues page flags it.
+            held = " paused" if depth.queue in paused else ""
+            if depth.queue in limited:
+                held += f" limits={limited[depth.queue]}"
             self.stdout.write(
                 f"  {_shown(depth.queue)}  waiting={depth.waiting} oldest={oldest} "
                 f"scheduled={depth.scheduled} reserved={depth.reserved} running={depth.running}"
+                f"{held}"
             )
         if not workers and any(depth.waiting for depth in depths):
             self.stderr.write("Jobs are waiting but no worker is alive: start `runworker`.")
