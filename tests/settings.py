@@ -70,13 +70,12 @@ DJQUEUE = {
     # Processes started behind a pooler (tests/acceptance/test_pgbouncer.py).
     "LISTEN_DSN": os.environ.get("DJQUEUE_LISTEN_DSN") or None,
 }
-# Read-only monitoring on a standby (tests/chaos/test_failover.py).
-if os.environ.get("DJQUEUE_TEST_MONITORING_PORT"):
+# Read-only monitoring on a standby (tests/chaos/test_failover.py): the same servers,
+# as docs/deployment.md sets it up, a standby preferred.
+if os.environ.get("DJQUEUE_TEST_MONITORING_SESSION_ATTRS"):
     DATABASES["monitoring"] = {
         **DATABASES["default"],
-        "HOST": "127.0.0.1",
-        "PORT": os.environ["DJQUEUE_TEST_MONITORING_PORT"],
-        "OPTIONS": {"target_session_attrs": "any"},
+        "OPTIONS": {"target_session_attrs": os.environ["DJQUEUE_TEST_MONITORING_SESSION_ATTRS"]},
     }
     DJQUEUE["MONITORING_DATABASE"] = "monitoring"
 # The guards against dead links (djqueue.db.sessions), shortened for processes on the

@@ -123,13 +123,14 @@ def test_automatic_failover_with_pg_auto_failover_loses_nothing(
 
 
 def test_monitoring_reads_go_to_the_standby(pair: standby.StandbyPair) -> None:
-    """With ``MONITORING_DATABASE`` on the standby, the overview, the figures and the
-    metrics are read there, and jobs are still sent to the primary.
+    """With ``MONITORING_DATABASE`` on both servers, a standby preferred (as
+    docs/deployment.md sets it up), the overview, the figures and the metrics are read
+    on the standby, and jobs are still sent to the primary.
 
     The standby's replay is paused while jobs are sent: they are on the primary only,
     so figures that show none of them were read on the standby.
     """
-    env = pair.process_env(DB, DJQUEUE_TEST_MONITORING_PORT=str(pair.standby.port))
+    env = pair.process_env(DB, DJQUEUE_TEST_MONITORING_SESSION_ATTRS="prefer-standby")
     with pair.standby.connect(DB) as conn:
         conn.execute("SELECT pg_wal_replay_pause()")
     paused = run_django(env, MONITOR, "30")
