@@ -28,3 +28,27 @@ def words(span: datetime.timedelta) -> str:
     if minutes:
         return f"{minutes} min {seconds} s"
     return f"{seconds} s"
+
+
+def ago(seconds: float) -> str:
+    """``seconds`` before now as "12 s ago", "5 min ago", "3 h ago", "2 d ago"; a
+    negative number as "in ..."."""
+    shown = duration(abs(seconds), whole=True)
+    return f"in {shown}" if seconds < 0 else f"{shown} ago"
+
+
+def duration(seconds: float, whole: bool = False) -> str:
+    """``seconds`` in the largest units that read well: 340 ms, 12.3 s, 5 min 3 s,
+    2 h 5 min, 3 d 4 h (``whole``: no fractions below a minute)."""
+    if seconds < 1 and not whole:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.0f} s" if whole or seconds >= 10 else f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds and not whole else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -9,7 +9,7 @@ import datetime
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -23,7 +23,8 @@ from django.utils.safestring import SafeString
 from djqueue.core import conf, ids, registry, states
 from djqueue.db import counts, fleet, search, series
 from djqueue.db.models import Job, Queue, Worker
-from djqueue.ops import stats
+from djqueue.ops import job_window, stats
+from djqueue.ops.durations import ago, duration
 
 # Columns the job list never shows, left unread: each may hold megabytes.
 UNLISTED_FIELDS = ("args", "kwargs", "result", "error_message", "traceback", "history", "workflow")
@@ -51,7 +52,12 @@ STATE_COLOURS = {
 
 class JobPaginator(Paginator):  # type: ignore[type-arg]
     """Counts an unfiltered list from the planner's estimate, and a filtered one up to
-    COUNT_LIMIT + 1 rows (``more`` says whether there were more)."""
+    COUNT_LIMIT + 1 rows (``more`` says whether there were more), or from the planner's
+    estimate when counting that far would read too much (``estimated``). Pages go as far
+    as COUNT_LIMIT jobs: older ones are reached by filters and windows, not by an
+    OFFSET that reads every job before them."""
+
+    estimated = False
 
     @cached_property
     def count(self) -> int:
@@ -62,29 +68,88 @@ class JobPaginator(Paginator):  # type: ignore[type-arg]
             estimate = counts.estimated_rows(queryset.model._meta.db_table, queryset.db)
             # Below a few thousand rows the estimate is poor and COUNT(*) is cheap.
             if estimate is not None and estimate > COUNT_LIMIT:
+                self.estimated = True
                 return estimate
-        return int(queryset.order_by()[: COUNT_LIMIT + 1].count())
+        bounded = queryset.order_by()[: COUNT_LIMIT + 1]
+        if queryset.query.where and job_window.costly(bounded):
+            estimate = counts.plan(queryset.order_by()).rows
+            if estimate > COUNT_LIMIT:
+                self.estimated = True
+                return estimate
+        return int(bounded.count())
+
+    @cached_property
+    def num_pages(self) -> int:
+        return min(super().num_pages, COUNT_LIMIT // self.per_page)
 
     @property
     def more(self) -> bool:
         """Whether the count stopped at its limit (more jobs match)."""
         queryset = self.object_list
         filtered = isinstance(queryset, QuerySet) and bool(queryset.query.where)
-        return filtered and self.count > COUNT_LIMIT
+        return filtered and not self.estimated and self.count > COUNT_LIMIT
 
     @property
     def shown_count(self) -> str:
-        """The count as the page shows it: "1,234", or "10,000+" past the limit."""
+        """The count as the page shows it: "1,234", "10,000+" past the limit, "about
+        1,230,000" from an estimate."""
+        if self.estimated:
+            return f"about {_rounded(self.count):,}"
         return f"{COUNT_LIMIT:,}+" if self.more else f"{self.count:,}"
 
 
+def _rounded(estimate: int) -> int:
+    """An estimate to three significant digits (it is not exact)."""
+    return round(estimate, -max(len(str(estimate)) - 3, 0))
+
+
 class JobChangeList(ChangeList):
-    """The job list, reading only the columns it shows."""
+    """The job list, reading only the columns it shows, and looking at a window of the
+    newest jobs when a filter no index serves would read the whole table
+    (:mod:`djqueue.ops.job_window`)."""
+
+    window: job_window.Window | None = None
 
     def get_queryset(
         self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
     ) -> QuerySet[Job]:
         return super().get_queryset(request, exclude_parameters).defer(*UNLISTED_FIELDS)
+
+    def get_results(self, request: HttpRequest) -> None:
+        # Only the page shown is windowed: batch actions on everything the filter
+        # matches read get_queryset, all of it.
+        shown = self.queryset
+        if not shown.query.where:
+            super().get_results(request)
+            return
+        if not job_window.costly(shown[: self.list_per_page]):
+            # The planner may be wrong (matches it takes for spread over the table may
+            # all be old): the page and its count get PAGE_MILLISECONDS, then a window.
+            with counts.time_limit(shown.db, job_window.PAGE_MILLISECONDS) as limit:
+                super().get_results(request)
+                self.result_list = list(self.result_list)
+            if not limit.exceeded:
+                return
+        before = job_window.before(request.GET.get(job_window.BEFORE))
+        self.window = job_window.window(shown.db, before)
+        if self.window is not None:
+            self.queryset = shown.filter(id__gte=self.window.oldest)
+        super().get_results(request)
+
+    def window_size(self) -> str:
+        return f"{job_window.WINDOW:,}"
+
+    def window_before(self) -> str:
+        """The short id the window's jobs were sent before ("" for the newest)."""
+        return ids.short(self.window.before) if self.window and self.window.before else ""
+
+    def older_url(self) -> str:
+        """The list of the window before this one."""
+        if self.window is None:
+            return ""
+        return self.get_query_string(
+            {job_window.BEFORE: str(self.window.oldest)}, remove=[PAGE_VAR]
+        )
 
 
 class _NamedFilter(admin.SimpleListFilter):
@@ -145,6 +210,22 @@ class WorkerFilter(_NamedFilter):
         return set(latest.values_list("name", flat=True)[:OFFERED_WORKERS])
 
 
+class OlderFilter(admin.SimpleListFilter):
+    """The window before an id (``?before=``), which a windowed list links to; shown
+    only while chosen."""
+
+    title = "window"
+    parameter_name = job_window.BEFORE
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        chosen = job_window.before(self.value())
+        return [] if chosen is None else [(str(chosen), f"sent before …{ids.short(chosen)}")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        chosen = job_window.before(self.value())
+        return queryset if chosen is None else queryset.filter(id__lt=chosen)
+
+
 class WindowFilter(admin.DateFieldListFilter):
     """A date filter that also shows a window it does not offer (the overview links to
     a minute, an hour...) as the chosen one, from and to the second."""
@@ -195,6 +276,7 @@ class JobList(admin.ModelAdmin):  # type: ignore[type-arg]
         WorkerFilter,
         ("enqueued_at", WindowFilter),
         ("finished_at", WindowFilter),
+        OlderFilter,
     )
     search_fields = ("id",)  # shows the search box; see get_search_results
     search_help_text = (
@@ -316,27 +398,3 @@ def when(moment: datetime.datetime | None, now: datetime.datetime | None = None)
         local.strftime(shown),
         ago((now - moment).total_seconds()),
     )
-
-
-def ago(seconds: float) -> str:
-    """``seconds`` before now as "12 s ago", "5 min ago", "3 h ago", "2 d ago"; a
-    negative number as "in ..."."""
-    shown = duration(abs(seconds), whole=True)
-    return f"in {shown}" if seconds < 0 else f"{shown} ago"
-
-
-def duration(seconds: float, whole: bool = False) -> str:
-    """``seconds`` in the largest units that read well: 340 ms, 12.3 s, 5 min 3 s,
-    2 h 5 min, 3 d 4 h (``whole``: no fractions below a minute)."""
-    if seconds < 1 and not whole:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.0f} s" if whole or seconds >= 10 else f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds and not whole else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -3,18 +3,21 @@ box, and a count that stops at its limit."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from djqueue.core import states
-from djqueue.db import broker
-from djqueue.db.models import JobMinute, QueueMinute
-from djqueue.ops import job_list, links
+from djqueue.core import ids, states
+from djqueue.db import broker, counts
+from djqueue.db.models import Job, JobMinute, QueueMinute
+from djqueue.ops import job_list, job_window, links
 from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +184,79 @@ def test_names_and_ids_from_rows_are_escaped(admin_client: Any) -> None:
     page = admin_client.get(reverse(LIST)).content.decode()
     assert "<b>t</b>" not in page and "&lt;b&gt;t&lt;/b&gt;" in page
     assert "<i>q</i>" not in page and "<s>w</s>" not in page
+
+
+def test_a_filter_no_index_serves_looks_at_a_window_of_the_newest_jobs(
+    admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a big table: every filtered page costs more than the list reads at once.
+    monkeypatch.setattr(job_window, "COSTLY", -1.0)
+    monkeypatch.setattr(job_window, "WINDOW", 3)
+    old = JobFactory(task_name="t.rare")
+    others = JobFactory.create_batch(4, task_name="t.common")
+    new = JobFactory(task_name="t.rare")
+    url = reverse(LIST)
+    page = admin_client.get(url, {"task": "t.rare"})
+    assert _shown(page) == {str(new.id)}
+    text = page.content.decode()
+    assert "matches among the 3 newest jobs" in text
+    older = re.search(r'href="(\?[^"]*before=[^"]*)"', text)
+    assert older is not None
+    # The window before: the three jobs sent before the oldest of this one.
+    earlier = admin_client.get(url + older.group(1).replace("&amp;", "&"))
+    assert _shown(earlier) == {str(old.id)}
+    assert f"sent before …{ids.short(others[2].id)}" in earlier.content.decode()
+
+
+def test_a_page_that_runs_out_of_time_is_read_again_in_a_window(
+    admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_window, "WINDOW", 2)
+    real = counts.time_limit
+
+    @contextlib.contextmanager
+    def no_time(using: str, milliseconds: int) -> Iterator[counts.Limit]:
+        # The page's statements, then one that runs out of the time they all had.
+        with real(using, 50) as limit:
+            yield limit
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(2)")
+
+    monkeypatch.setattr(counts, "time_limit", no_time)
+    JobFactory.create_batch(3, queue="mail")
+    page = admin_client.get(reverse(LIST), {"queue__exact": "mail"})
+    assert len(_shown(page)) == 2
+    assert "matches among the 2 newest jobs" in page.content.decode()
+
+
+def test_a_time_limit_cancels_a_long_statement_and_is_set_back() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        before = cursor.fetchone()[0]
+    with counts.time_limit(connection.alias, 20) as limit, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(2)")
+    assert limit.exceeded
+    with counts.time_limit(connection.alias, 5000) as quick, connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert not quick.exceeded
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == before
+
+
+def test_a_count_that_would_read_too_much_is_the_databases_estimate(
+    admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_window, "COSTLY", -1.0)
+    monkeypatch.setattr(job_list, "COUNT_LIMIT", 0)
+    JobFactory.create_batch(2, state=states.FAILURE)
+    page = admin_client.get(reverse(LIST), {"state__exact": "FAILURE"}).content.decode()
+    assert re.search(r"about [\d,]+ jobs", page)
+    assert "the database's estimate" in page
+
+
+def test_pages_go_as_far_as_the_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_list, "COUNT_LIMIT", 4)
+    JobFactory.create_batch(7)
+    paginator = job_list.JobPaginator(Job.objects.filter(state=states.PENDING).order_by("-id"), 2)
+    assert paginator.num_pages == 2

@@ -210,6 +210,13 @@ JOB_VISIBLE = "SELECT 1 FROM djqueue_job WHERE id = %s"
 # admin's job list counts a large table this way).
 ESTIMATE = "SELECT reltuples::bigint FROM pg_class WHERE relname = %s"
 
+# The admin's reads on a big table (db.counts): what the planner expects of a query, and
+# a statement timeout local to the transaction (a pooler's server connection never keeps
+# it), read first so that it can be set back.
+EXPLAIN = "EXPLAIN (FORMAT JSON) {statement}"
+STATEMENT_TIMEOUT = "SELECT current_setting('statement_timeout')"
+SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
+
 # control.rate_limit: the task's waiting jobs take the new limit (or none). ``gated``
 # follows, so that a job with a limit leaves the plain claim's index and one without
 # any returns to it. Jobs already claimed keep the limit they were claimed under.
