@@ -1,11 +1,15 @@
 """The console's fleet pages in a real browser: a schedule's next runs follow its form
 as it is typed; a worker's page grows its pool, and shows the new size; the queues page
-flags a paused and an unserved queue, pauses and resumes one. Screenshots go to
+flags a paused and an unserved queue, pauses and resumes one; the overview pauses and
+resumes every queue and grows every pool of a real worker; a worker killed while it
+runs a job shows as lost on the overview, its job's page and the worker pages.
+Screenshots go to
 artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into docs/images/)."""
 
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import pytest
@@ -178,3 +182,43 @@ def test_the_overview_pauses_every_queue_and_grows_every_pool(
     wait_until(
         lambda: Worker.objects.get(pk=row.pk).concurrency == 4, 20, "the pool to show its size"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_it_runs_a_job_is_lost_on_every_page(
+    page: Any, live_server: Any, workers: Workers, django_user_model: Any, settings: Any
+) -> None:
+    # The console counts a worker lost after three of its heartbeats (half a second here,
+    # as the acceptance workers beat).
+    settings.DJQUEUE = {**settings.DJQUEUE, "HEARTBEAT_SECONDS": 0.5}
+    worker = workers.start("-P", "threads", "-c", "2", "-Q", "default")
+    running = tasks.sleep.delay(60)
+    wait_until(lambda: Job.objects.get(pk=running.id).state == "STARTED", 20, "a running job")
+    row = Worker.objects.get(name__startswith=worker.name_prefix)
+    worker.send(signal.SIGKILL)
+    worker.wait_exit(20)
+
+    _log_in(page, live_server, django_user_model, "/admin/djqueue/job/dashboard/")
+    # The overview updates itself until it flags the worker (no reload).
+    alert = page.locator('#djq-alerts li[data-kind="lost-worker"]')
+    alert.wait_for(timeout=30_000)
+    assert f"Worker '{row.name}' has sent no heartbeat since" in alert.inner_text()
+    assert "holds 1 job(s)" in alert.inner_text()
+    browser._shot(page, "10-lost-worker-overview")
+
+    # Its link: the jobs the dead worker holds, and the one job's page says why it is stuck.
+    alert.locator("a").click()
+    page.wait_for_url("**worker__exact=**")
+    assert browser._shown_ids(page) == [str(running.id)]
+    page.click("#result_list .djq-id a")
+    page.wait_for_url(f"**/{running.id}/change/")
+    reasons = page.locator("#djq-why li").evaluate_all("items => items.map(i => i.dataset.kind)")
+    assert reasons == ["lost-worker"]
+    assert f"Its worker '{row.name}' has sent no heartbeat since" in page.inner_text("#djq-why")
+
+    # The worker list says it is lost; its page offers nothing to steer.
+    page.goto(f"{live_server.url}/admin/djqueue/worker/")
+    assert "lost" in page.locator("#result_list tbody tr").filter(has_text=row.name).inner_text()
+    page.goto(f"{live_server.url}/admin/djqueue/worker/{row.pk}/change/")
+    assert "This worker is not alive" in page.inner_text("#djq-worker-control")
+    assert page.locator("#djq-grow").count() == 0
