@@ -25,6 +25,7 @@ from django.db import connections, transaction
 
 from djqueue.core import conf
 from djqueue.db import listener, workers
+from djqueue.db.sql import parts
 
 CHANNEL = listener.CONTROL_CHANNEL
 REPLY_CHANNEL = "djqueue_control_reply"
@@ -45,11 +46,9 @@ VALUES (%(id)s, %(command)s, %(arguments)s::jsonb, %(destination)s::jsonb, now()
 NOTIFY = "SELECT pg_notify(%s, %s)"
 
 # Workers that sent a heartbeat lately and did not stop: the ones expected to answer.
-LIVE_WORKERS = """
-SELECT name FROM djqueue_worker
-WHERE stopped_at IS NULL AND last_heartbeat >= now() - make_interval(secs => %s)
-ORDER BY name
-"""
+LIVE_WORKERS = f"""
+SELECT name FROM djqueue_worker WHERE {parts.LIVE_WORKER} ORDER BY name
+"""  # noqa: S608
 
 REPLIES = """
 SELECT worker, reply::text FROM djqueue_controlreply WHERE control_id = %s ORDER BY id

@@ -9,6 +9,10 @@ WAITING_ETA = "9999-01-01 00:00:00+00"
 # ... as an SQL literal.
 WAITING = f"'{WAITING_ETA}'"
 
+# A worker row of a live worker: not stopped, and its last heartbeat no older than the
+# given seconds (djqueue.db.workers.live_seconds, the one rule).
+LIVE_WORKER = "stopped_at IS NULL AND last_heartbeat >= now() - make_interval(secs => %s)"
+
 # The columns every INSERT of jobs sets (statements add their own after these).
 JOB_COLUMNS = """\
         id, task_name, queue, priority, state, args, kwargs, attempt, retries,

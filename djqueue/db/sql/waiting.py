@@ -18,11 +18,10 @@ FROM djqueue_job AS j WHERE j.id = %s
 """  # noqa: S608
 
 # The worker that holds a job: whether it stopped, and when it was last heard from.
-HOLDING_WORKER = """
-SELECT last_heartbeat, stopped_at,
-       stopped_at IS NULL AND last_heartbeat >= now() - make_interval(secs => %s)
+HOLDING_WORKER = f"""
+SELECT last_heartbeat, stopped_at, {parts.LIVE_WORKER}
 FROM djqueue_worker WHERE name = %s
-"""
+"""  # noqa: S608
 
 # Whether the job's queue is paused, and since when; its own limits (NULL: none).
 QUEUE_PAUSED = """
