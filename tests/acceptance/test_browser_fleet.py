@@ -3,8 +3,8 @@ as it is typed; a worker's page grows its pool, and shows the new size; the queu
 flags a paused and an unserved queue, pauses and resumes one; the overview pauses and
 resumes every queue and grows every pool of a real worker; a worker killed while it
 runs a job shows as lost on the overview, its job's page and the worker pages.
-Screenshots go to
-artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into docs/images/)."""
+Screenshots go to artifacts/browser/ (and with DJQUEUE_DOCS_SCREENSHOTS=1 into
+docs/images/)."""
 
 from __future__ import annotations
 

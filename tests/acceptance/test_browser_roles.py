@@ -102,7 +102,7 @@ def _walk(page: Any, live_server: Any, made: dict[str, Any], role: str) -> None:
     # The overview: the lost worker and the paused queue flagged, fleet controls.
     page.wait_for_function("() => window.Chart && Chart.getChart('djq-throughput-chart')")
     kinds = page.locator("#djq-alerts li").evaluate_all("items => items.map(i => i.dataset.kind)")
-    assert {"lost-worker", "paused"} <= set(kinds), kinds
+    assert {"lost-worker", "paused", "no-worker", "long-wait"} <= set(kinds), kinds
     assert page.locator("#djq-fleet").count() == controls
     assert page.locator("#workers").count() == 1
     browser._shot(page, f"9-{role}-overview")
@@ -175,8 +175,10 @@ def _walk(page: Any, live_server: Any, made: dict[str, Any], role: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_each_role_walks_every_page_and_sees_only_its_controls(
-    page: Any, live_server: Any, workers: Workers
+    page: Any, live_server: Any, workers: Workers, settings: Any
 ) -> None:
+    # Jobs due for a second count as waiting long: every alert but a failure spike shows.
+    settings.DJQUEUE = {**settings.DJQUEUE, "ALERT_WAIT_SECONDS": 1}
     call_command("djqueue", "roles", stdout=io.StringIO())
     made = _console(timezone.now())
     # A live worker of a queue of its own: the jobs above stay in the states they are in.
