@@ -50,6 +50,27 @@ def test_status_warns_when_jobs_wait_without_workers() -> None:
     assert "no worker is alive" in err
 
 
+@pytest.mark.django_db(transaction=True)
+def test_status_names_a_transaction_that_holds_back_vacuum(
+    other_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from djqueue.management.commands import djqueue as command
+
+    # A report left open: its snapshot keeps vacuum from removing what died since.
+    other_connection.execute("SET application_name = 'nightly-report'")
+    other_connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    other_connection.execute("SELECT count(*) FROM djqueue_job")
+    pid = other_connection.info.backend_pid
+    _, err = run("status")
+    assert "held back vacuum" not in err  # younger than HELD_SNAPSHOT_SECONDS
+    monkeypatch.setattr(command, "HELD_SNAPSHOT_SECONDS", 0.0)
+    _, err = run("status")
+    assert f"(pid {pid}, application nightly-report, idle in transaction)" in err
+    other_connection.rollback()
+    _, err = run("status")
+    assert "held back vacuum" not in err
+
+
 def test_inspect_active_and_scheduled() -> None:
     running = StartedJobFactory(lease_expires_at=timezone.now() + datetime.timedelta(minutes=1))
     later = tasks.add.apply_async((1, 2), countdown=600, queue="later")

@@ -70,7 +70,7 @@ DELETE FROM djqueue_group WHERE id = %s AND (remaining IS NULL OR remaining <= 0
 # that started over at the oldest end would step again over the index entries of every
 # row deleted so far, and while a long transaction elsewhere holds back vacuum those
 # entries cannot even be marked dead, so that each batch would cost more than the one
-# before (docs/deployment.md#large-tables). A row skipped because it was locked stays
+# before (docs/scaling.md#size). A row skipped because it was locked stays
 # for the next prune.
 PRUNE_CUTOFF = "SELECT now() - make_interval(secs => %s)"
 PRUNE = """

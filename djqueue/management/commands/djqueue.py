@@ -13,12 +13,17 @@ from django.utils import timezone
 from djqueue.client import control
 from djqueue.core import conf, ids, signums, states, text
 from djqueue.core.exceptions import MigrationsMissing
-from djqueue.db import broker, roles, schema
+from djqueue.db import broker, horizon, roles, schema
 from djqueue.db.models import Job
 from djqueue.management import arguments, beat_import, calls, events, queue_limits, tables
 from djqueue.ops import stats
 
 LIST_LIMIT = 50
+
+
+# A transaction older than this, holding a snapshot in the queue's database, is named by
+# ``status``: the longer it lasts, the more each claim has to read (docs/scaling.md#size).
+HELD_SNAPSHOT_SECONDS = 60.0
 
 
 class Command(BaseCommand):
@@ -101,6 +106,14 @@ class Command(BaseCommand):
             )
         if not workers and any(depth.waiting for depth in depths):
             self.stderr.write("Jobs are waiting but no worker is alive: start `runworker`.")
+        holder = horizon.oldest(HELD_SNAPSHOT_SECONDS)
+        if holder is not None:
+            self.stderr.write(
+                f"A transaction has held back vacuum for {holder.seconds:.0f}s (pid "
+                f"{holder.pid}, application {_shown(holder.application) or '-'}, "
+                f"{_shown(holder.state)}): claims slow down until it ends "
+                "(docs/scaling.md#size)."
+            )
 
     # inspect --------------------------------------------------------------------
 
