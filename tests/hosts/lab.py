@@ -16,7 +16,8 @@ there names itself after its host, as on a machine of its own.
 :meth:`Host.cut` drops every packet on the host's link, both ways, with a blackhole
 queueing discipline at each end: connections fall silent with no reset and no error,
 as when a machine loses power or its cable is pulled, and each side learns of it only
-from its own timeouts. :meth:`Host.heal` lets packets through again; connections that
+from its own timeouts. Cut one way only, the server still gets what the host sends,
+and the host hears nothing back. :meth:`Host.heal` lets packets through again; connections that
 neither side gave up meanwhile carry on, their lost packets sent again by TCP.
 
 Everything is removed by :meth:`Lab.close` (processes still running on a host are
@@ -35,7 +36,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.chaos.cluster import alive
 
@@ -65,7 +66,8 @@ class Host:
     near_link: str
     server_address: str  # the near end's address: where the host finds the server
     address: str  # the host's own address
-    cut_off: bool = False
+    # The directions in which packets are dropped: "in" (to the host), "out" (from it).
+    cut_off: set[str] = field(default_factory=set)
 
     def command(self, *args: str) -> list[str]:
         """The command line that runs ``args`` on this host, named after it."""
@@ -84,19 +86,24 @@ class Host:
             *args,
         ]
 
-    def cut(self) -> None:
-        """Drop every packet on the link, both ways, from now on."""
-        if not self.cut_off:
+    def cut(self, inbound: bool = True, outbound: bool = True) -> None:
+        """Drop every packet on the link from now on: those to the host (``inbound``),
+        those from it (``outbound``), or both (a host gone)."""
+        if inbound and "in" not in self.cut_off:
             _ip("tc", "qdisc", "add", "dev", self.near_link, "root", "blackhole")
+            self.cut_off.add("in")
+        if outbound and "out" not in self.cut_off:
             _ip("tc", "-n", self.namespace, "qdisc", "add", "dev", "eth0", "root", "blackhole")
-            self.cut_off = True
+            self.cut_off.add("out")
 
     def heal(self) -> None:
         """Let packets through again."""
-        if self.cut_off:
+        if "in" in self.cut_off:
             _ip("tc", "qdisc", "del", "dev", self.near_link, "root")
+            self.cut_off.discard("in")
+        if "out" in self.cut_off:
             _ip("tc", "-n", self.namespace, "qdisc", "del", "dev", "eth0", "root")
-            self.cut_off = False
+            self.cut_off.discard("out")
 
     def pids(self) -> list[int]:
         """Processes running in the host's network namespace."""

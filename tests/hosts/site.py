@@ -19,7 +19,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,10 +96,19 @@ class OnHosts:
         """``runbeat`` on ``host``."""
         return self._start(host, "beat", "runbeat")
 
-    def workers(self, hosts: list[labs.Host], per_host: int) -> list[HostProcess]:
-        """``per_host`` workers on each of ``hosts``, started side by side; returned once
-        all are ready."""
-        started = [self.worker(host, wait_ready=False) for host in hosts for _ in range(per_host)]
+    def workers(
+        self,
+        hosts: list[labs.Host],
+        per_host: int,
+        options: Callable[[labs.Host], tuple[str, ...]] = lambda host: (),
+    ) -> list[HostProcess]:
+        """``per_host`` workers on each of ``hosts`` (with ``options(host)``), started side
+        by side; returned once all are ready."""
+        started = [
+            self.worker(host, *options(host), wait_ready=False)
+            for host in hosts
+            for _ in range(per_host)
+        ]
         for process in started:
             process.wait_for_log(WORKER_READY)
         return started

@@ -8,6 +8,7 @@ The smoke test (default run) uses two hosts with one worker each; the full tests
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import pytest
@@ -68,10 +69,31 @@ def test_jobs_spread_over_hosts_and_a_vanished_host_is_rescued(
     assert all(after[host.name] > before[host.name] for host in hosts if host is not lost)
 
 
+POOLS = {
+    "threads": ("-P", "threads", "-c", "2"),
+    "prefork": ("-P", "prefork", "-c", "2"),
+    "solo": ("-P", "solo"),
+    "gevent": ("-P", "gevent", "-c", "10"),
+}
+NO_GEVENT = pytest.mark.skipif(
+    importlib.util.find_spec("gevent") is None, reason="gevent is not installed"
+)
+
+
 @pytest.mark.hosts(full=True)
-@pytest.mark.parametrize("guards", ["short", "default"])
+@pytest.mark.parametrize(
+    ("pool", "guards"),
+    [
+        ("threads", "short"),
+        ("threads", "default"),
+        ("prefork", "short"),
+        ("prefork", "default"),
+        ("solo", "short"),
+        pytest.param("gevent", "short", marks=NO_GEVENT),
+    ],
+)
 def test_a_partition_longer_than_the_lease_heals_without_loss(
-    on_hosts: OnHosts, guards: str, figures: dict[str, object]
+    on_hosts: OnHosts, pool: str, guards: str, figures: dict[str, object]
 ) -> None:
     # Short guards: the host's connections are given up during the partition and made
     # anew after it. djqueue's defaults (30 s): they outlive it, TCP resends what was
@@ -79,9 +101,10 @@ def test_a_partition_longer_than_the_lease_heals_without_loss(
     if guards == "default":
         on_hosts.guards = {}
     hosts = on_hosts.hosts
-    on_hosts.workers(hosts, per_host=PER_HOST)
-    feeder = observe.Feeder(low=40, batch=80, seconds=JOB_SECONDS)
     isolated = hosts[1]
+    # The isolated host runs ``pool``, the others threads.
+    on_hosts.workers(hosts, PER_HOST, lambda host: POOLS[pool if host is isolated else "threads"])
+    feeder = observe.Feeder(low=40, batch=80, seconds=JOB_SECONDS)
     _all_at_work(hosts, isolated, feeder)
 
     # The partition lasts until every job the host held is done elsewhere: longer than
@@ -91,6 +114,29 @@ def test_a_partition_longer_than_the_lease_heals_without_loss(
     _late_outcomes_fenced(isolated, on_hosts, rescued, figures)
     reconnected = any("reachable again" in p.log() for p in on_hosts.on(isolated))
     figures["the isolated host's workers reconnected"] = reconnected
+    _nothing_lost_or_run_twice(feeder, figures)
+
+
+@pytest.mark.hosts(full=True)
+def test_a_host_whose_replies_are_lost_loses_nothing(
+    on_hosts: OnHosts, figures: dict[str, object]
+) -> None:
+    # Cut one way: the server runs and commits what the host sends (claims, outcomes,
+    # heartbeats), and the host never hears back, until its guards end its connections.
+    hosts = on_hosts.hosts
+    on_hosts.workers(hosts, per_host=PER_HOST)
+    feeder = observe.Feeder(low=40, batch=80, seconds=JOB_SECONDS / 2)
+    deaf = hosts[3]
+    _all_at_work(hosts, deaf, feeder)
+
+    deaf.cut(inbound=True, outbound=False)
+    clock = observe.Stopwatch()
+    wait_until(_fed_until_drained(feeder, 400), DRAIN_LIMIT, "400 jobs sent and done", 0.2)
+    figures["seconds until 400 jobs were done, one host deaf"] = clock()
+    figures["jobs done in the name of the deaf host"] = Job.objects.filter(
+        worker__startswith=observe.prefix(deaf)
+    ).count()
+    _heal_and_recover(deaf, on_hosts, feeder, figures)
     _nothing_lost_or_run_twice(feeder, figures)
 
 
