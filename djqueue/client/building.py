@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import inspect
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any, Unpack
 
@@ -39,6 +40,8 @@ class JobBuilding:
     unique_for: float | None
     _parameters: list[str]
     _signature: inspect.Signature | None
+    # The signature's (signature, fewest, most) positional arguments, once worked out.
+    _arity: tuple[inspect.Signature, int, int] | None = None
 
     def prepare(
         self,
@@ -112,6 +115,16 @@ class JobBuilding:
     def _carried(self, options: JobOptions) -> dict[str, Any]:
         """The per-call options given, checked, plus the ids of the task sending this."""
         carried: dict[str, Any] = {}
+        if options:  # most calls give none: delay() never does
+            self._check_carried(options, carried)
+        sender = context.current_request()
+        if sender.id is not None:
+            carried["root_id"] = str(sender.root_id or sender.id)
+            carried["parent_id"] = str(sender.id)
+        return carried
+
+    def _check_carried(self, options: JobOptions, carried: dict[str, Any]) -> None:
+        """Put the per-call options of ``options`` into ``carried``, checked."""
         headers = options.get("headers")
         if headers:
             if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
@@ -135,24 +148,27 @@ class JobBuilding:
         if time_limit is not None or soft_time_limit is not None:
             hard, soft = check_time_limits(time_limit, soft_time_limit, f"this call of {self.name}")
             carried.update({"time_limit": hard, "soft_time_limit": soft})
-        sender = context.current_request()
-        if sender.id is not None:
-            carried["root_id"] = str(sender.root_id or sender.id)
-            carried["parent_id"] = str(sender.id)
-        return carried
 
     def check_arguments(
         self, args: Sequence[Any], kwargs: dict[str, Any], *, partial: bool = False
     ) -> None:
         """Raise ``TypeError`` if the function cannot take these arguments (``typing``)."""
-        if self._signature is None:
+        signature = self._signature
+        if signature is None:
             return
+        count = len(args) + (1 if partial else 0)
+        if not kwargs:
+            arity = self._arity
+            if arity is None or arity[0] is not signature:
+                arity = self._arity = (signature, *_positional_arity(signature))
+            if arity[1] <= count <= arity[2]:
+                return  # what bind() would accept, without building its mapping
         given = (None, *args) if partial else tuple(args)
         try:
-            self._signature.bind(*given, **kwargs)
+            signature.bind(*given, **kwargs)
         except TypeError as exc:
             parameters = ", ".join(
-                str(p.replace(annotation=p.empty)) for p in self._signature.parameters.values()
+                str(p.replace(annotation=p.empty)) for p in signature.parameters.values()
             )
             raise TypeError(
                 f"{self.name}() cannot take these arguments: {exc} (it takes "
@@ -162,10 +178,11 @@ class JobBuilding:
 
     def _max_attempts(self) -> int | None:
         """Claims a job may have: its retries (``retry_kwargs`` may allow more) plus one."""
-        limits_ = [self.max_retries, self.retry_kwargs.get("max_retries", self.max_retries)]
-        if any(limit is None for limit in limits_):
+        task = self.max_retries
+        given = self.retry_kwargs.get("max_retries", task) if self.retry_kwargs else task
+        if task is None or given is None:
             return None
-        return max(int(limit) for limit in limits_ if limit is not None) + 1
+        return max(int(task), int(given)) + 1
 
     def _destination(
         self,
@@ -260,3 +277,23 @@ class JobBuilding:
         if index < len(self._parameters):
             return f"argument {self._parameters[index]!r} (args[{index}])"
         return f"args[{index}]"
+
+
+def _positional_arity(signature: inspect.Signature) -> tuple[int, int]:
+    """The fewest and most positional arguments that, given alone, ``signature`` takes.
+
+    ``(1, 0)`` (never: always ask ``bind``) when a keyword-only parameter has no default.
+    """
+    fewest = most = 0
+    for parameter in signature.parameters.values():
+        kind = parameter.kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            most = sys.maxsize
+        elif kind is inspect.Parameter.KEYWORD_ONLY:
+            if parameter.default is inspect.Parameter.empty:
+                return 1, 0
+        elif kind is not inspect.Parameter.VAR_KEYWORD:
+            most += 1
+            if parameter.default is inspect.Parameter.empty:
+                fewest = most
+    return fewest, most

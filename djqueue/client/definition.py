@@ -300,8 +300,10 @@ class Task(JobBuilding, StateReporting, TaskHooks, Generic[P, R]):
         jobs = publishing.before(jobs)
         job_ids = broker.enqueue(jobs)
         publishing.after(jobs)
-        signals.emit(signals.task_enqueued, self, job_ids=[str(i) for i in job_ids])
-        return [result.AsyncResult(job_id) for job_id in job_ids]
+        results = [result.AsyncResult(job_id) for job_id in job_ids]
+        if signals.task_enqueued.has_listeners(self):  # the ids as text only for receivers
+            signals.emit(signals.task_enqueued, self, job_ids=[r.id for r in results])
+        return results
 
     def apply(
         self,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 from djqueue.core import celery_conf
 
@@ -123,14 +124,40 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Every setting's value, merged once: ``delay()`` reads several settings per call, and
+# reading Django's lazy settings each time was a measurable part of its cost. Dropped
+# whenever Django says a setting changed (override_settings, the settings fixture).
+_merged: dict[str, Any] | None = None
+
+
 def get(name: str) -> Any:
     """Return the setting ``name`` from ``settings.DJQUEUE`` or its default."""
-    if name not in DEFAULTS:
-        raise KeyError(f"unknown djqueue setting {name!r}")
+    merged = _merged if _merged is not None else _merge()
+    try:
+        return merged[name]
+    except KeyError:
+        raise KeyError(f"unknown djqueue setting {name!r}") from None
+
+
+def _merge() -> dict[str, Any]:
+    global _merged
     user: dict[str, Any] = getattr(settings, "DJQUEUE", {}) or {}
-    if name in user:
-        return user[name]
-    return celery_conf.mapped().get(name, DEFAULTS[name])
+    mapped = celery_conf.mapped()
+    merged = {
+        name: user[name] if name in user else mapped.get(name, default)
+        for name, default in DEFAULTS.items()
+    }
+    _merged = merged
+    return merged
+
+
+def forget(**kwargs: Any) -> None:
+    """Drop the merged settings (a setting changed, as in tests' override_settings)."""
+    global _merged
+    _merged = None
+
+
+setting_changed.connect(forget, weak=False, dispatch_uid="djqueue.conf")
 
 
 def integer(name: str) -> int:
