@@ -79,12 +79,14 @@ if os.environ.get("DJQUEUE_TEST_MONITORING_SESSION_ATTRS"):
     }
     DJQUEUE["MONITORING_DATABASE"] = "monitoring"
 # The guards against dead links (djqueue.db.sessions), shortened for processes on the
-# worker hosts of tests/hosts, whose links are cut.
+# worker hosts of tests/hosts, whose links are cut, and for a host that never answers
+# (tests/acceptance/test_outage.py).
 for _guard in (
     "TCP_KEEPALIVE_IDLE_SECONDS",
     "TCP_KEEPALIVE_INTERVAL_SECONDS",
     "TCP_KEEPALIVE_COUNT",
     "TCP_USER_TIMEOUT_SECONDS",
+    "CONNECT_TIMEOUT_SECONDS",
 ):
     if f"DJQUEUE_{_guard}" in os.environ:
         DJQUEUE[_guard] = float(os.environ[f"DJQUEUE_{_guard}"])

@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "TCP_KEEPALIVE_INTERVAL_SECONDS": 5,
     "TCP_KEEPALIVE_COUNT": 3,
     "TCP_USER_TIMEOUT_SECONDS": 30.0,
+    # Seconds a new connection may take (libpq's connect_timeout, per host of a
+    # multi-host HOST): a host that vanished is given up on, and the next one tried.
+    "CONNECT_TIMEOUT_SECONDS": 10,
     "STATEMENT_TIMEOUT_SECONDS": 60.0,
     # Extra exception classes (dotted paths) that AsyncResult.get() may re-raise.
     "RESULT_EXCEPTIONS": [],

@@ -2,8 +2,12 @@
 
 A connection can die without anyone hearing of it: a network link that freezes (a
 firewall or NAT that forgets the connection, a host that vanishes) leaves the socket
-open while nothing arrives, and a thread waiting on it would wait for ever. Three
+open while nothing arrives, and a thread waiting on it would wait for ever. Four
 guards turn that into an error, which djqueue's loops answer with a reconnect:
+
+- ``connect_timeout``: a new connection to a host that does not answer (one that
+  vanished) is given up on, and the next host of a multi-host ``HOST`` is tried (after
+  a failover, the new primary); otherwise each attempt would wait minutes.
 
 - TCP keepalives: probes sent on a quiet connection (a LISTEN connection is quiet most
   of the time); when none is answered, the kernel ends the connection.
@@ -13,7 +17,7 @@ guards turn that into an error, which djqueue's loops answer with a reconnect:
   wait, a stalled server). Only on connections of djqueue's own threads: task code may
   run long reports on its connections, and they are left alone.
 
-The first two are libpq connection parameters (:func:`link_options`): the listener's
+The first three are libpq connection parameters (:func:`link_options`): the listener's
 connections always get them, and ``runworker`` and ``runbeat`` add them to the Django
 connections of their process (:func:`protect_django_connections`). The statement
 timeout, with the same keepalives for the server's end of the link
@@ -75,6 +79,10 @@ def link_options() -> dict[str, int]:
     user_timeout = conf.optional_number("TCP_USER_TIMEOUT_SECONDS")
     if user_timeout is not None:
         options["tcp_user_timeout"] = _milliseconds(user_timeout)
+    connect = conf.optional_number("CONNECT_TIMEOUT_SECONDS")
+    if connect is not None:
+        # Whole seconds, 2 at least (libpq's and psycopg's floor).
+        options["connect_timeout"] = max(2, round(connect))
     return options
 
 

@@ -6,12 +6,14 @@ enqueues on the real server, so jobs arrive while the worker is cut off.
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from djqueue.db.models import Job
-from tests.acceptance.conftest import TcpProxy, Workers, wait_until
+from tests.acceptance.conftest import TcpProxy, Workers, _free_port, wait_until
 from tests.testapp import tasks
 
 
@@ -89,3 +91,32 @@ def test_worker_started_during_an_outage_waits_for_the_database(
     _all_succeed(1, timeout=10)
     assert Job.objects.get(id=result.id).result == worker.pid
     assert "Database reachable again" in worker.log()
+
+
+@pytest.fixture
+def silent_host() -> Iterator[int]:
+    """A port that takes TCP connections and never answers, as a database host that
+    vanished behind a firewall dropping its packets does to a new connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", _free_port()))
+        listener.listen(64)  # never accepted: the kernel completes handshakes, nobody speaks
+        yield int(listener.getsockname()[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_gives_up_on_a_host_that_does_not_answer(workers: Workers, silent_host: int) -> None:
+    # A multi-host HOST whose first host is gone (after a failover, the old primary):
+    # each new connection waits CONNECT_TIMEOUT_SECONDS there, then takes the second.
+    # Without it, every connection would wait minutes on the first host.
+    env = {
+        "PGHOST": "127.0.0.1,127.0.0.1",
+        "PGPORT": f"{silent_host},5432",
+        "DJQUEUE_CONNECT_TIMEOUT_SECONDS": "2",
+        # Only the LISTEN connection can wake the idle worker before its poll.
+        "DJQUEUE_POLL_SECONDS": "60",
+    }
+    worker = workers.start("-P", "threads", "-c", "2", env=env)
+    result = tasks.record_pid.delay("through the second host")
+    _all_succeed(1, timeout=20)
+    assert Job.objects.get(id=result.id).result == worker.pid
+    assert worker.process.poll() is None

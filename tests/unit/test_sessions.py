@@ -15,6 +15,7 @@ DEFAULT_GUARDS = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
+    "connect_timeout": 10,
 }
 
 
@@ -49,6 +50,7 @@ def test_default_guards() -> None:
         "TCP_KEEPALIVE_COUNT": 2,
         "TCP_USER_TIMEOUT_SECONDS": 2.5,
         "STATEMENT_TIMEOUT_SECONDS": 0.25,
+        "CONNECT_TIMEOUT_SECONDS": 0.5,
     }
 )
 def test_guards_follow_the_settings_in_the_units_libpq_takes() -> None:
@@ -59,6 +61,8 @@ def test_guards_follow_the_settings_in_the_units_libpq_takes() -> None:
         "keepalives_interval": 1,
         "keepalives_count": 2,
         "tcp_user_timeout": 2500,
+        # Whole seconds, never below libpq's floor of 2.
+        "connect_timeout": 2,
     }
     assert sessions.session_settings() == {
         "statement_timeout": "250",
@@ -76,6 +80,7 @@ def test_guards_follow_the_settings_in_the_units_libpq_takes() -> None:
         "TCP_KEEPALIVE_COUNT": None,
         "TCP_USER_TIMEOUT_SECONDS": None,
         "STATEMENT_TIMEOUT_SECONDS": None,
+        "CONNECT_TIMEOUT_SECONDS": None,
     }
 )
 def test_a_guard_set_to_none_is_left_out() -> None:
