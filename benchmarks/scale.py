@@ -95,10 +95,12 @@ class Part:
                 return -1
         return done.returncode
 
-    def json_of(self, command: list[str], log: str) -> tuple[int, Any]:
+    def json_of(
+        self, command: list[str], log: str, env: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         """Run ``command`` with ``--json FILE`` added; its exit status and that file."""
         path = self.logs / f"{log}.json"
-        code = self.run([*command, "--json", str(path)], f"{log}.log")
+        code = self.run([*command, "--json", str(path)], f"{log}.log", env)
         return code, json.loads(path.read_text()) if path.exists() else None
 
 
@@ -302,7 +304,10 @@ def ceiling(part: Part) -> None:
     latency = "100" if part.options.quick else "200"
     command = [sys.executable, "benchmarks/bench.py", "--jobs", jobs, "--latency-jobs", latency]
     command += ["--pools", "threads,prefork,gevent", "--celery"]
-    code, found = part.json_of(command, "bench")
+    # A database of its own: bench.py empties its tables between phases.
+    env = common.child_env()
+    env.setdefault("DJQUEUE_BENCH_DB", "djqueue_bench_scale")
+    code, found = part.json_of(command, "bench", env)
     part.raw["bench"] = {"exit": code, "figures": found}
     if found:
         bench_rows(part, found["djqueue"], found.get("celery") or {})
