@@ -2,17 +2,35 @@
 ``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
 test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too,
 ``--failover-full`` those marked ``failover(full=True)``, and ``--hosts-full`` those
-marked ``hosts(full=True)`` (the worker hosts suite, ``tests/hosts``, on four hosts)."""
+marked ``hosts(full=True)`` (the worker hosts suite, ``tests/hosts``, on four hosts).
+
+Tests that commit are followed by ``DELETE`` rather than Django's ``TRUNCATE``
+(tests/emptying.py says why)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests import emptying
 
 # A Celery project kept as data (tests/acceptance/test_celery_project.py moves and runs
 # it): its modules import celery, and its tests are the project's own.
 collect_ignore = ["celery_project"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_tables_by_delete() -> Iterator[None]:
+    """Django's flush after each test that commits deletes rows (tests/emptying.py)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            DatabaseOperations, "sql_flush", emptying.deleting_flush(DatabaseOperations.sql_flush)
+        )
+        yield
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
