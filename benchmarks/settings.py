@@ -34,6 +34,8 @@ DJQUEUE: dict[str, object] = {}
 # pooler.py: the database through PgBouncer, LISTEN straight to the server.
 if os.environ.get("DJQUEUE_BENCH_LISTEN_DSN"):
     DJQUEUE["LISTEN_DSN"] = os.environ["DJQUEUE_BENCH_LISTEN_DSN"]
-# series_cost.py: how often workers roll up the console's time series (default 30 s).
-if os.environ.get("DJQUEUE_BENCH_ROLLUP_SECONDS"):
-    DJQUEUE["SERIES_ROLLUP_SECONDS"] = float(os.environ["DJQUEUE_BENCH_ROLLUP_SECONDS"])
+# series_cost.py: how often workers roll up the console's time series (default 30 s;
+# "off": never).
+_ROLLUP = os.environ.get("DJQUEUE_BENCH_ROLLUP_SECONDS")
+if _ROLLUP:
+    DJQUEUE["SERIES_ROLLUP_SECONDS"] = None if _ROLLUP == "off" else float(_ROLLUP)
