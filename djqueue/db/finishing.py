@@ -43,13 +43,42 @@ def _finish_all(outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         rest = [o for o in outcomes if o.job_id not in written]
         written |= _finish(sql.FINISH_WORKFLOW, rest)
     stale = {o.job_id for o in outcomes} - written
-    for job_id in stale:
-        logger.warning(
-            "Ignored a late outcome for job %s: it was rescued after its lease expired "
-            "and belongs to a newer attempt now.",
-            job_id,
-        )
+    if stale:
+        _report_stale([o for o in outcomes if o.job_id in stale])
     return stale
+
+
+def _report_stale(outcomes: Sequence[Outcome]) -> None:
+    """Log why each of ``outcomes`` was fenced off, read from its job's row.
+
+    Rare, so the extra read costs the common batch nothing. Most were rescued and
+    claimed again (a newer attempt); but an outcome written again after the reply to its
+    first write was lost with the connection finds its job already ended under the
+    same attempt and worker, and saying "rescued" then would send an operator looking
+    for an outage of the worker that never happened.
+    """
+    with queue_cursor() as cursor:
+        cursor.execute(sql.FENCED_ROWS, [[o.job_id for o in outcomes]])
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    for outcome in outcomes:
+        attempt, worker, state = rows.get(outcome.job_id, (None, None, None))
+        if state is None:
+            logger.warning(
+                "Ignored an outcome for job %s: the job no longer exists.", outcome.job_id
+            )
+        elif (attempt, worker) == (outcome.attempt, outcome.worker):
+            logger.warning(
+                "Did not write the outcome of job %s again: it already ended %s under "
+                "this attempt (the reply to an earlier write of it was lost).",
+                outcome.job_id,
+                state,
+            )
+        else:
+            logger.warning(
+                "Ignored a late outcome for job %s: it was rescued after its lease expired "
+                "and belongs to a newer attempt now.",
+                outcome.job_id,
+            )
 
 
 def _finish(statement: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:

@@ -1,5 +1,6 @@
 import dataclasses
 import datetime
+import logging
 import threading
 import time
 from typing import Any
@@ -174,7 +175,7 @@ def test_autoretry_ends_in_failure_with_original_error_after_last_retry() -> Non
     assert "service down" in row.traceback
 
 
-def test_stale_finish_is_fenced_off() -> None:
+def test_stale_finish_is_fenced_off(caplog: pytest.LogCaptureFixture) -> None:
     job_row = StartedJobFactory()
     [stale_claim_attempt] = [job_row.attempt]
     broker.rescue()
@@ -188,11 +189,33 @@ def test_stale_finish_is_fenced_off() -> None:
         error_type="ValueError",
         error_message="stale",
     )
-    assert broker.finish([stale]) == {job_row.id}
+    with caplog.at_level(logging.WARNING, logger="djqueue.broker"):
+        assert broker.finish([stale]) == {job_row.id}
     assert Job.objects.get(pk=job_row.id).state == states.RECEIVED
+    assert f"Ignored a late outcome for job {job_row.id}: it was rescued" in caplog.text
     broker.finish([executor.execute(fresh)])
     row = Job.objects.get(pk=job_row.id)
     assert (row.state, row.result, row.attempt) == (states.SUCCESS, 3, 2)
+
+
+def test_an_outcome_written_again_says_it_was_there_already(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As when the reply to the first write is lost with the connection, and the worker
+    # writes the outcome again once it is back: nothing was rescued.
+    tasks.add.delay(2, 2)
+    [job] = claim()
+    outcome = executor.execute(job)
+    assert broker.finish([outcome]) == set()
+    with caplog.at_level(logging.WARNING, logger="djqueue.broker"):
+        assert broker.finish([outcome]) == {job.id}
+    assert (
+        f"Did not write the outcome of job {job.id} again: it already ended SUCCESS under "
+        "this attempt" in caplog.text
+    )
+    assert "rescued" not in caplog.text
+    row = Job.objects.get(pk=job.id)
+    assert (row.state, row.result, row.attempt) == (states.SUCCESS, 4, 1)
 
 
 def test_rescue_requeues_lost_jobs_and_fails_those_out_of_attempts() -> None:

@@ -132,6 +132,10 @@ FINISH_WORKFLOW = _FINISH.format(
     key_set="",
 )
 
+# What an outcome fenced off by the statements above met instead: read only when one
+# was, to say why (see finishing._report_stale).
+FENCED_ROWS = "SELECT id, attempt, worker, state FROM djqueue_job WHERE id = ANY(%s::uuid[])"
+
 # Record that jobs a worker received have started running. Not needed for correctness
 # (the outcome records the start too): it shows running jobs as STARTED, and tells a
 # rescue that the job had begun, so that it is charged the attempt. Fenced like a
