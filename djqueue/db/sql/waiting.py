@@ -34,18 +34,25 @@ QUEUE_HELD = """
 SELECT count(*) FROM djqueue_job WHERE state IN ('RECEIVED', 'STARTED') AND queue = %s
 """
 
-# Due plain jobs of the queue that a claim takes before this one (its ORDER BY:
-# priority DESC, eta, id), counted through the ready index up to a bound.
-PLAIN_AHEAD = """
+
+def _ahead(among: str) -> str:
+    """A count of the due waiting jobs that ``among`` picks and that a claim ranks before
+    this one (its ORDER BY: priority DESC, eta, id), up to a bound: the statements below
+    differ only in the jobs they count, each through its own index."""
+    return f"""
 SELECT count(*) FROM (
     SELECT 1 FROM djqueue_job
-    WHERE state IN ('PENDING', 'RETRY') AND NOT gated AND queue = %(queue)s
+    WHERE state IN ('PENDING', 'RETRY') AND {among}
           AND eta <= now()
           AND (priority > %(priority)s
                OR (priority = %(priority)s AND (eta, id) < (%(eta)s, %(id)s)))
     LIMIT %(bound)s
 ) AS ahead
-"""
+"""  # noqa: S608
+
+
+# Due plain jobs of the queue that a claim takes before this one, through the ready index.
+PLAIN_AHEAD = _ahead("NOT gated AND queue = %(queue)s")
 
 # A rate limit's log (djqueue_limit.starts, kept by the limited claim): starts within
 # the last period, and the oldest of them (a start is allowed again one period after it).
@@ -57,16 +64,7 @@ WHERE l.key = %s AND s.at > now() - make_interval(secs => %s)
 
 # Due jobs under the same rate limit (the task's) that the limited claim ranks before
 # this one: its rate_rank, across queues.
-RATE_AHEAD = """
-SELECT count(*) FROM (
-    SELECT 1 FROM djqueue_job
-    WHERE state IN ('PENDING', 'RETRY') AND gated AND task_name = %(task)s
-          AND rate_limit IS NOT NULL AND eta <= now()
-          AND (priority > %(priority)s
-               OR (priority = %(priority)s AND (eta, id) < (%(eta)s, %(id)s)))
-    LIMIT %(bound)s
-) AS ahead
-"""
+RATE_AHEAD = _ahead("gated AND task_name = %(task)s AND rate_limit IS NOT NULL")
 
 # Jobs holding a concurrency key now (claimed or running: index djqueue_job_concurrency).
 CONCURRENCY_HELD = """
@@ -75,16 +73,7 @@ WHERE state IN ('RECEIVED', 'STARTED') AND concurrency_key = %s
 """
 
 # Due jobs of the same concurrency key ranked before this one (its concurrency_rank).
-CONCURRENCY_AHEAD = """
-SELECT count(*) FROM (
-    SELECT 1 FROM djqueue_job
-    WHERE state IN ('PENDING', 'RETRY') AND gated AND concurrency_key = %(key)s
-          AND eta <= now()
-          AND (priority > %(priority)s
-               OR (priority = %(priority)s AND (eta, id) < (%(eta)s, %(id)s)))
-    LIMIT %(bound)s
-) AS ahead
-"""
+CONCURRENCY_AHEAD = _ahead("gated AND concurrency_key = %(key)s")
 
 # The jobs a workflow step waits for, by id: the step before it, or its chord's header.
 JOBS_BRIEF = """
