@@ -260,3 +260,15 @@ def test_pages_go_as_far_as_the_count_limit(monkeypatch: pytest.MonkeyPatch) -> 
     JobFactory.create_batch(7)
     paginator = job_list.JobPaginator(Job.objects.filter(state=states.PENDING).order_by("-id"), 2)
     assert paginator.num_pages == 2
+
+
+@pytest.mark.parametrize("state", ["FAILURE", "REVOKED", "REJECTED", "IGNORED", "RETRY"])
+def test_a_state_most_jobs_never_reach_is_listed_through_its_own_index(state: str) -> None:
+    # The plan a big table gets (a table this small would be read whole).
+    page = Job.objects.filter(state=state).order_by("-id")[:100]
+    statement, params = page.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {statement}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "djqueue_job_rare_states" in plan and "Sort" not in plan, plan
