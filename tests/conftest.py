@@ -1,8 +1,9 @@
 """Suite-wide options: ``--soak`` runs the long tests marked ``soak`` (skipped otherwise);
 ``--chaos-full`` runs the chaos suite (``tests/chaos``) at full size instead of as a smoke
-test; ``--pgbouncer-full`` runs the tests marked ``pgbouncer(full=True)`` too,
-``--failover-full`` those marked ``failover(full=True)``, and ``--hosts-full`` those
-marked ``hosts(full=True)`` (the worker hosts suite, ``tests/hosts``, on four hosts).
+test, with the tests marked ``chaos(full=True)``; ``--pgbouncer-full`` runs the tests
+marked ``pgbouncer(full=True)`` too, ``--failover-full`` those marked
+``failover(full=True)``, and ``--hosts-full`` those marked ``hosts(full=True)`` (the
+worker hosts suite, ``tests/hosts``, on four hosts).
 
 Tests that commit are followed by ``DELETE`` rather than Django's ``TRUNCATE``
 (tests/emptying.py says why)."""
@@ -63,7 +64,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for name, label in (("pgbouncer", "PgBouncer"), ("failover", "failover"), ("hosts", "hosts")):
+    kinds = (
+        ("chaos", "chaos"),
+        ("pgbouncer", "PgBouncer"),
+        ("failover", "failover"),
+        ("hosts", "hosts"),
+    )
+    for name, label in kinds:
         option = f"--{name}-full"
         if config.getoption(option) or os.environ.get(f"DJQUEUE_{name.upper()}_FULL"):
             continue

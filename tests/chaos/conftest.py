@@ -1,9 +1,11 @@
 """The chaos suite's fixtures: its size, its figures, the run log, load, a bad network.
 
-The suite runs as a smoke test in the default run (about two minutes on two cores) and
-at full size with ``--chaos-full`` or ``DJQUEUE_CHAOS_FULL=1`` (about 15 minutes,
-``tox -e chaos``). Either way every test records its figures (lost jobs, duplicates,
-exits, recovery times) before it asserts, and they are printed at the end of the run.
+The suite runs as a smoke test in the default run (about two minutes on two cores; a
+per-pool scenario on one built-in pool, see ``fleet.pool_params``) and at full size with
+``--chaos-full`` or ``DJQUEUE_CHAOS_FULL=1`` (about 15 minutes, ``tox -e chaos``; the
+tests marked ``chaos(full=True)`` too). Either way every test records its figures (lost
+jobs, duplicates, exits, recovery times) before it asserts, and they are printed at the
+end of the run.
 """
 
 from __future__ import annotations

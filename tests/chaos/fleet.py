@@ -26,14 +26,25 @@ GEVENT_ENTRY = ("-m", "djqueue.gevent_worker")
 READY = (" ready: pool=", " ready: pool=gevent")
 
 
-def pool_params() -> list[object]:
-    """The four pools as test parameters; gevent is skipped when it is not installed."""
+def pool_params(smoke: str) -> list[object]:
+    """The four pools as test parameters, each built-in pool but ``smoke`` at full size only.
+
+    The smoke run (the default suite) runs a per-pool scenario on one built-in pool,
+    ``smoke``, each scenario on another, and on gevent where it is installed (``tox -e
+    gevent`` runs those): the acceptance tests already go through kill, poison and freeze
+    in every pool, and the full run (``--chaos-full``) runs every scenario in every pool.
+    gevent is skipped when it is not installed.
+    """
     missing = importlib.util.find_spec("gevent") is None
     gevent = pytest.param(
         "gevent",
         marks=pytest.mark.skipif(missing, reason="gevent is not installed (extra: gevent)"),
     )
-    return [*POOLS[:3], gevent]
+    built_in = [
+        pool if pool == smoke else pytest.param(pool, marks=pytest.mark.chaos(full=True))
+        for pool in POOLS[:3]
+    ]
+    return [*built_in, gevent]
 
 
 def start_worker(

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900), pytest.mark.django_db
 RECORD = ["tests.testapp.tasks.chaos_record"]
 
 
-@pytest.mark.parametrize("pool", pool_params())
+@pytest.mark.parametrize("pool", pool_params(smoke="prefork"))
 def test_kill_9_under_load(
     pool: str, workers: Workers, run_log: str, scale: Scale, figures: dict[str, object]
 ) -> None:

@@ -90,7 +90,7 @@ POISONS = [
 ]
 
 
-@pytest.mark.parametrize("pool", pool_params())
+@pytest.mark.parametrize("pool", pool_params(smoke="threads"))
 def test_poison_jobs_fail_alone(
     pool: str, workers: Workers, run_log: str, scale: Scale, figures: dict[str, object]
 ) -> None:

@@ -28,7 +28,7 @@ BUFFERED_SECONDS = 0.1
 LEASE_SECONDS = 2.0
 
 
-@pytest.mark.parametrize("pool", pool_params())
+@pytest.mark.parametrize("pool", pool_params(smoke="solo"))
 def test_a_worker_resumed_after_its_lease_runs_nothing_taken_from_it(
     pool: str, workers: Workers, run_log: str, figures: dict[str, object]
 ) -> None:
