@@ -208,6 +208,8 @@ def test_queue_depth_is_sampled_per_queue_and_over_all_queues() -> None:
     JobFactory(queue="mail", eta=long_ago)
     JobFactory(queue="mail", eta=timezone.now() + datetime.timedelta(hours=1))
     StartedJobFactory(queue="mail")
+    # Jobs with limits wait in an index of their own: counted with the others.
+    JobFactory(queue="limited", gated=True, eta=long_ago)
     series.rollup()
     sampled = {row.queue: row for row in QueueMinute.objects.all()}
     assert (sampled["default"].waiting, sampled["default"].running) == (3, 0)
@@ -218,7 +220,8 @@ def test_queue_depth_is_sampled_per_queue_and_over_all_queues() -> None:
         1,
         1,
     )
-    assert (sampled[""].waiting, sampled[""].scheduled, sampled[""].running) == (4, 1, 1)
+    assert (sampled["limited"].waiting, sampled["limited"].running) == (1, 0)
+    assert (sampled[""].waiting, sampled[""].scheduled, sampled[""].running) == (5, 1, 1)
 
 
 def test_an_empty_queue_table_is_sampled_too() -> None:

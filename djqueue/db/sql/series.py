@@ -126,19 +126,28 @@ INSERT INTO djqueue_seriesmark (name, until) VALUES ('jobs', %s)
 ON CONFLICT (name) DO UPDATE SET until = EXCLUDED.until
 """
 
-# Queue depth now, per queue and over all queues (the ROLLUP's grand total, queue ''),
-# read through the partial indexes of waiting and held jobs; the latest sample of a
-# minute wins.
+# Queue depth now, per queue and over all queues (the ROLLUP's grand total, queue ''):
+# waiting jobs without and with limits, and held jobs, each read through its own partial
+# index (djqueue_job_ready, djqueue_job_gated, djqueue_job_running: together no index
+# holds them, and the whole job table would be read at every sample); the latest sample
+# of a minute wins.
 SAMPLE_DEPTH = """
 INSERT INTO djqueue_queueminute (minute, queue, waiting, scheduled, running, oldest_seconds)
 SELECT date_trunc('minute', now()), COALESCE(queue, ''),
-       count(*) FILTER (WHERE state IN ('PENDING', 'RETRY') AND eta <= now()),
-       count(*) FILTER (WHERE state IN ('PENDING', 'RETRY') AND eta > now()),
-       count(*) FILTER (WHERE state IN ('RECEIVED', 'STARTED')),
-       EXTRACT(EPOCH FROM now() - min(eta) FILTER (
-           WHERE state IN ('PENDING', 'RETRY') AND eta <= now()))::float8
-FROM djqueue_job
-WHERE state IN ('PENDING', 'RETRY', 'RECEIVED', 'STARTED')
+       count(*) FILTER (WHERE NOT held AND eta <= now()),
+       count(*) FILTER (WHERE NOT held AND eta > now()),
+       count(*) FILTER (WHERE held),
+       EXTRACT(EPOCH FROM now() - min(eta) FILTER (WHERE NOT held AND eta <= now()))::float8
+FROM (
+    SELECT queue, eta, false FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND NOT gated
+    UNION ALL
+    SELECT queue, eta, false FROM djqueue_job
+    WHERE state IN ('PENDING', 'RETRY') AND gated
+    UNION ALL
+    SELECT queue, eta, true FROM djqueue_job
+    WHERE state IN ('RECEIVED', 'STARTED')
+) AS jobs (queue, eta, held)
 GROUP BY ROLLUP (queue)
 ON CONFLICT (minute, queue) DO UPDATE
 SET waiting = EXCLUDED.waiting, scheduled = EXCLUDED.scheduled,
