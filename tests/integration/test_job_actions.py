@@ -43,6 +43,12 @@ def _states(jobs: list[Job]) -> set[str]:
     return set(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True))
 
 
+def _way_back(page: str) -> bool:
+    """Whether a batch page's breadcrumbs lead back to the job list, through the action."""
+    crumbs = page.split('<div class="breadcrumbs">', 1)[-1].split("</div>", 1)[0]
+    return "Jobs</a>" in crumbs and "Retry selected failed jobs" in crumbs
+
+
 def test_an_action_asks_first_with_the_count_and_changes_nothing_until_confirmed(
     django_user_model: Any,
 ) -> None:
@@ -54,6 +60,7 @@ def test_an_action_asks_first_with_the_count_and_changes_nothing_until_confirmed
     assert asked.status_code == 200
     assert '<strong id="djq-batch-count">2</strong> jobs' in page and "selected" in page
     assert "Failed jobs are queued again" in page
+    assert _way_back(page)
     assert _states(failed) == {states.FAILURE}
     done = _ask(client, "retry_failed_jobs", confirmed=True, **{ACTION_CHECKBOX_NAME: ids})
     assert done.status_code == 302
@@ -92,6 +99,7 @@ def test_a_large_batch_goes_chunk_by_chunk_through_the_step_view(
     page = progress.content.decode()
     assert progress.status_code == 200 and 'id="djq-batch"' in page
     assert 'data-total="10"' in page and "djqueue/job_batch.js" in page
+    assert _way_back(page)
     assert _states(failed) == {states.FAILURE}  # the page's script does the work
     cursor, reads = "", []
     while True:
