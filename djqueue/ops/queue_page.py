@@ -115,7 +115,7 @@ def _ended(
     """Jobs that ended per queue in ``[start, end)``, and those that failed, from the
     time series (minutes rolled up so far)."""
     totals = (
-        JobMinute.objects.using(conf.database())
+        JobMinute.objects.using(conf.monitoring_database())
         .filter(minute__gte=start, minute__lt=end)
         .exclude(outcome=states.RETRY)
         .values_list("queue", "outcome")
