@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -204,7 +204,8 @@ class Processes:
             timeout=timeout,
         )
 
-    def start(self, name: str, *args: str, ready: str) -> Path:
+    def start(self, name: str, *args: str, ready: str) -> Callable[[], None]:
+        """Start ``manage.py args``; return what waits until its log shows ``ready``."""
         log = self.cwd / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -220,8 +221,7 @@ class Processes:
             assert process.poll() is None, f"{name} exited:\n{log.read_text()}"
             return ready in log.read_text()
 
-        wait_until(up, timeout=30, what=f"{name} to start")
-        return log
+        return lambda: wait_until(up, timeout=30, what=f"{name} to start")
 
     def stop(self) -> None:
         for process, _ in self.started:
@@ -305,15 +305,10 @@ def test_a_celery_project_runs_with_its_import_lines_changed(
         assert re.search(rf"Ran {written} tests .*\n\nOK", tests.stderr), tests.stderr
 
         env["POSTGRES_DB"] = MIGRATED
-        # (d) manage.py check: no warning, no error (the broker and result backend
-        # settings are reported as having no effect, at the INFO level).
-        check = processes.run("check", "--fail-level", "WARNING")
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert "djqueue.W" not in check.stderr and "djqueue.E" not in check.stderr, check.stderr
-
         # (b) Two workers, as the Celery project ran them: one for mail, one for the rest
-        # (the pool is prefork, Celery's default, so a hard time limit kills).
-        processes.start(
+        # (the pool is prefork, Celery's default, so a hard time limit kills). They start
+        # while manage.py check runs.
+        shop_ready = processes.start(
             "worker-shop",
             "runworker",
             "-Q",
@@ -324,7 +319,7 @@ def test_a_celery_project_runs_with_its_import_lines_changed(
             "shop",
             ready=" ready: pool=prefork",
         )
-        processes.start(
+        mail_ready = processes.start(
             "worker-mail",
             "runworker",
             "-Q",
@@ -335,6 +330,13 @@ def test_a_celery_project_runs_with_its_import_lines_changed(
             "mail",
             ready=" ready: pool=",
         )
+        # (d) manage.py check: no warning, no error (the broker and result backend
+        # settings are reported as having no effect, at the INFO level).
+        check = processes.run("check", "--fail-level", "WARNING")
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "djqueue.W" not in check.stderr and "djqueue.E" not in check.stderr, check.stderr
+        shop_ready()
+        mail_ready()
         gateway.hanging.set()
         drive = processes.run("shell", "-c", DRIVE, timeout=90)
         assert drive.returncode == 0, drive.stdout + drive.stderr + processes.logs()
@@ -343,7 +345,7 @@ def test_a_celery_project_runs_with_its_import_lines_changed(
         gateway.released.set()
 
         # (c) The scheduler sends the beat schedule; the interval entry runs every 2 s.
-        processes.start("beat", "runbeat", ready="")
+        processes.start("beat", "runbeat", ready="")()
 
         def checked_twice() -> bool:
             found = _rows("SELECT count(*) FROM shop_gatewaycheck WHERE up")
