@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from djqueue.db.models import Job
+from djqueue.db.models import Job, Worker
 from tests.acceptance.conftest import wait_until
 from tests.hosts import observe
 from tests.hosts.lab import Host
@@ -67,6 +67,8 @@ def test_jobs_spread_over_hosts_and_a_vanished_host_is_rescued(
     _nothing_lost_or_run_twice(feeder, figures)
     # The others took over its share: each ran more than before.
     assert all(after[host.name] > before[host.name] for host in hosts if host is not lost)
+    # As the worker list shows them: named after the hosts they run on.
+    assert set(Worker.objects.values_list("hostname", flat=True)) == {h.name for h in hosts}
 
 
 POOLS = {
