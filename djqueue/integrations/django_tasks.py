@@ -36,6 +36,7 @@ from django.utils.json import normalize_json
 
 from djqueue.client import definition, eager
 from djqueue.core import conf, context, ids, registry, states
+from djqueue.core.options import JobOptions
 from djqueue.db.models import Job
 
 # The worker id of a run in the sending process (EAGER).
@@ -73,7 +74,7 @@ class DjqueueBackend(BaseTaskBackend):
         # Django's own check of the arguments, with its message, before any row exists.
         args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         adapter = adapt(task)
-        options: dict[str, Any] = {
+        options: JobOptions = {
             "queue": task.queue_name,
             "priority": task.priority,
             "eta": task.run_after,
@@ -91,7 +92,7 @@ class DjqueueBackend(BaseTaskBackend):
         adapter: definition.Task[Any, Any],
         args: list[Any],
         kwargs: dict[str, Any],
-        options: dict[str, Any],
+        options: JobOptions,
     ) -> TaskResult[Any, Any]:
         job = adapter.prepare(args, kwargs, **options)
         enqueued_at = timezone.now()
