@@ -11,7 +11,7 @@ extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}
 myst_enable_extensions = ["colon_fence"]
 # Links such as [Results](results.md#waiting) are checked like the rest.
-myst_heading_anchors = 3
+myst_heading_anchors = 4
 exclude_patterns = ["_build"]
 html_theme = "furo"
 html_title = "djqueue"
