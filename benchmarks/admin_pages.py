@@ -326,6 +326,7 @@ def _pages() -> dict[str, str]:
         "worker page, lost": f"/admin/djqueue/worker/{workers['rare-worker']}/change/",
         "periodic tasks": "/admin/djqueue/periodictask/",
         "periodic task page": f"/admin/djqueue/periodictask/{task}/change/",
+        "metrics (Prometheus)": "/tasks/metrics/",
     }
     return pages
 
