@@ -1,13 +1,13 @@
 """Worker hosts on one machine: network namespaces, each linked to this machine by a
 veth pair on addresses of its own, whose links a test can cut and heal.
 
-Host ``n`` of a lab is the network namespace ``djqueue-host-<pid>-<n>`` (``pid``: the
-process that made it). Its one link, ``eth0``, is the far end of a veth pair whose near
-end, ``dqh<pid>h<n>``, stays in the machine's own namespace. The lab takes a /24 of
-10.231.0.0/16 that no address or route of the machine touches yet, and gives every
-host a /30 of it: the near end has the first address (the server listens there), the
-host the second. Hosts reach the server only over their own link, as machines on a
-network do.
+Host ``n`` of lab ``k`` is the network namespace ``djqueue-host-<pid>-<k>-<n>``
+(``pid``: the process that made it). Its one link, ``eth0``, is the far end of a veth
+pair whose near end, ``dqh<pid>l<k>h<n>``, stays in the machine's own namespace. The
+lab takes a /24 of 10.231.0.0/16 that no address or route of the machine touches yet,
+and gives every host a /30 of it: the near end has the first address (the server
+listens there), the host the second. Hosts reach the server only over their own link,
+as machines on a network do.
 
 A process started on a host (:meth:`Host.command`) runs in its network namespace and in
 a UTS namespace of its own whose hostname is the host's name, so that a worker started
@@ -113,8 +113,12 @@ class Host:
 class Lab:
     """``size`` hosts named ``host1`` to ``host<size>``; see the module."""
 
+    made = 0  # labs made by this process: each names its hosts and links apart
+
     def __init__(self, size: int) -> None:
         self.owner = os.getpid()
+        Lab.made += 1
+        self.number = Lab.made
         self.network = _free_network()
         self.hosts: list[Host] = []
         subnets = list(self.network.subnets(new_prefix=30))
@@ -134,8 +138,8 @@ class Lab:
         near, far = (str(address) for address in list(subnet.hosts())[:2])
         host = Host(
             name=f"host{number}",
-            namespace=f"{NAMESPACE_PREFIX}{self.owner}-{number}",
-            near_link=f"{LINK_PREFIX}{self.owner}h{number}",
+            namespace=f"{NAMESPACE_PREFIX}{self.owner}-{self.number}-{number}",
+            near_link=f"{LINK_PREFIX}{self.owner}l{self.number}h{number}",
             server_address=near,
             address=far,
         )
@@ -173,14 +177,14 @@ class Lab:
 def remove_stale() -> list[str]:
     """Delete hosts and links of labs whose owner process is gone; their names."""
     removed = []
-    for namespace in _namespaces():
+    for namespace in namespaces():
         owner = namespace[len(NAMESPACE_PREFIX) :].partition("-")[0]
         if owner.isdigit() and not alive(int(owner)):
             _remove_namespace(namespace)
             removed.append(namespace)
     # A near end whose namespace went while a process kept it alive outlives its name.
-    for link in _links():
-        match = re.fullmatch(rf"{LINK_PREFIX}(\d+)h\d+", link)
+    for link in links():
+        match = re.fullmatch(rf"{LINK_PREFIX}(\d+)l\d+h\d+", link)
         if match and not alive(int(match.group(1))):
             with contextlib.suppress(subprocess.CalledProcessError):
                 _ip("ip", "link", "del", link)
@@ -223,12 +227,14 @@ def _namespace_pids(namespace: str) -> list[int]:
         return []
 
 
-def _namespaces() -> list[str]:
+def namespaces() -> list[str]:
+    """The names of every lab host on the machine (any run's)."""
     listed = _output("ip", "netns", "list").splitlines()
     return [line.split()[0] for line in listed if line.startswith(NAMESPACE_PREFIX)]
 
 
-def _links() -> list[str]:
+def links() -> list[str]:
+    """The names of every near end of a lab link on the machine (any run's)."""
     listed = _output("ip", "-o", "link", "show").splitlines()
     names = [line.split(":")[1].strip().partition("@")[0] for line in listed if ":" in line]
     return [name for name in names if name.startswith(LINK_PREFIX)]

@@ -3,8 +3,9 @@ host's scheduler takes over once the server has ended the silent host's session 
 with it the leader lock), the one cut off steps down, and every slot of an every-second
 task is sent exactly once, none missed.
 
-The smoke test (default run) cuts the leader of two hosts off once; the full one
-(``--hosts-full``) cuts the leader of four hosts off twice, healing each in between.
+The smoke test (default run) cuts the leader of two hosts off once; the full ones
+(``--hosts-full``) cut the leader of four hosts off twice, healing each in between,
+with the suite's short link guards and with djqueue's defaults.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ LEADER = "is now the leader"
 STEPPED_DOWN = "no longer leading"
 SECOND = datetime.timedelta(seconds=1)
 # Seconds until another host leads: the server ends the silent session within about
-# 4 s (the suite's link guards), and followers try every second.
-TAKEOVER_LIMIT = 30.0
+# 4 s with the suite's link guards, 30 s with djqueue's defaults (TCP_USER_TIMEOUT_SECONDS),
+# and followers try every second.
+TAKEOVER_LIMIT = {"short": 30.0, "default": 90.0}
 
 
+@pytest.mark.parametrize(
+    "guards", ["short", pytest.param("default", marks=pytest.mark.hosts(full=True))]
+)
 def test_the_leader_moves_to_another_host_when_its_host_is_cut_off(
-    on_hosts: OnHosts, full: bool, figures: dict[str, object]
+    on_hosts: OnHosts, guards: str, full: bool, figures: dict[str, object]
 ) -> None:
+    if guards == "default":
+        on_hosts.guards = {}
     interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     row = PeriodicTask.objects.create(name="hosts", task=NOOP, interval=interval, catch_up="all")
     beats = [on_hosts.beat(host) for host in on_hosts.hosts]
@@ -47,11 +54,11 @@ def test_the_leader_moves_to_another_host_when_its_host_is_cut_off(
         clock = observe.Stopwatch()
         [leader] = wait_until(
             lambda cut=leader: _leaders([b for b in beats if b is not cut]),
-            TAKEOVER_LIMIT,
+            TAKEOVER_LIMIT[guards],
             "a scheduler on another host to lead",
         )
         takeovers.append(clock())
-        _heal_and_see_it_step_down([b for b in beats if b.host.cut_off])
+        _heal_and_see_it_step_down([b for b in beats if b.host.cut_off], TAKEOVER_LIMIT[guards])
     # The last leader catches up on the slots of the takeover and goes on.
     caught_up_to = _db_now() + SECOND
     wait_until(lambda: _slots(row)[-1:] >= [caught_up_to], 30, "the slots after the last cut")
@@ -73,15 +80,16 @@ def test_the_leader_moves_to_another_host_when_its_host_is_cut_off(
     assert found[0] == row.anchor + SECOND, "the first slot was missed"
     assert jobs == len(set(found)), f"{jobs} jobs for {len(set(found))} slots"
     assert set(_gaps(found)) == {SECOND}, f"slots missed: {_gaps(found)}"
-    leaders_seen = {beat.host.name for beat in beats if LEADER in beat.log()}
-    assert len(leaders_seen) == len(takeovers) + 1, leaders_seen
+    # One leader at the start and one per takeover, no other change of leader (a host
+    # healed may lead again later, once the one after it is cut off).
+    assert sum(beat.log().count(LEADER) for beat in beats) == len(takeovers) + 1
 
 
-def _heal_and_see_it_step_down(cut: list[HostProcess]) -> None:
+def _heal_and_see_it_step_down(cut: list[HostProcess], limit: float) -> None:
     """The schedulers of ``cut`` step down while still cut off (their statements and
     pings go unanswered for longer than their guards allow); then their hosts heal."""
     for beat in cut:
-        wait_until(lambda b=beat: not _leading(b), 60, f"{beat.hostname} to step down")
+        wait_until(lambda b=beat: not _leading(b), limit, f"{beat.hostname} to step down")
         beat.host.heal()
 
 
