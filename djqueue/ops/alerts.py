@@ -161,8 +161,8 @@ def _long_waits(depths: Iterable[stats.QueueDepth]) -> list[Alert]:
         Alert(
             WARNING,
             "long-wait",
-            f"Queue {depth.queue!r}: a job due {_ago(depth.oldest_wait)} ago has not started "
-            f"(the threshold is {_ago(limit)}).",
+            f"Queue {depth.queue!r}: a job due {_span(depth.oldest_wait)} ago has not started "
+            f"(the threshold is {_span(limit)}).",
             links.waiting(depth.queue, due_before=now - limit),
         )
         for depth in depths
@@ -170,10 +170,5 @@ def _long_waits(depths: Iterable[stats.QueueDepth]) -> list[Alert]:
     ]
 
 
-def _ago(span: datetime.timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+def _span(span: datetime.timedelta) -> str:
+    return durations.duration(span.total_seconds(), whole=True)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from djqueue.core import states
 from djqueue.db import broker, series
 from djqueue.db.models import Worker
-from djqueue.ops import stats
+from djqueue.ops import durations, stats
 from tests.factories import JobFactory, StartedJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,6 +147,10 @@ def test_alerts_say_what_needs_a_human(admin_client: Client, settings: Any) -> N
         and "holds 1 job(s)" in alerts["lost-worker"]["text"]
     )
     assert "'t.bad': 12 of 12" in alerts["failure-spike"]["text"]
+    # Lengths of time in the console's words; moments to the second, with the zone.
+    assert "a job due 10 min ago" in alerts["long-wait"]["text"]
+    assert "(the threshold is 1 min)" in alerts["long-wait"]["text"]
+    assert durations.moment(long_ago) in alerts["lost-worker"]["text"]
     assert alerts["no-worker"]["level"] == "error"
     listed = admin_client.get(alerts["lost-worker"]["url"]).context["cl"].result_list
     assert [job.worker for job in listed] == ["gone"]
