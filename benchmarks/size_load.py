@@ -250,11 +250,19 @@ WHERE s.relname = 'djqueue_job'
 """
 
 
+# Autovacuum's cost limit for the job table: the table's own (migration 0026) or 200.
+COST_LIMIT = """
+SELECT COALESCE((SELECT split_part(o, '=', 2)::int FROM unnest(reloptions) AS o
+                 WHERE o LIKE 'autovacuum_vacuum_cost_limit=%%'), 200)
+FROM pg_class WHERE relname = 'djqueue_job'
+"""
+
+
 class Vacuumer(threading.Thread):
     """Autovacuum's work on the job tables of ``databases``, for a server that runs
     without it (a test server may): every few seconds, VACUUM a job table whose dead
-    rows passed autovacuum's trigger, at autovacuum's default pace (cost delay 2 ms,
-    limit 200). Counts the vacuums and their seconds."""
+    rows passed autovacuum's trigger, at autovacuum's pace (cost delay 2 ms, the
+    table's cost limit, no parallel workers). Counts the vacuums and their seconds."""
 
     def __init__(self, databases: list[str], every: float = 5.0) -> None:
         super().__init__(daemon=True)
@@ -268,14 +276,15 @@ class Vacuumer(threading.Thread):
             connections = {name: connect(name) for name in self.databases}
             for db in connections.values():
                 db.execute("SET vacuum_cost_delay = '2ms'")
-                db.execute("SET vacuum_cost_limit = 200")
+                limit = db.execute(COST_LIMIT).fetchone()[0]
+                db.execute("SELECT set_config('vacuum_cost_limit', %s, false)", [str(limit)])
             while not self.stop.wait(self.every):
                 for name, db in connections.items():
                     due = db.execute(DEAD_TRIGGER).fetchone()
                     if due and due[0] and not self.stop.is_set():
                         at, started = time.time(), time.monotonic()
                         self.runs.append((name, at, 0.0))
-                        db.execute("VACUUM djqueue_job")
+                        db.execute("VACUUM (PARALLEL 0) djqueue_job")
                         self.runs[-1] = (name, at, time.monotonic() - started)
         except BaseException as exc:  # reported by size.py at the end
             self.error = exc

@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from djqueue.core import states
@@ -42,3 +43,11 @@ def test_a_job_locked_elsewhere_is_left_for_the_next_prune(other_connection: Any
     other_connection.rollback()
     assert broker.prune(86400, batch=1) == 1
     assert not Job.objects.exists()
+
+
+def test_the_job_table_is_vacuumed_at_ten_times_the_default_pace() -> None:
+    # Migrations 0001 and 0026: vacuum early and fast on the table claims read.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'djqueue_job'")
+        options = set(cursor.fetchone()[0])
+    assert {"autovacuum_vacuum_scale_factor=0.02", "autovacuum_vacuum_cost_limit=2000"} <= options
