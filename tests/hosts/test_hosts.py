@@ -173,6 +173,16 @@ def _cut_and_rescue(lost: Host, feeder: observe.Feeder, figures: dict[str, objec
     figures["seconds until they all ended SUCCESS"] = clock()
     assert rescued, "no job was taken from the host cut off"
     assert all(job.attempt >= 2 for job in rescued), [(job.id, job.attempt) for job in rescued]
+    # Each job's history, as its page shows it, names the attempt lost with the host.
+    lost_there = [
+        job
+        for job in rescued
+        if any(
+            entry["outcome"] == "LOST" and entry["worker"].startswith(observe.prefix(lost))
+            for entry in job.history or []
+        )
+    ]
+    assert lost_there == rescued, [job.history for job in rescued if job not in lost_there]
     return [str(job.id) for job in rescued]
 
 
