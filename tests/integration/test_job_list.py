@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -272,3 +273,24 @@ def test_a_state_most_jobs_never_reach_is_listed_through_its_own_index(state: st
         cursor.execute(f"EXPLAIN {statement}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "djqueue_job_rare_states" in plan and "Sort" not in plan, plan
+
+
+def test_an_enqueued_window_long_ago_is_looked_for_where_it_ends(
+    admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_window, "COSTLY", -1.0)
+    monkeypatch.setattr(job_window, "WINDOW", 3)
+    start = timezone.now().replace(microsecond=0) - datetime.timedelta(days=10)
+    end = start + datetime.timedelta(hours=1)
+    # Jobs sent in that hour: their time-ordered ids come just before its end's.
+    boundary = job_window.sent_before(end.isoformat())
+    assert boundary is not None
+    sent = start + datetime.timedelta(minutes=10)
+    old = [JobFactory(id=uuid.UUID(int=boundary.int - n), enqueued_at=sent) for n in (1, 2, 3)]
+    JobFactory.create_batch(5)  # sent now: the newest window holds none of the old ones
+    page = admin_client.get(
+        reverse(LIST), {"enqueued_at__gte": start.isoformat(), "enqueued_at__lt": end.isoformat()}
+    )
+    assert _shown(page) == {str(job.id) for job in old}
+    shown_end = timezone.localtime(end + job_window.CLOCK_SLACK).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"sent before {shown_end}" in page.content.decode()
