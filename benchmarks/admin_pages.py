@@ -113,7 +113,7 @@ def _recreate_database() -> None:
 
 
 # Built after the fill (faster than row by row), as the migrations define them.
-SEARCH_INDEXES = ("djqueue_job_call_search", "djqueue_job_error_search")
+SEARCH_INDEXES = ("djqueue_job_error_search",)
 
 
 def _fill(rows: int) -> None:

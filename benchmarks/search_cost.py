@@ -1,11 +1,12 @@
-"""What the job list's search indexes cost ``delay()``: enqueue rates with the indexes
-and without them, side by side, in turns.
+"""What the job list's search index costs ``delay()``: enqueue rates with the index
+and without it, side by side, in turns.
 
 Each round sends N jobs one by one with ``noop.delay(i)`` (each its own transaction, as
-a web request would) into an emptied job table, once with the search indexes of
-migration 0023 (``djqueue_job_call_search`` on ``args || kwargs``, and the partial
-``djqueue_job_error_search``, which an enqueue never writes) and once with them dropped,
-in ABBA order so that a drift of the machine weighs on both. It runs in a database of
+a web request would) into an emptied job table, once with the search index of
+migration 0023 (the partial ``djqueue_job_error_search``, which an enqueue never writes;
+the index on arguments it made too was dropped by migration 0027, see
+docs/monitoring.md#search) and once with it dropped, in ABBA order so that a drift of
+the machine weighs on both. It runs in a database of
 its own (``djqueue_bench_search``) and prints each round and the medians.
 
     .venv/bin/python benchmarks/search_cost.py --jobs 20000 --rounds 6
@@ -21,7 +22,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "djqueue_bench_search"
-INDEXES = ("djqueue_job_call_search", "djqueue_job_error_search")
+INDEXES = ("djqueue_job_error_search",)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,17 +82,34 @@ def _plan(term: str) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def test_values_are_found_among_the_newest_jobs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    older = JobFactory(args=[42])
+    newer = [JobFactory(args=[42]), JobFactory(args=[7])]
+    failed = JobFactory(args=[1], state="FAILURE", error_message="42 refused")
+    monkeypatch.setattr(search, "ARGUMENT_WINDOW", 3)
+    assert found("42") == {newer[0].id}
+    # Ids and error text are searched in every job, old or new.
+    assert found(str(older.id)) == {older.id}
+    assert found("42 refused") == {failed.id}
+    monkeypatch.setattr(search, "ARGUMENT_WINDOW", 4)
+    assert found("42") == {older.id, newer[0].id}
+
+
 @pytest.mark.parametrize(
     ("term", "indexes"),
     [
-        ("42", ["djqueue_job_call_search"]),
-        ("order=42", ["djqueue_job_call_search"]),
-        ("refused", ["djqueue_job_call_search", "djqueue_job_error_search"]),
-        ("0a1b2c", ["djqueue_job_pkey", "djqueue_job_call_search", "djqueue_job_error_search"]),
+        ("42", ["djqueue_job_pkey"]),
+        ("order=42", ["djqueue_job_pkey"]),
+        ("refused", ["djqueue_job_pkey", "djqueue_job_error_search"]),
+        ("0a1b2c", ["djqueue_job_pkey", "djqueue_job_error_search"]),
     ],
 )
-def test_every_part_of_a_search_is_served_by_an_index(term: str, indexes: list[str]) -> None:
+def test_every_part_of_a_search_is_served_by_an_index(
+    term: str, indexes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     JobFactory.create_batch(3, state="FAILURE", error_message="Connection refused")
+    # Values are read among the newest jobs: a range of the primary key.
+    monkeypatch.setattr(search, "ARGUMENT_WINDOW", 2)
     plan = _plan(term)
     assert "Seq Scan" not in plan, plan
     for index in indexes:

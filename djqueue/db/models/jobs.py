@@ -37,8 +37,7 @@ RARE_STATES = sorted(
 def call_values() -> CombinedExpression:
     """A job's arguments and keyword arguments as one JSON array (``args || kwargs``:
     the arguments, then the keyword arguments as one object), which the job list's
-    search matches by value (:mod:`djqueue.db.search`) through the GIN index
-    ``djqueue_job_call_search`` on exactly this expression (migration 0023)."""
+    search matches by value among the newest jobs (:mod:`djqueue.db.search`)."""
     return CombinedExpression(F("args"), "||", F("kwargs"), output_field=models.JSONField())
 
 
@@ -197,10 +196,10 @@ class Job(models.Model):
                 condition=Q(workflow__isnull=False),
                 name="djqueue_job_parent",
             ),
-            # Search by argument value and in error text (djqueue_job_call_search and
-            # djqueue_job_error_search, on call_values() and error_text()) are made by
-            # migration 0023 in SQL: an operator class on an expression needs
-            # django.contrib.postgres in INSTALLED_APPS to be declared here.
+            # Search in error text (djqueue_job_error_search, on error_text()) is made
+            # by migration 0023 in SQL: an operator class on an expression needs
+            # django.contrib.postgres in INSTALLED_APPS to be declared here. (The
+            # index on arguments it made too is dropped by migration 0027.)
         ]
         constraints = [
             # Unique jobs: the arbiter of enqueue's INSERT ... ON CONFLICT. Only waiting
