@@ -99,7 +99,9 @@ def test_events_show_a_job_start_as_the_worker_records_it(workers: Workers) -> N
     workers.start("-P", "threads", "-c", "1")
     out = StringIO()
     tail = _tail(out, "--count", "4")
-    running = tasks.sleep.delay(30)
+    # spin: a Python loop, which a revoke ends at once in the threads pool (a sleep
+    # would run its 30 s out first).
+    running = tasks.spin.delay(30)
     wait_until(lambda: "task-started" in out.getvalue(), 30, "the start to be printed")
     # Printed while the job runs: from the worker's notification, not from its end.
     assert Job.objects.get(pk=running.id).state == "STARTED"
