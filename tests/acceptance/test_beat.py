@@ -67,7 +67,7 @@ def gaps(found: list[datetime.datetime]) -> list[datetime.timedelta]:
 
 @pytest.mark.parametrize(
     "phase",
-    [8, pytest.param(30, marks=pytest.mark.soak, id="a-minute")],
+    [4, pytest.param(30, marks=pytest.mark.soak, id="a-minute")],
     ids=lambda seconds: f"{seconds}s",
 )
 def test_three_schedulers_fire_every_slot_once_across_a_leader_kill(

@@ -9,15 +9,18 @@ from djqueue.db.models import Job
 from tests.acceptance.conftest import Workers, wait_until
 from tests.testapp import tasks
 
-JOBS = 2000
+JOBS = 1000
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_run_each_job_exactly_once(workers: Workers, run_table: str) -> None:
     tasks.record_run.delay_many([()] * JOBS)
-    # threads: the pid a job records is its worker's (prefork records the child's).
-    first = workers.start("-P", "threads", "-c", "4")
-    second = workers.start("-P", "threads", "-c", "4")
+    # threads: the pid a job records is its worker's (prefork records the child's). Both
+    # start at once, so that neither has the backlog to itself for a while.
+    first = workers.start("-P", "threads", "-c", "4", wait_ready=False)
+    second = workers.start("-P", "threads", "-c", "4", wait_ready=False)
+    first.wait_for_log(" ready: pool=")
+    second.wait_for_log(" ready: pool=")
 
     wait_until(
         lambda: Job.objects.filter(state="SUCCESS").count() == JOBS,
