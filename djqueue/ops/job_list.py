@@ -80,7 +80,9 @@ class JobPaginator(Paginator):  # type: ignore[type-arg]
 
     @cached_property
     def num_pages(self) -> int:
-        return min(super().num_pages, COUNT_LIMIT // self.per_page)
+        # The first page always exists (empty, or cut at the limit): Django answers a
+        # page past num_pages with an error page.
+        return max(1, min(super().num_pages, COUNT_LIMIT // self.per_page))
 
     @property
     def more(self) -> bool:
