@@ -5,7 +5,7 @@ marked ``pgbouncer(full=True)`` too, ``--failover-full`` those marked
 ``failover(full=True)``, and ``--hosts-full`` those marked ``hosts(full=True)`` (the
 worker hosts suite, ``tests/hosts``, on four hosts).
 
-Tests that commit are followed by ``DELETE`` rather than Django's ``TRUNCATE``
+After a test that commits, only the tables in use are truncated, not every table
 (tests/emptying.py says why)."""
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ collect_ignore = ["celery_project"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _empty_tables_by_delete() -> Iterator[None]:
-    """Django's flush after each test that commits deletes rows (tests/emptying.py)."""
+def _truncate_tables_in_use() -> Iterator[None]:
+    """Django's flush after each test that commits truncates only the tables in use."""
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
-            DatabaseOperations, "sql_flush", emptying.deleting_flush(DatabaseOperations.sql_flush)
+            DatabaseOperations, "sql_flush", emptying.truncating_flush(DatabaseOperations.sql_flush)
         )
         yield
 
