@@ -1,7 +1,6 @@
 """The admin's job list (docs/monitoring.md#the-job-list): dense columns, filters that
-stay cheap on a big table, search through the indexes of :mod:`djqueue.db.search`, and a
-count that never reads more than COUNT_LIMIT rows.
-"""
+stay cheap on a big table, search through :mod:`djqueue.db.search`, and a count that
+never reads more than COUNT_LIMIT rows."""
 
 from __future__ import annotations
 
@@ -80,8 +79,7 @@ class JobPaginator(Paginator):  # type: ignore[type-arg]
 
     @cached_property
     def num_pages(self) -> int:
-        # The first page always exists (empty, or cut at the limit): Django answers a
-        # page past num_pages with an error page.
+        # Page 1 always exists: Django answers a page past num_pages with an error page.
         return max(1, min(super().num_pages, COUNT_LIMIT // self.per_page))
 
     @property
