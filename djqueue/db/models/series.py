@@ -12,16 +12,10 @@ from django.db import models
 from djqueue.db.models.fields import BigIntegerArrayField, IntegerArrayField
 
 
-class JobMinute(models.Model):
-    """Jobs of one queue and task that ended one way in one minute.
+class EndedJobs(models.Model):
+    """The columns of a time bucket of ended jobs of one queue, task and outcome: their
+    count, and runtime and wait as sums, maxima and bucket counts (``core.histogram``)."""
 
-    ``outcome`` is SUCCESS, FAILURE or REVOKED (counted at ``finished_at``), or RETRY
-    (counted at the job's latest retry). Runtime (finish minus start) and wait (start
-    minus due time) are kept as sums, maxima and bucket counts (``core.histogram``), for
-    jobs that ran; a job revoked before it ran counts in ``count`` only.
-    """
-
-    minute = models.DateTimeField()
     queue = models.CharField(max_length=100)
     task_name = models.CharField(max_length=255)
     outcome = models.CharField(max_length=8)
@@ -32,6 +26,21 @@ class JobMinute(models.Model):
     wait_sum = models.FloatField(default=0.0)
     wait_max = models.FloatField(null=True)
     wait_buckets = IntegerArrayField(default=list)
+
+    class Meta:
+        abstract = True
+
+
+class JobMinute(EndedJobs):
+    """Jobs of one queue and task that ended one way in one minute.
+
+    ``outcome`` is SUCCESS, FAILURE or REVOKED (counted at ``finished_at``), or RETRY
+    (counted at the job's latest retry). Runtime (finish minus start) and wait (start
+    minus due time) are kept as sums, maxima and bucket counts (``core.histogram``), for
+    jobs that ran; a job revoked before it ran counts in ``count`` only.
+    """
+
+    minute = models.DateTimeField()
 
     class Meta:
         verbose_name = "job minute"
@@ -46,23 +55,13 @@ class JobMinute(models.Model):
         return f"{self.minute:%Y-%m-%d %H:%M} {self.queue} {self.task_name} {self.outcome}"
 
 
-class JobHour(models.Model):
+class JobHour(EndedJobs):
     """The minutes of :class:`JobMinute` added up per hour (same columns, ``hour`` for
     ``minute``), for reads over a day or a week: a week of minutes is some hundred
     thousand rows, of hours some thousands. The rollup rewrites the hours of the minutes
     it writes, from those minutes."""
 
     hour = models.DateTimeField()
-    queue = models.CharField(max_length=100)
-    task_name = models.CharField(max_length=255)
-    outcome = models.CharField(max_length=8)
-    count = models.IntegerField()
-    runtime_sum = models.FloatField(default=0.0)
-    runtime_max = models.FloatField(null=True)
-    runtime_buckets = IntegerArrayField(default=list)
-    wait_sum = models.FloatField(default=0.0)
-    wait_max = models.FloatField(null=True)
-    wait_buckets = IntegerArrayField(default=list)
 
     class Meta:
         verbose_name = "job hour"
