@@ -24,8 +24,9 @@ from django.db import connection
 from tests.acceptance.conftest import Workers
 from tests.chaos import counts
 from tests.chaos.proxy import ChaosProxy
+from tests.figures import Figures
 
-FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
+FIGURES = Figures("chaos figures")
 
 
 @dataclass(frozen=True)
@@ -109,22 +110,12 @@ def scale(pytestconfig: pytest.Config) -> Scale:
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     """A dict the test fills with what it counted; printed at the end of the run."""
-    found: dict[str, Any] = {}
-    request.config.stash.setdefault(FIGURES, []).append((request.node.nodeid, found))
-    return found
+    return FIGURES.record(request)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Print every chaos test's figures."""
-    recorded = config.stash.get(FIGURES, [])
-    if not recorded:
-        return
-    terminalreporter.section("chaos figures")
-    for nodeid, found in recorded:
-        terminalreporter.write_line(nodeid.rpartition("::")[2])
-        for name, value in found.items():
-            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            terminalreporter.write_line(f"    {name:<44} {shown}")
+    FIGURES.print(terminalreporter, config)
 
 
 # Workers, with their logs on failure -------------------------------------------------

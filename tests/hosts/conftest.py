@@ -18,11 +18,12 @@ import pytest
 
 from tests.chaos import cluster as clusters
 from tests.chaos import counts
+from tests.figures import Figures
 from tests.hosts import lab as labs
 from tests.hosts.site import DB, FULL_HOSTS, SMOKE_HOSTS, OnHosts, Site, django_on
 
 LOG_TAIL_LINES = 80
-FIGURES = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
+FIGURES = Figures("worker hosts figures")
 
 
 def full_size(config: pytest.Config) -> bool:
@@ -103,19 +104,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     """A dict the test fills with what it counted; printed at the end of the run."""
-    found: dict[str, Any] = {}
-    request.config.stash.setdefault(FIGURES, []).append((request.node.nodeid, found))
-    return found
+    return FIGURES.record(request)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Print every worker hosts test's figures."""
-    recorded = config.stash.get(FIGURES, [])
-    if not recorded:
-        return
-    terminalreporter.section("worker hosts figures")
-    for nodeid, found in recorded:
-        terminalreporter.write_line(nodeid.rpartition("::")[2])
-        for name, value in found.items():
-            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            terminalreporter.write_line(f"    {name:<44} {shown}")
+    FIGURES.print(terminalreporter, config)
