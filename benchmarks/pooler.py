@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pwd
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import cluster, common  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+# The test suite's private PgBouncer (transaction mode, its own ini, as postgres when root).
+from tests.acceptance.pgbouncer import PgBouncer, program  # noqa: E402
 
 DATABASE = "djqueue_bench_pooler"
 FIGURES = (
@@ -40,85 +40,6 @@ FIGURES = (
     ("latency_p50_ms", "pick-up latency p50 (ms)", "ms"),
     ("latency_p99_ms", "pick-up latency p99 (ms)", "ms"),
 )
-
-_INI = """\
-[databases]
-* = host={host} port={port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {listen_port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {userlist}
-pool_mode = transaction
-default_pool_size = {pool_size}
-max_client_conn = 500
-logfile =
-pidfile =
-ignore_startup_parameters = extra_float_digits
-"""
-
-
-def program() -> str | None:
-    """The pgbouncer program, or None."""
-    return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-
-
-class PgBouncer:
-    """A private PgBouncer in front of ``host:port``, a child of this process."""
-
-    def __init__(self, host: str, port: int, pool_size: int) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="djqueue-bench-pgbouncer-"))
-        self.port = cluster.free_port()
-        userlist = self.root / "userlist.txt"
-        userlist.write_text('"postgres" ""\n')
-        ini = self.root / "pgbouncer.ini"
-        ini.write_text(
-            _INI.format(
-                host=host, port=port, listen_port=self.port, userlist=userlist, pool_size=pool_size
-            )
-        )
-        found = program()
-        assert found is not None
-        command = [found, str(ini)]
-        if os.geteuid() == 0:  # it refuses to run as root
-            pwd.getpwnam("postgres")
-            self.root.chmod(0o755)
-            command = [found, "-u", "postgres", str(ini)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        if not common.wait_until(self._accepts, 15):
-            self.stop()
-            raise RuntimeError("PgBouncer did not start")
-
-    def _accepts(self) -> bool:
-        import psycopg
-
-        try:
-            with psycopg.connect(
-                host="127.0.0.1",
-                port=self.port,
-                user="postgres",
-                dbname="postgres",
-                connect_timeout=2,
-            ) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.OperationalError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        """Stop it (for sure) and delete its directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def bench(options: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
@@ -151,9 +72,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     direct_dsn = f"host={host} port={port} user=postgres dbname={DATABASE}"
     base = {**common.child_env(), "DJQUEUE_BENCH_DB": DATABASE}
     base.pop("DJQUEUE_BENCH_LISTEN_DSN", None)
-    bouncer = PgBouncer(host, port, options.pool_size)
+    bouncer = PgBouncer((host, port), options.pool_size)
     runs: dict[str, list[dict[str, Any]]] = {"direct": [], "pgbouncer": []}
     try:
+        bouncer.start()
         pooled = {
             **base,
             "PGHOST": "127.0.0.1",
