@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 SECRET_KEY = "tests-only-not-secret"
@@ -90,6 +91,13 @@ for _guard in (
 ):
     if f"DJQUEUE_{_guard}" in os.environ:
         DJQUEUE[_guard] = float(os.environ[f"DJQUEUE_{_guard}"])
+# "none" behind a pooler without LISTEN_DSN (tests/acceptance/test_pgbouncer.py).
+if "DJQUEUE_STATEMENT_TIMEOUT_SECONDS" in os.environ:
+    _timeout = os.environ["DJQUEUE_STATEMENT_TIMEOUT_SECONDS"]
+    DJQUEUE["STATEMENT_TIMEOUT_SECONDS"] = None if _timeout == "none" else float(_timeout)
+# A BEAT_SCHEDULE for runbeat processes of a test, as JSON (schedules in seconds).
+if os.environ.get("DJQUEUE_TEST_BEAT_SCHEDULE"):
+    DJQUEUE["BEAT_SCHEDULE"] = json.loads(os.environ["DJQUEUE_TEST_BEAT_SCHEDULE"])
 if "DJQUEUE_PREPARED_STATEMENTS" in os.environ:
     DJQUEUE["PREPARED_STATEMENTS"] = {"true": True, "false": False}.get(
         os.environ["DJQUEUE_PREPARED_STATEMENTS"], os.environ["DJQUEUE_PREPARED_STATEMENTS"]

@@ -4,7 +4,8 @@ Several schedulers may run at once: the one holding the leader lock fires slots,
 others wait to take over (see :class:`djqueue.beat.leadership.Link`). The leader computes each
 task's next slot from its previous slot, fires it when the database's clock reaches it,
 and enqueues its job in the transaction that records the run, under a unique (task, slot)
-constraint. Edits to periodic tasks arrive as notifications, with a polling fallback.
+constraint. Edits to periodic tasks arrive as notifications, with a polling fallback
+(every ``BEAT_MAX_INTERVAL_SECONDS``).
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ class Beat:
             # Start from the database's view: the previous leader moved the slots on.
             self._reload_at = 0.0
             return
-        self._wait(self.follower_retry)
+        self.stop.wait(self.follower_retry)
 
     def _lead(self) -> None:
         if time.monotonic() >= self._reload_at:

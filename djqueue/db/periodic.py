@@ -7,6 +7,7 @@ through :mod:`djqueue.db.broker`, in the transaction that records their run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from djqueue.core import conf, publishing
 from djqueue.core.records import NewJob
-from djqueue.db import broker, sql
+from djqueue.db import broker, sessions, sql
 from djqueue.db.models import PeriodicTask
 
 # Notified (empty payload) whenever a periodic task or a schedule changes.
@@ -68,23 +69,47 @@ def prune_runs(older_than: float) -> int:
         return int(cursor.rowcount)
 
 
-# Leadership (on the scheduler's own psycopg connection) ----------------------------
+# Leadership (on the scheduler's own psycopg connections) ---------------------------
 
 
-def listen(conn: psycopg.Connection[Any]) -> None:
-    """Subscribe ``conn`` to change notifications."""
-    conn.execute(sql.LISTEN)
+def leader_connection() -> psycopg.Connection[Any]:
+    """A connection of the scheduler's own for the leader lock, to ``DATABASES`` (through
+    a transaction-mode pooler too: the lock lives in a transaction, see ``TRY_LEAD``)."""
+    return sessions.connect_database(autocommit=False)
 
 
 def try_lead(conn: psycopg.Connection[Any]) -> bool:
-    """Take the leader lock on ``conn`` if nobody holds it; True if it is now held."""
-    row = conn.execute(sql.TRY_LEAD, [sql.LEADER_LOCK]).fetchone()
-    return bool(row and row[0])
+    """Take the leader lock on ``conn`` if nobody holds it; True if it is now held.
+
+    ``conn`` is not in autocommit mode. When the lock is taken, its transaction stays
+    open (the lock with it) until ``conn`` is rolled back or closed; otherwise it is
+    rolled back at once (a pooler's server connection goes back to its pool).
+    """
+    try:
+        sessions.guard_transaction(conn)
+        row = conn.execute(sql.TRY_LEAD, [sql.LEADER_LOCK]).fetchone()
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    if row and row[0]:
+        return True
+    conn.rollback()
+    return False
 
 
 def ping(conn: psycopg.Connection[Any]) -> None:
-    """Raise psycopg.OperationalError when ``conn`` (so the lock it holds) is gone."""
+    """Raise psycopg.Error when ``conn`` (so the lock its transaction holds) is gone."""
     conn.execute(sql.PING)
+
+
+def listen(conn: psycopg.Connection[Any]) -> None:
+    """Subscribe ``conn`` (in autocommit mode) to change notifications."""
+    conn.execute(sql.LISTEN)
+
+
+def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error):
+        conn.rollback()
 
 
 # Writes of periodic tasks and schedules --------------------------------------------

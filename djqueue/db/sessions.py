@@ -50,6 +50,11 @@ from djqueue.core import conf
 SET_SESSION = (
     "SELECT set_config(name, value, false) FROM unnest(%s::text[], %s::text[]) AS s(name, value)"
 )
+# The same for the current transaction only: they end with it, and so cannot follow a
+# server connection of a transaction-mode pooler into another client's transactions.
+SET_LOCAL = (
+    "SELECT set_config(name, value, true) FROM unnest(%s::text[], %s::text[]) AS s(name, value)"
+)
 
 # Whether the current thread is one of djqueue's own (thread-local; greenlet-local
 # under gevent, whose patching makes threading.local per greenlet).
@@ -126,6 +131,27 @@ def own_thread() -> None:
 def is_own_thread() -> bool:
     """Whether the calling thread called :func:`own_thread`."""
     return bool(getattr(_marks, "own", False))
+
+
+def connect_database(autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A plain psycopg connection to the queue database as ``DATABASES`` configures it
+    (through a pooler if it names one), with the :func:`link_options` it does not set.
+
+    No session settings: see :func:`guard_transaction` for a connection that may go
+    through a transaction-mode pooler.
+    """
+    params = connections[conf.database()].get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    return psycopg.connect(**with_link_options(params), autocommit=autocommit)
+
+
+def guard_transaction(conn: psycopg.Connection[Any]) -> None:
+    """Apply :func:`session_settings` to the transaction ``conn`` is in (or begins):
+    they last until it ends, through a transaction-mode pooler as well."""
+    names, values = _settings_arrays()
+    if names:
+        conn.execute(SET_LOCAL, [names, values])
 
 
 def guard(conn: psycopg.Connection[Any]) -> None:

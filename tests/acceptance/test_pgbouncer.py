@@ -8,7 +8,10 @@ polling fallbacks too.
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -19,9 +22,10 @@ import psycopg
 import pytest
 from django.db import connection
 
+from djqueue.db import sql
 from djqueue.db.models import IntervalSchedule, Job, PeriodicRun, PeriodicTask
 from tests.acceptance import pgbouncer
-from tests.acceptance.conftest import REPO_ROOT, Workers, _free_port, wait_until
+from tests.acceptance.conftest import REPO_ROOT, WorkerProcess, Workers, _free_port, wait_until
 from tests.testapp import tasks
 
 NOOP = "tests.testapp.tasks.noop"
@@ -136,7 +140,8 @@ def test_worker_beat_admin_and_delay_through_pgbouncer_listen_direct(
     # heard on the direct LISTEN_DSN connection.
     env = _through(bouncer, listen_dsn=_direct_dsn(), poll="30")
     worker = workers.start("-P", "threads", "-c", "4", env=env)
-    beat = workers.start(entry=("-m", "django", "runbeat"), prefix="b", wait_ready=False, env=env)
+    # The beat reads the periodic tasks only every 30 s unless a notification wakes it.
+    beat = _beat(workers, env, "--max-interval", "30")
 
     sent = _run_client(workers, env, jobs=50)
     assert sent["prepared"] is False, "auto: LISTEN_DSN is set, so no prepared statements"
@@ -172,6 +177,11 @@ def test_worker_beat_admin_and_delay_through_pgbouncer_listen_direct(
         PeriodicRun.objects.filter(periodic_task=every_second).values_list("slot", flat=True)
     )
     assert len(slots) == len(set(slots))
+    # An edit wakes the leader: heard on its direct LISTEN_DSN connection, not polled.
+    saved = time.monotonic()
+    PeriodicTask.objects.create(name="saved-later", task=NOOP, interval=interval)
+    wait_until(lambda: _runs("saved-later"), 15, "the new task's first run")
+    assert time.monotonic() - saved < 6, "read at the 30 s poll, not woken by NOTIFY"
     for process in (worker, beat):
         assert process.process.poll() is None
         assert "Traceback" not in process.log(), process.log()
@@ -217,3 +227,117 @@ def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
     assert worker.process.poll() is None
     if listen == "unreachable":
         assert "Cannot LISTEN" in worker.log()
+
+
+# runbeat through the pooler -----------------------------------------------------------
+
+LEADER = "is now the leader"
+TICK = "pooled-tick"
+
+
+def _beat(workers: Workers, env: dict[str, str], *args: str) -> WorkerProcess:
+    return workers.start(
+        *args, entry=("-m", "django", "runbeat"), prefix="b", wait_ready=False, env=env
+    )
+
+
+def _runs(name: str) -> list[datetime.datetime]:
+    """The slots sent for periodic task ``name``, in order."""
+    return list(
+        PeriodicRun.objects.filter(periodic_task__name=name)
+        .order_by("slot")
+        .values_list("slot", flat=True)
+    )
+
+
+def _leader_locks() -> int:
+    """How many sessions of the test database hold the scheduler's leader lock."""
+    key = sql.LEADER_LOCK
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            [key >> 32, key & 0xFFFF_FFFF],
+        )
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "listen", ["unset", pytest.param("unreachable", marks=pytest.mark.pgbouncer(full=True))]
+)
+def test_beat_without_a_direct_listen_connection_leads_once_and_polls_for_edits(
+    bouncer: pgbouncer.PgBouncer, workers: Workers, listen: str
+) -> None:
+    """Two ``runbeat`` through the pooler, ``LISTEN_DSN`` unset (or unreachable).
+
+    One leads and the other waits: the leader lock lives in a transaction, which keeps
+    its server connection, so the follower's attempts (on other server connections,
+    or on the same one once the leader is gone) cannot take it too. BEAT_SCHEDULE is
+    synced and fired; a task saved in the database is found by the polling fallback
+    within ``--max-interval``; after kill -9 of the leader its lock is gone from the
+    server and the follower takes over.
+    """
+    max_interval = 2.0
+    dsn = "" if listen == "unset" else f"host=127.0.0.1 port={_free_port()} user=postgres"
+    schedule = {TICK: {"task": NOOP, "schedule": 1, "catch_up": "all"}}
+    env = {
+        **_through(bouncer, listen_dsn=dsn),
+        # What docs/deployment.md says to set without LISTEN_DSN.
+        "DJQUEUE_PREPARED_STATEMENTS": "false",
+        "DJQUEUE_STATEMENT_TIMEOUT_SECONDS": "none",
+        "DJQUEUE_TEST_BEAT_SCHEDULE": json.dumps(schedule),
+    }
+    beats = [_beat(workers, env, "--max-interval", str(max_interval)) for _ in range(2)]
+    for beat in beats:
+        beat.wait_for_log("ready: waiting to lead")
+    leaders = wait_until(lambda: _leading(beats), 30, "a leader")
+    assert len(leaders) == 1, "both schedulers lead"
+    [leader] = leaders
+    [follower] = [beat for beat in beats if beat is not leader]
+    # BEAT_SCHEDULE was synced; its slots are sent, while the follower keeps trying
+    # (every second) and failing to lead.
+    wait_until(lambda: len(_runs(TICK)) >= 4, 30, "four slots of the BEAT_SCHEDULE entry")
+    assert LEADER not in follower.log(), follower.log()
+    assert _leader_locks() == 1
+
+    # An edit in the database, with nobody to hear its notification: the leader reads
+    # the periodic tasks again within --max-interval.
+    interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    saved = time.monotonic()
+    PeriodicTask.objects.create(name="saved-later", task=NOOP, interval=interval)
+    wait_until(lambda: _runs("saved-later"), max_interval + 10, "the new task's first run")
+    # Its first slot falls a second after it was saved; the leader read it at its next
+    # poll, at most --max-interval later (plus a loaded machine's delay).
+    assert time.monotonic() - saved <= 1 + max_interval + 3
+
+    leader.send(signal.SIGKILL)
+    leader.wait_exit(10)
+    killed_at = time.monotonic()
+    # The pooler closed the leader's server connection with its transaction: the lock
+    # is free at once, for the follower, not left behind on a pooled connection.
+    follower.wait_for_log(LEADER, timeout=20)
+    takeover = time.monotonic() - killed_at
+    sent = len(_runs(TICK))
+    wait_until(lambda: len(_runs(TICK)) >= sent + 2, 20, "the new leader to send slots")
+    assert _leader_locks() == 1
+    follower.kill()
+    wait_until(lambda: _leader_locks() == 0, 10, "the leader lock to be released")
+    # No session setting of the schedulers' stayed behind on the pooler's connections.
+    assert _server_settings(bouncer, "statement_timeout") == {"0"}
+
+    # "all": the new leader caught up from the last slot recorded: every second once.
+    found = _runs(TICK)
+    assert len(set(found)) == len(found)
+    assert {b - a for a, b in itertools.pairwise(found)} == {datetime.timedelta(seconds=1)}
+    assert takeover < 10, takeover
+    for beat in beats:
+        assert "Traceback" not in beat.log(), beat.log()
+    if listen == "unreachable":
+        assert "cannot LISTEN for changes to periodic tasks" in leader.log()
+
+
+def _leading(beats: list[WorkerProcess]) -> list[WorkerProcess]:
+    return [beat for beat in beats if beat.process.poll() is None and LEADER in beat.log()]

@@ -16,7 +16,7 @@ from django.test import override_settings
 
 from djqueue.beat import beat_schedule, entries, leadership
 from djqueue.core import schedules
-from djqueue.db import broker
+from djqueue.db import broker, sql
 from djqueue.db.models import CrontabSchedule, IntervalSchedule, Job, PeriodicRun, PeriodicTask
 
 UTC = datetime.UTC
@@ -270,6 +270,29 @@ def test_one_leader_at_a_time_and_a_follower_takes_over() -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_leader_lock_lives_in_a_transaction_that_holds_back_no_vacuum() -> None:
+    link = leadership.Link()
+    try:
+        assert link.try_lead()
+        link.check()
+        key = sql.LEADER_LOCK
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT a.state, a.backend_xmin IS NULL, a.xact_start IS NOT NULL"
+                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s"
+                " AND l.objid = %s AND l.objsubid = 1 AND a.datname = current_database()",
+                [key >> 32, key & 0xFFFF_FFFF],
+            )
+            held = cursor.fetchall()
+        # A transaction (so it keeps its server connection through a pooler) with no
+        # snapshot between its statements.
+        assert held == [("idle in transaction", True, True)]
+    finally:
+        link.close()
 
 
 @pytest.mark.django_db

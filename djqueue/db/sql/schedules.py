@@ -12,14 +12,24 @@ SYNC_LOCK = 0x646A_7175_7379_6E63  # "djqusync"
 # Subscribes the scheduler's own connection to change notifications.
 LISTEN = f"LISTEN {CHANNEL}"
 
-# Checks that the scheduler's connection (which holds the leader lock) is alive.
+# Checks that the leader's transaction (which holds the leader lock) is alive.
 PING = "SELECT 1"
 
-# The leader lock is a session-level advisory lock on the scheduler's own connection:
-# held for as long as that connection lives, and released by the server when it ends,
-# however it ends (kill -9 included), so a follower's next attempt succeeds. "try" never
-# waits, so followers stay responsive to shutdown.
-TRY_LEAD = "SELECT pg_try_advisory_lock(%s)"
+# The leader lock is a transaction-level advisory lock, taken in a transaction that the
+# leader keeps open for as long as it leads, on a connection of its own. Not a
+# session-level one: through a transaction-mode pooler (PgBouncer) a session is a
+# server connection that passes from client to client between transactions, so a
+# session lock would stay behind for the pooler's next client when the leader dies,
+# and a second scheduler handed the same server connection would take it again (an
+# advisory lock is re-entrant within a session): two leaders. An open transaction keeps
+# its server connection, through a pooler too, and ends when the leader's connection
+# does, however it ends (kill -9 included): the server (or the pooler, which closes a
+# server connection whose client left mid-transaction) rolls it back and the lock is
+# free for a follower's next attempt. The transaction writes nothing and, at READ
+# COMMITTED, holds no snapshot between statements, so it holds back no vacuum. It
+# conflicts with the session-level lock of earlier versions (same key), so a rolling
+# upgrade keeps one leader. "try" never waits, so followers stay responsive to shutdown.
+TRY_LEAD = "SELECT pg_try_advisory_xact_lock(%s)"
 
 # Serializes BEAT_SCHEDULE syncs of schedulers starting together, so that two of them
 # never both create the same periodic task; released at the end of the transaction.
