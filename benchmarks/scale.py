@@ -193,14 +193,6 @@ def pgbouncer(part: Part) -> None:
 
 # Size -----------------------------------------------------------------------------------
 
-# A small table for --quick; the full run takes size.py's own defaults (10 M + 1 M).
-SIZE_QUICK = [
-    "--finished", "300000", "--waiting", "30000", "--history-rate", "2000",
-    "--backlog", "50000", "--prune-seconds", "30", "--xmin-hold", "30",
-    "--xmin-around", "20", "--xmin-rate", "500", "--partition-rows", "20000",
-    "--jobs", "5000", "--rounds", "1", "--latency-jobs", "50",
-]  # fmt: skip
-
 
 def size(part: Part) -> None:
     if not (ROOT / "benchmarks" / "size.py").exists():
@@ -208,7 +200,8 @@ def size(part: Part) -> None:
         return
     command = [sys.executable, "benchmarks/size.py", "--databases", "bench_scale_size"]
     if part.options.quick:
-        command += SIZE_QUICK
+        # A small table; the full run takes size.py's own defaults (10 M + 1 M).
+        command.append("--quick")
     code, figures = part.json_of(command, "size")
     part.raw = {"exit": code, "figures": figures}
     if not figures:

@@ -1,7 +1,11 @@
 """djqueue on a big job table: drain, pick-up, pruning and a held-back vacuum, measured.
 
     .venv/bin/python benchmarks/size.py                       # 10 M finished + 1 M waiting
-    .venv/bin/python benchmarks/size.py --finished 1000000 --waiting 100000 --quick
+    .venv/bin/python benchmarks/size.py --quick               # minutes: 300 k + 30 k
+    .venv/bin/python benchmarks/size.py --quick --finished 1000000 --waiting 100000
+
+``--quick`` takes the small sizes and short phases of :data:`QUICK` for every option not
+given on the command line (``benchmarks/scale.py --quick`` runs it so).
 
 Two databases of its own: ``bench_size_empty`` (an empty job table) and
 ``bench_size_full`` (filled on the server with ``--finished`` jobs finished at
@@ -40,10 +44,28 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+# --quick: a small table and short phases, in minutes (options given still win).
+QUICK: dict[str, Any] = {
+    "finished": 300_000,
+    "waiting": 30_000,
+    "history_rate": 2_000,
+    "backlog": 50_000,
+    "prune_seconds": 30,
+    "xmin_hold": 30,
+    "xmin_around": 20,
+    "xmin_rate": 500,
+    "partition_rows": 20_000,
+    "jobs": 5_000,
+    "rounds": 1,
+    "latency_jobs": 50,
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
+    add("--quick", action="store_true", help="small sizes and short phases (see QUICK)")
     add("--finished", type=int, default=10_000_000, help="finished jobs in the full table")
     add("--waiting", type=int, default=1_000_000, help="waiting jobs in the full table")
     add("--history-rate", type=float, default=10_000, help="new history, jobs/s (10000)")
@@ -69,7 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--databases", default="bench_size", help="prefix of the two databases' names")
     add("--timeout", type=float, default=600, help="seconds per drain (600)")
     add("--json", type=Path, help="also write every figure to this file")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.quick:
+        # As defaults, so that an option given on the command line keeps its value.
+        parser.set_defaults(**QUICK)
+        options = parser.parse_args(argv)
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from benchmarks import ceiling, load, scale
+from benchmarks import ceiling, load, scale, size
 
 
 class Instant:
@@ -178,3 +178,11 @@ def test_the_scale_table_has_a_column_for_each_peer() -> None:
         "note",
     ]
     assert lines[2].split()[-4:] == ["500", "100", "100", "-"]
+
+
+def test_size_quick_takes_small_sizes_and_keeps_the_options_given() -> None:
+    full, quick = size.parse_args([]), size.parse_args(["--quick"])
+    assert (full.finished, full.waiting) == (10_000_000, 1_000_000)
+    assert {name: getattr(quick, name) for name in size.QUICK} == size.QUICK
+    given = size.parse_args(["--quick", "--finished", "1000000", "--waiting", "100000"])
+    assert (given.finished, given.waiting, given.jobs) == (1_000_000, 100_000, 5_000)
