@@ -33,6 +33,9 @@ from djqueue.db import control as wire
 # Seconds a one-shot command stays valid for a worker that has not read it yet (one
 # that missed the notification reads it at its next heartbeat).
 ONE_SHOT_SECONDS = 60.0
+# Longest wait between two readings of the replies: a reply whose notification never
+# comes (LISTEN through a transaction-mode pooler) is still seen soon after it is written.
+REPLY_READ_SECONDS = 0.25
 # Most jobs listed per worker by active/reserved/scheduled/revoked.
 LIST_LIMIT = 1000
 # The levels log_level() takes, as runworker's --loglevel.
@@ -451,7 +454,7 @@ def _gather(
             return [{name: answer} for name, answer in replies.items()]
         if not expected:
             return []
-        exchange.wait(left)
+        exchange.wait(min(left, REPLY_READ_SECONDS))
 
 
 def _destination(destination: Destination) -> list[str] | None:

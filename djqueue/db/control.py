@@ -8,13 +8,16 @@ checks that too (:mod:`djqueue.runtime.remote`).
 
 The sender uses a connection of its own (:class:`Exchange`): a command sent inside the
 caller's transaction would reach no worker before that transaction commits, and
-waiting there for replies would wait for nothing.
+waiting there for replies would wait for nothing. It is a ``LISTEN_DSN`` connection
+when that is set; when it cannot be reached, one to ``DATABASES`` carries the command
+all the same, and the replies are read without notifications.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +27,10 @@ import psycopg
 from django.db import connections, transaction
 
 from djqueue.core import conf
-from djqueue.db import listener, workers
+from djqueue.db import listener, sessions, workers
 from djqueue.db.sql import parts
+
+logger = logging.getLogger("djqueue.control")
 
 CHANNEL = listener.CONTROL_CHANNEL
 REPLY_CHANNEL = "djqueue_control_reply"
@@ -115,7 +120,7 @@ class Exchange:
     """A sender's own connection: writes commands, waits for and reads replies."""
 
     def __init__(self) -> None:
-        self.conn: psycopg.Connection[Any] = listener.connect()
+        self.conn: psycopg.Connection[Any] = _connect()
         self._listening = False
 
     def __enter__(self) -> Exchange:
@@ -168,6 +173,20 @@ class Exchange:
         """Return when a reply was announced, or after ``timeout`` seconds."""
         for _ in self.conn.notifies(timeout=max(0.0, timeout), stop_after=1):
             pass
+
+
+def _connect() -> psycopg.Connection[Any]:
+    try:
+        return listener.connect()
+    except psycopg.OperationalError as exc:
+        if not conf.get("LISTEN_DSN"):
+            raise
+        logger.warning(
+            "Cannot reach LISTEN_DSN (%s); sending the command through DATABASES, "
+            "replies are read without notifications.",
+            " ".join(str(exc).split()),
+        )
+        return sessions.connect_database()
 
 
 def pending(worker: str) -> list[Command]:

@@ -104,6 +104,22 @@ def _run_client(workers: Workers, env: dict[str, str], jobs: int) -> dict[str, A
     return found
 
 
+def _cli(workers: Workers, env: dict[str, str], *args: str) -> tuple[str, float]:
+    """Run ``manage.py djqueue ARGS`` as a process like the workers'; its output and
+    how long it took."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "djqueue", *args],
+        cwd=REPO_ROOT,
+        env=workers._env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, time.monotonic() - started
+
+
 def _through(
     bouncer: pgbouncer.PgBouncer, listen_dsn: str = "", poll: str = "0.5"
 ) -> dict[str, str]:
@@ -152,6 +168,12 @@ def test_worker_beat_admin_and_delay_through_pgbouncer_listen_direct(
     assert sorted(
         Job.objects.filter(id__in=sent["ids"]).values_list("result", flat=True)
     ) == sorted([2 * i for i in range(50)] + [i + 1 for i in range(50)])
+
+    # The console through the pooler: the live worker, and its answer to a ping.
+    status, _ = _cli(workers, env, "status")
+    assert "Workers alive: 1" in status and worker.hostname in status, status
+    pong, _ = _cli(workers, env, "ping")
+    assert f"{worker.hostname}." in pong and "pong" in pong, pong
 
     # Pick-up by notification, not by the 30 s poll.
     late = tasks.add.delay(20, 22)
@@ -227,6 +249,12 @@ def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
     assert worker.process.poll() is None
     if listen == "unreachable":
         assert "Cannot LISTEN" in worker.log()
+    # No notification carries a ping or its answer: the worker reads the command at its
+    # next heartbeat (0.5 s here), and the sender reads the replies until they are all
+    # in, well before its timeout.
+    pong, took = _cli(workers, env, "ping", "--timeout", "30")
+    assert f"{worker.hostname}." in pong and "pong" in pong, pong
+    assert took < 15, f"the replies were read only at the timeout ({took:.1f}s)"
 
 
 # runbeat through the pooler -----------------------------------------------------------
