@@ -213,13 +213,15 @@ class Beat:
         self.stop.wait(self.follower_retry)
 
     def _lead(self) -> None:
+        # Still the leader? A process that was frozen may have lost the lock meanwhile:
+        # it finds out before it fires anything.
+        self.link.check()
         if time.monotonic() >= self._reload_at:
             self.scheduler.load()
             self._reload_at = time.monotonic() + self.max_interval
         now = self.clock()
         upcoming = self.scheduler.tick(now)
         self._prune()
-        self.link.check()
         delay = self._reload_at - time.monotonic()
         if upcoming is not None:
             delay = min(delay, (upcoming - now).total_seconds())

@@ -45,7 +45,7 @@ server_login_retry = 1
 logfile =
 pidfile =
 ignore_startup_parameters = extra_float_digits
-"""
+{extra}"""
 
 
 def program() -> str | None:
@@ -78,9 +78,16 @@ def version() -> tuple[int, int]:
 class PgBouncer:
     """One running PgBouncer; see the module."""
 
-    def __init__(self, upstream: tuple[str, int] = UPSTREAM, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int] = UPSTREAM,
+        pool_size: int = POOL_SIZE,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.pool_size = pool_size
+        # More [pgbouncer] settings, such as idle_transaction_timeout.
+        self.settings = settings or {}
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="djqueue-pgbouncer-"))
         self.log_path = self.root / "pgbouncer.log"
@@ -100,6 +107,7 @@ class PgBouncer:
                 listen_port=self.port,
                 userlist=userlist,
                 pool_size=self.pool_size,
+                extra="".join(f"{name} = {value}\n" for name, value in self.settings.items()),
             )
         )
         command = [found, str(ini)]
@@ -148,9 +156,12 @@ class PgBouncer:
 
 
 @contextlib.contextmanager
-def running(upstream: tuple[str, int] = UPSTREAM) -> Iterator[PgBouncer]:
-    """A started PgBouncer in front of ``upstream``, stopped on the way out."""
-    bouncer = PgBouncer(upstream)
+def running(
+    upstream: tuple[str, int] = UPSTREAM, settings: dict[str, str] | None = None
+) -> Iterator[PgBouncer]:
+    """A started PgBouncer in front of ``upstream`` (with more ``settings``), stopped on
+    the way out."""
+    bouncer = PgBouncer(upstream, settings=settings)
     try:
         bouncer.start()
         yield bouncer

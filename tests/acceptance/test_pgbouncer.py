@@ -369,3 +369,52 @@ def test_beat_without_a_direct_listen_connection_leads_once_and_polls_for_edits(
 
 def _leading(beats: list[WorkerProcess]) -> list[WorkerProcess]:
     return [beat for beat in beats if beat.process.poll() is None and LEADER in beat.log()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.pgbouncer(full=True)
+def test_a_frozen_leader_loses_the_lead_to_pgbouncers_idle_transaction_timeout(
+    workers: Workers,
+) -> None:
+    """docs/deployment.md: behind PgBouncer, its ``idle_transaction_timeout`` frees the
+    lock of a leader that stopped answering (SIGSTOP here; a vanished host alike), since
+    a live leader's transaction is never idle for long."""
+    reason = pgbouncer.unavailable()
+    if reason:
+        pytest.skip(f"no PgBouncer: {reason}")
+    with pgbouncer.running(settings={"idle_transaction_timeout": "3"}) as bouncer:
+        env = {
+            **_through(bouncer),
+            "DJQUEUE_PREPARED_STATEMENTS": "false",
+            "DJQUEUE_STATEMENT_TIMEOUT_SECONDS": "none",
+            "DJQUEUE_TEST_BEAT_SCHEDULE": json.dumps(
+                {TICK: {"task": NOOP, "schedule": 1, "catch_up": "all"}}
+            ),
+        }
+        beats = [_beat(workers, env) for _ in range(2)]
+        leaders = wait_until(lambda: _leading(beats), 60, "a leader")
+        assert len(leaders) == 1, "both schedulers lead"
+        [leader] = leaders
+        [follower] = [beat for beat in beats if beat is not leader]
+        # Longer than the timeout: a live leader keeps its transaction busy.
+        wait_until(lambda: len(_runs(TICK)) >= 5, 30, "five slots under the first leader")
+        assert LEADER not in follower.log()
+
+        leader.send(signal.SIGSTOP)
+        follower.wait_for_log(LEADER, timeout=30)
+        sent = len(_runs(TICK))
+        wait_until(lambda: len(_runs(TICK)) >= sent + 2, 20, "the new leader to send slots")
+        leader.send(signal.SIGCONT)
+        # Woken, the old leader finds its transaction gone before it fires anything.
+        leader.wait_for_log("no longer leading", timeout=30)
+        log = leader.log()
+        assert log.rindex("Sent ") < log.index("no longer leading"), log
+        sent = len(_runs(TICK))
+        wait_until(lambda: len(_runs(TICK)) >= sent + 2, 20, "more slots")
+        assert _leader_locks() == 1
+        assert leader.log().count(LEADER) == 1, leader.log()
+        for beat in beats:
+            beat.kill()
+    found = _runs(TICK)
+    assert len(set(found)) == len(found)
+    assert {b - a for a, b in itertools.pairwise(found)} == {datetime.timedelta(seconds=1)}
