@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from djqueue.core import conf, states
-from djqueue.db import reconnect, schema, waiters
+from djqueue.db import guard, waiters
 from djqueue.db.models import Job
 
 logger = logging.getLogger("djqueue.results")
@@ -113,7 +113,7 @@ class _Dispatcher:
 
 def _finished(batch: Sequence[_Pending]) -> set[uuid.UUID]:
     wanted = list(set().union(*(p.job_ids for p in batch)))
-    with schema.translated(), reconnect.reconnecting():
+    with guard.statements():
         jobs = Job.objects.using(conf.database()).filter(pk__in=wanted, state__in=states.READY)
         return set(jobs.values_list("id", flat=True))
 

@@ -17,7 +17,7 @@ from djqueue.client import joining, promises, result_rows, unfinished
 from djqueue.client.identity import ById
 from djqueue.client.typevars import R_co
 from djqueue.core import conf, exceptions, ids, signums, states
-from djqueue.db import broker, models, reconnect, schema, waiters
+from djqueue.db import broker, guard, models, waiters
 from djqueue.db.models import Job
 from djqueue.db.sql import parts
 
@@ -46,7 +46,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
     # Reading --------------------------------------------------------------------
 
     def _row(self, fields: Sequence[str] = result_rows.FIELDS) -> dict[str, Any]:
-        with schema.translated(), reconnect.reconnecting():
+        with guard.statements():
             jobs = Job.objects.using(conf.database())
             row = jobs.filter(pk=self._uuid).values(*fields).first()
         if row is None:
@@ -58,13 +58,13 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
 
     def exists(self) -> bool:
         """Whether the job's row exists (it was sent and is not forgotten or pruned)."""
-        with schema.translated(), reconnect.reconnecting():
+        with guard.statements():
             return Job.objects.using(conf.database()).filter(pk=self._uuid).exists()
 
     @property
     def job(self) -> Job:
         """The job's model instance, freshly read."""
-        with schema.translated(), reconnect.reconnecting():
+        with guard.statements():
             return Job.objects.using(conf.database()).get(pk=self._uuid)
 
     @property
@@ -152,7 +152,7 @@ class AsyncResult(ById, states.StateQueries, Generic[R_co]):
         """The jobs this one started, in the order they were sent, as Celery lists them:
         jobs sent from its task while it ran, the next step of its chain once this one
         released it, and its link callbacks once it succeeded (not its errbacks)."""
-        with schema.translated(), reconnect.reconnecting():
+        with guard.statements():
             started = (
                 Job.objects.using(conf.database())
                 .filter(workflow__isnull=False)
@@ -353,7 +353,7 @@ def _leaves(node: Any) -> Iterator[AsyncResult[Any]]:
 def _raise_failed(nodes: list[list[AsyncResult[Any]]]) -> None:
     """Raise the error of the earliest failed or revoked job of ``nodes``, if any."""
     wanted = [job._uuid for node in nodes for job in node]
-    with schema.translated(), reconnect.reconnecting():
+    with guard.statements():
         rows = Job.objects.using(conf.database()).filter(
             pk__in=wanted, state__in=result_rows.RAISING
         )

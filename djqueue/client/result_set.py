@@ -15,7 +15,7 @@ from typing import Any
 from djqueue.client import joining, promises, result_rows, unfinished
 from djqueue.client.result import AsyncResult
 from djqueue.core import conf, exceptions, ids, signums, states
-from djqueue.db import broker, reconnect, waiters
+from djqueue.db import broker, guard, waiters
 from djqueue.db.models import Group, Job
 
 
@@ -86,7 +86,7 @@ class ResultSet:
     def _rows(self, wanted: list[uuid.UUID] | None = None) -> dict[uuid.UUID, dict[str, Any]]:
         wanted = self._uuids() if wanted is None else wanted
         found: dict[uuid.UUID, dict[str, Any]] = {}
-        with reconnect.reconnecting():
+        with guard.statements():
             for start in range(0, len(wanted), 5000):
                 rows = Job.objects.using(conf.database()).filter(
                     pk__in=wanted[start : start + 5000]

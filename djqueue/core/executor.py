@@ -7,7 +7,6 @@ the log line that report it are in ``reporting``; the request is built in ``job_
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
@@ -69,7 +68,7 @@ def execute(job: ClaimedJob, *, is_eager: bool = False, call: Call = _direct) ->
     """
     started = time.perf_counter()
     outcome = _execute(job, is_eager, call)
-    outcome = dataclasses.replace(outcome, runtime=time.perf_counter() - started)
+    outcome = outcome.timed(time.perf_counter() - started)
     reporting.log(outcome, reporting.expected_failure(outcome), options.read(job.workflow).shadow)
     return outcome
 
@@ -110,7 +109,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
         emit(
             signals.task_prerun,
             task,
-            task_id=str(job.id),
+            task_id=request.id,
             task=task,
             args=args,
             kwargs=kwargs,
@@ -122,7 +121,7 @@ def _execute(job: ClaimedJob, is_eager: bool, call: Call) -> Outcome:
         emit(
             signals.task_postrun,
             task,
-            task_id=str(job.id),
+            task_id=request.id,
             task=task,
             args=args,
             kwargs=kwargs,

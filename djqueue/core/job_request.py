@@ -27,8 +27,11 @@ def build(
     None when its name is not registered here (a signal about it is still sent, with what
     the row says)."""
     carried = options.read(job.workflow)
+    job_id = str(job.id)
+    # A plain job (no workflow, no per-call options) carries nothing to read.
+    plain = carried is options.NOTHING
     return context.Request(
-        id=str(job.id),
+        id=job_id,
         task=job.task_name,
         args=tuple(args),
         kwargs=kwargs,
@@ -41,9 +44,9 @@ def build(
         hostname=job.worker,
         is_eager=is_eager,
         expires=job.expires_at.isoformat() if job.expires_at is not None else None,
-        root_id=str(carried.root_id or job.id),
-        parent_id=_text_id(carried.parent_id),
-        group=_text_id(carried.group),
+        root_id=job_id if carried.root_id is None else str(carried.root_id),
+        parent_id=None if plain else _text_id(carried.parent_id),
+        group=None if plain else _text_id(carried.group),
         chain=carried.chain or None,
         callbacks=carried.callbacks or None,
         errbacks=carried.errbacks or None,
@@ -55,7 +58,8 @@ def build(
             # Claimed before without ending: a run was lost, handed back or requeued.
             "redelivered": job.attempt > job.retries + 1,
         },
-        headers=carried.headers,
+        # Its own dict: a task may change its request's headers.
+        headers={} if plain else carried.headers,
         shadow=carried.shadow or None,
         ignore_result=(
             bool(getattr(task, "ignore_result", False))

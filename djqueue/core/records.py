@@ -96,6 +96,27 @@ class Outcome:
     # The live exception, for eager runs that re-raise it; never stored.
     exception: BaseException | None = field(default=None, compare=False, repr=False)
 
+    def timed(self, runtime: float) -> Outcome:
+        """This outcome, having taken ``runtime`` seconds."""
+        # Field by field: the executor calls this for every job, and
+        # ``dataclasses.replace`` costs a tenth of a no-op job's run.
+        return Outcome(
+            self.job_id,
+            self.attempt,
+            self.task_name,
+            self.state,
+            self.result,
+            self.error_type,
+            self.error_message,
+            self.traceback,
+            self.retry_in,
+            self.retry_at,
+            runtime,
+            self.worker,
+            self.killed,
+            self.exception,
+        )
+
 
 # Workflows (docs/canvas.md) ------------------------------------------------------------
 #

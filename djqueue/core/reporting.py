@@ -17,7 +17,7 @@ logger = logging.getLogger("djqueue.worker")
 def announce(task: Any, request: context.Request, outcome: Outcome, retval: object) -> None:
     """Send the signal that matches ``outcome``'s state (nothing when none listen)."""
     if outcome.state == states.SUCCESS:
-        emit(signals.task_success, task, result=retval, task_id=str(outcome.job_id))
+        emit(signals.task_success, task, result=retval, task_id=request.id)
     elif outcome.state == states.FAILURE:
         announce_failure(task, request, outcome)
     elif outcome.state == states.RETRY:

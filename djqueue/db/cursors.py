@@ -13,8 +13,7 @@ from django.db import connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from djqueue.core import conf
-from djqueue.db import schema
-from djqueue.db.reconnect import reconnecting
+from djqueue.db import guard
 
 # Automatic preparation stays off for everything else on the connection: only the
 # broker's own statements ask for it, explicitly.
@@ -43,27 +42,22 @@ def queue_cursor() -> Iterator[CursorWrapper]:
     A statement that finds djqueue's tables missing or out of date raises
     ``MigrationsMissing``, which says to run ``migrate``; one that loses the connection
     outside a transaction drops it, so that the next call reconnects
-    (:mod:`djqueue.db.reconnect`).
+    (:mod:`djqueue.db.guard`).
     """
-    with reconnecting(), schema.translated(ours=True), _django_cursor() as cursor:
-        yield cursor
-
-
-@contextmanager
-def _django_cursor() -> Iterator[CursorWrapper]:
-    db = connections[conf.database()]
-    if not conf.prepared_statements()[0]:
-        with db.cursor() as cursor:
+    with guard.statements(ours=True):
+        db = connections[conf.database()]
+        if not conf.prepared_statements()[0]:
+            with db.cursor() as cursor:
+                yield cursor
+            return
+        db.ensure_connection()
+        db.validate_thread_sharing()
+        raw = db.connection
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = _NEVER
+        wrapper = _PreparingDebugCursor if db.queries_logged else _PreparingCursor
+        cursor = wrapper(psycopg.Cursor(raw), db)
+        try:
             yield cursor
-        return
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    raw = db.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = _NEVER
-    wrapper = _PreparingDebugCursor if db.queries_logged else _PreparingCursor
-    cursor = wrapper(psycopg.Cursor(raw), db)
-    try:
-        yield cursor
-    finally:
-        cursor.close()
+        finally:
+            cursor.close()

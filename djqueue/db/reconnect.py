@@ -14,10 +14,7 @@ with it, and Django's ``atomic`` drops the connection when its rollback fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, connections
 
 from djqueue.core import conf
 
@@ -36,14 +33,3 @@ def drop_if_lost(alias: str | None = None) -> bool:
         return False  # an error of the statement itself, not of the link
     connection.close()
     return True
-
-
-@contextmanager
-def reconnecting(alias: str | None = None) -> Iterator[None]:
-    """Run the block; when it loses the connection, drop it (:func:`drop_if_lost`) and
-    raise the error, so that the next call starts on a new connection."""
-    try:
-        yield
-    except (OperationalError, InterfaceError):
-        drop_if_lost(alias)
-        raise

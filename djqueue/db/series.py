@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from djqueue.core import conf
-from djqueue.db import schema, sql
+from djqueue.db import guard, sql
 
 # Seconds a minute must have ended before it is rolled up: rows dated in it by
 # transactions we cannot see (other roles' sessions) commit within them.
@@ -143,7 +143,10 @@ def rewrite_minutes(start: datetime.datetime, end: datetime.datetime) -> None:
 def _cursor(alias: str | None = None) -> Iterator[Any]:
     """A cursor on the queue database (or on ``alias``); missing tables say to run
     ``migrate``."""
-    with schema.translated(ours=True), connections[alias or conf.database()].cursor() as cursor:
+    with (
+        guard.statements(alias, ours=True),
+        connections[alias or conf.database()].cursor() as cursor,
+    ):
         yield cursor
 
 

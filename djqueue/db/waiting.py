@@ -19,7 +19,7 @@ from django.db import connections
 from django.db.backends.utils import CursorWrapper
 
 from djqueue.core import conf, states
-from djqueue.db import fleet, queue_gates, schema, sql, workers
+from djqueue.db import fleet, guard, queue_gates, sql, workers
 
 # Jobs ahead are counted up to this many; more reads as "at least this many".
 AHEAD_BOUND = 10_000
@@ -274,5 +274,5 @@ def _holder(cursor: CursorWrapper, key: str, job_id: uuid.UUID) -> uuid.UUID | N
 
 @contextmanager
 def _cursor() -> Iterator[CursorWrapper]:
-    with schema.translated(ours=True), connections[conf.database()].cursor() as cursor:
+    with guard.statements(ours=True), connections[conf.database()].cursor() as cursor:
         yield cursor

@@ -43,16 +43,19 @@ class JobRunner:
         """
         worker = self.worker
         leases = worker.leases
-        if worker.clock.now() - leases.renewed_at > leases.trust_for and not leases.confirm():
-            self._drop(job, "its lease could not be confirmed (the database is unreachable)")
-            return False
+        now = worker.clock.now()
+        if now - leases.renewed_at > leases.trust_for:
+            if not leases.confirm():
+                self._drop(job, "its lease could not be confirmed (the database is unreachable)")
+                return False
+            now = worker.clock.now()  # after the confirmation's round trip
         with worker.lock:
             held = worker.held.get(job.id)
             if held is None or held.job.attempt != job.attempt:
                 mine = False
             else:
                 mine = True
-                held.started, held.started_at = True, worker.clock.now()
+                held.started, held.started_at = True, now
             revoked = mine and job.id in worker.revoked
             worker.revoked.discard(job.id)
         if not mine:

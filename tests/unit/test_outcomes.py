@@ -3,6 +3,8 @@ that is not fails its job with a reason (no database needed)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import uuid
 from typing import Any
@@ -90,3 +92,43 @@ def test_an_error_type_longer_than_its_column_is_cut() -> None:
     outcome = _run(raise_long_name)
     assert outcome.state == "FAILURE"
     assert len(outcome.error_type) <= 255
+
+
+def test_a_timed_outcome_keeps_every_other_field() -> None:
+    # Outcome.timed copies the fields one by one: a field added later must be copied too.
+    every = {
+        "job_id": uuid.uuid4(),
+        "attempt": 3,
+        "task_name": "t",
+        "state": "RETRY",
+        "result": "1",
+        "error_type": "E",
+        "error_message": "m",
+        "traceback": "tb",
+        "retry_in": 2.5,
+        "retry_at": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        "runtime": 0.0,
+        "worker": "w",
+        "killed": "k",
+        "exception": ValueError("x"),
+    }
+    assert set(every) == {field.name for field in dataclasses.fields(Outcome)}
+    outcome = Outcome(**every)  # type: ignore[arg-type]
+    timed = outcome.timed(1.5)
+    assert timed.runtime == 1.5
+    for name, value in every.items():
+        if name != "runtime":
+            assert getattr(timed, name) is value, name
+
+
+def test_requests_of_plain_jobs_do_not_share_their_headers() -> None:
+    seen = []
+
+    @djqueue.task(name="tests.unit.outcomes.change_headers", bind=True)
+    def change_headers(self: Any) -> None:
+        seen.append(dict(self.request.headers))
+        self.request.headers["added"] = True
+
+    _run(change_headers)
+    _run(change_headers)
+    assert seen == [{}, {}]
