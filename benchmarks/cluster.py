@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 BIN = Path(os.environ.get("DJQUEUE_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -47,7 +47,9 @@ def free_port() -> int:
 class Cluster:
     """One private cluster: started by :meth:`start`, gone after :meth:`remove`."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Sequence[str] = ()) -> None:
+        # Server settings besides the defaults, as "name=value".
+        self.settings = list(settings)
         self.root = Path(tempfile.mkdtemp(prefix="djqueue-bench-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -59,6 +61,7 @@ class Cluster:
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         log = str(self.root / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
 
@@ -77,9 +80,9 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def private() -> Iterator[Cluster]:
-    """A started private cluster, removed on the way out."""
-    cluster = Cluster()
+def private(settings: Sequence[str] = ()) -> Iterator[Cluster]:
+    """A started private cluster (with ``settings``), removed on the way out."""
+    cluster = Cluster(settings)
     try:
         cluster.start()
         yield cluster

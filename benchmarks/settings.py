@@ -39,3 +39,10 @@ if os.environ.get("DJQUEUE_BENCH_LISTEN_DSN"):
 _ROLLUP = os.environ.get("DJQUEUE_BENCH_ROLLUP_SECONDS")
 if _ROLLUP:
     DJQUEUE["SERIES_ROLLUP_SECONDS"] = None if _ROLLUP == "off" else float(_ROLLUP)
+# herd.py: how often idle workers poll, and their stagger (defaults when unset).
+for _name, _env in (
+    ("POLL_INTERVAL_SECONDS", "DJQUEUE_BENCH_POLL_SECONDS"),
+    ("WAKE_STAGGER_MS", "DJQUEUE_BENCH_WAKE_STAGGER_MS"),
+):
+    if os.environ.get(_env):
+        DJQUEUE[_name] = float(os.environ[_env])

@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL_SECONDS": 1.0,
     # Jobs a worker may hold per free slot.
     "PREFETCH_MULTIPLIER": 4,
+    # With three or more workers on a queue, a worker whose last answer to a notification
+    # claimed nothing waits this many ms (up to twice that) before it claims for the next
+    # one, and not at all if a peer said meanwhile that it emptied the queue. 0: all
+    # workers claim at once on every notification.
+    "WAKE_STAGGER_MS": 10.0,
     # Largest number of jobs claimed in one statement.
     "CLAIM_BATCH_SIZE": 100,
     # Outcomes are written in batches: at most this many, or after this many ms.

@@ -46,6 +46,8 @@ from djqueue.db.operations import (
     update_state,
 )
 from djqueue.db.workers import (
+    announce_drained,
+    peers,
     register_worker,
     set_worker_queues,
     worker_heartbeat,
@@ -53,6 +55,7 @@ from djqueue.db.workers import (
 )
 
 __all__ = [
+    "announce_drained",
     "claim",
     "claim_capped",
     "claim_limited",
@@ -66,6 +69,7 @@ __all__ = [
     "limits_enqueue",
     "mark_started",
     "paused_queues",
+    "peers",
     "prune",
     "purge",
     "register_worker",

@@ -48,6 +48,8 @@ REVOKE_CHANNEL = "djqueue_revoke"
 PAUSE_CHANNEL = "djqueue_pause"
 # Payload: the id of a control command (djqueue.db.control) workers should read.
 CONTROL_CHANNEL = "djqueue_control"
+# Payload: a queue a worker's claim just emptied (peers about to claim need not).
+DRAINED_CHANNEL = "djqueue_drained"
 
 # A malformed notification is logged at most once per this many seconds.
 REJECT_LOG_SECONDS = 60.0
@@ -98,6 +100,13 @@ class NewJobs:
 
 
 @dataclass(frozen=True)
+class Drained:
+    """A worker's claim emptied ``queue``: claims answering earlier notices may wait."""
+
+    queue: str
+
+
+@dataclass(frozen=True)
 class PauseChanged:
     """``queue`` was paused or resumed; which of the two is read from the database."""
 
@@ -136,7 +145,14 @@ class Started:
 
 
 Notice: TypeAlias = (
-    Reconnected | NewJobs | PauseChanged | RevokeRequested | ControlSent | Finished | Started
+    Reconnected
+    | NewJobs
+    | Drained
+    | PauseChanged
+    | RevokeRequested
+    | ControlSent
+    | Finished
+    | Started
 )
 RECONNECTED = Reconnected()
 
@@ -168,6 +184,11 @@ def _job_id(payload: str) -> uuid.UUID | None:
 def _new_jobs(payload: str) -> Notice | None:
     queue = _queue(payload)
     return None if queue is None else NewJobs(queue)
+
+
+def _drained(payload: str) -> Notice | None:
+    queue = _queue(payload)
+    return None if queue is None else Drained(queue)
 
 
 def _pause_changed(payload: str) -> Notice | None:
@@ -207,6 +228,7 @@ def _ids_read_as(
 
 _READERS: dict[str, Callable[[str], Notice | None]] = {
     JOBS_CHANNEL: _new_jobs,
+    DRAINED_CHANNEL: _drained,
     PAUSE_CHANNEL: _pause_changed,
     REVOKE_CHANNEL: _revoke_requested,
     DONE_CHANNEL: _ids_read_as(Finished),

@@ -55,3 +55,16 @@ def worker_stopped(name: str, jobs_done: int) -> None:
     """Record that ``name`` stopped cleanly."""
     with queue_cursor() as cursor:
         cursor.execute(sql.WORKER_STOPPED, [jobs_done, name])
+
+
+def peers(name: str, queues: Sequence[str]) -> int:
+    """How many live workers other than ``name`` take jobs from any of ``queues``."""
+    with queue_cursor() as cursor:
+        cursor.execute(sql.PEERS, [name, live_seconds(), list(queues)])
+        return int(cursor.fetchone()[0])
+
+
+def announce_drained(queues: Sequence[str]) -> None:
+    """Tell the workers of ``queues`` that a claim just emptied them (a hint)."""
+    with queue_cursor() as cursor:
+        cursor.execute(sql.ANNOUNCE_DRAINED, [list(queues)])

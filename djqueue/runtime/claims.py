@@ -66,6 +66,8 @@ class Claimer:
                 if worker.time_limited or job.workflow is not None:
                     worker.supervisor.watch(job)
         worker.maybe_more = len(jobs) == want
+        if worker.wakeups.answering:
+            worker.wakeups.answered(queues, want, len(jobs))
         if worker.rate_overrides:
             jobs = self._regate(jobs)
         return jobs

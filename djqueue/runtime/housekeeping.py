@@ -95,6 +95,8 @@ class Housekeeping:
             )
             self.store.rescue()
             worker.notices.refresh_paused()
+            if worker.wakeups.base > 0:
+                worker.wakeups.peers = self.store.peers(worker.name, worker.queues)
         except DB_ERRORS as exc:
             logger.warning("Heartbeat failed (%s); will try again.", describe(exc))
             self.store.reset()

@@ -17,6 +17,7 @@ from djqueue.core.records import ClaimedJob
 from djqueue.db import listener
 from djqueue.db.listener import (
     CONTROL_CHANNEL,
+    DRAINED_CHANNEL,
     JOBS_CHANNEL,
     PAUSE_CHANNEL,
     REVOKE_CHANNEL,
@@ -29,8 +30,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("djqueue.worker")
 
-# The event that wakes the main loop to claim (anything else on its queue is an outcome).
+# The events that reach the main loop besides outcomes: look for jobs now; new jobs were
+# announced (a claim now answers them); a follower's claim is due later (wait less).
 WAKE = "wake"
+JOBS = "jobs"
+LATER = "later"
 
 
 class Notices:
@@ -45,29 +49,39 @@ class Notices:
         worker = self.worker
         # Whatever was missed while nothing listened (a restart): look now.
         worker.events.put(WAKE)
-        heard = Listener([JOBS_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL, CONTROL_CHANNEL])
+        heard = Listener(
+            [JOBS_CHANNEL, DRAINED_CHANNEL, REVOKE_CHANNEL, PAUSE_CHANNEL, CONTROL_CHANNEL]
+        )
         try:
             while not worker.stopping.is_set():
-                wake = False
                 mine = set(worker.queues)  # control's add_consumer may change them
-                for notice in heard.notices(1.0):
-                    if isinstance(notice, listener.RevokeRequested):
-                        self.revoke_notified(notice.job_id)
-                    elif isinstance(notice, listener.PauseChanged):
-                        if notice.queue in mine:
-                            # A resumed queue may have jobs waiting: look at once.
-                            wake = self.refresh_paused() or wake
-                    elif isinstance(notice, listener.NewJobs):
-                        wake = wake or notice.queue in mine
-                    elif isinstance(notice, listener.ControlSent):
-                        worker.remote.notified()
-                    elif isinstance(notice, listener.Reconnected):
-                        worker.remote.notified()
-                        wake = True
-                if wake:
-                    worker.events.put(WAKE)
+                events = {self.act(notice, mine) for notice in heard.notices(1.0)}
+                for event in (WAKE, JOBS, LATER):
+                    if event in events:
+                        worker.events.put(event)
         finally:
             heard.close()
+
+    def act(self, notice: listener.Notice, mine: set[str]) -> str | None:
+        """Act on one notice (listener thread); return the event it gives the main loop."""
+        worker = self.worker
+        if isinstance(notice, listener.NewJobs):
+            if notice.queue in mine:
+                return JOBS if worker.wakeups.heard(notice.queue) else LATER
+        elif isinstance(notice, listener.Drained):
+            worker.wakeups.drained(notice.queue)
+        elif isinstance(notice, listener.RevokeRequested):
+            self.revoke_notified(notice.job_id)
+        elif isinstance(notice, listener.PauseChanged):
+            # A resumed queue may have jobs waiting: look at once.
+            if notice.queue in mine and self.refresh_paused():
+                return WAKE
+        elif isinstance(notice, listener.ControlSent):
+            worker.remote.notified()
+        elif isinstance(notice, listener.Reconnected):
+            worker.remote.notified()
+            return WAKE
+        return None
 
     def revoke_notified(self, job_id: uuid.UUID) -> None:
         """A revoke notification names a job this worker may hold. Any database role can

@@ -49,6 +49,12 @@ class Store(Protocol):
     def paused_queues(self) -> set[str]:
         """The queues paused now."""
 
+    def peers(self, name: str, queues: Sequence[str]) -> int:
+        """How many live workers other than ``name`` take jobs from any of ``queues``."""
+
+    def announce_drained(self, queues: Sequence[str]) -> None:
+        """Tell the workers of ``queues`` that a claim just emptied them (a hint)."""
+
     def claim(
         self, queues: Sequence[str], limit: int, worker: str, lease: float, *, limited: bool
     ) -> list[ClaimedJob]:
@@ -146,6 +152,12 @@ class DatabaseStore:
 
     def paused_queues(self) -> set[str]:
         return broker.paused_queues()
+
+    def peers(self, name: str, queues: Sequence[str]) -> int:
+        return broker.peers(name, queues)
+
+    def announce_drained(self, queues: Sequence[str]) -> None:
+        broker.announce_drained(queues)
 
     def claim(
         self, queues: Sequence[str], limit: int, worker: str, lease: float, *, limited: bool

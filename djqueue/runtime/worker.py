@@ -14,6 +14,7 @@ read) and the main loop; each part has a module of its own:
 - ``outcomes``: outcomes taken in, buffered and written in batches;
 - ``leases``: renewing and confirming leases, recording starts;
 - ``notices``: the listener thread, revocations, paused queues;
+- ``wakeups``: which notifications of new jobs are answered at once (the herd kept small);
 - ``housekeeping``: the control thread (heartbeat, rescue, pruning, control commands);
 - ``shutdown``: signals, warm and cold shutdown;
 - ``outage``: waiting out a lost database.
@@ -42,7 +43,7 @@ from djqueue.runtime.clock import Clock, SystemClock
 from djqueue.runtime.held import Held
 from djqueue.runtime.housekeeping import Housekeeping
 from djqueue.runtime.leases import Leases
-from djqueue.runtime.notices import WAKE, Notices
+from djqueue.runtime.notices import JOBS, LATER, WAKE, Notices
 from djqueue.runtime.outage import Outage, describe
 from djqueue.runtime.outcomes import OutcomeWriter
 from djqueue.runtime.pools.autoscale import Autoscaler
@@ -52,6 +53,7 @@ from djqueue.runtime.runner import JobRunner
 from djqueue.runtime.shutdown import Shutdown
 from djqueue.runtime.store import DatabaseStore, Store
 from djqueue.runtime.supervisor import Supervisor
+from djqueue.runtime.wakeups import Wakeups
 
 logger = logging.getLogger("djqueue.worker")
 
@@ -154,6 +156,7 @@ class Worker:
         self.claimer = Claimer(self)
         self.outcomes = OutcomeWriter(self)
         self.notices = Notices(self)
+        self.wakeups = Wakeups(self)
         self.shutdown = Shutdown(self)
         self.housekeeping = Housekeeping(self)
         # Control commands: acted on in the control thread; all of them at start.
@@ -260,9 +263,12 @@ class Worker:
 
     def tick(self) -> None:
         """One turn of the main loop: claim, submit, wait for outcomes, write them."""
+        if self.wakeups.take_due():
+            self.maybe_more = self.wakeups.answering = True
         claimed = self.claimer.claim()
         if claimed:
             self.claimer.submit(claimed)
+        self.wakeups.announce()
         if self.inline is not None:
             self._run_inline(self.inline)
         more_now = self.maybe_more and self.claimer.may_claim()
@@ -288,7 +294,9 @@ class Worker:
         take = self.outcomes.take
         while True:
             if isinstance(event, str):
-                self.maybe_more = True
+                if event != LATER:  # only cuts the wait short: its end is due sooner
+                    self.maybe_more = True
+                    self.wakeups.answering = self.wakeups.answering or event == JOBS
             else:
                 take(event)
             try:
@@ -300,7 +308,9 @@ class Worker:
         due = self.outcomes.due_in()
         if due is not None:
             return due
-        return max(0.0, min(self.poll_interval, self.retry_due - self.clock.now()))
+        wait = min(self.poll_interval, self.retry_due - self.clock.now())
+        staggered = self.wakeups.due_in()
+        return max(0.0, wait if staggered is None else min(wait, staggered))
 
     # Control commands (served by ``remote`` in the control thread) ----------------
 

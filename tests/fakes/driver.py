@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from djqueue.core import states
+from djqueue.db import listener
 from djqueue.runtime.notices import WAKE
 from djqueue.runtime.worker import Options, Worker
 from tests.fakes.clock import FakeClock
@@ -63,6 +64,15 @@ class WorkerDriver:
     def step(self) -> None:
         """One turn of the main loop."""
         self.worker.tick()
+
+    def step_without_waiting(self) -> None:
+        """One turn of the main loop that takes in what arrived but waits for nothing
+        more (a wait that ran out would be a poll)."""
+        self.worker._wait_time = lambda: 0.0  # type: ignore[method-assign]
+        try:
+            self.worker.tick()
+        finally:
+            del self.worker._wait_time
 
     def run_until(self, done: Callable[[], bool]) -> None:
         """Turn the main loop until ``done()``.
@@ -117,6 +127,12 @@ class WorkerDriver:
     def wake(self) -> None:
         """A notification of new jobs."""
         self.worker.events.put(WAKE)
+
+    def hear(self, notice: listener.Notice) -> None:
+        """A notification: acted on as the listener acts on it, with its wake-up."""
+        event = self.worker.notices.act(notice, set(self.worker.queues))
+        if event is not None:
+            self.worker.events.put(event)
 
     def revoke_notified(self, job_id: uuid.UUID) -> None:
         """A notification that ``revoke(terminate=True)`` asked to stop ``job_id``."""

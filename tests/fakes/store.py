@@ -24,6 +24,7 @@ from django.db import DataError, InterfaceError, OperationalError
 
 from djqueue.core import codec, ids, states
 from djqueue.core.records import ClaimedJob, Outcome
+from djqueue.db import workers
 from djqueue.runtime.store import Store
 from tests.fakes.clock import FakeClock
 
@@ -97,6 +98,10 @@ class MemoryStore:
         # Every call, by name, in order (what the worker asked of its store).
         self.calls: list[str] = []
         self.resets = 0
+        # Called with each queue a claim said it emptied (a test delivers it to workers
+        # as their listener would), and the queues said so, in order.
+        self.on_drained: list[Callable[[str], None]] = []
+        self.drained: list[str] = []
         self._faults: dict[str, list[Fault]] = {}
         self._during: dict[str, list[Callable[[], None]]] = {}
         self._refused: dict[uuid.UUID, tuple[str, ...]] = {}
@@ -204,6 +209,26 @@ class MemoryStore:
     def paused_queues(self) -> set[str]:
         with self._call("paused_queues"):
             return set(self.paused)
+
+    def peers(self, name: str, queues: Sequence[str]) -> int:
+        with self._call("peers"):
+            oldest = self.clock.now() - workers.live_seconds()
+            return sum(
+                1
+                for row in self.workers.values()
+                if row.name != name
+                and not row.stopped
+                and row.last_heartbeat >= oldest
+                and set(row.queues) & set(queues)
+            )
+
+    def announce_drained(self, queues: Sequence[str]) -> None:
+        with self._call("announce_drained"):
+            self.drained.extend(queues)
+        # Outside the lock, as a notification reaches listeners after the commit.
+        for queue in queues:
+            for deliver in self.on_drained:
+                deliver(queue)
 
     def claim(
         self, queues: Sequence[str], limit: int, worker: str, lease: float, *, limited: bool = False

@@ -239,3 +239,16 @@ def test_a_rescue_takes_back_expired_leases_only(table: Table) -> None:
     assert table.look(alive).state == "RECEIVED"
     # A job taken back from a lost worker runs in a process of its own next time.
     assert {job.id: job.isolate for job in claim(table)} == {received: True, started: True}
+
+
+def test_peers_are_the_other_live_workers_that_share_a_queue(table: Table) -> None:
+    store = table.store
+    store.register_worker("w1", "host", 1, "threads", 4, ["default", "mail"])
+    store.register_worker("w2", "host", 2, "threads", 4, ["mail"])
+    store.register_worker("w3", "host", 3, "threads", 4, ["reports"])
+    store.register_worker("w4", "host", 4, "threads", 4, ["default"])
+    store.worker_stopped("w4", 0)
+    assert store.peers("w1", ["default", "mail"]) == 1  # w2 (mail); w4 stopped
+    assert store.peers("w2", ["mail"]) == 1
+    assert store.peers("w3", ["reports"]) == 0
+    store.announce_drained(["default", "mail"])  # a hint: it changes no row

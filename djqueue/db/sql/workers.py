@@ -37,3 +37,16 @@ WHERE last_heartbeat < now() - make_interval(secs => GREATEST(%s, %s))
 """
 
 SET_WORKER_QUEUES = "UPDATE djqueue_worker SET queues = %s::jsonb WHERE name = %s"
+
+# How many other live workers take jobs from any of ``queues`` (a worker that has peers
+# on its queues staggers its answers to notifications). ``?|``: any array element.
+PEERS = """
+SELECT count(*) FROM djqueue_worker
+WHERE name <> %s AND stopped_at IS NULL
+  AND last_heartbeat >= now() - make_interval(secs => %s)
+  AND queues ?| %s::text[]
+"""
+
+# A claim that came back short says that it emptied these queues, so that peers waiting
+# to claim for the same notification need not (a hint: they poll all the same).
+ANNOUNCE_DRAINED = "SELECT pg_notify('djqueue_drained', q) FROM unnest(%s::text[]) AS q"
