@@ -239,7 +239,12 @@ def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
     # Unset: LISTEN goes through PgBouncer, where notifications never arrive. Unreachable:
     # nothing listens on that port. Either way the worker polls every 0.5 s.
     dsn = "" if listen == "unset" else f"host=127.0.0.1 port={_free_port()} user=postgres"
-    env = {**_through(bouncer, listen_dsn=dsn), "DJQUEUE_PREPARED_STATEMENTS": "false"}
+    env = {
+        **_through(bouncer, listen_dsn=dsn),
+        # What docs/deployment.md says to set without LISTEN_DSN.
+        "DJQUEUE_PREPARED_STATEMENTS": "false",
+        "DJQUEUE_STATEMENT_TIMEOUT_SECONDS": "none",
+    }
     worker = workers.start("-P", "threads", "-c", "2", env=env)
     sent = _run_client(workers, env, jobs=10)
     _all_succeed(sent["ids"], timeout=20)
@@ -255,6 +260,9 @@ def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
     pong, took = _cli(workers, env, "ping", "--timeout", "30")
     assert f"{worker.hostname}." in pong and "pong" in pong, pong
     assert took < 15, f"the replies were read only at the timeout ({took:.1f}s)"
+    worker.kill()
+    # No session setting of the worker's stayed behind on the pooler's connections.
+    assert _server_settings(bouncer, "statement_timeout") == {"0"}
 
 
 # runbeat through the pooler -----------------------------------------------------------
