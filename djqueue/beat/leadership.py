@@ -22,8 +22,11 @@ from djqueue.db import listener, periodic
 
 logger = logging.getLogger("djqueue.beat")
 
-# Seconds between attempts to open the LISTEN connection again after one failed.
+# Seconds between attempts to open the LISTEN connection again after one failed,
+# doubling after each failure up to the longest: an attempt at a host that does not
+# answer holds the leader up to CONNECT_TIMEOUT_SECONDS, so it is made rarely.
 LISTEN_RETRY_SECONDS = 10.0
+LISTEN_RETRY_LONGEST_SECONDS = 300.0
 
 
 class Link:
@@ -33,6 +36,7 @@ class Link:
         self._lock: psycopg.Connection[Any] | None = None
         self._listen: psycopg.Connection[Any] | None = None
         self._listen_retry_at = 0.0
+        self._listen_retry = LISTEN_RETRY_SECONDS
         self._listen_failed = False
         self.leading = False
 
@@ -109,6 +113,7 @@ class Link:
             self._listen_lost(exc)
             return False
         self._listen = conn
+        self._listen_retry = LISTEN_RETRY_SECONDS
         if self._listen_failed:
             self._listen_failed = False
             logger.warning("Beat: listening for changes to periodic tasks again.")
@@ -120,12 +125,13 @@ class Link:
             with contextlib.suppress(psycopg.Error):
                 self._listen.close()
             self._listen = None
-        self._listen_retry_at = time.monotonic() + LISTEN_RETRY_SECONDS
+        self._listen_retry_at = time.monotonic() + self._listen_retry
         if not self._listen_failed:
             self._listen_failed = True
             logger.warning(
                 "Beat: cannot LISTEN for changes to periodic tasks (%s); reading them "
-                "every BEAT_MAX_INTERVAL_SECONDS instead, and trying again every %gs.",
+                "every BEAT_MAX_INTERVAL_SECONDS instead, and trying again in %gs.",
                 " ".join(str(exc).split()) or type(exc).__name__,
-                LISTEN_RETRY_SECONDS,
+                self._listen_retry,
             )
+        self._listen_retry = min(2 * self._listen_retry, LISTEN_RETRY_LONGEST_SECONDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import socket
 import threading
 import time
 import uuid
@@ -293,6 +294,36 @@ def test_the_leader_lock_lives_in_a_transaction_that_holds_back_no_vacuum() -> N
         assert held == [("idle in transaction", True, True)]
     finally:
         link.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_listen_dsn_does_not_keep_a_scheduler_from_leading(
+    settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.DJQUEUE = {**settings.DJQUEUE, "LISTEN_DSN": f"host=127.0.0.1 port={port}"}
+    attempts = []
+    connect = leadership.listener.connect
+
+    def counted() -> Any:
+        attempts.append(time.monotonic())
+        return connect()
+
+    monkeypatch.setattr(leadership.listener, "connect", counted)
+    link = leadership.Link()
+    try:
+        assert link.try_lead()  # the lock is on DATABASES
+        assert not link.wait(0.2)  # no notification: the leader polls
+        assert not link.wait(0.2)
+    finally:
+        link.close()
+    # One attempt at the LISTEN_DSN, not one per wait: the next comes 10 s later.
+    assert len(attempts) == 1
+    warnings = [r.getMessage() for r in caplog.records if "cannot LISTEN" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "trying again in 10s" in warnings[0]
 
 
 @pytest.mark.django_db
