@@ -63,12 +63,14 @@ def _claim_uncapped(
 
 def _claim_plain(queues: Sequence[str], limit: int, worker: str, lease: float) -> list[ClaimedJob]:
     """The hot path: jobs without limits, in one statement on the ready index."""
+    queues = list(dict.fromkeys(queues))  # a queue named twice is read once
+    params: dict[str, Any] = {"limit": limit, "worker": worker, "lease": lease}
     if len(queues) == 1:
-        query, queue_param = sql.CLAIM_ONE_QUEUE, queues[0]
+        query, params["queue"] = sql.CLAIM_ONE_QUEUE, queues[0]
     else:
-        query, queue_param = sql.CLAIM_QUEUES, list(queues)  # type: ignore[assignment]
+        query, params["queues"] = sql.CLAIM_QUEUES, queues
     with queue_cursor() as cursor:
-        cursor.execute(query, [queue_param, limit, worker, lease])
+        cursor.execute(query, params)
         return _claimed(cursor.fetchall(), worker)
 
 

@@ -374,7 +374,10 @@ def test_claim_uses_the_ready_index() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql.CLAIM_ONE_QUEUE, ["default", 10, "w", 30])
+        cursor.execute(
+            "EXPLAIN " + sql.CLAIM_ONE_QUEUE,
+            {"queue": "default", "limit": 10, "worker": "w", "lease": 30},
+        )
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "djqueue_job_ready" in plan
 

@@ -97,14 +97,15 @@ def test_limit_options_are_stored_on_the_job() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "queues"), [(sql.CLAIM_ONE_QUEUE, "default"), (sql.CLAIM_QUEUES, ["a", "b"])]
+    ("query", "queues"),
+    [(sql.CLAIM_ONE_QUEUE, {"queue": "default"}), (sql.CLAIM_QUEUES, {"queues": ["a", "b"]})],
 )
-def test_plain_claim_still_uses_the_ready_index(query: str, queues: object) -> None:
+def test_plain_claim_still_uses_the_ready_index(query: str, queues: dict[str, object]) -> None:
     with connection.cursor() as cursor:
         # As in test_broker: on a near-empty table a sequential scan is cheapest; what
         # matters is that the index's predicate (now with NOT gated) still fits.
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + query, [queues, 10, "w", 30])
+        cursor.execute("EXPLAIN " + query, {**queues, "limit": 10, "worker": "w", "lease": 30})
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "djqueue_job_ready" in plan
     assert "djqueue_job_gated" not in plan
@@ -123,7 +124,9 @@ def test_plain_claim_never_takes_limited_jobs() -> None:
     plain = {tasks.add.delay(n, n).id for n in range(3)}
     tasks.one_at_a_time.delay_many([(0,)] * 3)
     with connection.cursor() as cursor:
-        cursor.execute(sql.CLAIM_ONE_QUEUE, ["default", 100, "w", 30])
+        cursor.execute(
+            sql.CLAIM_ONE_QUEUE, {"queue": "default", "limit": 100, "worker": "w", "lease": 30}
+        )
         assert {str(row[0]) for row in cursor.fetchall()} == plain
 
 

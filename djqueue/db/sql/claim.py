@@ -3,10 +3,38 @@ their limits."""
 
 from __future__ import annotations
 
+_READY = "state IN ('PENDING', 'RETRY') AND NOT gated"
+
 # Claim a batch in one statement. SKIP LOCKED lets concurrent workers take disjoint rows
-# without waiting on each other. The WHERE and ORDER BY match the partial index
-# djqueue_job_ready exactly (no OR: an OR makes the planner leave the index); "NOT gated"
-# is part of that index's predicate, so limited jobs are not even in it.
+# without waiting on each other. Every scan below is on the partial index djqueue_job_ready
+# (queue, priority DESC, eta, id) WHERE waiting AND NOT gated, with equality on queue and
+# priority and a range on eta: no OR (an OR makes the planner leave the index), and
+# limited jobs are not even in it.
+#
+# Why priority "levels": an index scan ordered by (priority DESC, eta, id) with
+# ``eta <= now()`` as a mere filter reads, once the due jobs run out, every job scheduled
+# for later (a queue with 500,000 jobs due tomorrow: all of them, on every claim). With
+# the priority fixed, ``eta <= now()`` bounds the index range, so the scan stops at the
+# first job not due yet. LEVELS lists the waiting jobs' distinct priorities, highest
+# first, one index descent per queue and priority (a loose index scan: each step asks
+# for the highest priority below the previous one); a claim only visits the levels it
+# needs, since the rows below are pulled lazily under the outer LIMIT. (A recursive CTE
+# yields its rows in the order it makes them, which is what orders the levels.)
+_LEVELS = """
+levels(priority) AS (
+    SELECT max(top.priority) FROM unnest({queues}) AS q(name), LATERAL (
+        SELECT priority FROM djqueue_job WHERE {ready} AND queue = q.name
+        ORDER BY priority DESC LIMIT 1
+    ) AS top
+  UNION ALL
+    SELECT (SELECT max(below.priority) FROM unnest({queues}) AS q(name), LATERAL (
+                SELECT priority FROM djqueue_job
+                WHERE {ready} AND queue = q.name AND priority < l.priority
+                ORDER BY priority DESC LIMIT 1
+            ) AS below)
+    FROM levels AS l WHERE l.priority IS NOT NULL
+)"""
+
 # synchronous_commit is off for this transaction only: losing a claim in a server crash
 # just leaves the job PENDING, which is safe for at-least-once delivery.
 # A claimed job is RECEIVED, not STARTED: it waits in the worker's buffer until a pool
@@ -14,17 +42,12 @@ from __future__ import annotations
 # tells the worker that the job was once taken back from a lost worker or killed its
 # process, so that in-process pools run it in a process of its own.
 _CLAIM = """
-WITH sync AS (SELECT set_config('synchronous_commit', 'off', true)),
-picked AS (
-    SELECT id FROM djqueue_job
-    WHERE state IN ('PENDING', 'RETRY') AND NOT gated AND queue {queue_test} AND eta <= now()
-    ORDER BY {order}
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
+WITH RECURSIVE sync AS (SELECT set_config('synchronous_commit', 'off', true)),
+{levels},
+{picked}
 UPDATE djqueue_job AS j
-SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %s, started_at = NULL,
-    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %s),
+SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s, started_at = NULL,
+    claimed_at = now(), lease_expires_at = now() + make_interval(secs => %(lease)s),
     reported_state = ''
 FROM picked, sync
 WHERE j.id = picked.id
@@ -34,10 +57,67 @@ RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
           j.revoke_requested_at IS NOT NULL, j.lost > 0 OR j.kills > 0,
           j.workflow::text, j.expires_at
 """
-# With one queue the equality lets the index deliver rows already in order.
-CLAIM_ONE_QUEUE = _CLAIM.format(queue_test="= %s", order="priority DESC, eta, id")
-# With several queues: the same claim (rows sorted after the index scan).
-CLAIM_QUEUES = _CLAIM.format(queue_test="= ANY(%s::text[])", order="priority DESC, eta, id")
+
+# One queue: level by level, the due jobs in (eta, id) order, locked as they are read.
+# Rows are pulled one at a time through the nested loop, so the outer LIMIT stops the
+# scan (and the locking) at exactly ``limit`` jobs; a row another worker holds is
+# skipped and the scan goes on, as a plain index scan would.
+_PICKED_ONE_QUEUE = """
+picked AS (
+    SELECT due.id FROM levels AS l, LATERAL (
+        SELECT id FROM djqueue_job
+        WHERE {ready} AND queue = %(queue)s AND priority = l.priority AND eta <= now()
+        ORDER BY eta, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS due
+    LIMIT %(limit)s
+)"""
+
+# Several queues: claim order is priority across the queues, then eta, then id, which
+# no index delivers across queues (a plain ``queue = ANY`` claim read and sorted every
+# due job of them). So first PEEK, without locking: per level, each queue's first
+# ``limit`` due jobs (bounded index ranges), merged in claim order, the first ``limit``
+# of them across levels. That says how many jobs to take from each (queue, level);
+# they are then taken there, locked as read with SKIP LOCKED, as with one queue. Exactly
+# ``limit`` rows at most are locked (locking the peeked rows of every queue and keeping
+# the best would hold rows other workers then skip, and under-claim); a job peeked but
+# taken meanwhile by another worker is skipped and the next one of its queue and level
+# taken instead.
+_PICKED_QUEUES = """
+peek AS (
+    SELECT best.queue, l.priority FROM levels AS l, LATERAL (
+        SELECT q.name AS queue FROM unnest(%(queues)s::text[]) AS q(name), LATERAL (
+            SELECT eta, id FROM djqueue_job
+            WHERE {ready} AND queue = q.name AND priority = l.priority AND eta <= now()
+            ORDER BY eta, id
+            LIMIT %(limit)s
+        ) AS head
+        ORDER BY head.eta, head.id
+        LIMIT %(limit)s
+    ) AS best
+    LIMIT %(limit)s
+),
+shares AS (SELECT queue, priority, count(*) AS n FROM peek GROUP BY queue, priority),
+picked AS (
+    SELECT due.id FROM shares AS s, LATERAL (
+        SELECT id FROM djqueue_job
+        WHERE {ready} AND queue = s.queue AND priority = s.priority AND eta <= now()
+        ORDER BY eta, id
+        LIMIT s.n
+        FOR UPDATE SKIP LOCKED
+    ) AS due
+    LIMIT %(limit)s
+)"""
+
+CLAIM_ONE_QUEUE = _CLAIM.format(
+    levels=_LEVELS.format(queues="ARRAY[%(queue)s::text]", ready=_READY),
+    picked=_PICKED_ONE_QUEUE.format(ready=_READY),
+)
+CLAIM_QUEUES = _CLAIM.format(
+    levels=_LEVELS.format(queues="%(queues)s::text[]", ready=_READY),
+    picked=_PICKED_QUEUES.format(ready=_READY),
+)
 
 # A limited queue (its own concurrency or rate limit, over all workers) is claimed in a
 # transaction of its own, as limited jobs are and for the same reason: LOCK_QUEUE_GATE
