@@ -17,17 +17,23 @@ _READY = "state IN ('PENDING', 'RETRY') AND NOT gated"
 # the priority fixed, ``eta <= now()`` bounds the index range, so the scan stops at the
 # first job not due yet. LEVELS lists the waiting jobs' distinct priorities, highest
 # first, one index descent per queue and priority (a loose index scan: each step asks
-# for the highest priority below the previous one); a claim only visits the levels it
-# needs, since the rows below are pulled lazily under the outer LIMIT. (A recursive CTE
-# yields its rows in the order it makes them, which is what orders the levels.)
-_LEVELS = """
+# for the highest priority below the previous one, starting above any smallint); a claim
+# only visits the levels it needs, since rows are pulled lazily under the outer LIMIT. A
+# recursive CTE yields its rows in the order it makes them, which orders the levels.
+_LEVELS_ONE_QUEUE = """
 levels(priority) AS (
-    SELECT max(top.priority) FROM unnest({queues}) AS q(name), LATERAL (
-        SELECT priority FROM djqueue_job WHERE {ready} AND queue = q.name
-        ORDER BY priority DESC LIMIT 1
-    ) AS top
+    SELECT 32768
   UNION ALL
-    SELECT (SELECT max(below.priority) FROM unnest({queues}) AS q(name), LATERAL (
+    SELECT (SELECT priority FROM djqueue_job
+            WHERE {ready} AND queue = %(queue)s AND priority < l.priority
+            ORDER BY priority DESC LIMIT 1)
+    FROM levels AS l WHERE l.priority IS NOT NULL
+)"""
+_LEVELS_QUEUES = """
+levels(priority) AS (
+    SELECT 32768
+  UNION ALL
+    SELECT (SELECT max(below.priority) FROM unnest(%(queues)s::text[]) AS q(name), LATERAL (
                 SELECT priority FROM djqueue_job
                 WHERE {ready} AND queue = q.name AND priority < l.priority
                 ORDER BY priority DESC LIMIT 1
@@ -41,6 +47,9 @@ levels(priority) AS (
 # slot takes it (MARK_STARTED, or the outcome itself, records the start). ``isolate``
 # tells the worker that the job was once taken back from a lost worker or killed its
 # process, so that in-process pools run it in a process of its own.
+# The UPDATE finds the picked rows by primary key from an array: joined to ``picked``
+# instead, a plan made for unknown parameters (a prepared statement's generic plan) may
+# hash the whole table.
 _CLAIM = """
 WITH RECURSIVE sync AS (SELECT set_config('synchronous_commit', 'off', true)),
 {levels},
@@ -49,8 +58,8 @@ UPDATE djqueue_job AS j
 SET state = 'RECEIVED', attempt = j.attempt + 1, worker = %(worker)s, started_at = NULL,
     claimed_at = now(), lease_expires_at = now() + make_interval(secs => %(lease)s),
     reported_state = ''
-FROM picked, sync
-WHERE j.id = picked.id
+FROM sync
+WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.task_name, j.args::text, j.kwargs::text, j.attempt, j.retries,
           j.queue, j.priority, j.eta,
           (j.expires_at IS NOT NULL AND j.expires_at <= now()),
@@ -71,6 +80,7 @@ picked AS (
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) AS due
+    WHERE l.priority < 32768
     LIMIT %(limit)s
 )"""
 
@@ -96,6 +106,7 @@ peek AS (
         ORDER BY head.eta, head.id
         LIMIT %(limit)s
     ) AS best
+    WHERE l.priority < 32768
     LIMIT %(limit)s
 ),
 shares AS (SELECT queue, priority, count(*) AS n FROM peek GROUP BY queue, priority),
@@ -111,11 +122,11 @@ picked AS (
 )"""
 
 CLAIM_ONE_QUEUE = _CLAIM.format(
-    levels=_LEVELS.format(queues="ARRAY[%(queue)s::text]", ready=_READY),
+    levels=_LEVELS_ONE_QUEUE.format(ready=_READY),
     picked=_PICKED_ONE_QUEUE.format(ready=_READY),
 )
 CLAIM_QUEUES = _CLAIM.format(
-    levels=_LEVELS.format(queues="%(queues)s::text[]", ready=_READY),
+    levels=_LEVELS_QUEUES.format(ready=_READY),
     picked=_PICKED_QUEUES.format(ready=_READY),
 )
 
