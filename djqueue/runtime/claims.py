@@ -3,7 +3,8 @@ back to the queue).
 
 A claim goes out at once when the worker holds nothing; while it holds jobs, only once
 a quarter of its places are free, so that one round trip fetches several jobs instead
-of one per finished job.
+of one per finished job. Outcomes still to be written take places too, beyond one
+capacity's worth, so that claims run at most one batch ahead of the writes.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ class Claimer:
         self.batch_size = conf.integer("CLAIM_BATCH_SIZE")
 
     def free(self) -> int:
-        """Places free: jobs the worker may hold on top of those it holds."""
-        return self.worker.capacity - len(self.worker.held)
+        """Places free: jobs the worker may hold on top of those it holds.
+
+        Outcomes not yet written count too, beyond one capacity's worth: the writer
+        thread may lag a batch behind the claims, not more (a lagging write would grow,
+        and a larger write costs more per outcome)."""
+        worker = self.worker
+        held = len(worker.held)
+        return min(worker.capacity - held, 2 * worker.capacity - held - len(worker.writing))
 
     def may_claim(self) -> bool:
         """Whether enough places are free for a claim to go out."""

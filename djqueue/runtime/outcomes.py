@@ -3,24 +3,30 @@ batches.
 
 An outcome is written with others in one statement, once ``FINISH_BATCH_SIZE`` are
 waiting, ``FINISH_FLUSH_MS`` has passed since the first, or the worker holds nothing
-else. No data of a job reaches the loop's control flow: a batch that fails for any
-reason but a lost connection is written again outcome by outcome, and the one outcome
-the database refuses ends its own job.
+else. A running worker writes them in a thread of its own (:meth:`OutcomeWriter.run`,
+on a connection of its own), so that the main loop claims while a batch is written
+instead of after it (solo, and a loop driven step by step, write them in the main loop).
+
+No data of a job reaches the loop's control flow: a batch that fails for any reason but
+a lost connection is written again outcome by outcome, and the one outcome the database
+refuses ends its own job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import uuid
 from typing import TYPE_CHECKING
 
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, connections
 
 from djqueue.core import conf, states, text
 from djqueue.core.records import Outcome
-from djqueue.runtime.outage import DB_DOWN, DB_ERRORS, describe
+from djqueue.runtime.notices import LATER
+from djqueue.runtime.outage import DB_DOWN, DB_ERRORS, Outage, describe
 
 if TYPE_CHECKING:
     from djqueue.runtime.worker import Worker
@@ -43,6 +49,33 @@ class OutcomeWriter:
         self.buffer: list[Outcome] = []
         self.buffered_at = 0.0
         self.lock = threading.Lock()
+        # Signalled when an outcome is taken: the writer thread looks whether one is due.
+        self.taken = threading.Condition(self.lock)
+        # The batch being written now (for a cold shutdown's hand-back).
+        self.in_flight: list[Outcome] = []
+        # Whether the writer thread runs (else the main loop writes).
+        self.threaded = False
+        # Its own back-off: the main thread's counts claims that failed, and ``until_up``
+        # must not see another thread's success as its own.
+        self.outage = Outage(worker.store, worker.clock, worker.stopping, worker.hard_stop)
+
+    def run(self) -> None:
+        """The writer thread: write batches as they come due, until the worker stopped."""
+        worker = self.worker
+        self.threaded = True
+        try:
+            while not worker.stopped.is_set():
+                with self.taken:
+                    due = self.due_in()
+                    if due is None or due > 0:
+                        # Woken by a take; the timeout looks at ``stopped`` now and then.
+                        self.taken.wait(0.5 if due is None else due)
+                        continue
+                self.flush(force=False)
+        finally:
+            self.threaded = False
+            with contextlib.suppress(Exception):
+                connections.close_all()
 
     def take(self, outcome: Outcome) -> None:
         """Stop holding the job of ``outcome`` and buffer the outcome (main thread)."""
@@ -52,10 +85,12 @@ class OutcomeWriter:
             # wake a little after that, not before.
             due = self.clock.now() + outcome.retry_in + 0.05
             worker.retry_due = min(worker.retry_due, due)
-        with self.lock:
+        with self.taken:
             if not self.buffer:
                 self.buffered_at = self.clock.now()
             self.buffer.append(outcome)
+            if len(self.buffer) == 1 or len(self.buffer) == self.batch_size:
+                self.taken.notify()  # a batch begins (its timer) or is full
         with worker.lock:
             held = worker.held.get(outcome.job_id)
             # The late outcome of an attempt taken back from this worker must not end
@@ -69,6 +104,10 @@ class OutcomeWriter:
             worker.supervisor.done(outcome.job_id)
         worker.jobs_done += 1
         worker.totals[outcome.task_name] += 1
+        if not worker.held and self.threaded:
+            # Nothing else held: the buffer is due now (see ``due_in``).
+            with self.taken:
+                self.taken.notify()
 
     def due_in(self) -> float | None:
         """Seconds until the buffer is due to be written; None when it is empty."""
@@ -92,12 +131,22 @@ class OutcomeWriter:
             )
             if not due:
                 return
-            batch, self.buffer = self.buffer, []
-        self._write(batch)
+            # At most FINISH_BATCH_SIZE in one statement; the rest are due at once after.
+            batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+            self.in_flight = batch
+        try:
+            self._write(batch)
+        finally:
+            with self.lock:
+                self.in_flight = []
+
+    def pending(self) -> bool:
+        """Whether any outcome taken is not written yet (buffered or being written)."""
+        return bool(self.buffer or self.in_flight)
 
     def unwritten(self) -> dict[uuid.UUID, Outcome]:
         """Outcomes not yet written: buffered, or still queued for the main thread."""
-        found = {outcome.job_id: outcome for outcome in list(self.buffer)}
+        found = {o.job_id: o for o in [*self.in_flight, *self.buffer]}
         while True:
             try:
                 event = self.worker.events.get_nowait()
@@ -107,7 +156,7 @@ class OutcomeWriter:
                 found[event.job_id] = event
 
     def _write(self, batch: list[Outcome]) -> None:
-        outage = self.worker.outage
+        outage = self.outage
         try:
             self.store.finish(batch)
         except DB_DOWN as exc:
@@ -138,7 +187,7 @@ class OutcomeWriter:
                 self.store.finish([outcome])
             except DB_DOWN as exc:
                 self._rebuffer(batch[index:])
-                self.worker.outage.down(exc)
+                self.outage.down(exc)
                 return batch[:index]
             except DB_ERRORS as exc:
                 self.store.reset()
@@ -189,3 +238,7 @@ class OutcomeWriter:
             for outcome in outcomes:
                 if worker.writing.get(outcome.job_id) == outcome.attempt:
                     del worker.writing[outcome.job_id]
+        if self.threaded and worker.maybe_more:
+            # The main loop may have held a claim back for this write (see
+            # ``Claimer.free``): let it look again now rather than at its next poll.
+            worker.events.put(LATER)

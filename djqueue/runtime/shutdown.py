@@ -136,10 +136,11 @@ class Shutdown:
         while worker.held:
             worker.guarded(self._drain_step)
         worker.pool.stop()
-        while worker.outcomes.buffer:
+        while worker.outcomes.pending():
             worker.guarded(lambda: worker.outcomes.flush(force=True))
-            if worker.outcomes.buffer:
-                worker.clock.wait(worker.hard_stop, 0.5)
+            if worker.outcomes.pending():
+                # The writer thread's batch, or one kept while the database is away.
+                worker.clock.wait(worker.hard_stop, 0.05 if worker.outcomes.in_flight else 0.5)
 
     def _drain_step(self) -> None:
         self.worker.gather(0.05)

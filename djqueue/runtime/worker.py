@@ -1,7 +1,8 @@
 """The worker loop: claim jobs, run them in a pool, write outcomes back in batches.
 
-Threads: the main thread claims, submits and finishes; a listener thread turns NOTIFY
-into wake-ups; a control thread keeps leases and the worker row alive, records which
+Threads: the main thread claims, submits and takes outcomes in; a writer thread writes
+them (solo: the main thread, between jobs); a listener thread turns NOTIFY into
+wake-ups; a control thread keeps leases and the worker row alive, records which
 received jobs started, rescues jobs of dead workers, prunes, and enforces the shutdown
 grace period. Everything the main thread waits for arrives on one queue, so it blocks
 in exactly one place. The loop exits only when told to.
@@ -179,6 +180,10 @@ class Worker:
         # djqueue's own (a statement timeout guards their connections).
         listener.run_forever(self.notices.listen, "djqueue-listener", self.stopping)
         listener.run_forever(self.housekeeping.run, "djqueue-control", self.stopped)
+        if self.inline is None:
+            # Outcomes are written while the main loop claims (solo: this thread runs
+            # the jobs, and writes between them).
+            listener.run_forever(self.outcomes.run, "djqueue-writer", self.stopped)
         logger.info(
             "Worker %s ready: pool=%s concurrency=%d queues=%s",
             self.name,
@@ -273,7 +278,8 @@ class Worker:
             self._run_inline(self.inline)
         more_now = self.maybe_more and self.claimer.may_claim()
         self.gather(0.0 if more_now else self._wait_time())
-        self.outcomes.flush(force=False)
+        if not self.outcomes.threaded:
+            self.outcomes.flush(force=False)
 
     def _run_inline(self, pool: Inline) -> None:
         """Solo: run the submitted jobs here, writing outcomes as they come."""
@@ -305,7 +311,7 @@ class Worker:
                 return
 
     def _wait_time(self) -> float:
-        due = self.outcomes.due_in()
+        due = None if self.outcomes.threaded else self.outcomes.due_in()
         if due is not None:
             return due
         wait = min(self.poll_interval, self.retry_due - self.clock.now())

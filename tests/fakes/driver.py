@@ -1,11 +1,13 @@
 """A real ``Worker`` on an in-memory store and a fake clock, driven one step at a time.
 
-``Worker.run()`` turns three loops in three threads: the main loop (claim, submit,
-gather outcomes, write them), the control loop (heartbeat, marks, warm shutdown, and
-for solo the flush of outcomes while a job runs) and the listener (wake-ups,
-revocations). Here the test's thread takes each step itself, in the order the test
-chooses; the pool runs jobs as it would in ``run()`` (solo in the calling thread,
-threads in its own threads). Each method names the step of ``run()`` it stands for.
+``Worker.run()`` turns its loops in threads: the main loop (claim, submit, gather
+outcomes), the writer (outcomes written in batches), the control loop (heartbeat,
+marks, warm shutdown, and for solo the flush of outcomes while a job runs) and the
+listener (wake-ups, revocations). Here the test's thread takes each step itself, in the
+order the test chooses, and the main loop writes the outcomes unless a test starts the
+writer thread (``start_writer``); the pool runs jobs as it would in ``run()`` (solo in
+the calling thread, threads in its own threads). Each method names the step of
+``run()`` it stands for.
 
 Steps are not guarded as ``run()`` guards them: an error the loop did not expect fails
 the test instead of being logged and outlived.
@@ -13,6 +15,7 @@ the test instead of being logged and outlived.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -52,12 +55,22 @@ class WorkerDriver:
             clock=self.clock,
         )
         self.name = self.worker.name
+        self.writer: threading.Thread | None = None
 
     # run(), before its loops --------------------------------------------------------
 
     def start(self) -> None:
         """Register and start the pool."""
         assert self.worker.start(), "the worker was stopped before it started"
+
+    def start_writer(self) -> None:
+        """The writer thread of ``run()``: outcomes written while the main loop turns."""
+        self.writer = threading.Thread(target=self.worker.outcomes.run, daemon=True)
+        self.writer.start()
+        deadline = time.monotonic() + PATIENCE
+        while not self.worker.outcomes.threaded:
+            assert time.monotonic() < deadline, "the writer thread did not start"
+            time.sleep(0.001)
 
     # The main loop ------------------------------------------------------------------
 
@@ -154,3 +167,8 @@ class WorkerDriver:
         self.worker.stopping.set()
         self.worker.pool.take_waiting()
         self.worker.pool.stop()
+        if self.writer is not None:
+            self.worker.stopped.set()
+            with self.worker.outcomes.taken:
+                self.worker.outcomes.taken.notify()
+            self.writer.join(PATIENCE)
