@@ -66,9 +66,9 @@ def _claim_plain(queues: Sequence[str], limit: int, worker: str, lease: float) -
     queues = list(dict.fromkeys(queues))  # a queue named twice is read once
     params: dict[str, Any] = {"limit": limit, "worker": worker, "lease": lease}
     if len(queues) == 1:
-        query, params["queue"] = sql.CLAIM_ONE_QUEUE, queues[0]
+        query, params["queue"] = sql.CALL_CLAIM_ONE_QUEUE, queues[0]
     else:
-        query, params["queues"] = sql.CLAIM_QUEUES, queues
+        query, params["queues"] = sql.CALL_CLAIM_QUEUES, queues
     with queue_cursor() as cursor:
         cursor.execute(query, params)
         return _claimed(cursor.fetchall(), worker)

@@ -165,14 +165,41 @@ def fill(queue: str, rows: int, seconds: float) -> None:
         cursor.execute("ANALYZE djqueue_job")
 
 
-def blocks_read(query: str, params: dict[str, Any]) -> tuple[int, int]:
+# The claim statements' parameters, as a PREPARE gives them (for generic plans).
+_TYPES = {"queue": "text", "queues": "text[]", "limit": "integer", "worker": "text"}
+
+
+def blocks_read(query: str, params: dict[str, Any], generic: bool = False) -> tuple[int, int]:
     """Pages the claim statement read to find its jobs (any scan of the job table, but
     the look-ups by primary key of the rows it then updates), and how many jobs it
     claimed (then undone). What its UPDATE writes is left out: that grows with the jobs
-    taken, not with the table."""
+    taken, not with the table.
+
+    ``generic``: with the plan made without the parameters' values, as the worker's
+    claim functions keep it (djqueue.db.sql.claim.CLAIM_FUNCTIONS).
+    """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query, params)
-        [[plan]] = cursor.fetchall()
+        if generic:
+            names = [
+                name for name in ("queue", "queues", "limit", "worker", "lease") if name in params
+            ]
+            text = query
+            for number, name in enumerate(names, 1):
+                text = text.replace(f"%({name})s", f"${number}")
+            types = ", ".join(_TYPES.get(name, "double precision") for name in names)
+            cursor.execute(f"PREPARE claim_probe({types}) AS {text}")
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute("SET LOCAL jit = off")
+            values = ", ".join(["%s"] * len(names))
+            cursor.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim_probe({values})",
+                [params[name] for name in names],
+            )
+            [[plan]] = cursor.fetchall()
+            cursor.execute("DEALLOCATE claim_probe")
+        else:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query, params)
+            [[plan]] = cursor.fetchall()
         transaction.set_rollback(True)
     top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
     return sum(_pages_found(top)), top["Actual Rows"]
@@ -193,7 +220,8 @@ def index_pages() -> int:
         return int(cursor.fetchone()[0])
 
 
-def test_a_claim_does_not_read_the_jobs_scheduled_for_later() -> None:
+@pytest.mark.parametrize("generic", [False, True], ids=["custom plan", "generic plan"])
+def test_a_claim_does_not_read_the_jobs_scheduled_for_later(generic: bool) -> None:
     # Queues of their own: no row an earlier test left in the index (rolled back, not
     # vacuumed yet) lies in the ranges read.
     queue, other = f"later-{uuid.uuid4()}", f"other-{uuid.uuid4()}"
@@ -201,26 +229,40 @@ def test_a_claim_does_not_read_the_jobs_scheduled_for_later() -> None:
     due = [send(queue, priority=p % 3, minutes_ago=1) for p in range(20)]
     assert index_pages() > 300
     params = {"queue": queue, "limit": 10, "worker": "w", "lease": 30}
-    blocks, claimed = blocks_read(sql.CLAIM_ONE_QUEUE, params)
+    blocks, claimed = blocks_read(sql.CLAIM_ONE_QUEUE, params, generic)
     assert claimed == 10
     # The 10 rows, their index entries and a few descents per priority: tens of pages
     # (reading on through the scheduled jobs: well over a thousand).
     assert blocks < 100
     # Fewer due jobs than the batch: the scan still stops where the scheduled ones begin.
-    blocks, claimed = blocks_read(sql.CLAIM_ONE_QUEUE, {**params, "limit": 100})
+    blocks, claimed = blocks_read(sql.CLAIM_ONE_QUEUE, {**params, "limit": 100}, generic)
     assert claimed == len(due)
     assert blocks < 150
-    blocks, claimed = blocks_read(sql.CLAIM_QUEUES, {**params, "queues": [queue, other]})
+    params = {"queues": [queue, other], "limit": 10, "worker": "w", "lease": 30}
+    blocks, claimed = blocks_read(sql.CLAIM_QUEUES, params, generic)
     assert claimed == 10 and blocks < 150
 
 
-def test_a_claim_from_several_queues_reads_no_more_than_it_takes() -> None:
+@pytest.mark.parametrize("generic", [False, True], ids=["custom plan", "generic plan"])
+def test_a_claim_from_several_queues_reads_no_more_than_it_takes(generic: bool) -> None:
     queues = [f"backlog-{n}-{uuid.uuid4()}" for n in range(3)]
     for queue in queues:
         fill(queue, 20_000, seconds=-86_400)  # a day's backlog in each
     assert index_pages() > 300
     params = {"queues": queues, "limit": 10, "worker": "w", "lease": 30}
-    blocks, claimed = blocks_read(sql.CLAIM_QUEUES, params)
+    blocks, claimed = blocks_read(sql.CLAIM_QUEUES, params, generic)
     assert claimed == 10
     # (Reading and sorting every due job of the three queues: thousands.)
     assert blocks < 150
+
+
+def test_the_claim_functions_in_the_database_are_the_claim_statements() -> None:
+    # A change to CLAIM_ONE_QUEUE or CLAIM_QUEUES needs a migration that replaces the
+    # functions the worker calls: without one, this fails.
+    with connection.cursor() as cursor:
+        for definition in sql.CLAIM_FUNCTIONS:
+            name = definition.split("FUNCTION ", 1)[1].split("(", 1)[0]
+            cursor.execute("SELECT prosrc, proconfig FROM pg_proc WHERE proname = %s", [name])
+            [(body, config)] = cursor.fetchall()
+            assert body.strip() == definition.split("$claim$")[1].strip(), name
+            assert set(config) == {"plan_cache_mode=force_generic_plan", "jit=off"}

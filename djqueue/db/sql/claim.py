@@ -130,6 +130,70 @@ CLAIM_QUEUES = _CLAIM.format(
     picked=_PICKED_QUEUES.format(ready=_READY),
 )
 
+# The worker runs the two claims above through SQL functions (made by migration 0028)
+# whose plan is made once per connection and kept: a claim's own work is a few index
+# descents, and planning it anew on every call (which PostgreSQL does for these
+# statements even when prepared: it keeps choosing custom plans) cost more than running
+# it. ``plan_cache_mode`` makes PL/pgSQL keep the plan made without the parameters'
+# values, which for these statements is the same index plan; ``jit = off`` because such
+# a plan's estimated cost on a large table can cross ``jit_above_cost``, and compiling
+# it would cost more than the claim. A function also keeps its plan behind a pooler,
+# where statements are not prepared. The functions' bodies are the statements above,
+# with the parameters renamed: a change to those statements needs a migration that
+# replaces the functions (an integration test compares them with the database's).
+_CLAIM_COLUMNS = (
+    "id uuid, task_name varchar, args text, kwargs text, attempt integer, retries integer,"
+    " queue varchar, priority smallint, eta timestamptz, expired boolean, revoked boolean,"
+    " isolate boolean, workflow text, expires_at timestamptz"
+)
+_FUNCTION = """CREATE OR REPLACE FUNCTION {name}({arguments})
+RETURNS TABLE ({columns})
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+SET jit = off
+AS $claim$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY {body};
+END
+$claim$"""
+_ARGUMENT_NAMES = {
+    "%(queue)s": "p_queue",
+    "%(queues)s": "p_queues",
+    "%(limit)s": "p_limit",
+    "%(worker)s": "p_worker",
+    "%(lease)s": "p_lease",
+}
+
+
+def _function(name: str, arguments: str, statement: str) -> str:
+    body = statement.strip()
+    for placeholder, argument in _ARGUMENT_NAMES.items():
+        body = body.replace(placeholder, argument)
+    return _FUNCTION.format(name=name, arguments=arguments, columns=_CLAIM_COLUMNS, body=body)
+
+
+CLAIM_FUNCTIONS = [
+    _function(
+        "djqueue_claim_one_queue",
+        "p_queue text, p_limit integer, p_worker text, p_lease double precision",
+        CLAIM_ONE_QUEUE,
+    ),
+    _function(
+        "djqueue_claim_queues",
+        "p_queues text[], p_limit integer, p_worker text, p_lease double precision",
+        CLAIM_QUEUES,
+    ),
+]
+# What the worker sends: the functions above, with CLAIM_ONE_QUEUE's and CLAIM_QUEUES's
+# parameters.
+CALL_CLAIM_ONE_QUEUE = (
+    "SELECT * FROM djqueue_claim_one_queue(%(queue)s, %(limit)s, %(worker)s, %(lease)s)"
+)
+CALL_CLAIM_QUEUES = (
+    "SELECT * FROM djqueue_claim_queues(%(queues)s::text[], %(limit)s, %(worker)s, %(lease)s)"
+)
+
 # A limited queue (its own concurrency or rate limit, over all workers) is claimed in a
 # transaction of its own, as limited jobs are and for the same reason: LOCK_QUEUE_GATE
 # first (its djqueue_limit row ``queue:<name>``, made on first use), then, in a fresh
