@@ -15,7 +15,9 @@ A database of its own (``--database``, kept between runs with ``--keep``) holds:
   a backlog).
 
 Each claim takes up to ``--limit`` jobs and is undone, so every claim finds the same
-rows; statements are prepared on the server, as the worker's are (and, for the hot path,
+rows; the current claim is sent as the worker sends it (a call of its SQL function,
+which keeps its plan), the previous statement prepared on the server as the worker
+prepared it (and, for the hot path,
 also not prepared: planned on every call, as behind a pooler without them). Printed: median and
 p90 of each case per statement, and their ratio (measured in turns within one run: a
 drift of the machine weighs on both).
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for title, key, value in cases:
             before = BEFORE_ONE_QUEUE if key == "queue" else BEFORE_QUEUES
-            after = current.CLAIM_ONE_QUEUE if key == "queue" else current.CLAIM_QUEUES
+            after = current.CALL_CLAIM_ONE_QUEUE if key == "queue" else current.CALL_CLAIM_QUEUES
             params = {key: value, "limit": options.limit, "worker": "bench", "lease": 30}
             times: dict[str, list[float]] = {"before": [], "after": []}
             for n in range(options.claims):

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from tests import packages
 from tests.acceptance.conftest import UPSTREAM, _free_port, wait_until
 
 PROGRAM = os.environ.get("DJQUEUE_PGBOUNCER", "pgbouncer")
@@ -49,8 +50,12 @@ ignore_startup_parameters = extra_float_digits
 
 
 def program() -> str | None:
-    """The path of the pgbouncer program, or None when it is not installed."""
-    return shutil.which(PROGRAM) or shutil.which(PROGRAM, path="/usr/sbin:/usr/local/sbin")
+    """The path of the pgbouncer program (Debian's package installed if it is missing and
+    may be), or None."""
+    found = shutil.which(PROGRAM) or shutil.which(PROGRAM, path="/usr/sbin:/usr/local/sbin")
+    if found is None and PROGRAM == "pgbouncer" and packages.install("pgbouncer"):
+        found = shutil.which(PROGRAM) or shutil.which(PROGRAM, path="/usr/sbin:/usr/local/sbin")
+    return found
 
 
 def unavailable() -> str:

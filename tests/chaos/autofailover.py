@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from tests import packages
 from tests.acceptance.conftest import REPO_ROOT, wait_until
 from tests.chaos import cluster as clusters
 from tests.chaos.fleet import family
@@ -51,8 +52,16 @@ STATE_TIMEOUT = 180.0
 
 
 def program() -> str | None:
-    """The path of ``pg_autoctl``, or None when it is not installed."""
-    return shutil.which(PROGRAM)
+    """The path of ``pg_autoctl`` (Debian's package installed if it is missing and may be),
+    or None."""
+    found = shutil.which(PROGRAM)
+    if (
+        found is None
+        and PROGRAM == "pg_autoctl"
+        and packages.install("postgresql-15-auto-failover")
+    ):
+        found = shutil.which(PROGRAM)
+    return found
 
 
 def unavailable() -> str:
