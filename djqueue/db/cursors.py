@@ -4,6 +4,8 @@ the server when ``PREPARED_STATEMENTS`` says so (docs/design.md, "Prepared state
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,9 +17,46 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from djqueue.core import conf
 from djqueue.db import guard
 
+logger = logging.getLogger("djqueue.broker")
+
 # Automatic preparation stays off for everything else on the connection: only the
 # broker's own statements ask for it, explicitly.
 _NEVER = 2**31 - 1
+
+# What a server connection shared between clients says of prepared statements: one that
+# another client prepared there ("already exists"), or ours, prepared on a server
+# connection this one no longer is ("does not exist"). A transaction-mode pooler that
+# does not keep them per client (PgBouncer before 1.21, or without
+# max_prepared_statements) does this.
+_LOST_PREPARED = (
+    psycopg.errors.DuplicatePreparedStatement,
+    psycopg.errors.InvalidSqlStatementName,
+)
+
+
+class _Refusal:
+    """Whether this process has found its prepared statements refused (see
+    :data:`_LOST_PREPARED`); from then on it sends its statements unprepared."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.lock = threading.Lock()
+
+    def record(self, error: psycopg.Error) -> None:
+        with self.lock:
+            if self.reason:
+                return
+            self.reason = str(error).splitlines()[0]
+        logger.warning(
+            "The database refused a prepared statement (%s): DATABASES goes through a "
+            "transaction-mode pooler that does not keep them. This process sends its "
+            "statements unprepared from now on; set DJQUEUE['PREPARED_STATEMENTS'] = False "
+            "(or LISTEN_DSN, which turns them off) to start that way.",
+            self.reason,
+        )
+
+
+refusal = _Refusal()
 
 
 class _PreparingCursor(CursorWrapper):
@@ -28,7 +67,13 @@ class _PreparingCursor(CursorWrapper):
     def _execute(self, sql: str, params: Any, *ignored_wrapper_args: Any) -> Any:
         self.db.validate_no_broken_transaction()
         with self.db.wrap_database_errors:
-            return self.cursor.execute(sql, params, prepare=True)
+            try:
+                return self.cursor.execute(sql, params, prepare=not refusal.reason)
+            except _LOST_PREPARED as error:
+                refusal.record(error)
+                if self.db.in_atomic_block:
+                    raise  # the transaction is lost; the caller's next try goes unprepared
+                return self.cursor.execute(sql, params, prepare=False)
 
 
 class _PreparingDebugCursor(CursorDebugWrapper, _PreparingCursor):
@@ -46,7 +91,7 @@ def queue_cursor() -> Iterator[CursorWrapper]:
     """
     with guard.statements(ours=True):
         db = connections[conf.database()]
-        if not conf.prepared_statements()[0]:
+        if refusal.reason or not conf.prepared_statements()[0]:
             with db.cursor() as cursor:
                 yield cursor
             return

@@ -162,11 +162,13 @@ class PgBouncer:
 
 @contextlib.contextmanager
 def running(
-    upstream: tuple[str, int] = UPSTREAM, settings: dict[str, str] | None = None
+    upstream: tuple[str, int] = UPSTREAM,
+    settings: dict[str, str] | None = None,
+    pool_size: int = POOL_SIZE,
 ) -> Iterator[PgBouncer]:
-    """A started PgBouncer in front of ``upstream`` (with more ``settings``), stopped on
-    the way out."""
-    bouncer = PgBouncer(upstream, settings=settings)
+    """A started PgBouncer in front of ``upstream`` (with more ``settings``, and
+    ``pool_size`` server connections per database), stopped on the way out."""
+    bouncer = PgBouncer(upstream, pool_size=pool_size, settings=settings)
     try:
         bouncer.start()
         yield bouncer

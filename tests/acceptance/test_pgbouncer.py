@@ -265,6 +265,39 @@ def test_without_a_direct_listen_connection_polling_gets_the_jobs_done(
     assert _server_settings(bouncer, "statement_timeout") == {"0"}
 
 
+@pytest.fixture
+def one_server_connection() -> Iterator[pgbouncer.PgBouncer]:
+    """A private PgBouncer with one server connection for all its clients."""
+    reason = pgbouncer.unavailable()
+    if reason:
+        pytest.skip(f"no PgBouncer: {reason}")
+    if pgbouncer.version() >= (1, 21):
+        pytest.skip("this PgBouncer may track prepared statements (max_prepared_statements)")
+    with pgbouncer.running(pool_size=1) as started:
+        yield started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prepared_statements_that_the_pooler_loses_are_turned_off_by_themselves(
+    one_server_connection: pgbouncer.PgBouncer, workers: Workers
+) -> None:
+    # The default PREPARED_STATEMENTS ("auto") and no LISTEN_DSN: nothing tells djqueue
+    # there is a pooler. With one server connection for every client, the worker's
+    # connections and the sender's meet each other's prepared statements at once.
+    env = {**_through(one_server_connection), "DJQUEUE_STATEMENT_TIMEOUT_SECONDS": "none"}
+    worker = workers.start("-P", "threads", "-c", "2", env=env)
+    sent = _run_client(workers, env, jobs=20)
+    assert sent["prepared"] is True, "auto without LISTEN_DSN starts with them"
+    _all_succeed(sent["ids"], timeout=30)
+    again = _run_client(workers, env, jobs=5)
+    _all_succeed(again["ids"], timeout=30)
+    log = worker.log()
+    assert "refused a prepared statement" in log, log
+    assert "Traceback" not in log, log
+    assert worker.process.poll() is None
+    worker.kill()
+
+
 # runbeat through the pooler -----------------------------------------------------------
 
 LEADER = "is now the leader"
