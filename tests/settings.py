@@ -91,6 +91,10 @@ for _guard in (
 ):
     if f"DJQUEUE_{_guard}" in os.environ:
         DJQUEUE[_guard] = float(os.environ[f"DJQUEUE_{_guard}"])
+# 0: every worker claims on every notification, for tests of what several workers share
+# (tests/acceptance/test_limits.py), whom the herd's stagger would leave to one of them.
+if "DJQUEUE_WAKE_STAGGER_MS" in os.environ:
+    DJQUEUE["WAKE_STAGGER_MS"] = float(os.environ["DJQUEUE_WAKE_STAGGER_MS"])
 # "none" behind a pooler without LISTEN_DSN (tests/acceptance/test_pgbouncer.py).
 if "DJQUEUE_STATEMENT_TIMEOUT_SECONDS" in os.environ:
     _timeout = os.environ["DJQUEUE_STATEMENT_TIMEOUT_SECONDS"]
