@@ -28,8 +28,6 @@ def build(
     the row says)."""
     carried = options.read(job.workflow)
     job_id = str(job.id)
-    # A plain job (no workflow, no per-call options) carries nothing to read.
-    plain = carried is options.NOTHING
     return context.Request(
         id=job_id,
         task=job.task_name,
@@ -45,8 +43,8 @@ def build(
         is_eager=is_eager,
         expires=job.expires_at.isoformat() if job.expires_at is not None else None,
         root_id=job_id if carried.root_id is None else str(carried.root_id),
-        parent_id=None if plain else _text_id(carried.parent_id),
-        group=None if plain else _text_id(carried.group),
+        parent_id=_text_id(carried.parent_id),
+        group=_text_id(carried.group),
         chain=carried.chain or None,
         callbacks=carried.callbacks or None,
         errbacks=carried.errbacks or None,
@@ -59,7 +57,7 @@ def build(
             "redelivered": job.attempt > job.retries + 1,
         },
         # Its own dict: a task may change its request's headers.
-        headers={} if plain else carried.headers,
+        headers=dict(carried.headers),
         shadow=carried.shadow or None,
         ignore_result=(
             bool(getattr(task, "ignore_result", False))

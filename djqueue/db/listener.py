@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import psycopg
-from django.db import connections
 from psycopg import conninfo
 from psycopg import sql as pgsql
 
@@ -72,10 +71,7 @@ def connect(autocommit: bool = True) -> psycopg.Connection[Any]:
         extra: dict[str, Any] = {k: v for k, v in sessions.link_options().items() if k not in given}
         conn = psycopg.connect(dsn, autocommit=autocommit, **extra)
     else:
-        params = connections[conf.database()].get_connection_params()
-        for django_only in ("cursor_factory", "context", "prepare_threshold"):
-            params.pop(django_only, None)
-        conn = psycopg.connect(**sessions.with_link_options(params), autocommit=autocommit)
+        conn = sessions.connect_database(autocommit)
     try:
         sessions.guard(conn)
     except BaseException:

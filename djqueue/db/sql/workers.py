@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from djqueue.db.sql import parts
+
 # A worker (re)starts: one row per name, reset on a restart under the same name.
 REGISTER_WORKER = """
 INSERT INTO djqueue_worker (
@@ -40,12 +42,10 @@ SET_WORKER_QUEUES = "UPDATE djqueue_worker SET queues = %s::jsonb WHERE name = %
 
 # How many other live workers take jobs from any of ``queues`` (a worker that has peers
 # on its queues staggers its answers to notifications). ``?|``: any array element.
-PEERS = """
+PEERS = f"""
 SELECT count(*) FROM djqueue_worker
-WHERE name <> %s AND stopped_at IS NULL
-  AND last_heartbeat >= now() - make_interval(secs => %s)
-  AND queues ?| %s::text[]
-"""
+WHERE name <> %s AND {parts.LIVE_WORKER} AND queues ?| %s::text[]
+"""  # noqa: S608
 
 # A claim that came back short says that it emptied these queues, so that peers waiting
 # to claim for the same notification need not (a hint: they poll all the same).
