@@ -89,27 +89,12 @@ print(json.dumps({
 """
 
 
-def _run_client(workers: Workers, env: dict[str, str], jobs: int) -> dict[str, Any]:
-    """Run :data:`CLIENT` as a process like the workers' (its environment: ``env``)."""
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT, str(jobs)],
-        cwd=REPO_ROOT,
-        env=workers._env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
-
-
-def _cli(workers: Workers, env: dict[str, str], *args: str) -> tuple[str, float]:
-    """Run ``manage.py djqueue ARGS`` as a process like the workers'; its output and
-    how long it took."""
+def _run(workers: Workers, env: dict[str, str], *argv: str) -> tuple[str, float]:
+    """Run ``python ARGV`` as a process like the workers' (its environment: ``env``);
+    its output and how long it took."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "django", "djqueue", *args],
+        [sys.executable, *argv],
         cwd=REPO_ROOT,
         env=workers._env(env),
         capture_output=True,
@@ -118,6 +103,19 @@ def _cli(workers: Workers, env: dict[str, str], *args: str) -> tuple[str, float]
     )
     assert done.returncode == 0, done.stderr
     return done.stdout, time.monotonic() - started
+
+
+def _run_client(workers: Workers, env: dict[str, str], jobs: int) -> dict[str, Any]:
+    """Run :data:`CLIENT` as a process like the workers' (its environment: ``env``)."""
+    out, _ = _run(workers, env, "-c", CLIENT, str(jobs))
+    found: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+def _cli(workers: Workers, env: dict[str, str], *args: str) -> tuple[str, float]:
+    """Run ``manage.py djqueue ARGS`` as a process like the workers'; its output and
+    how long it took."""
+    return _run(workers, env, "-m", "django", "djqueue", *args)
 
 
 def _through(
